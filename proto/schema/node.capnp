@@ -1,0 +1,157 @@
+# quicproquo NodeService: the one API spoken by browsers (through the gateway), native clients and,
+# later, other servers. Everything a server stores arrives through this schema.
+#
+# Evolution rules (see ARCHITECTURE.md, "Protocol versioning"):
+#   * never renumber or retype a field or method; add new ones with the next ordinal;
+#   * new features get new methods or new interfaces reached from Session;
+#   * `protocolVersion` below is bumped when a client must know about a change; servers keep
+#     serving every version from `minProtocolVersion` up.
+#
+# Errors are Cap'n Proto exceptions whose reason starts with a stable code, then ": ", then a
+# human sentence, e.g. "not_member: you are not a member of this conversation". Codes are listed
+# in proto/src/error_code.rs.
+
+@0x99b9af36864462f8;
+
+const protocolVersion :UInt16 = 1;
+const minProtocolVersion :UInt16 = 1;
+
+# A device of a user: `user` is "name@domain", `deviceId` 16 random bytes chosen by the device.
+struct DeviceAddress {
+  user @0 :Text;
+  deviceId @1 :Data;
+}
+
+# A device record, signed by the owner's identity key (Ed25519) over the canonical encoding in
+# proto/src/domain.rs (`DeviceRecord::signed_bytes`).
+struct DeviceRecord {
+  user @0 :Text;
+  deviceId @1 :Data;
+  deviceKey @2 :Data;       # Ed25519 public key of the device (its MLS signature key), 32 bytes
+  createdAt @3 :UInt64;     # milliseconds since the Unix epoch, chosen by the signer
+  signature @4 :Data;       # Ed25519 signature by the identity key, 64 bytes
+}
+
+# One message in a device's delivery queue.
+struct Envelope {
+  seq @0 :UInt64;           # per-device, strictly increasing
+  channelId @1 :Data;
+  sender @2 :DeviceAddress; # authenticated by the server (the session that enqueued it)
+  kind @3 :Kind;
+  payload @4 :Data;         # an MLS message (TLS-serialised MlsMessage); opaque to the server
+  serverTime @5 :UInt64;    # milliseconds since the Unix epoch when the server accepted it
+  expiresAt @6 :UInt64;     # 0 = never; the server drops undelivered copies after this
+
+  enum Kind {
+    application @0;         # MLS PrivateMessage carrying an application message
+    commit @1;              # MLS commit (handshake); ordered per channel by the server
+    welcome @2;             # MLS Welcome for a device that was just added
+    proposal @3;            # MLS proposal (reserved)
+  }
+}
+
+# A key package claimed for one device of a user.
+struct ClaimedKeyPackage {
+  deviceId @0 :Data;
+  keyPackage @1 :Data;      # TLS-serialised MlsMessage(KeyPackage)
+  lastResort @2 :Bool;      # true when the device had no one-time package left
+}
+
+# A commit for one channel at one epoch, with its side effects on routing.
+struct CommitRequest {
+  channelId @0 :Data;
+  epoch @1 :UInt64;         # the epoch the commit was created in (the channel's current epoch)
+  commit @2 :Data;          # MLS commit message, fanned out to every current member but the sender
+  welcome @3 :Data;         # MLS Welcome for `addDevices`; empty when nobody is added
+  addDevices @4 :List(DeviceAddress);
+  removeDevices @5 :List(DeviceAddress);
+  clientMsgId @6 :Data;     # 16 bytes; a retry with the same id returns the first outcome
+}
+
+struct ChannelInfo {
+  channelId @0 :Data;
+  epoch @1 :UInt64;
+  members @2 :List(DeviceAddress);
+  createdAt @3 :UInt64;
+}
+
+struct BlobInfo {
+  blobId @0 :Data;
+  size @1 :UInt64;
+  chunkSize @2 :UInt32;
+  chunksStored @3 :UInt32;  # chunks 0..chunksStored are present
+  complete @4 :Bool;
+}
+
+# The unauthenticated entry point of a server node. Everything else is reached through the
+# `Session` capability that `login` returns; there is no bearer token.
+interface NodeService {
+  # Version handshake. Clients call this first and stop if they are older than
+  # `minProtocolVersion`.
+  hello @0 (protocolVersion :UInt16, client :Text)
+        -> (protocolVersion :UInt16, minProtocolVersion :UInt16, domain :Text, serverTime :UInt64);
+
+  # Create `user` ("name@domain", the domain must be this server's) with its identity key and
+  # its first device. Refused when the name is taken or in its cooling-off period after deletion.
+  registerIdentity @1 (user :Text, identityKey :Data, device :DeviceRecord) -> ();
+
+  # Challenge–response login with the device key: sign
+  # `DeviceRecord::login_bytes(domain, user, deviceId, nonce)` with the device's Ed25519 key.
+  challenge @2 (user :Text, deviceId :Data) -> (nonce :Data);
+  login @3 (user :Text, deviceId :Data, nonce :Data, signature :Data) -> (session :Session);
+
+  # Reserved: @4 federation relay (server-to-server), @5 key-transparency log heads.
+}
+
+# What a logged-in device may do. Every method checks the caller against the data it touches.
+interface Session {
+  whoami @0 () -> (device :DeviceAddress);
+
+  # --- devices (at most 5 per identity) ---
+  # Devices of any user on this server, and its identity key, so clients can verify records.
+  listDevices @1 (user :Text) -> (identityKey :Data, devices :List(DeviceRecord));
+  addDevice @2 (device :DeviceRecord) -> ();
+  revokeDevice @3 (deviceId :Data) -> ();
+
+  # --- key packages ---
+  uploadKeyPackages @4 (packages :List(Data), lastResort :Data) -> (available :UInt32);
+  # One package for every device of `user` (the caller's own device is skipped).
+  claimKeyPackages @5 (user :Text) -> (packages :List(ClaimedKeyPackage));
+  keyPackageCount @6 () -> (available :UInt32);
+
+  # --- channels (one per MLS group; channelId is the MLS group id) ---
+  createChannel @7 (channelId :Data) -> (info :ChannelInfo);
+  channelInfo @8 (channelId :Data) -> (info :ChannelInfo);
+  commit @9 (request :CommitRequest) -> (epoch :UInt64, serverTime :UInt64);
+  # Fan an application message out to every member device but the sender's.
+  enqueue @10 (channelId :Data, payload :Data, clientMsgId :Data, ttlSeconds :UInt32)
+          -> (serverTime :UInt64, duplicate :Bool);
+
+  # --- delivery queue of the calling device ---
+  fetch @11 (after :UInt64, limit :UInt32) -> (envelopes :List(Envelope));
+  ack @12 (upTo :UInt64) -> ();
+  # The server calls `listener.deliver` with every envelope after `after`, in order, then with
+  # each new one as it arrives, waiting for each call to return before the next. Dropping the
+  # returned handle (or the connection) ends the subscription.
+  subscribe @13 (listener :Listener, after :UInt64) -> (handle :Subscription);
+
+  # --- blobs: encrypted client-side, stored in chunks, readable by members of `channelId` ---
+  createBlob @14 (channelId :Data, size :UInt64, chunkSize :UInt32) -> (info :BlobInfo);
+  putChunk @15 (blobId :Data, index :UInt32, data :Data) -> (info :BlobInfo);
+  getChunk @16 (blobId :Data, index :UInt32) -> (data :Data);
+  blobInfo @17 (blobId :Data) -> (info :BlobInfo);
+
+  # --- account ---
+  # Removes identity, devices, key packages, queues, memberships and blobs. The name can be
+  # registered again only after the server's cooling-off period.
+  deleteAccount @18 () -> ();
+
+  # Reserved for later features (each will get its own ordinal here):
+  # contacts and blocking, profiles, group roles, push subscriptions, key transparency.
+}
+
+interface Listener {
+  deliver @0 (envelopes :List(Envelope)) -> ();
+}
+
+interface Subscription {}

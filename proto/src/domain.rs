@@ -1,0 +1,315 @@
+//! Hand-written domain types shared by clients and servers, with validation at construction.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+/// At most this many devices may belong to one identity.
+pub const MAX_DEVICES_PER_USER: usize = 5;
+
+const DEVICE_RECORD_LABEL: &[u8] = b"qpq device record v1\0";
+const LOGIN_LABEL: &[u8] = b"qpq login v1\0";
+
+/// Why a value from the network or a person does not form a valid domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The user name does not have the form `name@domain`.
+    #[error("a user is written name@domain, with a name of 1 to 32 letters, digits, '.', '_' or '-'")]
+    BadUserId,
+    /// A byte field has the wrong length.
+    #[error("{field} must be {expected} bytes, got {got}")]
+    BadLength {
+        /// Which field.
+        field: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// The length it had.
+        got: usize,
+    },
+    /// A channel id is empty or longer than 64 bytes.
+    #[error("a channel id is 1 to 64 bytes")]
+    BadChannelId,
+    /// A key is not a valid Ed25519 public key.
+    #[error("not a valid Ed25519 public key")]
+    BadKey,
+    /// A signature does not verify.
+    #[error("the signature does not verify")]
+    BadSignature,
+}
+
+/// A user address, `name@domain`, normalised to lower case.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId {
+    full: String,
+    at: usize,
+}
+
+impl UserId {
+    /// Parses and normalises `name@domain`. Names are 1–32 of `[a-z0-9._-]`; domains are
+    /// 1–253 of `[a-z0-9.-]` (an optional `:port` is allowed for development servers).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let s = s.trim().to_ascii_lowercase();
+        let at = s.find('@').ok_or(DomainError::BadUserId)?;
+        let (name, domain) = (&s[..at], &s[at + 1..]);
+        let name_ok = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        let (host, port) = match domain.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (domain, None),
+        };
+        let host_ok = (1..=253).contains(&host.len())
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-".contains(&b))
+            && !host.starts_with('.')
+            && !host.ends_with('.');
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+        if name_ok && host_ok && port_ok {
+            Ok(UserId { full: s, at })
+        } else {
+            Err(DomainError::BadUserId)
+        }
+    }
+
+    /// The part before `@`.
+    pub fn name(&self) -> &str {
+        &self.full[..self.at]
+    }
+
+    /// The part after `@`.
+    pub fn domain(&self) -> &str {
+        &self.full[self.at + 1..]
+    }
+
+    /// The whole address.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({})", self.full)
+    }
+}
+
+impl std::str::FromStr for UserId {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UserId::parse(s)
+    }
+}
+
+macro_rules! fixed_bytes {
+    ($(#[$doc:meta])* $name:ident, $len:expr, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// Length in bytes.
+            pub const LEN: usize = $len;
+
+            /// Takes exactly the right number of bytes.
+            pub fn from_slice(b: &[u8]) -> Result<Self, DomainError> {
+                <[u8; $len]>::try_from(b).map($name).map_err(|_| DomainError::BadLength {
+                    field: $field,
+                    expected: $len,
+                    got: b.len(),
+                })
+            }
+
+            /// Lower-case hex.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), &self.to_hex()[..8])
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    };
+}
+
+fixed_bytes!(
+    /// A device's id: 16 random bytes chosen by the device, unique within its user.
+    DeviceId, 16, "deviceId"
+);
+fixed_bytes!(
+    /// A client-chosen message id that makes enqueue and commit idempotent.
+    ClientMsgId, 16, "clientMsgId"
+);
+
+/// A channel id: the MLS group id of the conversation, 1 to 64 bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId(Vec<u8>);
+
+impl ChannelId {
+    /// Validates the length.
+    pub fn from_slice(b: &[u8]) -> Result<Self, DomainError> {
+        if (1..=64).contains(&b.len()) {
+            Ok(ChannelId(b.to_vec()))
+        } else {
+            Err(DomainError::BadChannelId)
+        }
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+impl fmt::Debug for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.to_hex();
+        write!(f, "ChannelId({})", &h[..h.len().min(12)])
+    }
+}
+
+/// One device of one user.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct DeviceAddress {
+    /// The owner.
+    pub user: UserId,
+    /// Which of its devices.
+    pub device: DeviceId,
+}
+
+impl fmt::Display for DeviceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.user, &self.device.to_hex()[..8])
+    }
+}
+
+/// A device record: binds a device key to a user, signed by the user's identity key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DeviceRecord {
+    /// The owner.
+    pub user: UserId,
+    /// The device's id.
+    pub device_id: DeviceId,
+    /// The device's Ed25519 public key (also its MLS signature key).
+    pub device_key: [u8; 32],
+    /// When the record was signed, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// Ed25519 signature by the identity key over [`DeviceRecord::signed_bytes`].
+    pub signature: [u8; 64],
+}
+
+impl DeviceRecord {
+    /// The canonical bytes the identity key signs.
+    pub fn signed_bytes(
+        user: &UserId,
+        device_id: &DeviceId,
+        device_key: &[u8; 32],
+        created_at: u64,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(DEVICE_RECORD_LABEL.len() + 2 + user.as_str().len() + 56);
+        out.extend_from_slice(DEVICE_RECORD_LABEL);
+        put_str(&mut out, user.as_str());
+        out.extend_from_slice(&device_id.0);
+        out.extend_from_slice(device_key);
+        out.extend_from_slice(&created_at.to_be_bytes());
+        out
+    }
+
+    /// The address of the device this record describes.
+    pub fn address(&self) -> DeviceAddress {
+        DeviceAddress { user: self.user.clone(), device: self.device_id }
+    }
+
+    /// Checks the signature against `identity_key`.
+    pub fn verify(&self, identity_key: &[u8; 32]) -> Result<(), DomainError> {
+        let key = VerifyingKey::from_bytes(identity_key).map_err(|_| DomainError::BadKey)?;
+        VerifyingKey::from_bytes(&self.device_key).map_err(|_| DomainError::BadKey)?;
+        let msg = Self::signed_bytes(&self.user, &self.device_id, &self.device_key, self.created_at);
+        key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
+            .map_err(|_| DomainError::BadSignature)
+    }
+}
+
+/// The canonical bytes a device signs to log in: binds the server's domain, the device and the
+/// server's single-use nonce.
+pub fn login_bytes(domain: &str, user: &UserId, device: &DeviceId, nonce: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LOGIN_LABEL.len() + 64 + nonce.len());
+    out.extend_from_slice(LOGIN_LABEL);
+    put_str(&mut out, domain);
+    put_str(&mut out, user.as_str());
+    out.extend_from_slice(&device.0);
+    out.extend_from_slice(nonce);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn user_ids_are_validated_and_normalised() {
+        let u = UserId::parse(" Alice@Example.org ").unwrap();
+        assert_eq!(u.as_str(), "alice@example.org");
+        assert_eq!(u.name(), "alice");
+        assert_eq!(u.domain(), "example.org");
+        assert_eq!(UserId::parse("bob@127.0.0.1:7000").unwrap().domain(), "127.0.0.1:7000");
+        for bad in ["", "alice", "@x", "a@", "a b@x", "a@x..", "a@.x", "<b>@x", &format!("{}@x", "a".repeat(33))] {
+            assert_eq!(UserId::parse(bad), Err(DomainError::BadUserId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn device_record_signature_binds_every_field() {
+        let identity = SigningKey::from_bytes(&[7u8; 32]);
+        let device = SigningKey::from_bytes(&[9u8; 32]);
+        let user = UserId::parse("alice@example.org").unwrap();
+        let device_id = DeviceId([1; 16]);
+        let device_key = device.verifying_key().to_bytes();
+        let sig = identity.sign(&DeviceRecord::signed_bytes(&user, &device_id, &device_key, 42));
+        let rec = DeviceRecord { user, device_id, device_key, created_at: 42, signature: sig.to_bytes() };
+        let ik = identity.verifying_key().to_bytes();
+        rec.verify(&ik).unwrap();
+
+        let mut other = rec.clone();
+        other.created_at = 43;
+        assert_eq!(other.verify(&ik), Err(DomainError::BadSignature));
+        let mut other = rec.clone();
+        other.device_id = DeviceId([2; 16]);
+        assert_eq!(other.verify(&ik), Err(DomainError::BadSignature));
+        assert_eq!(rec.verify(&device_key), Err(DomainError::BadSignature));
+    }
+
+    #[test]
+    fn fixed_lengths_are_enforced() {
+        assert!(DeviceId::from_slice(&[0; 15]).is_err());
+        assert!(DeviceId::from_slice(&[0; 16]).is_ok());
+        assert!(ChannelId::from_slice(&[]).is_err());
+        assert!(ChannelId::from_slice(&[0; 65]).is_err());
+    }
+}
