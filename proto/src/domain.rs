@@ -101,6 +101,19 @@ impl fmt::Debug for UserId {
     }
 }
 
+impl serde::Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.full)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        UserId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for UserId {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -144,6 +157,20 @@ macro_rules! fixed_bytes {
                 f.write_str(&self.to_hex())
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+                $name::from_slice(&v).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -181,6 +208,27 @@ impl ChannelId {
     }
 }
 
+impl ChannelId {
+    /// Parses lower- or upper-case hex.
+    pub fn from_hex(s: &str) -> Result<Self, DomainError> {
+        let v = hex::decode(s).map_err(|_| DomainError::BadChannelId)?;
+        ChannelId::from_slice(&v)
+    }
+}
+
+impl serde::Serialize for ChannelId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChannelId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ChannelId::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for ChannelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = self.to_hex();
@@ -189,7 +237,7 @@ impl fmt::Debug for ChannelId {
 }
 
 /// One device of one user.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DeviceAddress {
     /// The owner.
     pub user: UserId,
@@ -248,6 +296,38 @@ impl DeviceRecord {
         key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
             .map_err(|_| DomainError::BadSignature)
     }
+}
+
+/// What an envelope carries (mirrors `Envelope.Kind` in the schema).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum EnvelopeKind {
+    /// An MLS application message.
+    Application,
+    /// An MLS commit.
+    Commit,
+    /// An MLS Welcome for a device that was just added.
+    Welcome,
+    /// An MLS proposal.
+    Proposal,
+}
+
+/// One message in a device's delivery queue.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Envelope {
+    /// Per-device sequence number, strictly increasing.
+    pub seq: u64,
+    /// The channel (MLS group id) it belongs to.
+    pub channel: ChannelId,
+    /// The device that enqueued it, as authenticated by the server.
+    pub sender: DeviceAddress,
+    /// What the payload is.
+    pub kind: EnvelopeKind,
+    /// The MLS message, opaque to the server.
+    pub payload: Vec<u8>,
+    /// When the server accepted it (ms since the Unix epoch).
+    pub server_time: u64,
+    /// When undelivered copies are dropped (ms since the Unix epoch), 0 for never.
+    pub expires_at: u64,
 }
 
 /// The canonical bytes a device signs to log in: binds the server's domain, the device and the

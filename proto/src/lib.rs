@@ -13,7 +13,7 @@ mod error_code;
 
 pub use domain::{
     login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
-    UserId, MAX_DEVICES_PER_USER,
+    Envelope, EnvelopeKind, UserId, MAX_DEVICES_PER_USER,
 };
 pub use error_code::{ErrorCode, RemoteError};
 

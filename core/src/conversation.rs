@@ -1,0 +1,128 @@
+//! The conversation list and history model, as the UI shows it.
+
+use qpq_proto::{ChannelId, DeviceId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::app_message::MessageId;
+pub use crate::group_meta::ConversationKind;
+
+/// A conversation: one MLS group, one server channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The channel id (the MLS group id).
+    pub id: ChannelId,
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// The group name (empty for direct chats; use [`Conversation::title`]).
+    pub name: String,
+    /// Who created it.
+    pub created_by: UserId,
+    /// When it was created (ms since the Unix epoch).
+    pub created_at: u64,
+    /// Current members (users; each may have several devices), sorted.
+    pub members: Vec<UserId>,
+    /// Messages from others not yet marked read.
+    pub unread: u32,
+    /// Time of the last message or change (ms), for ordering the list.
+    pub last_activity: u64,
+    /// False once this device has been removed (history stays readable).
+    pub active: bool,
+    /// The MLS epoch this device is in.
+    pub epoch: u64,
+    /// Number of history entries (the next entry's index).
+    pub len: u64,
+}
+
+impl Conversation {
+    /// What to call the conversation: the group name, or for a direct chat the other person.
+    pub fn title(&self, me: &UserId) -> String {
+        match self.kind {
+            ConversationKind::Group if !self.name.is_empty() => self.name.clone(),
+            _ => {
+                let others: Vec<&str> =
+                    self.members.iter().filter(|u| *u != me).map(|u| u.as_str()).collect();
+                if others.is_empty() {
+                    self.name.clone()
+                } else {
+                    others.join(", ")
+                }
+            }
+        }
+    }
+}
+
+/// Delivery state of a message this device sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Waiting in the outbox.
+    Sending,
+    /// Accepted by the server.
+    Sent,
+    /// At least one device of every other member has it.
+    Delivered,
+    /// Could not be sent; the reason is for people.
+    Failed(String),
+    /// A message from someone else (or from another device of ours).
+    Received,
+}
+
+/// Something that happened to the conversation, shown inline in its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SystemEvent {
+    /// The conversation was created.
+    Created,
+    /// Members were added.
+    Added(Vec<UserId>),
+    /// Members were removed.
+    Removed(Vec<UserId>),
+    /// This device joined (through a Welcome).
+    Joined,
+    /// This device was removed; nothing sent afterwards can be read here.
+    YouWereRemoved,
+    /// A message could not be decrypted or read; the reason is for people.
+    Undecryptable(String),
+}
+
+/// What a history entry shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    /// A text message.
+    Text {
+        /// The text (render it as text, never as HTML).
+        text: String,
+        /// The message it replies to.
+        reply_to: Option<MessageId>,
+    },
+    /// A kind of message this version cannot show.
+    Unsupported {
+        /// The kind number.
+        kind: u64,
+    },
+    /// A membership change or notice.
+    System(SystemEvent),
+}
+
+/// One entry of a conversation's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender's message id (system entries get a local random id).
+    pub id: MessageId,
+    /// Position in the conversation's history.
+    pub index: u64,
+    /// Who wrote it (for system entries: who caused it).
+    pub sender: UserId,
+    /// From which device.
+    pub sender_device: DeviceId,
+    /// True when this device wrote it.
+    pub outgoing: bool,
+    /// The sender's clock (ms).
+    pub sent_at: u64,
+    /// When the server accepted it (ms), 0 until known.
+    pub server_time: u64,
+    /// The content.
+    pub content: Content,
+    /// Delivery state.
+    pub status: Status,
+    /// Other members known to have received it (for outgoing messages).
+    pub delivered_to: Vec<UserId>,
+}

@@ -1,0 +1,281 @@
+//! Creating conversations and changing their membership.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup, ProtocolVersion};
+use qpq_proto::{ChannelId, DeviceAddress, UserId};
+
+use super::{create_config, Engine, Event, CIPHERSUITE};
+use crate::conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
+use crate::error::EngineError;
+use crate::group_meta::{GroupMeta, MAX_NAME_BYTES};
+use crate::identity::device_of_credential;
+use crate::outbox::{BuiltCommit, ClaimedPackage, PendingOp};
+use crate::state::StateKey;
+
+impl Engine {
+    /// Creates a conversation with only this device in it. The outbox then holds the channel
+    /// creation; add members with [`Engine::add_members`].
+    pub fn create_conversation(
+        &mut self,
+        kind: ConversationKind,
+        name: &str,
+        now: u64,
+    ) -> Result<ChannelId, EngineError> {
+        let name = name.trim();
+        if name.len() > MAX_NAME_BYTES {
+            return Err(EngineError::TooLong { len: name.len(), max: MAX_NAME_BYTES });
+        }
+        let id = ChannelId::from_slice(&self.random_id()).expect("16 bytes");
+        let meta = GroupMeta {
+            kind,
+            name: name.to_string(),
+            created_by: self.user().clone(),
+            created_at: now,
+        };
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            self.identity.signer(),
+            &create_config(&meta)?,
+            GroupId::from_slice(id.as_bytes()),
+            self.identity.credential_with_key(),
+        )
+        .map_err(EngineError::mls)?;
+        self.groups.insert(id.clone(), group);
+        self.conversations.insert(
+            id.clone(),
+            Conversation {
+                id: id.clone(),
+                kind,
+                name: meta.name,
+                created_by: meta.created_by,
+                created_at: now,
+                members: vec![self.user().clone()],
+                unread: 0,
+                last_activity: now,
+                active: true,
+                epoch: 0,
+                len: 0,
+            },
+        );
+        self.dirty.insert(StateKey::Conversation(id.clone()));
+        self.push_outbox(id.clone(), PendingOp::CreateChannel);
+        let me = self.user().clone();
+        let dev = self.device_id();
+        let sys = self.system_message(me, dev, now, SystemEvent::Created);
+        self.append(&id, sys, false);
+        Ok(id)
+    }
+
+    /// Queues adding the devices whose key packages were claimed. Each package must belong to
+    /// a device whose record was checked with [`Engine::learn_devices`].
+    pub fn add_members(&mut self, conv: &ChannelId, packages: Vec<ClaimedPackage>) -> Result<(), EngineError> {
+        self.require_active(conv)?;
+        if packages.is_empty() {
+            return Err(EngineError::BadMembers("no devices to add".into()));
+        }
+        for p in &packages {
+            self.verify_package(p)?;
+        }
+        self.push_outbox(
+            conv.clone(),
+            PendingOp::Membership { add: packages, remove: vec![], built: None, refused_epoch: None },
+        );
+        Ok(())
+    }
+
+    /// Queues removing every device of `users` from the conversation.
+    pub fn remove_members(&mut self, conv: &ChannelId, users: Vec<UserId>) -> Result<(), EngineError> {
+        self.require_active(conv)?;
+        let c = self.conversations.get(conv).ok_or(EngineError::NoSuchConversation)?;
+        if users.is_empty() {
+            return Err(EngineError::BadMembers("nobody to remove".into()));
+        }
+        if users.iter().any(|u| u == self.user()) {
+            return Err(EngineError::BadMembers("you cannot remove yourself this way".into()));
+        }
+        if let Some(u) = users.iter().find(|u| !c.members.contains(u)) {
+            return Err(EngineError::BadMembers(format!("{u} is not a member")));
+        }
+        self.push_outbox(
+            conv.clone(),
+            PendingOp::Membership { add: vec![], remove: users, built: None, refused_epoch: None },
+        );
+        Ok(())
+    }
+
+    pub(super) fn require_active(&self, conv: &ChannelId) -> Result<(), EngineError> {
+        match self.conversations.get(conv) {
+            None => Err(EngineError::NoSuchConversation),
+            Some(c) if !c.active => Err(EngineError::NotActive),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Parses and checks a claimed key package against the known device records.
+    fn verify_package(&self, p: &ClaimedPackage) -> Result<KeyPackage, EngineError> {
+        let kp = KeyPackageIn::tls_deserialize_exact(p.key_package.as_slice())
+            .map_err(|_| EngineError::Unverified(format!("a key package of {} is malformed", p.user)))?
+            .validate(openmls_traits::OpenMlsProvider::crypto(&self.provider), ProtocolVersion::Mls10)
+            .map_err(|_| EngineError::Unverified(format!("a key package of {} is invalid", p.user)))?;
+        if kp.ciphersuite() != CIPHERSUITE {
+            return Err(EngineError::Unverified(format!("a key package of {} uses another cipher suite", p.user)));
+        }
+        let addr = device_of_credential(kp.leaf_node().credential())?;
+        if addr.user != p.user || addr.device != p.device {
+            return Err(EngineError::Unverified(format!("a key package of {} names another device", p.user)));
+        }
+        let known = self
+            .known
+            .get(&p.user)
+            .ok_or_else(|| EngineError::Unverified(format!("the devices of {} have not been checked", p.user)))?;
+        let key = known
+            .devices
+            .get(&p.device)
+            .ok_or_else(|| EngineError::Unverified(format!("{} has no such device", p.user)))?;
+        if hex::encode(kp.leaf_node().signature_key().as_slice()) != *key {
+            return Err(EngineError::Unverified(format!(
+                "a key package of {} is not signed by its registered device key",
+                p.user
+            )));
+        }
+        Ok(kp)
+    }
+
+    /// Turns a membership intent into a commit on the group (which then has a pending commit).
+    pub(super) fn build_membership_commit(
+        &mut self,
+        conv: &ChannelId,
+        add: &[ClaimedPackage],
+        remove: &[UserId],
+    ) -> Result<BuiltCommit, EngineError> {
+        let group = self.groups.get(conv).ok_or(EngineError::NoSuchConversation)?;
+        let present: Vec<(LeafNodeIndex, DeviceAddress)> = group
+            .members()
+            .filter_map(|m| device_of_credential(&m.credential).ok().map(|d| (m.index, d)))
+            .collect();
+        // Skip devices that are already members (someone else may have added them meanwhile).
+        let mut kps = Vec::new();
+        let mut add_devs = Vec::new();
+        for p in add {
+            let addr = DeviceAddress { user: p.user.clone(), device: p.device };
+            if present.iter().any(|(_, d)| *d == addr) || add_devs.contains(&addr) {
+                continue;
+            }
+            kps.push(self.verify_package(p)?);
+            add_devs.push(addr);
+        }
+        let (idx, remove_devs): (Vec<LeafNodeIndex>, Vec<DeviceAddress>) =
+            present.into_iter().filter(|(_, d)| remove.contains(&d.user)).unzip();
+        if kps.is_empty() && idx.is_empty() {
+            return Err(EngineError::BadMembers("nothing to change: they are already members".into()));
+        }
+        let mut added_users: Vec<UserId> = add_devs.iter().map(|d| d.user.clone()).collect();
+        added_users.dedup();
+        let mut removed_users: Vec<UserId> = remove_devs.iter().map(|d| d.user.clone()).collect();
+        removed_users.dedup();
+
+        let group = self.groups.get_mut(conv).expect("checked above");
+        let epoch = group.epoch().as_u64();
+        let bundle = group
+            .commit_builder()
+            .propose_adds(kps)
+            .propose_removals(idx)
+            .load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider))
+            .map_err(EngineError::mls)?
+            .build(
+                openmls_traits::OpenMlsProvider::rand(&self.provider),
+                openmls_traits::OpenMlsProvider::crypto(&self.provider),
+                self.identity.signer(),
+                |_| true,
+            )
+            .map_err(EngineError::mls)?
+            .stage_commit(&self.provider)
+            .map_err(EngineError::mls)?;
+        let (commit, welcome, _) = bundle.into_messages();
+        Ok(BuiltCommit {
+            epoch,
+            commit: commit.tls_serialize_detached().map_err(EngineError::mls)?,
+            welcome: match welcome {
+                Some(w) => w.tls_serialize_detached().map_err(EngineError::mls)?,
+                None => Vec::new(),
+            },
+            add: add_devs,
+            remove: remove_devs,
+            added_users,
+            removed_users,
+        })
+    }
+
+    /// The server accepted our commit: merge it and show the change.
+    pub(super) fn commit_accepted(&mut self, conv: &ChannelId, built: &BuiltCommit, now: u64, server_time: u64) {
+        let Some(group) = self.groups.get_mut(conv) else { return };
+        if group.pending_commit().is_some() {
+            if let Err(e) = group.merge_pending_commit(&self.provider) {
+                // Merging our own staged commit only fails on a storage error, which the
+                // in-memory storage does not have; keep the group as it is and say so.
+                self.note_failure(conv, now, format!("could not apply our change: {e:?}"));
+                return;
+            }
+        }
+        self.sync_conversation(conv);
+        let me = self.user().clone();
+        let dev = self.device_id();
+        if !built.added_users.is_empty() {
+            let mut m = self.system_message(me.clone(), dev, now, SystemEvent::Added(built.added_users.clone()));
+            m.server_time = server_time;
+            self.append(conv, m, false);
+        }
+        if !built.removed_users.is_empty() {
+            let mut m = self.system_message(me, dev, now, SystemEvent::Removed(built.removed_users.clone()));
+            m.server_time = server_time;
+            self.append(conv, m, false);
+        }
+    }
+
+    /// Our commit will not be applied: forget it so the group can process others'.
+    pub(super) fn discard_pending_commit(&mut self, conv: &ChannelId) {
+        if let Some(group) = self.groups.get_mut(conv) {
+            if group.pending_commit().is_some() {
+                // Clearing only touches in-memory storage; it cannot fail there.
+                let _ = group.clear_pending_commit(openmls_traits::OpenMlsProvider::storage(&self.provider));
+            }
+        }
+    }
+
+    pub(super) fn system_message(
+        &mut self,
+        sender: UserId,
+        sender_device: qpq_proto::DeviceId,
+        now: u64,
+        ev: SystemEvent,
+    ) -> Message {
+        Message {
+            id: self.new_message_id(),
+            index: 0,
+            sender,
+            sender_device,
+            outgoing: false,
+            sent_at: now,
+            server_time: 0,
+            content: Content::System(ev),
+            status: Status::Received,
+            delivered_to: vec![],
+        }
+    }
+
+    pub(super) fn note_failure(&mut self, conv: &ChannelId, now: u64, why: String) {
+        if !self.conversations.contains_key(conv) {
+            return;
+        }
+        let me = self.user().clone();
+        let dev = self.device_id();
+        let m = self.system_message(me, dev, now, SystemEvent::Undecryptable(why));
+        self.append(conv, m, false);
+        self.events.push(Event::ConversationChanged(conv.clone()));
+    }
+
+    /// Keys of the conversations this device is in; used by tests and shells.
+    pub fn conversation_ids(&self) -> Vec<ChannelId> {
+        self.conversations.keys().cloned().collect()
+    }
+}

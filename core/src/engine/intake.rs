@@ -1,0 +1,276 @@
+//! Receiving: Welcomes, commits and application messages from the delivery queue.
+
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::{
+    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, StagedWelcome,
+};
+use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
+
+use super::{join_config, Engine};
+use crate::app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind};
+use crate::conversation::{Content, Conversation, Message, Status, SystemEvent};
+use crate::error::EngineError;
+use crate::group_meta::GroupMeta;
+use crate::identity::device_of_credential;
+use crate::outbox::PendingOp;
+use crate::state::StateKey;
+
+impl Engine {
+    /// Processes one envelope from the delivery queue. Envelopes at or below
+    /// [`Engine::cursor`] are duplicates and ignored. Whatever happens, the cursor moves past
+    /// the envelope, so a bad message can never wedge the queue; an error says why it was
+    /// rejected (and the conversation shows a notice when it is known).
+    pub fn receive(&mut self, env: &Envelope, now: u64) -> Result<(), EngineError> {
+        if env.seq <= self.cursor {
+            return Ok(());
+        }
+        self.cursor = env.seq;
+        self.dirty.insert(StateKey::Cursor);
+        let r = match env.kind {
+            EnvelopeKind::Welcome => self.receive_welcome(env, now),
+            EnvelopeKind::Application | EnvelopeKind::Commit | EnvelopeKind::Proposal => {
+                self.receive_group_message(env, now)
+            }
+        };
+        if let Err(e) = &r {
+            if self.conversations.contains_key(&env.channel) && !matches!(e, EngineError::NotActive) {
+                self.note_failure(&env.channel, now, format!("a message could not be read ({})", e.code()));
+            }
+        }
+        r
+    }
+
+    fn receive_welcome(&mut self, env: &Envelope, now: u64) -> Result<(), EngineError> {
+        if let Some(c) = self.conversations.get(&env.channel) {
+            if c.active {
+                return Err(EngineError::Invalid("a Welcome for a conversation we are in".into()));
+            }
+        }
+        let msg = MlsMessageIn::tls_deserialize_exact(env.payload.as_slice())
+            .map_err(|_| EngineError::Invalid("not an MLS message".into()))?;
+        let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
+            return Err(EngineError::Invalid("not a Welcome".into()));
+        };
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
+            .map_err(EngineError::mls)?;
+        if staged.group_context().group_id().as_slice() != env.channel.as_bytes() {
+            return Err(EngineError::Invalid("the Welcome is for another conversation".into()));
+        }
+        let inviter = staged
+            .welcome_sender()
+            .ok()
+            .and_then(|l| device_of_credential(l.credential()).ok())
+            .unwrap_or_else(|| env.sender.clone());
+        let meta = GroupMeta::from_extensions(staged.group_context().extensions())?;
+        let group = staged.into_group(&self.provider).map_err(EngineError::mls)?;
+        let id = env.channel.clone();
+        self.groups.insert(id.clone(), group);
+        self.conversations.insert(
+            id.clone(),
+            Conversation {
+                id: id.clone(),
+                kind: meta.kind,
+                name: meta.name.clone(),
+                created_by: meta.created_by.clone(),
+                created_at: meta.created_at,
+                members: vec![],
+                unread: 0,
+                last_activity: env.server_time.max(now),
+                active: true,
+                epoch: 0,
+                len: self.history.get(&id).map(|h| h.len() as u64).unwrap_or(0),
+            },
+        );
+        self.sync_conversation(&id);
+        let mut m = self.system_message(inviter.user, inviter.device, now, SystemEvent::Joined);
+        m.server_time = env.server_time;
+        self.append(&id, m, false);
+        Ok(())
+    }
+
+    fn receive_group_message(&mut self, env: &Envelope, now: u64) -> Result<(), EngineError> {
+        let conv = env.channel.clone();
+        if !self.groups.contains_key(&conv) {
+            return Err(EngineError::NoSuchConversation);
+        }
+        self.require_active(&conv)?;
+        let msg = MlsMessageIn::tls_deserialize_exact(env.payload.as_slice())
+            .map_err(|_| EngineError::Invalid("not an MLS message".into()))?;
+        let pm: ProtocolMessage = msg
+            .try_into_protocol_message()
+            .map_err(|_| EngineError::Invalid("not a group message".into()))?;
+        if pm.group_id().as_slice() != conv.as_bytes() {
+            return Err(EngineError::Invalid("the message is for another conversation".into()));
+        }
+        self.reconcile_own_commit(&conv, &pm, now);
+
+        let group = self.groups.get_mut(&conv).expect("checked above");
+        // Members of the current epoch, to name removed members after the merge.
+        let before: Vec<(u32, DeviceAddress)> = group
+            .members()
+            .filter_map(|m| device_of_credential(&m.credential).ok().map(|d| (m.index.u32(), d)))
+            .collect();
+        let processed = group.process_message(&self.provider, pm).map_err(EngineError::mls)?;
+        let sender = device_of_credential(processed.credential())?;
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let bytes = app.into_bytes();
+                self.receive_app_message(&conv, &sender, &bytes, env.server_time, now)
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let mut added: Vec<UserId> = staged
+                    .add_proposals()
+                    .filter_map(|p| device_of_credential(p.add_proposal().key_package().leaf_node().credential()).ok())
+                    .map(|d| d.user)
+                    .collect();
+                added.dedup();
+                let mut removed: Vec<UserId> = staged
+                    .remove_proposals()
+                    .filter_map(|p| {
+                        let idx = p.remove_proposal().removed().u32();
+                        before.iter().find(|(i, _)| *i == idx).map(|(_, d)| d.user.clone())
+                    })
+                    .collect();
+                removed.dedup();
+                let self_removed = staged.self_removed();
+                let group = self.groups.get_mut(&conv).expect("checked above");
+                group.merge_staged_commit(&self.provider, *staged).map_err(EngineError::mls)?;
+                self.sync_conversation(&conv);
+                let (who, dev) = (sender.user.clone(), sender.device);
+                if self_removed {
+                    let mut m = self.system_message(who, dev, now, SystemEvent::YouWereRemoved);
+                    m.server_time = env.server_time;
+                    self.append(&conv, m, true);
+                    self.pending_receipts.remove(&conv);
+                    self.drop_conversation_outbox(&conv);
+                    return Ok(());
+                }
+                if !added.is_empty() {
+                    let mut m = self.system_message(who.clone(), dev, now, SystemEvent::Added(added));
+                    m.server_time = env.server_time;
+                    self.append(&conv, m, false);
+                }
+                if !removed.is_empty() {
+                    let mut m = self.system_message(who, dev, now, SystemEvent::Removed(removed));
+                    m.server_time = env.server_time;
+                    self.append(&conv, m, false);
+                }
+                Ok(())
+            }
+            ProcessedMessageContent::OwnPrivateMessage => Ok(()),
+            _ => Err(EngineError::Invalid("proposals by reference are not used".into())),
+        }
+    }
+
+    /// Before processing `pm`, settles our own in-flight commit for `conv` from what `pm`
+    /// proves: a message of a later epoch means ours was accepted; another commit for our
+    /// epoch means ours lost.
+    fn reconcile_own_commit(&mut self, conv: &ChannelId, pm: &ProtocolMessage, now: u64) {
+        let Some(group) = self.groups.get(conv) else { return };
+        if group.pending_commit().is_none() {
+            return;
+        }
+        let ours = group.epoch().as_u64();
+        let theirs = pm.epoch().as_u64();
+        if theirs > ours {
+            self.settle_own_commit(conv, now);
+        } else if theirs == ours && pm.is_handshake_message() {
+            self.discard_pending_commit(conv);
+        }
+    }
+
+    fn receive_app_message(
+        &mut self,
+        conv: &ChannelId,
+        sender: &DeviceAddress,
+        bytes: &[u8],
+        server_time: u64,
+        now: u64,
+    ) -> Result<(), EngineError> {
+        let msg = match AppMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(CodecError::Version(_)) => {
+                // A newer format: show it as unsupported rather than failing.
+                let mut m = self.system_message(sender.user.clone(), sender.device, now, SystemEvent::Created);
+                m.content = Content::Unsupported { kind: 0 };
+                m.server_time = server_time;
+                self.append(conv, m, false);
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if self.seen.contains_key(&msg.id) {
+            return Ok(()); // a duplicate (e.g. resent by its author after a lost reply)
+        }
+        let from_me = sender.user == *self.user();
+        let content = match msg.body {
+            Body::Text { text, reply_to } => Content::Text { text, reply_to },
+            Body::Unsupported { kind } => Content::Unsupported { kind },
+            Body::Receipt { kind, ids } => {
+                if !from_me {
+                    self.apply_receipt(conv, &sender.user, kind, &ids);
+                }
+                return Ok(());
+            }
+        };
+        let entry = Message {
+            id: msg.id,
+            index: 0,
+            sender: sender.user.clone(),
+            sender_device: sender.device,
+            outgoing: from_me,
+            sent_at: msg.sent_at,
+            server_time,
+            content,
+            status: if from_me { Status::Sent } else { Status::Received },
+            delivered_to: vec![],
+        };
+        self.append(conv, entry, !from_me);
+        if !from_me {
+            self.queue_receipt(conv, msg.id);
+        }
+        Ok(())
+    }
+
+    fn apply_receipt(&mut self, conv: &ChannelId, from: &UserId, kind: ReceiptKind, ids: &[MessageId]) {
+        let others: Vec<UserId> = self
+            .conversations
+            .get(conv)
+            .map(|c| c.members.iter().filter(|u| *u != self.user()).cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            let Some((c, index)) = self.seen.get(id).cloned() else { continue };
+            if c != *conv {
+                continue; // receipts only count within their own conversation
+            }
+            let Some(m) = self.message_mut(&c, index) else { continue };
+            if !m.outgoing {
+                continue;
+            }
+            if !m.delivered_to.contains(from) {
+                m.delivered_to.push(from.clone());
+            }
+            if kind == ReceiptKind::Delivered
+                && matches!(m.status, Status::Sent | Status::Sending)
+                && others.iter().all(|u| m.delivered_to.contains(u))
+            {
+                m.status = Status::Delivered;
+            }
+        }
+    }
+
+    fn drop_conversation_outbox(&mut self, conv: &ChannelId) {
+        let orders: Vec<u64> = self.outbox.values().filter(|i| i.conv == *conv).map(|i| i.order).collect();
+        for o in orders {
+            if let Some(PendingOp::Message { msg_id, in_history: true, .. }) = self.outbox.get(&o).map(|i| i.op.clone()) {
+                if let Some((c, i)) = self.seen.get(&msg_id).cloned() {
+                    if let Some(m) = self.message_mut(&c, i) {
+                        m.status = Status::Failed("you were removed from this conversation".into());
+                    }
+                }
+            }
+            self.outbox.remove(&o);
+            self.dirty.insert(StateKey::Outbox(o));
+        }
+    }
+}

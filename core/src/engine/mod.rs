@@ -1,0 +1,491 @@
+//! The engine: one device's whole messaging state and every step that changes it.
+//!
+//! Each public method is one *step*: it changes memory only, and the shell then calls
+//! [`Engine::take_changes`] and stores the [`Changeset`] atomically before it performs any I/O
+//! the step asked for. Time (`now`, ms since the Unix epoch) is an argument; network work comes
+//! out as [`Outbound`] values and goes in as [`Envelope`]s.
+
+mod groups;
+mod intake;
+mod outbound;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use openmls::prelude::{
+    Capabilities, Ciphersuite, GroupId, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
+    SenderRatchetConfiguration, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+};
+use openmls::prelude::KeyPackage;
+use qpq_proto::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::app_message::MessageId;
+use crate::conversation::{Conversation, Message};
+use crate::error::EngineError;
+use crate::group_meta::GroupMeta;
+use crate::identity::{Identity, StoredIdentity};
+use crate::outbox::OutboxItem;
+use crate::provider::Provider;
+use crate::state::{Changeset, StateKey, MLS_PREFIX};
+
+use openmls::prelude::tls_codec::Serialize as _;
+
+/// The MLS cipher suite quicproquo uses: X25519, ChaCha20-Poly1305, SHA-256, Ed25519 (0x0003),
+/// chosen because it is fast in WASM, where AES has no hardware support.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519;
+
+/// Application messages are padded to a multiple of this many bytes.
+pub const PADDING_BYTES: usize = 256;
+
+/// How many past epochs' secrets are kept, so that messages sent just before a commit still
+/// decrypt after it.
+pub const MAX_PAST_EPOCHS: usize = 5;
+
+/// Something the UI may want to redraw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A conversation appeared or changed (members, name, unread count, activity).
+    ConversationChanged(ChannelId),
+    /// A history entry was added.
+    MessageAdded {
+        /// The conversation.
+        conv: ChannelId,
+        /// The entry's index.
+        index: u64,
+    },
+    /// A history entry changed (delivery state).
+    MessageChanged {
+        /// The conversation.
+        conv: ChannelId,
+        /// The entry's index.
+        index: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize, Default, Clone)]
+struct Meta {
+    next_order: u64,
+}
+
+/// Device keys of a user, checked against its identity key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KnownUser {
+    #[serde(with = "crate::outbox::hex_bytes")]
+    identity_key: Vec<u8>,
+    devices: BTreeMap<DeviceId, String>,
+}
+
+/// One device's messaging engine. See the module documentation.
+pub struct Engine {
+    provider: Provider,
+    identity: Identity,
+    rng: ChaCha20Rng,
+    groups: HashMap<ChannelId, MlsGroup>,
+    conversations: BTreeMap<ChannelId, Conversation>,
+    history: HashMap<ChannelId, Vec<Message>>,
+    /// Every message id in history, for de-duplication and receipts.
+    seen: HashMap<MessageId, (ChannelId, u64)>,
+    outbox: BTreeMap<u64, OutboxItem>,
+    meta: Meta,
+    cursor: u64,
+    known: BTreeMap<UserId, KnownUser>,
+    /// Delivery receipts waiting to be sent (not persisted: at worst one is lost).
+    pending_receipts: BTreeMap<ChannelId, Vec<MessageId>>,
+    dirty: BTreeSet<StateKey>,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("identity", &self.identity)
+            .field("conversations", &self.conversations.len())
+            .field("outbox", &self.outbox.len())
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Creates a new account's first device. `seed` must be 32 bytes from a CSPRNG; the engine
+    /// draws its keys and ids from it.
+    pub fn create(user: UserId, seed: [u8; 32], now: u64) -> Engine {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let mut keys = [0u8; 64];
+        rng.fill_bytes(&mut keys);
+        let mut device = [0u8; 16];
+        rng.fill_bytes(&mut device);
+        let identity = Identity::generate(user, &keys, DeviceId(device), now);
+        let mut e = Engine {
+            provider: Provider::default(),
+            identity,
+            rng,
+            groups: HashMap::new(),
+            conversations: BTreeMap::new(),
+            history: HashMap::new(),
+            seen: HashMap::new(),
+            outbox: BTreeMap::new(),
+            meta: Meta::default(),
+            cursor: 0,
+            known: BTreeMap::new(),
+            pending_receipts: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            events: Vec::new(),
+        };
+        e.dirty.extend([StateKey::Identity, StateKey::Meta, StateKey::Cursor]);
+        e
+    }
+
+    /// Rebuilds the engine from every stored entry. `seed` must be fresh CSPRNG output.
+    pub fn load(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>, seed: [u8; 32]) -> Result<Engine, EngineError> {
+        let mut mls = Vec::new();
+        let mut identity = None;
+        let mut meta = Meta::default();
+        let mut cursor = 0;
+        let mut conversations = BTreeMap::new();
+        let mut history: HashMap<ChannelId, Vec<Message>> = HashMap::new();
+        let mut outbox = BTreeMap::new();
+        let mut known = BTreeMap::new();
+        for (k, v) in entries {
+            if let Some(rest) = k.strip_prefix(MLS_PREFIX) {
+                mls.push((rest.to_vec(), v));
+                continue;
+            }
+            match StateKey::parse(&k) {
+                Some(StateKey::Identity) => {
+                    let s: StoredIdentity = json(&v, "identity")?;
+                    identity = Some(Identity::from_stored(&s)?);
+                }
+                Some(StateKey::Meta) => meta = json(&v, "meta")?,
+                Some(StateKey::Cursor) => {
+                    cursor = u64::from_be_bytes(v.as_slice().try_into().map_err(|_| EngineError::Corrupt("cursor"))?)
+                }
+                Some(StateKey::Conversation(c)) => {
+                    conversations.insert(c, json::<Conversation>(&v, "conversation")?);
+                }
+                Some(StateKey::Message(c, _)) => history.entry(c).or_default().push(json(&v, "message")?),
+                Some(StateKey::Outbox(o)) => {
+                    outbox.insert(o, json(&v, "outbox")?);
+                }
+                Some(StateKey::Known(u)) => {
+                    known.insert(u, json(&v, "known devices")?);
+                }
+                None => {}
+            }
+        }
+        let identity = identity.ok_or(EngineError::Corrupt("no identity"))?;
+        let provider = Provider::with_entries(mls);
+        let mut groups = HashMap::new();
+        for id in conversations.keys() {
+            let gid = GroupId::from_slice(id.as_bytes());
+            if let Some(g) = MlsGroup::load(openmls_traits::OpenMlsProvider::storage(&provider), &gid)
+                .map_err(|_| EngineError::Corrupt("group"))?
+            {
+                groups.insert(id.clone(), g);
+            }
+        }
+        let mut seen = HashMap::new();
+        for (c, msgs) in history.iter_mut() {
+            msgs.sort_by_key(|m| m.index);
+            for m in msgs.iter() {
+                seen.insert(m.id, (c.clone(), m.index));
+            }
+        }
+        Ok(Engine {
+            provider,
+            identity,
+            rng: ChaCha20Rng::from_seed(seed),
+            groups,
+            conversations,
+            history,
+            seen,
+            outbox,
+            meta,
+            cursor,
+            known,
+            pending_receipts: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// Everything written since the last call. Store it atomically before doing the I/O the
+    /// last step asked for.
+    pub fn take_changes(&mut self) -> Changeset {
+        let mut cs = Changeset::default();
+        for key in std::mem::take(&mut self.dirty) {
+            let value: Option<Vec<u8>> = match &key {
+                StateKey::Identity => Some(to_json(&self.identity.to_stored())),
+                StateKey::Meta => Some(to_json(&self.meta)),
+                StateKey::Cursor => Some(self.cursor.to_be_bytes().to_vec()),
+                StateKey::Conversation(c) => self.conversations.get(c).map(to_json),
+                StateKey::Message(c, i) => self
+                    .history
+                    .get(c)
+                    .and_then(|h| h.get(*i as usize))
+                    .map(to_json),
+                StateKey::Outbox(o) => self.outbox.get(o).map(to_json),
+                StateKey::Known(u) => self.known.get(u).map(to_json),
+            };
+            match value {
+                Some(v) => cs.puts.push((key.to_bytes(), v)),
+                None => cs.deletes.push(key.to_bytes()),
+            }
+        }
+        let diff = self.provider.take_diff();
+        cs.puts.extend(diff.puts.into_iter().map(|(k, v)| ([MLS_PREFIX, &k].concat(), v)));
+        cs.deletes.extend(diff.deletes.into_iter().map(|k| [MLS_PREFIX, &k].concat()));
+        cs
+    }
+
+    /// The UI events since the last call.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    // --- identity -------------------------------------------------------------------------
+
+    /// This device's user.
+    pub fn user(&self) -> &UserId {
+        self.identity.user()
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.identity.device_id()
+    }
+
+    /// This device's record, signed by the identity key.
+    pub fn device_record(&self) -> &DeviceRecord {
+        self.identity.device_record()
+    }
+
+    /// The identity public key.
+    pub fn identity_public_key(&self) -> [u8; 32] {
+        self.identity.identity_public_key()
+    }
+
+    /// Signs a login challenge from the server of `domain`.
+    pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
+        self.identity.sign_login(domain, nonce)
+    }
+
+    /// `count` fresh one-time key packages to upload.
+    pub fn generate_key_packages(&mut self, count: usize) -> Result<Vec<Vec<u8>>, EngineError> {
+        (0..count).map(|_| self.key_package(false)).collect()
+    }
+
+    /// A last-resort key package (used when the one-time packages run out).
+    pub fn last_resort_key_package(&mut self) -> Result<Vec<u8>, EngineError> {
+        self.key_package(true)
+    }
+
+    fn key_package(&mut self, last_resort: bool) -> Result<Vec<u8>, EngineError> {
+        let mut b = KeyPackage::builder().leaf_node_capabilities(capabilities());
+        if last_resort {
+            b = b.mark_as_last_resort();
+        }
+        let bundle = b
+            .build(CIPHERSUITE, &self.provider, self.identity.signer(), self.identity.credential_with_key())
+            .map_err(EngineError::mls)?;
+        bundle.key_package().tls_serialize_detached().map_err(EngineError::mls)
+    }
+
+    /// Records the device records of `user`, checked against its identity key. The first
+    /// identity key seen for a user is kept; a different one later is refused (key
+    /// transparency will decide such changes).
+    pub fn learn_devices(
+        &mut self,
+        user: &UserId,
+        identity_key: &[u8; 32],
+        records: &[DeviceRecord],
+    ) -> Result<(), EngineError> {
+        if let Some(k) = self.known.get(user) {
+            if k.identity_key != identity_key {
+                return Err(EngineError::Unverified(format!(
+                    "the identity key of {user} changed; not trusting its new devices"
+                )));
+            }
+        }
+        let mut devices = BTreeMap::new();
+        for r in records {
+            if &r.user != user {
+                return Err(EngineError::Unverified(format!("a device record of {user} names {}", r.user)));
+            }
+            r.verify(identity_key)
+                .map_err(|_| EngineError::Unverified(format!("a device record of {user} is not signed by its identity key")))?;
+            devices.insert(r.device_id, hex::encode(r.device_key));
+        }
+        let k = KnownUser { identity_key: identity_key.to_vec(), devices };
+        if self.known.get(user) != Some(&k) {
+            self.known.insert(user.clone(), k);
+            self.dirty.insert(StateKey::Known(user.clone()));
+        }
+        Ok(())
+    }
+
+    // --- reading state --------------------------------------------------------------------
+
+    /// All conversations, most recently active first.
+    pub fn conversations(&self) -> Vec<&Conversation> {
+        let mut v: Vec<&Conversation> = self.conversations.values().collect();
+        v.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    /// One conversation.
+    pub fn conversation(&self, id: &ChannelId) -> Option<&Conversation> {
+        self.conversations.get(id)
+    }
+
+    /// The history of a conversation, oldest first.
+    pub fn history(&self, id: &ChannelId) -> &[Message] {
+        self.history.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The MLS epoch authenticator of a conversation: equal on every member in the same epoch.
+    pub fn epoch_authenticator(&self, id: &ChannelId) -> Option<Vec<u8>> {
+        self.groups.get(id).map(|g| g.epoch_authenticator().as_slice().to_vec())
+    }
+
+    /// The last delivery sequence number processed; fetch and subscribe after it.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Number of items still waiting to reach the server.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Marks every message of a conversation read.
+    pub fn mark_read(&mut self, id: &ChannelId) {
+        if let Some(c) = self.conversations.get_mut(id) {
+            if c.unread != 0 {
+                c.unread = 0;
+                self.dirty.insert(StateKey::Conversation(id.clone()));
+                self.events.push(Event::ConversationChanged(id.clone()));
+            }
+        }
+    }
+
+    // --- helpers shared by the step modules -------------------------------------------------
+
+    fn random_id(&mut self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    fn new_client_msg_id(&mut self) -> ClientMsgId {
+        ClientMsgId(self.random_id())
+    }
+
+    fn new_message_id(&mut self) -> MessageId {
+        MessageId(self.random_id())
+    }
+
+    fn push_outbox(&mut self, conv: ChannelId, op: crate::outbox::PendingOp) -> ClientMsgId {
+        let order = self.meta.next_order;
+        self.meta.next_order += 1;
+        let id = self.new_client_msg_id();
+        self.outbox.insert(order, OutboxItem { order, id, conv, op, attempts: 0 });
+        self.dirty.insert(StateKey::Outbox(order));
+        self.dirty.insert(StateKey::Meta);
+        id
+    }
+
+    /// Appends a history entry and returns its index.
+    fn append(&mut self, conv: &ChannelId, mut msg: Message, unread: bool) -> u64 {
+        let c = self.conversations.get_mut(conv).expect("conversation exists");
+        msg.index = c.len;
+        c.len += 1;
+        c.last_activity = c.last_activity.max(msg.sent_at.max(msg.server_time));
+        if unread {
+            c.unread += 1;
+        }
+        let index = msg.index;
+        self.seen.insert(msg.id, (conv.clone(), index));
+        self.history.entry(conv.clone()).or_default().push(msg);
+        self.dirty.insert(StateKey::Message(conv.clone(), index));
+        self.dirty.insert(StateKey::Conversation(conv.clone()));
+        self.events.push(Event::MessageAdded { conv: conv.clone(), index });
+        self.events.push(Event::ConversationChanged(conv.clone()));
+        index
+    }
+
+    fn message_mut(&mut self, conv: &ChannelId, index: u64) -> Option<&mut Message> {
+        self.dirty.insert(StateKey::Message(conv.clone(), index));
+        self.events.push(Event::MessageChanged { conv: conv.clone(), index });
+        self.history.get_mut(conv).and_then(|h| h.get_mut(index as usize))
+    }
+
+    /// Refreshes members, epoch and metadata of a conversation from its MLS group.
+    fn sync_conversation(&mut self, conv: &ChannelId) {
+        let Some(group) = self.groups.get(conv) else { return };
+        let mut members: Vec<UserId> = group
+            .members()
+            .filter_map(|m| crate::identity::device_of_credential(&m.credential).ok())
+            .map(|d| d.user)
+            .collect();
+        members.sort();
+        members.dedup();
+        let meta = GroupMeta::from_extensions(group.extensions()).ok();
+        let epoch = group.epoch().as_u64();
+        let active = group.is_active();
+        if let Some(c) = self.conversations.get_mut(conv) {
+            c.members = members;
+            c.epoch = epoch;
+            c.active = active;
+            if let Some(m) = meta {
+                c.name = m.name;
+            }
+            self.dirty.insert(StateKey::Conversation(conv.clone()));
+            self.events.push(Event::ConversationChanged(conv.clone()));
+        }
+    }
+}
+
+/// Leaf capabilities: our cipher suite and the metadata extension.
+fn capabilities() -> Capabilities {
+    Capabilities::new(None, Some(&[CIPHERSUITE]), Some(&[GroupMeta::extension_type()]), None, None)
+}
+
+fn sender_ratchet() -> SenderRatchetConfiguration {
+    // Tolerate reordering within a window of 64 messages and gaps of up to 1000.
+    SenderRatchetConfiguration::new(64, 1000)
+}
+
+fn create_config(meta: &GroupMeta) -> Result<MlsGroupCreateConfig, EngineError> {
+    let exts = openmls::prelude::Extensions::single(meta.to_extension()).map_err(EngineError::mls)?;
+    Ok(MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .use_ratchet_tree_extension(true)
+        .padding_size(PADDING_BYTES)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .capabilities(capabilities())
+        .with_group_context_extensions(exts)
+        .build())
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .padding_size(PADDING_BYTES)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .build()
+}
+
+fn json<T: for<'de> Deserialize<'de>>(v: &[u8], what: &'static str) -> Result<T, EngineError> {
+    serde_json::from_slice(v).map_err(|_| EngineError::Corrupt(what))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("engine state serialises")
+}

@@ -1,0 +1,277 @@
+//! Sending: composing messages, handing outbox items to the shell, and applying the server's
+//! answers.
+
+use openmls::prelude::tls_codec::Serialize as _;
+use qpq_proto::{ChannelId, ClientMsgId, ErrorCode};
+
+use super::Engine;
+use crate::app_message::{AppMessage, Body, MessageId, ReceiptKind, MAX_TEXT_BYTES};
+use crate::conversation::{Content, Message, Status};
+use crate::error::EngineError;
+use crate::outbox::{Outbound, OutboundOp, OutboundResult, PendingOp};
+use crate::state::StateKey;
+
+/// Receipts are sent in batches of at most this many ids.
+const MAX_RECEIPT_IDS: usize = 512;
+
+impl Engine {
+    /// Writes a text message: it appears in history as "sending" and waits in the outbox.
+    pub fn send_text(
+        &mut self,
+        conv: &ChannelId,
+        text: &str,
+        reply_to: Option<MessageId>,
+        now: u64,
+    ) -> Result<MessageId, EngineError> {
+        self.require_active(conv)?;
+        if text.trim().is_empty() {
+            return Err(EngineError::Empty);
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(EngineError::TooLong { len: text.len(), max: MAX_TEXT_BYTES });
+        }
+        let id = self.new_message_id();
+        let msg = AppMessage { id, sent_at: now, body: Body::Text { text: text.to_string(), reply_to } };
+        let entry = Message {
+            id,
+            index: 0,
+            sender: self.user().clone(),
+            sender_device: self.device_id(),
+            outgoing: true,
+            sent_at: now,
+            server_time: 0,
+            content: Content::Text { text: text.to_string(), reply_to },
+            status: Status::Sending,
+            delivered_to: vec![],
+        };
+        self.append(conv, entry, false);
+        self.push_outbox(
+            conv.clone(),
+            PendingOp::Message { msg_id: id, plaintext: msg.encode(), ciphertext: None, in_history: true },
+        );
+        Ok(id)
+    }
+
+    /// The next thing to send, if any is ready. Items of one conversation go strictly in order;
+    /// an item is returned again until its result is reported, and a retry carries the same
+    /// bytes and id.
+    pub fn next_outbound(&mut self, now: u64) -> Option<Outbound> {
+        self.flush_receipts(now);
+        let mut blocked: Vec<ChannelId> = Vec::new();
+        let orders: Vec<u64> = self.outbox.keys().copied().collect();
+        for order in orders {
+            let conv = self.outbox[&order].conv.clone();
+            if blocked.contains(&conv) {
+                continue;
+            }
+            blocked.push(conv.clone());
+            if let Some(out) = self.prepare(order, now) {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// Turns the outbox item `order` into an [`Outbound`], encrypting or building a commit
+    /// the first time. `None` when it must wait or was dropped.
+    fn prepare(&mut self, order: u64, now: u64) -> Option<Outbound> {
+        let item = self.outbox.get(&order)?.clone();
+        let conv = item.conv.clone();
+        match item.op {
+            PendingOp::CreateChannel => {
+                Some(Outbound { id: item.id, op: OutboundOp::CreateChannel { channel: conv } })
+            }
+            PendingOp::Message { ciphertext: Some(ct), .. } => Some(Outbound {
+                id: item.id,
+                op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs: 0 },
+            }),
+            PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history } => {
+                match self.encrypt(&conv, &plaintext) {
+                    Ok(ct) => {
+                        if let Some(it) = self.outbox.get_mut(&order) {
+                            it.op = PendingOp::Message {
+                                msg_id,
+                                plaintext,
+                                ciphertext: Some(ct.clone()),
+                                in_history,
+                            };
+                        }
+                        self.dirty.insert(StateKey::Outbox(order));
+                        Some(Outbound {
+                            id: item.id,
+                            op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs: 0 },
+                        })
+                    }
+                    Err(e) => {
+                        self.drop_item(order);
+                        if in_history {
+                            self.set_status(&msg_id, Status::Failed(e.to_string()), 0);
+                        }
+                        None
+                    }
+                }
+            }
+            PendingOp::Membership { built: Some(b), .. } => Some(Outbound {
+                id: item.id,
+                op: OutboundOp::Commit {
+                    channel: conv,
+                    epoch: b.epoch,
+                    commit: b.commit,
+                    welcome: b.welcome,
+                    add: b.add,
+                    remove: b.remove,
+                },
+            }),
+            PendingOp::Membership { add, remove, built: None, refused_epoch } => {
+                let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64());
+                if let (Some(r), Some(e)) = (refused_epoch, epoch) {
+                    if e <= r {
+                        return None; // wait for the commit that won
+                    }
+                }
+                if self.require_active(&conv).is_err() {
+                    self.drop_item(order);
+                    return None;
+                }
+                match self.build_membership_commit(&conv, &add, &remove) {
+                    Ok(b) => {
+                        let out = Outbound {
+                            id: item.id,
+                            op: OutboundOp::Commit {
+                                channel: conv,
+                                epoch: b.epoch,
+                                commit: b.commit.clone(),
+                                welcome: b.welcome.clone(),
+                                add: b.add.clone(),
+                                remove: b.remove.clone(),
+                            },
+                        };
+                        if let Some(it) = self.outbox.get_mut(&order) {
+                            it.op = PendingOp::Membership { add, remove, built: Some(b), refused_epoch };
+                        }
+                        self.dirty.insert(StateKey::Outbox(order));
+                        Some(out)
+                    }
+                    Err(e) => {
+                        self.drop_item(order);
+                        self.note_failure(&conv, now, format!("the membership change was not made: {e}"));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn encrypt(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
+        self.require_active(conv)?;
+        let group = self.groups.get_mut(conv).ok_or(EngineError::NoSuchConversation)?;
+        let msg = group
+            .create_message(&self.provider, self.identity.signer(), plaintext)
+            .map_err(EngineError::mls)?;
+        msg.tls_serialize_detached().map_err(EngineError::mls)
+    }
+
+    /// Applies the server's answer to the outbound item `id`. Unknown ids are ignored (the
+    /// item was already settled).
+    pub fn outbound_result(&mut self, id: ClientMsgId, result: OutboundResult, now: u64) {
+        let Some(order) = self.outbox.values().find(|i| i.id == id).map(|i| i.order) else { return };
+        let item = self.outbox[&order].clone();
+        let conv = item.conv.clone();
+        match (item.op, result) {
+            (PendingOp::CreateChannel, OutboundResult::Accepted { .. }) => self.drop_item(order),
+            (PendingOp::CreateChannel, OutboundResult::Refused { message, .. }) => {
+                self.drop_item(order);
+                self.note_failure(&conv, now, format!("the server did not create the conversation: {message}"));
+            }
+            (PendingOp::Message { msg_id, in_history, .. }, OutboundResult::Accepted { server_time }) => {
+                self.drop_item(order);
+                if in_history {
+                    self.set_status(&msg_id, Status::Sent, server_time);
+                }
+            }
+            (PendingOp::Message { msg_id, in_history, .. }, OutboundResult::Refused { message, .. }) => {
+                self.drop_item(order);
+                if in_history {
+                    self.set_status(&msg_id, Status::Failed(message), 0);
+                }
+            }
+            (PendingOp::Membership { built: Some(b), .. }, OutboundResult::Accepted { server_time }) => {
+                self.drop_item(order);
+                self.commit_accepted(&conv, &b, now, server_time);
+            }
+            (
+                PendingOp::Membership { add, remove, built: Some(b), .. },
+                OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
+            ) => {
+                self.discard_pending_commit(&conv);
+                let new_id = self.new_client_msg_id();
+                if let Some(it) = self.outbox.get_mut(&order) {
+                    it.id = new_id;
+                    it.attempts += 1;
+                    it.op = PendingOp::Membership { add, remove, built: None, refused_epoch: Some(b.epoch) };
+                }
+                self.dirty.insert(StateKey::Outbox(order));
+            }
+            (PendingOp::Membership { .. }, OutboundResult::Refused { message, .. }) => {
+                self.discard_pending_commit(&conv);
+                self.drop_item(order);
+                self.note_failure(&conv, now, format!("the membership change was refused: {message}"));
+            }
+            (PendingOp::Membership { built: None, .. }, OutboundResult::Accepted { .. }) => {}
+        }
+    }
+
+    /// Settles a built commit that the server must have accepted (a later epoch arrived).
+    pub(super) fn settle_own_commit(&mut self, conv: &ChannelId, now: u64) {
+        let found = self.outbox.values().find_map(|i| match (&i.op, &i.conv) {
+            (PendingOp::Membership { built: Some(b), .. }, c) if c == conv => Some((i.order, b.clone())),
+            _ => None,
+        });
+        if let Some((order, b)) = found {
+            self.drop_item(order);
+            self.commit_accepted(conv, &b, now, 0);
+        }
+    }
+
+    fn drop_item(&mut self, order: u64) {
+        self.outbox.remove(&order);
+        self.dirty.insert(StateKey::Outbox(order));
+    }
+
+    fn set_status(&mut self, msg_id: &MessageId, status: Status, server_time: u64) {
+        let Some((conv, index)) = self.seen.get(msg_id).cloned() else { return };
+        if let Some(m) = self.message_mut(&conv, index) {
+            // A receipt may have arrived before the server's answer.
+            if !(status == Status::Sent && m.status == Status::Delivered) {
+                m.status = status;
+            }
+            if server_time != 0 {
+                m.server_time = server_time;
+            }
+        }
+    }
+
+    /// Queues a delivery receipt for a message received from someone else.
+    pub(super) fn queue_receipt(&mut self, conv: &ChannelId, id: MessageId) {
+        self.pending_receipts.entry(conv.clone()).or_default().push(id);
+    }
+
+    fn flush_receipts(&mut self, now: u64) {
+        for (conv, ids) in std::mem::take(&mut self.pending_receipts) {
+            if self.require_active(&conv).is_err() {
+                continue;
+            }
+            for chunk in ids.chunks(MAX_RECEIPT_IDS) {
+                let msg = AppMessage {
+                    id: self.new_message_id(),
+                    sent_at: now,
+                    body: Body::Receipt { kind: ReceiptKind::Delivered, ids: chunk.to_vec() },
+                };
+                self.push_outbox(
+                    conv.clone(),
+                    PendingOp::Message { msg_id: msg.id, plaintext: msg.encode(), ciphertext: None, in_history: false },
+                );
+            }
+        }
+    }
+}

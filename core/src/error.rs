@@ -1,0 +1,71 @@
+//! Errors of the engine. None of them carries key material or message content.
+
+use crate::app_message::CodecError;
+
+/// Why an engine call failed. Each variant has a stable [`EngineError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Stored state could not be read back.
+    #[error("stored state is damaged ({0})")]
+    Corrupt(&'static str),
+    /// A credential is not one this system issues.
+    #[error("a member credential is not of the form user#device")]
+    BadCredential,
+    /// No conversation with that id.
+    #[error("no such conversation")]
+    NoSuchConversation,
+    /// This device is no longer a member of the conversation.
+    #[error("you are no longer a member of this conversation")]
+    NotActive,
+    /// The text is longer than the engine accepts.
+    #[error("the message is too long ({len} bytes; at most {max})")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message is empty.
+    #[error("the message is empty")]
+    Empty,
+    /// A key package or device does not match the signed device records of its user.
+    #[error("{0}")]
+    Unverified(String),
+    /// The users to add or remove are not valid for this conversation.
+    #[error("{0}")]
+    BadMembers(String),
+    /// A received message is not valid for this engine.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The application message codec failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// openmls refused an operation or message.
+    #[error("MLS: {0}")]
+    Mls(String),
+}
+
+impl EngineError {
+    /// A stable code for the JavaScript API and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Corrupt(_) => "corrupt_state",
+            EngineError::BadCredential => "bad_credential",
+            EngineError::NoSuchConversation => "no_such_conversation",
+            EngineError::NotActive => "not_member",
+            EngineError::TooLong { .. } => "too_long",
+            EngineError::Empty => "empty",
+            EngineError::Unverified(_) => "unverified",
+            EngineError::BadMembers(_) => "bad_members",
+            EngineError::Invalid(_) => "invalid_message",
+            EngineError::Codec(_) => "codec",
+            EngineError::Mls(_) => "mls",
+        }
+    }
+
+    pub(crate) fn mls(e: impl std::fmt::Debug) -> Self {
+        // openmls error Debug output names the failing check; it contains no secrets.
+        let text = format!("{e:?}");
+        EngineError::Mls(text.chars().take(200).collect())
+    }
+}

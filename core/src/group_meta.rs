@@ -1,0 +1,145 @@
+//! Conversation metadata kept in the MLS group context, so that members added later learn it
+//! from their Welcome and every change is agreed through a commit.
+//!
+//! It is a private-use group-context extension (type [`EXTENSION_TYPE`]) holding TLV fields;
+//! unknown fields are skipped so later versions can add some (disappearing-message timer,
+//! roles).
+
+use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, UnknownExtension};
+use qpq_proto::UserId;
+use serde::{Deserialize, Serialize};
+
+use crate::app_message::CodecError;
+use crate::tlv::{get_varint, put_field, put_varint, Fields};
+
+/// The private-use extension type carrying [`GroupMeta`].
+pub const EXTENSION_TYPE: u16 = 0xF0A0;
+
+/// Whether a conversation is a 1:1 chat or a named group.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ConversationKind {
+    /// Two people (each with all their devices).
+    Direct,
+    /// A named group.
+    Group,
+}
+
+/// The agreed metadata of a conversation.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct GroupMeta {
+    /// Direct or group.
+    pub kind: ConversationKind,
+    /// The group's name (empty for direct chats).
+    pub name: String,
+    /// Who created it.
+    pub created_by: UserId,
+    /// When (ms since the Unix epoch, the creator's clock).
+    pub created_at: u64,
+}
+
+/// Longest group name, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+mod tag {
+    pub const KIND: u64 = 1;
+    pub const NAME: u64 = 2;
+    pub const CREATED_BY: u64 = 3;
+    pub const CREATED_AT: u64 = 4;
+}
+
+impl GroupMeta {
+    /// Encodes the metadata.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut k = Vec::new();
+        put_varint(
+            &mut k,
+            match self.kind {
+                ConversationKind::Direct => 1,
+                ConversationKind::Group => 2,
+            },
+        );
+        put_field(&mut out, tag::KIND, &k);
+        put_field(&mut out, tag::NAME, self.name.as_bytes());
+        put_field(&mut out, tag::CREATED_BY, self.created_by.as_str().as_bytes());
+        put_field(&mut out, tag::CREATED_AT, &self.created_at.to_be_bytes());
+        out
+    }
+
+    /// Decodes the metadata.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        let (mut kind, mut name, mut created_by, mut created_at) = (None, None, None, None);
+        for f in Fields::new(bytes) {
+            let (t, v) = f?;
+            match t {
+                tag::KIND => {
+                    kind = Some(match get_varint(v)? {
+                        (1, _) => ConversationKind::Direct,
+                        (2, _) => ConversationKind::Group,
+                        _ => return Err(CodecError::Malformed("conversation kind")),
+                    })
+                }
+                tag::NAME => {
+                    if v.len() > MAX_NAME_BYTES {
+                        return Err(CodecError::Malformed("group name"));
+                    }
+                    name = Some(String::from_utf8(v.to_vec()).map_err(|_| CodecError::Malformed("group name"))?)
+                }
+                tag::CREATED_BY => {
+                    let s = std::str::from_utf8(v).map_err(|_| CodecError::Malformed("creator"))?;
+                    created_by = Some(UserId::parse(s).map_err(|_| CodecError::Malformed("creator"))?)
+                }
+                tag::CREATED_AT => {
+                    created_at =
+                        Some(u64::from_be_bytes(v.try_into().map_err(|_| CodecError::Malformed("created"))?))
+                }
+                _ => {}
+            }
+        }
+        Ok(GroupMeta {
+            kind: kind.ok_or(CodecError::Missing("conversation kind"))?,
+            name: name.unwrap_or_default(),
+            created_by: created_by.ok_or(CodecError::Missing("creator"))?,
+            created_at: created_at.unwrap_or(0),
+        })
+    }
+
+    /// The metadata as a group-context extension.
+    pub fn to_extension(&self) -> Extension {
+        Extension::Unknown(EXTENSION_TYPE, UnknownExtension(self.encode()))
+    }
+
+    /// Finds and decodes the metadata in a group context's extensions.
+    pub fn from_extensions(exts: &Extensions<GroupContext>) -> Result<Self, CodecError> {
+        let ext = exts
+            .unknown(EXTENSION_TYPE)
+            .ok_or(CodecError::Missing("conversation metadata"))?;
+        GroupMeta::decode(&ext.0)
+    }
+
+    /// The extension type as openmls names it.
+    pub fn extension_type() -> ExtensionType {
+        ExtensionType::Unknown(EXTENSION_TYPE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_validates() {
+        let m = GroupMeta {
+            kind: ConversationKind::Group,
+            name: "Team 🚀".into(),
+            created_by: UserId::parse("alice@x.org").unwrap(),
+            created_at: 77,
+        };
+        assert_eq!(GroupMeta::decode(&m.encode()).unwrap(), m);
+        let enc = m.encode();
+        for n in 0..enc.len() {
+            let _ = GroupMeta::decode(&enc[..n]);
+        }
+        assert!(GroupMeta::decode(&[]).is_err());
+    }
+}

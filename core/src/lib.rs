@@ -1,0 +1,31 @@
+//! The quicproquo engine, shared by the browser (compiled to WebAssembly) and native clients.
+//!
+//! It holds one device's messaging state — identity and device keys, MLS groups (RFC 9420 via
+//! openmls), conversations and their history, the outbox — and every step that changes it. It
+//! is *sans-IO*: it opens no sockets, reads no clock and touches no browser API. Time comes in
+//! as an argument, randomness as a seed, messages from the server as [`qpq_proto::Envelope`]s;
+//! what must be sent comes out as [`Outbound`] values and what must be stored as a
+//! [`Changeset`] that the shell writes atomically after each step.
+//!
+//! What it deliberately does not do: networking and RPC (`qpq-client`), storage engines
+//! (IndexedDB in `qpq-web`, files in `qpq-native`), rendering.
+
+mod app_message;
+mod conversation;
+mod engine;
+mod error;
+mod group_meta;
+mod identity;
+mod outbox;
+mod provider;
+mod state;
+mod tlv;
+
+pub use app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind, FORMAT_VERSION, MAX_TEXT_BYTES};
+pub use conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
+pub use engine::{Engine, Event, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES};
+pub use error::EngineError;
+pub use group_meta::{GroupMeta, MAX_NAME_BYTES};
+pub use identity::{credential_for, device_of_credential};
+pub use outbox::{ClaimedPackage, Outbound, OutboundOp, OutboundResult};
+pub use state::Changeset;

@@ -1,0 +1,280 @@
+//! Engine behaviour with several simulated clients and a simulated delivery service.
+
+mod support;
+
+use qpq_core::{Content, ConversationKind, EngineError, Status, SystemEvent};
+use qpq_proto::EnvelopeKind;
+use support::{SimClient, SimServer};
+
+fn epoch_auths(clients: &[&SimClient], conv: &qpq_proto::ChannelId) -> Vec<Vec<u8>> {
+    clients.iter().map(|c| c.engine.epoch_authenticator(conv).expect("in group")).collect()
+}
+
+#[test]
+fn direct_chat_both_ways_with_delivery_receipts() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+
+    let conv = alice.start(&mut s, ConversationKind::Direct, "", &[&bob]);
+    bob.sync(&mut s);
+    let c = bob.engine.conversation(&conv).expect("bob joined");
+    assert_eq!(c.members, vec![alice.user(), bob.user()]);
+    assert_eq!(c.title(&bob.user()), "alice@sim.test");
+
+    alice.send(&mut s, &conv, "hi bob");
+    assert_eq!(alice.engine.history(&conv).last().unwrap().status, Status::Sent);
+    bob.sync(&mut s);
+    assert_eq!(bob.texts(&conv), vec!["hi bob"]);
+    assert_eq!(bob.engine.conversation(&conv).unwrap().unread, 1);
+    bob.pump(&mut s); // sends the delivery receipt
+    alice.sync(&mut s);
+    assert_eq!(alice.engine.history(&conv).last().unwrap().status, Status::Delivered);
+
+    bob.send(&mut s, &conv, "hello alice");
+    alice.sync(&mut s);
+    assert_eq!(alice.texts(&conv), vec!["hi bob", "hello alice"]);
+    let last = alice.engine.history(&conv).last().unwrap();
+    assert_eq!(last.sender, bob.user());
+    assert!(!last.outgoing);
+    bob.engine.mark_read(&conv);
+    assert_eq!(bob.engine.conversation(&conv).unwrap().unread, 0);
+    assert_eq!(epoch_auths(&[&alice, &bob], &conv)[0], epoch_auths(&[&alice, &bob], &conv)[1]);
+}
+
+#[test]
+fn group_of_three_with_add_and_remove_and_no_reading_after_removal() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let mut carol = SimClient::new(&mut s, "carol", 3);
+    let mut dave = SimClient::new(&mut s, "dave", 4);
+
+    let conv = alice.start(&mut s, ConversationKind::Group, "Team", &[&bob, &carol]);
+    bob.sync(&mut s);
+    carol.sync(&mut s);
+    assert_eq!(carol.engine.conversation(&conv).unwrap().name, "Team");
+    assert_eq!(carol.engine.conversation(&conv).unwrap().members.len(), 3);
+
+    alice.send(&mut s, &conv, "before dave");
+    // Dave is added later and sees messages from then on only.
+    bob.sync(&mut s);
+    bob.add(&mut s, &conv, &[&dave]);
+    bob.pump(&mut s);
+    for c in [&mut alice, &mut carol, &mut dave] {
+        c.sync(&mut s);
+    }
+    assert_eq!(dave.engine.conversation(&conv).unwrap().members.len(), 4);
+    carol.send(&mut s, &conv, "welcome dave");
+    for c in [&mut alice, &mut bob, &mut dave] {
+        c.sync(&mut s);
+    }
+    assert_eq!(dave.texts(&conv), vec!["welcome dave"]);
+    assert_eq!(alice.texts(&conv), vec!["before dave", "welcome dave"]);
+    let a = epoch_auths(&[&alice, &bob, &carol, &dave], &conv);
+    assert!(a.windows(2).all(|w| w[0] == w[1]), "all members agree on the epoch");
+
+    // Alice removes Carol.
+    alice.engine.remove_members(&conv, vec![carol.user()]).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    carol.sync(&mut s);
+    let cc = carol.engine.conversation(&conv).unwrap();
+    assert!(!cc.active);
+    assert!(matches!(
+        carol.engine.history(&conv).last().unwrap().content,
+        Content::System(SystemEvent::YouWereRemoved)
+    ));
+    assert_eq!(carol.engine.send_text(&conv, "still here?", None, 0), Err(EngineError::NotActive));
+
+    bob.sync(&mut s);
+    dave.sync(&mut s);
+    bob.send(&mut s, &conv, "after carol left");
+    // The server no longer routes to Carol; even handed the ciphertext she cannot read it.
+    let leaked = s.fetch(&dave.addr(), 0).into_iter().filter(|e| e.kind == EnvelopeKind::Application).last().unwrap();
+    assert!(s.fetch(&carol.addr(), carol.engine.cursor()).is_empty());
+    let mut leaked = leaked;
+    leaked.seq = carol.engine.cursor() + 1;
+    assert!(carol.engine.receive(&leaked, s.time).is_err());
+    assert!(!carol.texts(&conv).contains(&"after carol left".to_string()));
+    dave.sync(&mut s);
+    assert_eq!(dave.texts(&conv).last().unwrap(), "after carol left");
+    let members = &alice.engine.conversation(&conv).unwrap().members;
+    assert!(!members.contains(&carol.user()));
+}
+
+#[test]
+fn concurrent_commits_one_wins_the_other_retries_and_nobody_forks() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let carol = SimClient::new(&mut s, "carol", 3);
+    let dave = SimClient::new(&mut s, "dave", 4);
+    let conv = alice.start(&mut s, ConversationKind::Group, "race", &[&bob]);
+    bob.sync(&mut s);
+
+    // Both build a commit for the same epoch before either reaches the server.
+    alice.add(&mut s, &conv, &[&carol]);
+    bob.add(&mut s, &conv, &[&dave]);
+    let a = alice.engine.next_outbound(s.time).unwrap();
+    let b = bob.engine.next_outbound(s.time).unwrap();
+    alice.persist();
+    bob.persist();
+    let ra = s.handle(&alice.addr(), &a).unwrap();
+    let rb = s.handle(&bob.addr(), &b).unwrap();
+    assert!(matches!(ra, qpq_core::OutboundResult::Accepted { .. }));
+    assert!(matches!(rb, qpq_core::OutboundResult::Refused { code: Some(qpq_proto::ErrorCode::StaleEpoch), .. }));
+    alice.engine.outbound_result(a.id, ra, s.time);
+    bob.engine.outbound_result(b.id, rb, s.time);
+    alice.persist();
+    bob.persist();
+    // Bob must process the winner before rebuilding.
+    assert!(bob.engine.next_outbound(s.time).is_none());
+    bob.sync(&mut s);
+    assert_eq!(bob.pump(&mut s), 1);
+    alice.sync(&mut s);
+
+    let mut carol = carol;
+    let mut dave = dave;
+    carol.sync(&mut s);
+    dave.sync(&mut s);
+    let all = [&alice, &bob, &carol, &dave];
+    let auths = epoch_auths(&all, &conv);
+    assert!(auths.windows(2).all(|w| w[0] == w[1]), "no fork");
+    for c in all {
+        // create (0) → add bob (1) → alice's add (2) → bob's rebuilt add (3)
+        assert_eq!(c.engine.conversation(&conv).unwrap().epoch, 3);
+        assert_eq!(c.engine.conversation(&conv).unwrap().members.len(), 4);
+    }
+}
+
+#[test]
+fn retried_send_after_lost_reply_appears_once() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Direct, "", &[&bob]);
+    bob.sync(&mut s);
+
+    alice.engine.send_text(&conv, "only once", None, s.time).unwrap();
+    alice.persist();
+    s.lose_next_reply = true;
+    assert_eq!(alice.pump(&mut s), 0);
+    assert_eq!(alice.engine.history(&conv).last().unwrap().status, Status::Sending);
+    // The app restarts before retrying.
+    alice.reload();
+    assert_eq!(alice.pump(&mut s), 1);
+    assert_eq!(alice.engine.history(&conv).last().unwrap().status, Status::Sent);
+    bob.sync(&mut s);
+    assert_eq!(bob.texts(&conv), vec!["only once"]);
+    // Delivering the same envelope again changes nothing.
+    let env = s.fetch(&bob.addr(), 0).pop().unwrap();
+    bob.engine.receive(&env, s.time).unwrap();
+    assert_eq!(bob.texts(&conv), vec!["only once"]);
+}
+
+#[test]
+fn lost_commit_reply_is_settled_by_retry() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.engine.create_conversation(ConversationKind::Group, "g", 0).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    alice.add(&mut s, &conv, &[&bob]);
+    s.lose_next_reply = true;
+    alice.pump(&mut s);
+    alice.reload();
+    alice.pump(&mut s);
+    bob.sync(&mut s);
+    alice.send(&mut s, &conv, "after retry");
+    bob.sync(&mut s);
+    assert_eq!(bob.texts(&conv), vec!["after retry"]);
+    assert_eq!(epoch_auths(&[&alice, &bob], &conv)[0], epoch_auths(&[&alice, &bob], &conv)[1]);
+}
+
+#[test]
+fn state_survives_reload_at_every_step() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Direct, "", &[&bob]);
+    alice.reload();
+    bob.sync(&mut s);
+    bob.reload();
+    for i in 0..5 {
+        alice.send(&mut s, &conv, &format!("a{i}"));
+        alice.reload();
+        bob.sync(&mut s);
+        bob.reload();
+        bob.send(&mut s, &conv, &format!("b{i}"));
+        bob.reload();
+        alice.sync(&mut s);
+        alice.reload();
+    }
+    let expect: Vec<String> = (0..5).flat_map(|i| [format!("a{i}"), format!("b{i}")]).collect();
+    assert_eq!(alice.texts(&conv), expect);
+    assert_eq!(bob.texts(&conv), expect);
+    assert_eq!(alice.engine.conversations().len(), 1);
+}
+
+#[test]
+fn message_from_previous_epoch_still_decrypts() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let carol = SimClient::new(&mut s, "carol", 3);
+    let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob]);
+    bob.sync(&mut s);
+    // Bob encrypts in epoch 1 but is slow to send; Alice commits epoch 2 meanwhile.
+    bob.engine.send_text(&conv, "late but fine", None, s.time).unwrap();
+    let out = bob.engine.next_outbound(s.time).unwrap();
+    bob.persist();
+    alice.add(&mut s, &conv, &[&carol]);
+    alice.pump(&mut s);
+    let r = s.handle(&bob.addr(), &out).unwrap();
+    bob.engine.outbound_result(out.id, r, s.time);
+    alice.sync(&mut s);
+    assert_eq!(alice.texts(&conv), vec!["late but fine"]);
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_and_do_not_wedge_the_queue() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Direct, "", &[&bob]);
+    bob.sync(&mut s);
+    for (i, payload) in [vec![], vec![0xff; 40], b"garbage".to_vec()].into_iter().enumerate() {
+        s.deliver(&bob.addr(), &conv, &alice.addr(), EnvelopeKind::Application, &payload);
+        let env = s.fetch(&bob.addr(), bob.engine.cursor()).pop().unwrap();
+        let r = bob.engine.receive(&env, s.time);
+        assert!(matches!(r, Err(EngineError::Invalid(_))), "case {i}: {r:?}");
+    }
+    assert!(matches!(bob.engine.send_text(&conv, "   ", None, 0), Err(EngineError::Empty)));
+    let long = "x".repeat(qpq_core::MAX_TEXT_BYTES + 1);
+    assert!(matches!(bob.engine.send_text(&conv, &long, None, 0), Err(EngineError::TooLong { .. })));
+    // The queue still works.
+    alice.send(&mut s, &conv, "still fine");
+    bob.sync(&mut s);
+    assert_eq!(bob.texts(&conv), vec!["still fine"]);
+}
+
+#[test]
+fn key_packages_of_unknown_or_mismatched_devices_are_refused() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let bob = SimClient::new(&mut s, "bob", 2);
+    let mallory = SimClient::new(&mut s, "mallory", 3);
+    let conv = alice.start(&mut s, ConversationKind::Direct, "", &[]);
+    // Not yet learned.
+    let pk = s.claim(&bob.user(), &alice.addr());
+    assert!(matches!(alice.engine.add_members(&conv, pk.clone()), Err(EngineError::Unverified(_))));
+    // A package of Mallory presented as Bob's.
+    alice.learn(&s, &bob.user());
+    let mut forged = s.claim(&mallory.user(), &alice.addr());
+    forged[0].user = bob.user();
+    forged[0].device = bob.engine.device_id();
+    assert!(matches!(alice.engine.add_members(&conv, forged), Err(EngineError::Unverified(_))));
+    alice.engine.add_members(&conv, pk).unwrap();
+}

@@ -1,0 +1,265 @@
+//! A simulated delivery service and clients for engine tests: the same routing rules as the
+//! real server (one commit per channel epoch, fan-out to member devices, idempotent enqueue),
+//! in memory, with a virtual clock.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
+use qpq_proto::{
+    ChannelId, ClientMsgId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, ErrorCode, UserId,
+};
+
+#[derive(Default)]
+pub struct Channel {
+    pub epoch: u64,
+    pub members: BTreeSet<DeviceAddress>,
+}
+
+#[derive(Default)]
+pub struct SimServer {
+    pub identities: HashMap<UserId, ([u8; 32], Vec<DeviceRecord>)>,
+    pub key_packages: HashMap<DeviceAddress, Vec<Vec<u8>>>,
+    pub channels: HashMap<ChannelId, Channel>,
+    pub queues: HashMap<DeviceAddress, Vec<Envelope>>,
+    pub next_seq: HashMap<DeviceAddress, u64>,
+    pub done: HashMap<(DeviceAddress, ClientMsgId), OutboundResult>,
+    pub time: u64,
+    /// When set, the next reply is computed but "lost" (the client sees a transport error).
+    pub lose_next_reply: bool,
+}
+
+pub struct SimClient {
+    pub engine: Engine,
+    pub store: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub seed: u8,
+}
+
+impl SimServer {
+    pub fn register(&mut self, engine: &Engine) {
+        self.identities.insert(
+            engine.user().clone(),
+            (engine.identity_public_key(), vec![engine.device_record().clone()]),
+        );
+    }
+
+    pub fn deliver(&mut self, to: &DeviceAddress, channel: &ChannelId, sender: &DeviceAddress, kind: EnvelopeKind, payload: &[u8]) {
+        let seq = self.next_seq.entry(to.clone()).or_insert(0);
+        *seq += 1;
+        let env = Envelope {
+            seq: *seq,
+            channel: channel.clone(),
+            sender: sender.clone(),
+            kind,
+            payload: payload.to_vec(),
+            server_time: self.time,
+            expires_at: 0,
+        };
+        self.queues.entry(to.clone()).or_default().push(env);
+    }
+
+    /// Handles one outbound call from `from`; `None` when the reply was lost.
+    pub fn handle(&mut self, from: &DeviceAddress, out: &Outbound) -> Option<OutboundResult> {
+        self.time += 1;
+        let key = (from.clone(), out.id);
+        let result = if let Some(r) = self.done.get(&key) {
+            r.clone()
+        } else {
+            let r = self.apply(from, &out.op);
+            if matches!(r, OutboundResult::Accepted { .. }) {
+                self.done.insert(key, r.clone());
+            }
+            r
+        };
+        if std::mem::take(&mut self.lose_next_reply) {
+            None
+        } else {
+            Some(result)
+        }
+    }
+
+    fn apply(&mut self, from: &DeviceAddress, op: &OutboundOp) -> OutboundResult {
+        let refuse = |code: ErrorCode, m: &str| OutboundResult::Refused { code: Some(code), message: m.into() };
+        match op {
+            OutboundOp::CreateChannel { channel } => {
+                let c = self.channels.entry(channel.clone()).or_default();
+                c.members.insert(from.clone());
+                OutboundResult::Accepted { server_time: self.time }
+            }
+            OutboundOp::Enqueue { channel, payload, .. } => {
+                let Some(c) = self.channels.get(channel) else { return refuse(ErrorCode::NoSuchChannel, "no channel") };
+                if !c.members.contains(from) {
+                    return refuse(ErrorCode::NotMember, "not a member");
+                }
+                let to: Vec<DeviceAddress> = c.members.iter().filter(|d| *d != from).cloned().collect();
+                for d in to {
+                    self.deliver(&d, channel, from, EnvelopeKind::Application, payload);
+                }
+                OutboundResult::Accepted { server_time: self.time }
+            }
+            OutboundOp::Commit { channel, epoch, commit, welcome, add, remove } => {
+                let Some(c) = self.channels.get_mut(channel) else { return refuse(ErrorCode::NoSuchChannel, "no channel") };
+                if !c.members.contains(from) {
+                    return refuse(ErrorCode::NotMember, "not a member");
+                }
+                if *epoch != c.epoch {
+                    return refuse(ErrorCode::StaleEpoch, "stale");
+                }
+                c.epoch += 1;
+                let to: Vec<DeviceAddress> = c.members.iter().filter(|d| *d != from).cloned().collect();
+                for d in remove {
+                    c.members.remove(d);
+                }
+                for d in add {
+                    c.members.insert(d.clone());
+                }
+                for d in to {
+                    self.deliver(&d, channel, from, EnvelopeKind::Commit, commit);
+                }
+                for d in add {
+                    self.deliver(d, channel, from, EnvelopeKind::Welcome, welcome);
+                }
+                OutboundResult::Accepted { server_time: self.time }
+            }
+        }
+    }
+
+    pub fn fetch(&self, device: &DeviceAddress, after: u64) -> Vec<Envelope> {
+        self.queues
+            .get(device)
+            .map(|q| q.iter().filter(|e| e.seq > after).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Claims one key package per device of `user` (as the real server: pops one).
+    pub fn claim(&mut self, user: &UserId, except: &DeviceAddress) -> Vec<ClaimedPackage> {
+        let (_, devices) = self.identities.get(user).expect("known user").clone();
+        devices
+            .iter()
+            .map(|r| r.address())
+            .filter(|a| a != except)
+            .filter_map(|a| {
+                let kp = self.key_packages.get_mut(&a)?.pop()?;
+                Some(ClaimedPackage { user: a.user.clone(), device: a.device, key_package: kp })
+            })
+            .collect()
+    }
+}
+
+impl SimClient {
+    pub fn new(server: &mut SimServer, name: &str, seed: u8) -> SimClient {
+        let user = UserId::parse(&format!("{name}@sim.test")).unwrap();
+        let engine = Engine::create(user, [seed; 32], 1);
+        server.register(&engine);
+        let mut c = SimClient { engine, store: BTreeMap::new(), seed };
+        c.persist();
+        c.upload_key_packages(server, 5);
+        c
+    }
+
+    pub fn addr(&self) -> DeviceAddress {
+        DeviceAddress { user: self.engine.user().clone(), device: self.engine.device_id() }
+    }
+
+    pub fn user(&self) -> UserId {
+        self.engine.user().clone()
+    }
+
+    pub fn upload_key_packages(&mut self, server: &mut SimServer, n: usize) {
+        let kps = self.engine.generate_key_packages(n).unwrap();
+        self.persist();
+        server.key_packages.entry(self.addr()).or_default().extend(kps);
+    }
+
+    /// Applies the last step's changes to the simulated durable store.
+    pub fn persist(&mut self) {
+        let cs = self.engine.take_changes();
+        for (k, v) in cs.puts {
+            self.store.insert(k, v);
+        }
+        for k in cs.deletes {
+            self.store.remove(&k);
+        }
+    }
+
+    /// Drops memory and rebuilds from the store, as after a crash or reload.
+    pub fn reload(&mut self) {
+        self.seed = self.seed.wrapping_add(101);
+        self.engine = Engine::load(self.store.clone(), [self.seed; 32]).expect("state loads");
+    }
+
+    /// Sends everything in the outbox; returns how many items were settled.
+    pub fn pump(&mut self, server: &mut SimServer) -> usize {
+        let mut n = 0;
+        for _ in 0..1000 {
+            let Some(out) = self.engine.next_outbound(server.time) else { break };
+            self.persist();
+            match server.handle(&self.addr(), &out) {
+                Some(r) => {
+                    self.engine.outbound_result(out.id, r, server.time);
+                    self.persist();
+                    n += 1;
+                }
+                None => break, // lost reply: retry later
+            }
+        }
+        n
+    }
+
+    /// Processes everything queued for this device.
+    pub fn sync(&mut self, server: &mut SimServer) -> usize {
+        let envs = server.fetch(&self.addr(), self.engine.cursor());
+        let n = envs.len();
+        for e in envs {
+            let _ = self.engine.receive(&e, server.time);
+            self.persist();
+        }
+        n
+    }
+
+    pub fn learn(&mut self, server: &SimServer, user: &UserId) {
+        let (ik, recs) = server.identities.get(user).expect("known").clone();
+        self.engine.learn_devices(user, &ik, &recs).unwrap();
+        self.persist();
+    }
+
+    /// Creates a conversation with `others` (claiming their key packages) and sends it out.
+    pub fn start(&mut self, server: &mut SimServer, kind: ConversationKind, name: &str, others: &[&SimClient]) -> ChannelId {
+        let conv = self.engine.create_conversation(kind, name, server.time).unwrap();
+        self.persist();
+        if !others.is_empty() {
+            self.add(server, &conv, others);
+        }
+        self.pump(server);
+        conv
+    }
+
+    pub fn add(&mut self, server: &mut SimServer, conv: &ChannelId, others: &[&SimClient]) {
+        let mut pkgs = Vec::new();
+        for o in others {
+            self.learn(server, &o.user());
+            pkgs.extend(server.claim(&o.user(), &self.addr()));
+        }
+        self.engine.add_members(conv, pkgs).unwrap();
+        self.persist();
+    }
+
+    pub fn send(&mut self, server: &mut SimServer, conv: &ChannelId, text: &str) {
+        self.engine.send_text(conv, text, None, server.time).unwrap();
+        self.persist();
+        self.pump(server);
+    }
+
+    /// Texts of the conversation's history, in order.
+    pub fn texts(&self, conv: &ChannelId) -> Vec<String> {
+        self.engine
+            .history(conv)
+            .iter()
+            .filter_map(|m| match &m.content {
+                qpq_core::Content::Text { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
