@@ -1,0 +1,310 @@
+//! The server's storage: one trait, two real backends (SQLite embedded, PostgreSQL for a
+//! cluster), one conformance suite that both pass.
+//!
+//! Everything here is ciphertext or routing metadata: user and device names, public keys,
+//! opaque MLS payloads, channel membership. The RPC layer has already checked sizes and the
+//! caller's identity; storage enforces the invariants that must hold atomically (device limit,
+//! one commit per channel epoch, idempotent enqueue, membership for fan-out).
+//!
+//! Time is an argument (`now`, ms since the Unix epoch), so tests control it.
+
+mod error;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(test)]
+mod conformance;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use qpq_proto::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, Envelope, UserId};
+use tokio::sync::broadcast;
+
+pub use error::StoreError;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// A key package as stored: its hash (SHA-256 of the bytes) identifies it for the
+/// "claimed once" rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPackageRow {
+    /// SHA-256 of `data`.
+    pub hash: [u8; 32],
+    /// The TLS-serialised key package.
+    pub data: Vec<u8>,
+}
+
+/// A key package handed out by [`Storage::claim_key_packages`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// Whose device.
+    pub device: DeviceId,
+    /// The key package.
+    pub data: Vec<u8>,
+    /// True when it is the device's last-resort package (which is not removed).
+    pub last_resort: bool,
+}
+
+/// A channel and its member devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelRow {
+    /// The id.
+    pub id: ChannelId,
+    /// The current epoch: the next accepted commit must carry it.
+    pub epoch: u64,
+    /// When it was created.
+    pub created_at: Millis,
+    /// The devices that receive its messages, sorted.
+    pub members: Vec<DeviceAddress>,
+}
+
+/// A commit to apply (see [`Storage::commit`]).
+#[derive(Clone, Debug)]
+pub struct CommitInput {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The committing device.
+    pub sender: DeviceAddress,
+    /// The epoch the commit was made in.
+    pub epoch: u64,
+    /// The MLS commit, fanned out to current members but the sender.
+    pub commit: Vec<u8>,
+    /// The MLS Welcome for `add` (may be empty when `add` is empty).
+    pub welcome: Vec<u8>,
+    /// Devices to add (they get the Welcome and become members).
+    pub add: Vec<DeviceAddress>,
+    /// Devices to remove (they still get the commit, then stop being members).
+    pub remove: Vec<DeviceAddress>,
+    /// Idempotency key, unique per sender device.
+    pub client_msg_id: ClientMsgId,
+    /// Server time of the call.
+    pub now: Millis,
+}
+
+/// What an accepted commit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// The channel's epoch after the commit.
+    pub epoch: u64,
+    /// When it was first accepted.
+    pub server_time: Millis,
+    /// True when this call was a retry of an already accepted commit (nothing was done again).
+    pub duplicate: bool,
+}
+
+/// An application message to fan out (see [`Storage::enqueue`]).
+#[derive(Clone, Debug)]
+pub struct EnqueueInput {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The sending device.
+    pub sender: DeviceAddress,
+    /// The MLS application message.
+    pub payload: Vec<u8>,
+    /// Idempotency key, unique per sender device.
+    pub client_msg_id: ClientMsgId,
+    /// When undelivered copies expire (0 = never).
+    pub expires_at: Millis,
+    /// Server time of the call.
+    pub now: Millis,
+}
+
+/// What an enqueue did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnqueueOutcome {
+    /// When it was first accepted.
+    pub server_time: Millis,
+    /// True when this call was a retry of an already accepted enqueue.
+    pub duplicate: bool,
+}
+
+/// A blob's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRow {
+    /// 16 random bytes chosen by the server.
+    pub id: [u8; 16],
+    /// The channel whose members may read it.
+    pub channel: ChannelId,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Size of every chunk but the last.
+    pub chunk_size: u32,
+    /// Chunks `0..chunks_stored` are present.
+    pub chunks_stored: u32,
+    /// When it is deleted (0 = never).
+    pub expires_at: Millis,
+}
+
+impl BlobRow {
+    /// Number of chunks the blob has when complete.
+    pub fn chunk_count(&self) -> u32 {
+        if self.size == 0 {
+            0
+        } else {
+            self.size.div_ceil(u64::from(self.chunk_size)) as u32
+        }
+    }
+
+    /// Expected length of chunk `index`.
+    pub fn chunk_len(&self, index: u32) -> Option<usize> {
+        if index >= self.chunk_count() {
+            return None;
+        }
+        let start = u64::from(index) * u64::from(self.chunk_size);
+        Some((self.size - start).min(u64::from(self.chunk_size)) as usize)
+    }
+
+    /// True when every chunk is stored.
+    pub fn complete(&self) -> bool {
+        self.chunks_stored == self.chunk_count()
+    }
+}
+
+/// What [`Storage::expire`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryStats {
+    /// Queue entries past their expiry.
+    pub envelopes: u64,
+    /// Blobs past their expiry (with their chunks).
+    pub blobs: u64,
+    /// Idempotency records and login leftovers past their retention.
+    pub records: u64,
+}
+
+/// The storage every server node uses. Implementations must be correct when many nodes and
+/// tasks call them at once (PostgreSQL: several processes on one database).
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    // --- identities and devices ---------------------------------------------------------
+
+    /// Creates `user` with its identity key and first device. `UserExists` when the name is
+    /// registered or reserved (cooling off after deletion) until after `now`.
+    async fn create_user(
+        &self,
+        user: &UserId,
+        identity_key: &[u8; 32],
+        first_device: &DeviceRecord,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The identity key of `user`, if registered.
+    async fn identity_key(&self, user: &UserId) -> Result<Option<[u8; 32]>, StoreError>;
+
+    /// The devices of `user`, ordered by creation.
+    async fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError>;
+
+    /// One device's record.
+    async fn device(&self, device: &DeviceAddress) -> Result<Option<DeviceRecord>, StoreError>;
+
+    /// Adds a device to an existing user. `TooManyDevices` when the user already has `max`
+    /// (checked atomically); `NoSuchUser`; adding an existing device id again is
+    /// `DeviceExists`.
+    async fn add_device(&self, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), StoreError>;
+
+    /// Removes a device with its key packages, delivery queue and channel memberships.
+    /// `NoSuchDevice` when absent.
+    async fn revoke_device(&self, device: &DeviceAddress) -> Result<(), StoreError>;
+
+    /// Removes the user and everything of theirs (devices, key packages, queues, memberships,
+    /// blobs they created). The name stays reserved until `reserved_until`.
+    async fn delete_user(&self, user: &UserId, reserved_until: Millis) -> Result<(), StoreError>;
+
+    // --- key packages ---------------------------------------------------------------------
+
+    /// Stores one-time key packages for `device` and, when given, replaces its last-resort
+    /// package. A package whose hash was claimed before is refused with `KeyPackageReused`
+    /// (nothing of the call is stored). Returns how many one-time packages are available.
+    async fn add_key_packages(
+        &self,
+        device: &DeviceAddress,
+        packages: &[KeyPackageRow],
+        last_resort: Option<&KeyPackageRow>,
+    ) -> Result<u32, StoreError>;
+
+    /// Claims one package for every device of `user` except `except`: removes and returns a
+    /// one-time package (remembering its hash as claimed), or returns the last-resort package
+    /// (kept) when none is left. Devices with neither are left out. Concurrent claims never
+    /// hand the same one-time package to two callers. `NoSuchUser` when unknown.
+    async fn claim_key_packages(
+        &self,
+        user: &UserId,
+        except: Option<&DeviceAddress>,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// How many one-time packages `device` has left.
+    async fn key_package_count(&self, device: &DeviceAddress) -> Result<u32, StoreError>;
+
+    // --- channels -------------------------------------------------------------------------
+
+    /// Creates a channel at epoch 0 with `creator` as its only member. Calling again with the
+    /// same creator returns the existing channel (a retry); another caller gets
+    /// `ChannelExists`.
+    async fn create_channel(&self, channel: &ChannelId, creator: &DeviceAddress, now: Millis) -> Result<ChannelRow, StoreError>;
+
+    /// A channel with its members.
+    async fn channel(&self, channel: &ChannelId) -> Result<Option<ChannelRow>, StoreError>;
+
+    /// Applies a commit atomically: `NoSuchChannel`; `NotMember` unless the sender is a member;
+    /// a retry with the same (sender, client_msg_id) as an accepted commit returns its outcome
+    /// with `duplicate` set and changes nothing; `StaleEpoch` unless `epoch` is the channel's
+    /// current epoch. Otherwise: the epoch goes up by one, the commit is queued for every
+    /// member but the sender (removed devices included), removed devices stop being members,
+    /// added devices (which must exist: `NoSuchDevice`) become members and get the Welcome.
+    /// Recipients are woken.
+    async fn commit(&self, input: &CommitInput) -> Result<CommitOutcome, StoreError>;
+
+    /// Queues an application message for every member of the channel but the sender, with
+    /// the same rules for `NoSuchChannel`, `NotMember` and retries as [`Storage::commit`].
+    /// Recipients are woken.
+    async fn enqueue(&self, input: &EnqueueInput) -> Result<EnqueueOutcome, StoreError>;
+
+    // --- delivery queues ------------------------------------------------------------------
+
+    /// Up to `limit` envelopes of `device` with `seq > after`, in order, leaving out expired
+    /// ones. Sequence numbers per device only grow and are never reused, even after acks.
+    async fn fetch(&self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Deletes the envelopes of `device` with `seq <= up_to`.
+    async fn ack(&self, device: &DeviceAddress, up_to: u64) -> Result<(), StoreError>;
+
+    // --- blobs ----------------------------------------------------------------------------
+
+    /// Creates an empty blob readable by members of `channel`.
+    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<(), StoreError>;
+
+    /// A blob's metadata (`None` when absent or expired at `now`).
+    async fn blob(&self, id: &[u8; 16], now: Millis) -> Result<Option<BlobRow>, StoreError>;
+
+    /// Stores chunk `index`. It must be the next one (`index == chunks_stored`) or a repeat of
+    /// a stored one with identical bytes (a retry); anything else is `BadChunk`. The length
+    /// must be [`BlobRow::chunk_len`]. Returns the updated metadata.
+    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], now: Millis) -> Result<BlobRow, StoreError>;
+
+    /// One stored chunk.
+    async fn get_chunk(&self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // --- maintenance and wake-ups -----------------------------------------------------------
+
+    /// Deletes what has expired at `now`: queue entries, blobs, and idempotency records older
+    /// than `records_before`.
+    async fn expire(&self, now: Millis, records_before: Millis) -> Result<ExpiryStats, StoreError>;
+
+    /// Devices with new envelopes, from this node and (PostgreSQL) every other node using the
+    /// same database. Lagging receivers miss wake-ups, never envelopes: subscribers fetch.
+    fn wakeups(&self) -> broadcast::Receiver<DeviceAddress>;
+}
+
+/// Opens the storage named by `url`: `sqlite://PATH` (created if missing) or
+/// `postgres://…`. Runs migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStorage::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStorage::open(path).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unknown database URL {url:?}: use sqlite://PATH or postgres://…"
+        )))
+    }
+}
