@@ -1,0 +1,188 @@
+//! Wake-ups across nodes: `pg_notify` inside the transaction that queued the envelopes
+//! (delivered only if it commits), and one LISTEN connection per node forwarding other
+//! nodes' notifications to the local broadcast channel.
+//!
+//! A notification's payload is the sending node's id on the first line, then one
+//! `<device id hex> <user>` line per device: routing metadata only. The node skips its own
+//! notifications because it has already woken its subscribers right after the commit.
+//! Notifications sent while the listener is reconnecting are lost; subscribers fetch anyway.
+
+use std::time::Duration;
+
+use qpq_proto::{DeviceAddress, DeviceId, UserId};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::PgConnection;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::rows::{db, TxError};
+use crate::storage::StoreError;
+
+/// The NOTIFY channel.
+pub(super) const CHANNEL: &str = "qpq_wakeup";
+
+/// The `application_name` of listener connections (visible in `pg_stat_activity`).
+pub(super) const LISTENER_APPLICATION: &str = "qpq-wakeup-listener";
+
+/// PostgreSQL refuses payloads of 8000 bytes or more; stay well below.
+const MAX_PAYLOAD: usize = 7000;
+
+/// Waits between reconnection attempts, doubling from the first to the last.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_LAST: Duration = Duration::from_secs(5);
+
+/// Sends the wake-ups for `devices` as part of the current transaction.
+pub(super) async fn notify(conn: &mut PgConnection, node: u64, devices: &[DeviceAddress]) -> Result<(), TxError> {
+    for payload in payloads(node, devices) {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("send wake-ups"))?;
+    }
+    Ok(())
+}
+
+/// The background task forwarding notifications; stopped when dropped.
+pub(super) struct Listener {
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Starts listening (returning once LISTEN is in effect) and forwards other nodes'
+    /// wake-ups to `wake`, reconnecting whenever the connection drops.
+    pub(super) async fn start(
+        options: PgConnectOptions,
+        node: u64,
+        wake: broadcast::Sender<DeviceAddress>,
+    ) -> Result<Self, StoreError> {
+        let listener = listen(&options).await.map_err(|e| super::rows::describe("listen for wake-ups", &e))?;
+        let task = tokio::spawn(forward(listener, options, node, wake));
+        Ok(Listener { task })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Opens a dedicated connection and LISTENs on [`CHANNEL`].
+async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options.clone().application_name(LISTENER_APPLICATION))
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn forward(
+    mut listener: PgListener,
+    options: PgConnectOptions,
+    node: u64,
+    wake: broadcast::Sender<DeviceAddress>,
+) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                for device in parse(notification.payload(), node) {
+                    let _ = wake.send(device);
+                }
+            }
+            // The connection dropped and PgListener reconnected (and re-LISTENed) already.
+            Ok(None) => tracing::warn!("wake-up listener reconnected; wake-ups in between were missed"),
+            Err(e) => {
+                tracing::warn!(error = %super::rows::describe("listen for wake-ups", &e), "wake-up listener failed; reconnecting");
+                listener = reconnect(&options).await;
+            }
+        }
+    }
+}
+
+/// A fresh listener, retried with exponential back-off until the database answers.
+async fn reconnect(options: &PgConnectOptions) -> PgListener {
+    let mut pause = BACKOFF_FIRST;
+    loop {
+        tokio::time::sleep(pause).await;
+        match listen(options).await {
+            Ok(listener) => {
+                tracing::info!("wake-up listener reconnected");
+                return listener;
+            }
+            Err(e) => {
+                tracing::warn!(error = %super::rows::describe("listen for wake-ups", &e), "wake-up listener still disconnected");
+                pause = (pause * 2).min(BACKOFF_LAST);
+            }
+        }
+    }
+}
+
+/// Splits the wake-ups for `devices` into payloads below [`MAX_PAYLOAD`] bytes.
+fn payloads(node: u64, devices: &[DeviceAddress]) -> Vec<String> {
+    let header = format!("{node:016x}");
+    let mut out = Vec::new();
+    let mut current = header.clone();
+    for device in devices {
+        let line = format!("\n{} {}", device.device.to_hex(), device.user);
+        if current.len() + line.len() > MAX_PAYLOAD && current.len() > header.len() {
+            out.push(std::mem::replace(&mut current, header.clone()));
+        }
+        current.push_str(&line);
+    }
+    if current.len() > header.len() {
+        out.push(current);
+    }
+    out
+}
+
+/// The devices in a payload from another node; nothing for our own or a malformed one.
+fn parse(payload: &str, node: u64) -> Vec<DeviceAddress> {
+    let mut lines = payload.lines();
+    let from = lines.next().and_then(|h| u64::from_str_radix(h, 16).ok());
+    if from.is_none_or(|from| from == node) {
+        return Vec::new();
+    }
+    lines
+        .filter_map(|line| {
+            let (device, user) = line.split_once(' ')?;
+            let device = DeviceId::from_slice(&hex::decode(device).ok()?).ok()?;
+            Some(DeviceAddress { user: UserId::parse(user).ok()?, device })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(n: u8) -> DeviceAddress {
+        DeviceAddress { user: UserId::parse(&format!("user{n}@example.org")).unwrap(), device: DeviceId([n; 16]) }
+    }
+
+    #[test]
+    fn payloads_round_trip_and_stay_small() {
+        let devices: Vec<DeviceAddress> = (0..200).map(device).collect();
+        let payloads = payloads(7, &devices);
+        assert!(payloads.len() > 1, "200 devices need several notifications");
+        assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        let parsed: Vec<DeviceAddress> = payloads.iter().flat_map(|p| parse(p, 8)).collect();
+        assert_eq!(parsed, devices);
+    }
+
+    #[test]
+    fn own_and_malformed_payloads_are_ignored() {
+        let payload = &payloads(7, &[device(1)])[0];
+        assert!(parse(payload, 7).is_empty(), "a node does not wake itself twice");
+        assert!(parse("", 8).is_empty());
+        assert!(parse("zz\n0101 a@b", 8).is_empty());
+        assert_eq!(parse("7\nnot-hex a@b\n01 a@b", 8), Vec::<DeviceAddress>::new());
+    }
+}
