@@ -53,7 +53,7 @@ struct Envelope {
 # A key package claimed for one device of a user.
 struct ClaimedKeyPackage {
   deviceId @0 :Data;
-  keyPackage @1 :Data;      # TLS-serialised MlsMessage(KeyPackage)
+  keyPackage @1 :Data;      # TLS-serialised KeyPackage
   lastResort @2 :Bool;      # true when the device had no one-time package left
 }
 

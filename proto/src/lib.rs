@@ -10,6 +10,7 @@
 
 mod domain;
 mod error_code;
+pub mod wire;
 
 pub use domain::{
     login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,

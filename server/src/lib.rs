@@ -4,6 +4,16 @@
 //! identities, device records, key packages, channel membership, per-device delivery queues,
 //! encrypted blobs — in SQLite (embedded default) or PostgreSQL (several nodes on one
 //! database, woken through LISTEN/NOTIFY). It never sees plaintext: message payloads are MLS
-//! ciphertext and are never logged.
+//! ciphertext, and neither they nor keys are ever logged; users appear in logs only as short
+//! hashes.
+//!
+//! It deliberately does not render, decrypt or interpret messages, and does not serve
+//! browsers directly: the gateway does that.
 
+mod config;
+mod node;
+mod rpc;
 pub mod storage;
+
+pub use config::Config;
+pub use node::{spawn, Node, RunningNode};

@@ -1,0 +1,129 @@
+//! Certificates: generate, persist, load, fingerprint.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+
+/// Why a certificate could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The file holds no usable certificate or key.
+    #[error("{0}")]
+    Invalid(String),
+    /// Generating failed.
+    #[error("could not generate a certificate: {0}")]
+    Generate(String),
+}
+
+/// A certificate chain and its private key.
+#[derive(Debug)]
+pub struct CertificateBundle {
+    /// End-entity certificate first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key (PKCS#8).
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for CertificateBundle {
+    fn clone(&self) -> Self {
+        CertificateBundle { chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
+impl CertificateBundle {
+    /// A new self-signed ECDSA P-256 certificate for `names` (DNS names or IP addresses),
+    /// valid from a day ago for `validity`.
+    pub fn generate(names: &[String], validity: Duration) -> Result<Self, CertError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| CertError::Generate(e.to_string()))?;
+        let mut params =
+            rcgen::CertificateParams::new(names.to_vec()).map_err(|e| CertError::Generate(e.to_string()))?;
+        let now = time::OffsetDateTime::now_utc();
+        // Start slightly in the past to tolerate clock skew, but keep the whole span within
+        // `validity` (browsers cap certificates pinned by hash at 14 days).
+        let skew = time::Duration::hours(1);
+        params.not_before = now - skew;
+        params.not_after = now - skew + time::Duration::try_from(validity).map_err(|e| CertError::Generate(e.to_string()))?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, "quicproquo");
+        let cert = params.self_signed(&key).map_err(|e| CertError::Generate(e.to_string()))?;
+        Ok(CertificateBundle {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    /// Loads `cert.der` and `key.der` from `dir`, or generates and stores them there.
+    pub fn load_or_generate(dir: &Path, names: &[String], validity: Duration) -> Result<Self, CertError> {
+        let (cp, kp) = (dir.join("cert.der"), dir.join("key.der"));
+        if cp.exists() && kp.exists() {
+            let cert = read(&cp)?;
+            let key = read(&kp)?;
+            return Ok(CertificateBundle {
+                chain: vec![CertificateDer::from(cert)],
+                key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            });
+        }
+        let b = Self::generate(names, validity)?;
+        std::fs::create_dir_all(dir).map_err(|e| CertError::Io { path: dir.to_path_buf(), source: e })?;
+        write(&cp, b.chain[0].as_ref())?;
+        write(&kp, b.key.secret_der())?;
+        Ok(b)
+    }
+
+    /// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, CertError> {
+        use rustls::pki_types::pem::PemObject;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| CertError::Invalid(format!("{}: {e}", cert.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| CertError::Invalid(format!("{}: {e}", cert.display())))?;
+        if chain.is_empty() {
+            return Err(CertError::Invalid(format!("{}: no certificate", cert.display())));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| CertError::Invalid(format!("{}: {e}", key.display())))?;
+        Ok(CertificateBundle { chain, key })
+    }
+
+    /// SHA-256 of the end-entity certificate (what clients pin).
+    pub fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(self.chain[0].as_ref()).into()
+    }
+
+    /// The fingerprint as lower-case hex.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(self.sha256())
+    }
+}
+
+fn read(p: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(p).map_err(|e| CertError::Io { path: p.to_path_buf(), source: e })
+}
+
+fn write(p: &Path, data: &[u8]) -> Result<(), CertError> {
+    std::fs::write(p, data).map_err(|e| CertError::Io { path: p.to_path_buf(), source: e })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificate_is_kept_across_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let a = CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
+        let b = CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+}

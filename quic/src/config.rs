@@ -1,0 +1,81 @@
+//! quinn endpoint configuration for server nodes and their clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::CertificateDer;
+
+use crate::cert::{CertError, CertificateBundle};
+use crate::pin::PinnedVerifier;
+
+/// ALPN of the node protocol: Cap'n Proto RPC, one session per bidirectional stream.
+pub const ALPN_NODE: &[u8] = b"qpq/1";
+
+/// How a client decides to trust a server.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// Accept only certificates with one of these SHA-256 fingerprints.
+    Pinned(Vec<[u8; 32]>),
+    /// Verify against these root certificates (DER).
+    Roots(Vec<CertificateDer<'static>>),
+}
+
+fn transport(idle: Duration) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
+    t.keep_alive_interval(Some(idle / 3));
+    t.max_concurrent_bidi_streams(4096u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t
+}
+
+/// A server configuration speaking `alpn`, closing connections idle for `idle`.
+pub fn server_config(bundle: &CertificateBundle, alpn: &[&[u8]], idle: Duration) -> Result<quinn::ServerConfig, CertError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| CertError::Invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(bundle.chain.clone(), bundle.key.clone_key())
+        .map_err(|e| CertError::Invalid(e.to_string()))?;
+    tls.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| CertError::Invalid(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport(idle)));
+    Ok(cfg)
+}
+
+/// A client configuration speaking `alpn` that trusts servers as `trust` says.
+pub fn client_config(trust: &Trust, alpn: &[u8], idle: Duration) -> Result<quinn::ClientConfig, CertError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| CertError::Invalid(e.to_string()))?;
+    let mut tls = match trust {
+        Trust::Pinned(pins) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(pins.clone())))
+            .with_no_client_auth(),
+        Trust::Roots(roots) => {
+            let mut store = rustls::RootCertStore::empty();
+            for r in roots {
+                store.add(r.clone()).map_err(|e| CertError::Invalid(e.to_string()))?;
+            }
+            builder.with_root_certificates(store).with_no_client_auth()
+        }
+    };
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| CertError::Invalid(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport(idle)));
+    Ok(cfg)
+}
+
+/// A client endpoint bound to an ephemeral port of the right address family.
+pub fn client_endpoint(server: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
+    quinn::Endpoint::client(bind)
+}

@@ -1,0 +1,100 @@
+//! Command-line flags and their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a server node runs. Every flag can also be given as an environment variable.
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "qpq-server",
+    version,
+    about = "A quicproquo server node: serves the NodeService Cap'n Proto API over QUIC.",
+    long_about = "A quicproquo server node. It serves the NodeService Cap'n Proto API over QUIC \
+                  (ALPN qpq/1, one RPC session per bidirectional stream) and stores only \
+                  ciphertext and routing metadata, in an embedded SQLite file by default or in \
+                  PostgreSQL, where several nodes can share one database."
+)]
+pub struct Config {
+    /// The domain of this server: its users are name@DOMAIN.
+    #[arg(long, env = "QPQ_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+
+    /// UDP address to listen on for QUIC.
+    #[arg(long, env = "QPQ_LISTEN", default_value = "127.0.0.1:7443")]
+    pub listen: SocketAddr,
+
+    /// Directory for the generated TLS certificate and the default SQLite database.
+    #[arg(long, env = "QPQ_DATA_DIR", default_value = ".qpq/server")]
+    pub data_dir: PathBuf,
+
+    /// Database: sqlite://PATH (embedded; default DATA_DIR/qpq.sqlite) or
+    /// postgres://USER@HOST:PORT/DB (cluster: several nodes may share it).
+    #[arg(long, env = "QPQ_DATABASE")]
+    pub database: Option<String>,
+
+    /// PEM certificate chain to serve instead of the generated self-signed one (needs --key).
+    #[arg(long, env = "QPQ_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key for --cert.
+    #[arg(long, env = "QPQ_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Largest MLS message (commit, Welcome or application message) accepted, in bytes.
+    #[arg(long, env = "QPQ_MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Largest blob (encrypted file) accepted, in bytes.
+    #[arg(long, env = "QPQ_MAX_BLOB_BYTES", default_value_t = 256 << 20)]
+    pub max_blob_bytes: u64,
+
+    /// Largest blob chunk accepted, in bytes.
+    #[arg(long, env = "QPQ_MAX_CHUNK_BYTES", default_value_t = 1 << 20)]
+    pub max_chunk_bytes: u32,
+
+    /// Days a blob is kept after it is created.
+    #[arg(long, env = "QPQ_BLOB_DAYS", default_value_t = 30)]
+    pub blob_days: u64,
+
+    /// Days a deleted account's name stays reserved before it can be registered again.
+    #[arg(long, env = "QPQ_NAME_COOLDOWN_DAYS", default_value_t = 30)]
+    pub name_cooldown_days: u64,
+
+    /// Seconds without traffic after which a QUIC connection is closed.
+    #[arg(long, env = "QPQ_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+
+    /// Log filter (tracing env-filter syntax), e.g. "info" or "qpq_server=debug".
+    #[arg(long, env = "QPQ_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Write logs as JSON lines.
+    #[arg(long, env = "QPQ_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The database URL, defaulting to the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("qpq.sqlite").display()))
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// A configuration for tests: everything default but the given data directory and an
+    /// ephemeral port.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        use clap::Parser;
+        let mut c = Config::parse_from(["qpq-server"]);
+        c.data_dir = data_dir.into();
+        c.listen = "127.0.0.1:0".parse().expect("address");
+        c.log = "warn".into();
+        c
+    }
+}

@@ -1,0 +1,193 @@
+//! A running node: the QUIC endpoint, the accept loops and the background jobs.
+//!
+//! Cap'n Proto RPC objects are single-threaded (`Rc`), so a node runs on one thread inside a
+//! `tokio::task::LocalSet`; the database drivers do their blocking work on their own threads.
+//! [`spawn`] runs a node on a thread of its own, which is what `main` and the tests use.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use qpq_quic::{CertificateBundle, ALPN_NODE};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::rpc::{self, Ctx, WakeHub};
+use crate::storage::{self, Storage};
+
+/// How often expired envelopes, blobs and old idempotency records are removed.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long idempotency records are kept (a client retrying later than this may duplicate).
+const IDEMPOTENCY_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// A node bound to its address, ready to [`Node::run`].
+pub struct Node {
+    endpoint: quinn::Endpoint,
+    ctx: Rc<Ctx>,
+    fingerprint: String,
+}
+
+impl Node {
+    /// Opens the storage, loads or creates the certificate and binds the endpoint. Must be
+    /// called inside a `LocalSet`.
+    pub async fn bind(config: Config) -> anyhow::Result<Node> {
+        let bundle = match (&config.cert, &config.key) {
+            (Some(c), Some(k)) => CertificateBundle::from_pem_files(c, k)?,
+            _ => {
+                let names = vec![config.domain.clone(), "localhost".into(), config.listen.ip().to_string()];
+                CertificateBundle::load_or_generate(&config.data_dir, &names, Duration::from_secs(365 * 86400))?
+            }
+        };
+        let storage: Arc<dyn Storage> = storage::open(&config.database_url())
+            .await
+            .with_context(|| "opening the database")?;
+        let server_config = qpq_quic::server_config(&bundle, &[ALPN_NODE], config.idle_timeout())?;
+        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let hub = WakeHub::start(&storage);
+        Ok(Node { endpoint, ctx: Rc::new(Ctx { storage, config, hub }), fingerprint: bundle.fingerprint() })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("bound endpoint")
+    }
+
+    /// SHA-256 of its certificate (hex), for clients to pin.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let storage = self.ctx.storage.clone();
+        let expiry = tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+            loop {
+                tick.tick().await;
+                let now = rpc::now_ms();
+                match storage.expire(now, now.saturating_sub(IDEMPOTENCY_RETENTION_MS)).await {
+                    Ok(s) if s != Default::default() => {
+                        tracing::info!(envelopes = s.envelopes, blobs = s.blobs, records = s.records, "expired")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "expiry failed"),
+                }
+            }
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let ctx = self.ctx.clone();
+                    tokio::task::spawn_local(async move {
+                        match incoming.await {
+                            Ok(conn) => serve_connection(ctx, conn).await,
+                            Err(e) => tracing::debug!(error = %e, "handshake failed"),
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        expiry.abort();
+        self.endpoint.close(0u32.into(), b"server shutting down");
+        // Give peers a moment to learn of the close.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn serve_connection(ctx: Rc<Ctx>, conn: quinn::Connection) {
+    tracing::debug!(peer = %conn.remote_address(), "connection");
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::task::spawn_local(rpc::serve_stream(ctx.clone(), send, recv));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// A node running on its own thread.
+pub struct RunningNode {
+    addr: SocketAddr,
+    fingerprint: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SHA-256 of its certificate (hex).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// SHA-256 of its certificate.
+    pub fn fingerprint_bytes(&self) -> [u8; 32] {
+        hex::decode(&self.fingerprint).expect("hex").try_into().expect("32 bytes")
+    }
+
+    /// Stops gracefully (closes connections) and waits for the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a node on a new thread and returns once it is listening.
+pub fn spawn(config: Config) -> anyhow::Result<RunningNode> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("qpq-node".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow::anyhow!(e)));
+                return;
+            }
+        };
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
+            match Node::bind(config).await {
+                Ok(node) => {
+                    let _ = ready_tx.send(Ok((node.local_addr(), node.fingerprint().to_string())));
+                    node.run(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        });
+    })?;
+    let (addr, fingerprint) = ready_rx.recv().context("the node thread died while starting")??;
+    Ok(RunningNode { addr, fingerprint, stop: Some(stop_tx), thread: Some(thread) })
+}

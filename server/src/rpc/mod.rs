@@ -1,0 +1,80 @@
+//! The NodeService implementation: one RPC system per QUIC bidirectional stream.
+//!
+//! The entry object ([`entry::Entry`]) is all an unauthenticated stream can reach; a
+//! successful challenge–response login hands out a [`session::SessionImpl`] capability bound
+//! to one device, and every method of it checks that device against the data it touches.
+
+mod delivery;
+mod entry;
+mod session;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
+use qpq_proto::{wire, ErrorCode};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+use crate::config::Config;
+use crate::storage::{Storage, StoreError};
+
+pub(crate) use delivery::WakeHub;
+
+/// What every RPC object of a node shares.
+pub(crate) struct Ctx {
+    pub storage: Arc<dyn Storage>,
+    pub config: Config,
+    pub hub: Rc<WakeHub>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Maps a storage refusal to the exception a client sees. Backend failures are logged (by
+/// operation, never with data) and reported as `internal`.
+pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
+    let code = match &e {
+        StoreError::UserExists => ErrorCode::UserExists,
+        StoreError::NoSuchUser => ErrorCode::NoSuchUser,
+        StoreError::NoSuchDevice => ErrorCode::NoSuchDevice,
+        StoreError::DeviceExists => ErrorCode::BadRequest,
+        StoreError::TooManyDevices => ErrorCode::TooManyDevices,
+        StoreError::KeyPackageReused => ErrorCode::KeyPackageReused,
+        StoreError::NoSuchChannel => ErrorCode::NoSuchChannel,
+        StoreError::ChannelExists => ErrorCode::ChannelExists,
+        StoreError::NotMember => ErrorCode::NotMember,
+        StoreError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
+        StoreError::NoSuchBlob => ErrorCode::NoSuchBlob,
+        StoreError::BadChunk(_) => ErrorCode::BadChunk,
+        StoreError::Config(_) | StoreError::Backend(_) => {
+            tracing::error!(op, error = %e, "storage failed");
+            return wire::error(ErrorCode::Internal, "the server could not complete the request; try again");
+        }
+    };
+    wire::error(code, e.to_string())
+}
+
+/// A short stable pseudonym for a user or device in logs (SHA-256 prefix), so logs can be
+/// correlated without naming people.
+pub(crate) fn redact(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
+}
+
+/// Serves one bidirectional stream as an RPC session until it ends.
+pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: quinn::RecvStream) {
+    let mut opts = capnp::message::ReaderOptions::new();
+    // Room for the largest message or chunk plus framing; larger frames are refused by the
+    // reader before anything is allocated for them.
+    let words = (ctx.config.max_message_bytes.max(ctx.config.max_chunk_bytes as usize) + (64 << 10)) / 8 * 2;
+    opts.traversal_limit_in_words(Some(words)).nesting_limit(64);
+    let network = twoparty::VatNetwork::new(recv.compat(), send.compat_write(), Side::Server, opts);
+    let entry: qpq_proto::node_capnp::node_service::Client = capnp_rpc::new_client(entry::Entry::new(ctx));
+    let rpc = RpcSystem::new(Box::new(network), Some(entry.client));
+    if let Err(e) = rpc.await {
+        tracing::debug!(error = %e, "session ended with an error");
+    }
+}

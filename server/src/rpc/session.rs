@@ -1,0 +1,507 @@
+//! What a logged-in device may do. Every method checks the calling device against the data
+//! it touches; nothing here trusts a user or device named in the parameters.
+
+use std::future::Future;
+use std::rc::Rc;
+
+use capnp::capability::Rc as CapRc;
+use qpq_proto::node_capnp::{blob_info, channel_info, session};
+use qpq_proto::{wire, ChannelId, ClientMsgId, DeviceAddress, ErrorCode, MAX_DEVICES_PER_USER};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::delivery;
+use super::{now_ms, redact, store_err, Ctx};
+use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow};
+
+/// Most key packages accepted in one upload.
+const MAX_KEY_PACKAGES_PER_UPLOAD: u32 = 100;
+/// Largest key package accepted.
+const MAX_KEY_PACKAGE_BYTES: usize = 16 << 10;
+/// Most devices named in one commit's add or remove list.
+const MAX_COMMIT_DEVICES: u32 = 1000;
+/// Longest disappearing-message timer, in seconds (one year).
+const MAX_TTL_SECS: u32 = 365 * 24 * 3600;
+/// Most envelopes returned by one fetch.
+pub(crate) const MAX_FETCH: u32 = 500;
+
+/// A session capability bound to one device.
+pub(crate) struct SessionImpl {
+    ctx: Rc<Ctx>,
+    device: DeviceAddress,
+}
+
+impl SessionImpl {
+    pub fn new(ctx: Rc<Ctx>, device: DeviceAddress) -> Self {
+        SessionImpl { ctx, device }
+    }
+
+    /// The channel, if the caller is one of its members.
+    async fn member_channel(&self, channel: &ChannelId) -> Result<ChannelRow, capnp::Error> {
+        let row = self
+            .ctx
+            .storage
+            .channel(channel)
+            .await
+            .map_err(|e| store_err("channel", e))?
+            .ok_or_else(|| wire::error(ErrorCode::NoSuchChannel, "no such conversation"))?;
+        if !row.members.contains(&self.device) {
+            return Err(wire::error(ErrorCode::NotMember, "you are not a member of this conversation"));
+        }
+        Ok(row)
+    }
+
+    /// The blob, if the caller is a member of its channel.
+    async fn member_blob(&self, id: &[u8]) -> Result<BlobRow, capnp::Error> {
+        let id: [u8; 16] = id.try_into().map_err(|_| wire::bad("blobId", "must be 16 bytes"))?;
+        let blob = self
+            .ctx
+            .storage
+            .blob(&id, now_ms())
+            .await
+            .map_err(|e| store_err("blob", e))?
+            .ok_or_else(|| wire::error(ErrorCode::NoSuchBlob, "no such file (it may have expired)"))?;
+        self.member_channel(&blob.channel).await?;
+        Ok(blob)
+    }
+
+    fn check_size(&self, field: &str, len: usize) -> Result<(), capnp::Error> {
+        let max = self.ctx.config.max_message_bytes;
+        if len > max {
+            return Err(wire::error(ErrorCode::TooLarge, format!("{field} is {len} bytes; this server accepts at most {max}")));
+        }
+        Ok(())
+    }
+}
+
+fn client_msg_id(d: &[u8]) -> Result<ClientMsgId, capnp::Error> {
+    ClientMsgId::from_slice(d).map_err(|e| wire::bad("clientMsgId", e))
+}
+
+fn write_channel(mut b: channel_info::Builder<'_>, row: &ChannelRow) {
+    b.set_channel_id(row.id.as_bytes());
+    b.set_epoch(row.epoch);
+    b.set_created_at(row.created_at);
+    let mut list = b.init_members(row.members.len() as u32);
+    for (i, m) in row.members.iter().enumerate() {
+        wire::write_device_address(list.reborrow().get(i as u32), m);
+    }
+}
+
+fn write_blob(mut b: blob_info::Builder<'_>, row: &BlobRow) {
+    b.set_blob_id(&row.id);
+    b.set_size(row.size);
+    b.set_chunk_size(row.chunk_size);
+    b.set_chunks_stored(row.chunks_stored);
+    b.set_complete(row.complete());
+}
+
+impl session::Server for SessionImpl {
+    fn whoami(
+        self: CapRc<Self>,
+        _: session::WhoamiParams,
+        mut results: session::WhoamiResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            wire::write_device_address(results.get().init_device(), &self.device);
+            Ok(())
+        }
+    }
+
+    fn list_devices(
+        self: CapRc<Self>,
+        params: session::ListDevicesParams,
+        mut results: session::ListDevicesResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let user = wire::read_user(params.get()?.get_user()?, "user")?;
+            let st = &self.ctx.storage;
+            let ik = st
+                .identity_key(&user)
+                .await
+                .map_err(|e| store_err("identity_key", e))?
+                .ok_or_else(|| wire::error(ErrorCode::NoSuchUser, format!("there is no user {user}")))?;
+            let devices = st.devices(&user).await.map_err(|e| store_err("devices", e))?;
+            let mut r = results.get();
+            r.set_identity_key(&ik);
+            let mut list = r.init_devices(devices.len() as u32);
+            for (i, d) in devices.iter().enumerate() {
+                wire::write_device_record(list.reborrow().get(i as u32), d);
+            }
+            Ok(())
+        }
+    }
+
+    fn add_device(
+        self: CapRc<Self>,
+        params: session::AddDeviceParams,
+        _: session::AddDeviceResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let record = wire::read_device_record(params.get()?.get_device()?)?;
+            if record.user != self.device.user {
+                return Err(wire::bad("device", "you can only add devices to your own account"));
+            }
+            let ik = self
+                .ctx
+                .storage
+                .identity_key(&record.user)
+                .await
+                .map_err(|e| store_err("identity_key", e))?
+                .ok_or_else(|| wire::error(ErrorCode::NoSuchUser, "your account no longer exists"))?;
+            record
+                .verify(&ik)
+                .map_err(|_| wire::error(ErrorCode::BadSignature, "the device record is not signed by your identity key"))?;
+            self.ctx
+                .storage
+                .add_device(&record, MAX_DEVICES_PER_USER, now_ms())
+                .await
+                .map_err(|e| store_err("add_device", e))?;
+            Ok(())
+        }
+    }
+
+    fn revoke_device(
+        self: CapRc<Self>,
+        params: session::RevokeDeviceParams,
+        _: session::RevokeDeviceResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let device = wire::read_device_id(params.get()?.get_device_id()?, "deviceId")?;
+            let addr = DeviceAddress { user: self.device.user.clone(), device };
+            self.ctx.storage.revoke_device(&addr).await.map_err(|e| store_err("revoke_device", e))?;
+            Ok(())
+        }
+    }
+
+    fn upload_key_packages(
+        self: CapRc<Self>,
+        params: session::UploadKeyPackagesParams,
+        mut results: session::UploadKeyPackagesResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let list = p.get_packages()?;
+            if list.len() > MAX_KEY_PACKAGES_PER_UPLOAD {
+                return Err(wire::error(
+                    ErrorCode::TooLarge,
+                    format!("at most {MAX_KEY_PACKAGES_PER_UPLOAD} key packages per upload"),
+                ));
+            }
+            let row = |d: &[u8]| -> Result<KeyPackageRow, capnp::Error> {
+                if d.is_empty() || d.len() > MAX_KEY_PACKAGE_BYTES {
+                    return Err(wire::bad("keyPackage", format!("must be 1 to {MAX_KEY_PACKAGE_BYTES} bytes")));
+                }
+                Ok(KeyPackageRow { hash: Sha256::digest(d).into(), data: d.to_vec() })
+            };
+            let mut rows = Vec::with_capacity(list.len() as usize);
+            for d in list.iter() {
+                rows.push(row(d?)?);
+            }
+            let lr = p.get_last_resort()?;
+            let lr = if lr.is_empty() { None } else { Some(row(lr)?) };
+            let n = self
+                .ctx
+                .storage
+                .add_key_packages(&self.device, &rows, lr.as_ref())
+                .await
+                .map_err(|e| store_err("add_key_packages", e))?;
+            results.get().set_available(n);
+            Ok(())
+        }
+    }
+
+    fn claim_key_packages(
+        self: CapRc<Self>,
+        params: session::ClaimKeyPackagesParams,
+        mut results: session::ClaimKeyPackagesResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let user = wire::read_user(params.get()?.get_user()?, "user")?;
+            let claimed = self
+                .ctx
+                .storage
+                .claim_key_packages(&user, Some(&self.device))
+                .await
+                .map_err(|e| store_err("claim_key_packages", e))?;
+            let mut list = results.get().init_packages(claimed.len() as u32);
+            for (i, c) in claimed.iter().enumerate() {
+                let mut b = list.reborrow().get(i as u32);
+                b.set_device_id(&c.device.0);
+                b.set_key_package(&c.data);
+                b.set_last_resort(c.last_resort);
+            }
+            Ok(())
+        }
+    }
+
+    fn key_package_count(
+        self: CapRc<Self>,
+        _: session::KeyPackageCountParams,
+        mut results: session::KeyPackageCountResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let n = self.ctx.storage.key_package_count(&self.device).await.map_err(|e| store_err("key_package_count", e))?;
+            results.get().set_available(n);
+            Ok(())
+        }
+    }
+
+    fn create_channel(
+        self: CapRc<Self>,
+        params: session::CreateChannelParams,
+        mut results: session::CreateChannelResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
+            let row = self
+                .ctx
+                .storage
+                .create_channel(&id, &self.device, now_ms())
+                .await
+                .map_err(|e| store_err("create_channel", e))?;
+            write_channel(results.get().init_info(), &row);
+            Ok(())
+        }
+    }
+
+    fn channel_info(
+        self: CapRc<Self>,
+        params: session::ChannelInfoParams,
+        mut results: session::ChannelInfoResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
+            let row = self.member_channel(&id).await?;
+            write_channel(results.get().init_info(), &row);
+            Ok(())
+        }
+    }
+
+    fn commit(
+        self: CapRc<Self>,
+        params: session::CommitParams,
+        mut results: session::CommitResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let r = params.get()?.get_request()?;
+            let channel = wire::read_channel(r.get_channel_id()?, "channelId")?;
+            let commit = r.get_commit()?;
+            let welcome = r.get_welcome()?;
+            self.check_size("the commit", commit.len())?;
+            self.check_size("the Welcome", welcome.len())?;
+            if commit.is_empty() {
+                return Err(wire::bad("commit", "is empty"));
+            }
+            let (adds, removes) = (r.get_add_devices()?, r.get_remove_devices()?);
+            if adds.len() > MAX_COMMIT_DEVICES || removes.len() > MAX_COMMIT_DEVICES {
+                return Err(wire::error(ErrorCode::TooLarge, format!("at most {MAX_COMMIT_DEVICES} devices per change")));
+            }
+            let add = adds.iter().map(wire::read_device_address).collect::<Result<Vec<_>, _>>()?;
+            let remove = removes.iter().map(wire::read_device_address).collect::<Result<Vec<_>, _>>()?;
+            if !add.is_empty() && welcome.is_empty() {
+                return Err(wire::bad("welcome", "devices are added but there is no Welcome"));
+            }
+            let input = CommitInput {
+                channel,
+                sender: self.device.clone(),
+                epoch: r.get_epoch(),
+                commit: commit.to_vec(),
+                welcome: welcome.to_vec(),
+                add,
+                remove,
+                client_msg_id: client_msg_id(r.get_client_msg_id()?)?,
+                now: now_ms(),
+            };
+            let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
+            let mut res = results.get();
+            res.set_epoch(out.epoch);
+            res.set_server_time(out.server_time);
+            Ok(())
+        }
+    }
+
+    fn enqueue(
+        self: CapRc<Self>,
+        params: session::EnqueueParams,
+        mut results: session::EnqueueResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
+            let payload = p.get_payload()?;
+            self.check_size("the message", payload.len())?;
+            if payload.is_empty() {
+                return Err(wire::bad("payload", "is empty"));
+            }
+            let ttl = p.get_ttl_seconds();
+            if ttl > MAX_TTL_SECS {
+                return Err(wire::bad("ttlSeconds", format!("at most {MAX_TTL_SECS}")));
+            }
+            let now = now_ms();
+            let input = EnqueueInput {
+                channel,
+                sender: self.device.clone(),
+                payload: payload.to_vec(),
+                client_msg_id: client_msg_id(p.get_client_msg_id()?)?,
+                expires_at: if ttl == 0 { 0 } else { now + u64::from(ttl) * 1000 },
+                now,
+            };
+            let out = self.ctx.storage.enqueue(&input).await.map_err(|e| store_err("enqueue", e))?;
+            let mut r = results.get();
+            r.set_server_time(out.server_time);
+            r.set_duplicate(out.duplicate);
+            Ok(())
+        }
+    }
+
+    fn fetch(
+        self: CapRc<Self>,
+        params: session::FetchParams,
+        mut results: session::FetchResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let limit = p.get_limit().clamp(1, MAX_FETCH);
+            let envs = delivery::fetch_batch(&self.ctx, &self.device, p.get_after(), limit).await?;
+            let mut list = results.get().init_envelopes(envs.len() as u32);
+            for (i, e) in envs.iter().enumerate() {
+                wire::write_envelope(list.reborrow().get(i as u32), e);
+            }
+            Ok(())
+        }
+    }
+
+    fn ack(
+        self: CapRc<Self>,
+        params: session::AckParams,
+        _: session::AckResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let up_to = params.get()?.get_up_to();
+            self.ctx.storage.ack(&self.device, up_to).await.map_err(|e| store_err("ack", e))?;
+            Ok(())
+        }
+    }
+
+    fn subscribe(
+        self: CapRc<Self>,
+        params: session::SubscribeParams,
+        mut results: session::SubscribeResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let listener = p.get_listener()?;
+            let handle = delivery::start(self.ctx.clone(), self.device.clone(), listener, p.get_after());
+            results.get().set_handle(handle);
+            Ok(())
+        }
+    }
+
+    fn create_blob(
+        self: CapRc<Self>,
+        params: session::CreateBlobParams,
+        mut results: session::CreateBlobResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
+            self.member_channel(&channel).await?;
+            let (size, chunk) = (p.get_size(), p.get_chunk_size());
+            let cfg = &self.ctx.config;
+            if size > cfg.max_blob_bytes {
+                return Err(wire::error(
+                    ErrorCode::TooLarge,
+                    format!("the file is {size} bytes; this server accepts at most {}", cfg.max_blob_bytes),
+                ));
+            }
+            if chunk == 0 || chunk > cfg.max_chunk_bytes {
+                return Err(wire::bad("chunkSize", format!("must be 1 to {}", cfg.max_chunk_bytes)));
+            }
+            let mut id = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut id);
+            let now = now_ms();
+            let row = BlobRow {
+                id,
+                channel,
+                size,
+                chunk_size: chunk,
+                chunks_stored: 0,
+                expires_at: now + cfg.blob_days * 86_400_000,
+            };
+            self.ctx.storage.create_blob(&row, &self.device, now).await.map_err(|e| store_err("create_blob", e))?;
+            write_blob(results.get().init_info(), &row);
+            Ok(())
+        }
+    }
+
+    fn put_chunk(
+        self: CapRc<Self>,
+        params: session::PutChunkParams,
+        mut results: session::PutChunkResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let blob = self.member_blob(p.get_blob_id()?).await?;
+            let data = p.get_data()?;
+            let row = self
+                .ctx
+                .storage
+                .put_chunk(&blob.id, p.get_index(), data, now_ms())
+                .await
+                .map_err(|e| store_err("put_chunk", e))?;
+            write_blob(results.get().init_info(), &row);
+            Ok(())
+        }
+    }
+
+    fn get_chunk(
+        self: CapRc<Self>,
+        params: session::GetChunkParams,
+        mut results: session::GetChunkResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let blob = self.member_blob(p.get_blob_id()?).await?;
+            let index = p.get_index();
+            let data = self
+                .ctx
+                .storage
+                .get_chunk(&blob.id, index, now_ms())
+                .await
+                .map_err(|e| store_err("get_chunk", e))?
+                .ok_or_else(|| wire::error(ErrorCode::BadChunk, format!("chunk {index} is not stored")))?;
+            results.get().set_data(&data);
+            Ok(())
+        }
+    }
+
+    fn blob_info(
+        self: CapRc<Self>,
+        params: session::BlobInfoParams,
+        mut results: session::BlobInfoResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let blob = self.member_blob(params.get()?.get_blob_id()?).await?;
+            write_blob(results.get().init_info(), &blob);
+            Ok(())
+        }
+    }
+
+    fn delete_account(
+        self: CapRc<Self>,
+        _: session::DeleteAccountParams,
+        _: session::DeleteAccountResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let until = now_ms() + self.ctx.config.name_cooldown_days * 86_400_000;
+            self.ctx
+                .storage
+                .delete_user(&self.device.user, until)
+                .await
+                .map_err(|e| store_err("delete_user", e))?;
+            tracing::info!(user = %redact(self.device.user.as_str()), "account deleted");
+            Ok(())
+        }
+    }
+}
