@@ -129,6 +129,15 @@ impl Identity {
         &self.record
     }
 
+    /// A record for another device of this user (for linking a new device), signed by the
+    /// identity key.
+    pub fn sign_device_record(&self, device_id: DeviceId, device_key: [u8; 32], created_at: u64) -> DeviceRecord {
+        let sig = self
+            .identity_key
+            .sign(&DeviceRecord::signed_bytes(&self.user, &device_id, &device_key, created_at));
+        DeviceRecord { user: self.user.clone(), device_id, device_key, created_at, signature: sig.to_bytes() }
+    }
+
     /// Signs a login challenge.
     pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
         self.device_key.0.sign(&login_bytes(domain, &self.user, &self.device_id, nonce)).to_bytes()

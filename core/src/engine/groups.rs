@@ -83,6 +83,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Checks claimed key packages against the known device records without using them.
+    pub fn check_packages(&self, packages: &[ClaimedPackage]) -> Result<(), EngineError> {
+        packages.iter().try_for_each(|p| self.verify_package(p).map(|_| ()))
+    }
+
     /// Queues removing every device of `users` from the conversation.
     pub fn remove_members(&mut self, conv: &ChannelId, users: Vec<UserId>) -> Result<(), EngineError> {
         self.require_active(conv)?;

@@ -267,6 +267,11 @@ impl Engine {
         self.identity.identity_public_key()
     }
 
+    /// Signs a device record for another device of this user (device linking).
+    pub fn sign_device_record(&self, device_id: DeviceId, device_key: [u8; 32], created_at: u64) -> DeviceRecord {
+        self.identity.sign_device_record(device_id, device_key, created_at)
+    }
+
     /// Signs a login challenge from the server of `domain`.
     pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
         self.identity.sign_login(domain, nonce)
