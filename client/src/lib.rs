@@ -1,0 +1,55 @@
+//! The quicproquo client: everything between the engine and a byte stream to a server.
+//!
+//! [`Client`] owns one device's [`qpq_core::Engine`], persists every step through a
+//! [`StateStore`] before acting on it, and speaks the NodeService Cap'n Proto API over any
+//! `AsyncRead + AsyncWrite` pair a [`Connector`] provides: a QUIC stream natively, a
+//! WebSocket or WebTransport stream in the browser. It reconnects by itself, keeps the
+//! outbox moving, takes deliveries through a subscription and acknowledges them only after
+//! they are stored.
+//!
+//! It deliberately knows no sockets, clocks or storage engines: those come from the shell
+//! through [`Connector`], [`Platform`] and [`StateStore`]. It compiles natively and to
+//! `wasm32-unknown-unknown`.
+
+#![allow(async_fn_in_trait)]
+
+mod api;
+mod client;
+mod error;
+
+pub use api::{Connection, Session};
+pub use client::{Client, ClientEvent, ConnState};
+pub use error::ClientError;
+
+use futures::future::LocalBoxFuture;
+use futures::io::{AsyncRead, AsyncWrite};
+use qpq_core::Changeset;
+
+/// A byte stream to a server node, split in its two directions.
+pub type Stream = (Box<dyn AsyncRead + Unpin>, Box<dyn AsyncWrite + Unpin>);
+
+/// Opens byte streams to a server (one per session).
+pub trait Connector: 'static {
+    /// Opens a new stream. The error text is shown to people, so say what failed.
+    fn connect(&self) -> LocalBoxFuture<'static, Result<Stream, String>>;
+    /// A short name of the transport for the connection indicator ("QUIC", "WebSocket"…).
+    fn transport_name(&self) -> String;
+}
+
+/// What the client needs from the platform it runs on.
+pub trait Platform: 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Resolves after `ms` milliseconds.
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+    /// Runs a task in the background on the current thread.
+    fn spawn(&self, fut: LocalBoxFuture<'static, ()>);
+}
+
+/// Durable storage of the engine's key–value state.
+pub trait StateStore: 'static {
+    /// Every stored entry.
+    async fn load(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    /// Applies one changeset atomically (all of it or none of it).
+    async fn apply(&self, changes: Changeset) -> Result<(), String>;
+}

@@ -1,0 +1,19 @@
+//! The native quicproquo client: what `qpq-client` needs to run outside a browser.
+//!
+//! - [`QuicConnector`] opens QUIC streams to a server node (one connection, one stream per
+//!   session), trusting the server by certificate fingerprint or roots;
+//! - [`FileStore`] keeps engine state in an append-only file of checksummed changesets;
+//! - [`TokioPlatform`] supplies the clock, timers and local task spawning.
+//!
+//! The `qpq` binary is a small REPL over these; the end-to-end tests drive the same pieces.
+
+mod connector;
+mod file_store;
+mod platform;
+
+pub use connector::QuicConnector;
+pub use file_store::FileStore;
+pub use platform::TokioPlatform;
+
+/// The client type of native programs.
+pub type NativeClient = qpq_client::Client<FileStore, TokioPlatform>;
