@@ -119,6 +119,12 @@ impl Session {
         self.cap.clone()
     }
 
+    /// A cheap round trip (used as a heartbeat).
+    pub async fn whoami(&self) -> Result<(), ClientError> {
+        self.cap.whoami_request().send().promise.await?;
+        Ok(())
+    }
+
     /// The identity key and device records of `user`.
     pub async fn list_devices(&self, user: &UserId) -> Result<([u8; 32], Vec<DeviceRecord>), ClientError> {
         let mut req = self.cap.list_devices_request();

@@ -23,6 +23,10 @@ const KEY_PACKAGES_TARGET: u32 = 30;
 /// First and longest reconnect delay.
 const BACKOFF_MIN_MS: u64 = 500;
 const BACKOFF_MAX_MS: u64 = 30_000;
+/// How often an idle connection is checked.
+const HEARTBEAT_MS: u64 = 20_000;
+/// How long a check may take before the connection is considered dead.
+const HEARTBEAT_TIMEOUT_MS: u64 = 10_000;
 
 /// The connection as the UI shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,19 +118,26 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
     }
 
-    /// Creates an account: a new identity and first device for `user`, registered with the
-    /// server before anything is stored (so a taken name leaves nothing behind).
-    pub async fn register(connector: &dyn Connector, store: S, platform: P, user: UserId) -> Result<Self, ClientError> {
-        let engine = Engine::create(user.clone(), seed(), platform.now_ms());
+    /// Creates an account: a new identity and first device, registered with the server before
+    /// anything is stored (so a taken name leaves nothing behind). `name` is `name` or
+    /// `name@domain`; the domain must be the server's.
+    pub async fn register(
+        connector: &dyn Connector,
+        store: S,
+        platform: P,
+        name: impl AsRef<str>,
+    ) -> Result<Self, ClientError> {
         let (r, w) = connector.connect().await.map_err(ClientError::Disconnected)?;
         let (conn, driver) = Connection::new(r, w);
         platform.spawn(driver.boxed_local());
         let (domain, _) = conn.hello(concat!("qpq-client/", env!("CARGO_PKG_VERSION"))).await?;
-        if domain != user.domain() {
+        let user = resolve_user(name.as_ref(), &domain)?;
+        if user.domain() != domain {
             return Err(ClientError::Input(format!(
-                "this server is {domain}: choose a name ending in @{domain}"
+                "this server is {domain}: choose a name ending in @{domain}, or just the name"
             )));
         }
+        let engine = Engine::create(user, seed(), platform.now_ms());
         conn.register_identity(&engine.identity_public_key(), engine.device_record()).await?;
         let client = Self::from_engine(engine, store, platform);
         client.persist().await?;
@@ -176,9 +187,20 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         f(&self.inner.engine.borrow())
     }
 
+    /// The state store (e.g. to clear it after the account was deleted).
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
     /// This device's user.
     pub fn user(&self) -> UserId {
         self.inner.engine.borrow().user().clone()
+    }
+
+    /// Reads a person's input as a user: `name@domain`, or just `name` on this user's domain.
+    pub fn resolve_user(&self, input: &str) -> Result<UserId, ClientError> {
+        let me = self.user();
+        resolve_user(input, me.domain())
     }
 
     /// The connection state.
@@ -396,7 +418,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                     backoff = BACKOFF_MIN_MS;
                     self.set_state(ConnState::Online { transport: connector.transport_name() });
                     self.kick();
-                    let closed = conn.closed().boxed_local();
+                    let closed = future::select(conn.closed().boxed_local(), self.heartbeat().boxed_local());
                     if let Either::Right(_) = future::select(closed, stop.clone()).await {
                         return;
                     }
@@ -423,6 +445,21 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             }
             backoff = (backoff * 2).min(BACKOFF_MAX_MS);
             let _ = &mut stop;
+        }
+    }
+
+    /// Returns when the server stops answering: a small call every [`HEARTBEAT_MS`], which
+    /// also keeps idle connections (and the gateway's idle timer) alive.
+    async fn heartbeat(&self) {
+        loop {
+            self.inner.platform.sleep(HEARTBEAT_MS).await;
+            let Ok(session) = self.session() else { return };
+            let call = async move { session.whoami().await }.boxed_local();
+            let timeout = self.inner.platform.sleep(HEARTBEAT_TIMEOUT_MS);
+            match future::select(call, timeout).await {
+                Either::Left((Ok(()), _)) => {}
+                _ => return,
+            }
         }
     }
 
@@ -551,6 +588,13 @@ impl<S: StateStore, P: Platform> listener::Server for ListenerImpl<S, P> {
                 .map_err(|e| capnp::Error::failed(format!("the client could not store the delivery: {e}")))
         }
     }
+}
+
+/// `name` or `name@domain`, defaulting to `domain`.
+fn resolve_user(input: &str, domain: &str) -> Result<UserId, ClientError> {
+    let input = input.trim();
+    let full = if input.contains('@') { input.to_string() } else { format!("{input}@{domain}") };
+    UserId::parse(&full).map_err(|e| ClientError::Input(format!("{input:?} is not a valid name: {e}")))
 }
 
 fn dedup(mut v: Vec<UserId>) -> Vec<UserId> {

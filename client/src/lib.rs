@@ -53,3 +53,26 @@ pub trait StateStore: 'static {
     /// Applies one changeset atomically (all of it or none of it).
     async fn apply(&self, changes: Changeset) -> Result<(), String>;
 }
+
+/// A [`StateStore`] in memory: for tests, benchmarks and throwaway sessions.
+#[derive(Default)]
+pub struct MemoryStore {
+    map: std::cell::RefCell<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl StateStore for MemoryStore {
+    async fn load(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        Ok(self.map.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    async fn apply(&self, changes: Changeset) -> Result<(), String> {
+        let mut m = self.map.borrow_mut();
+        for (k, v) in changes.puts {
+            m.insert(k, v);
+        }
+        for k in changes.deletes {
+            m.remove(&k);
+        }
+        Ok(())
+    }
+}

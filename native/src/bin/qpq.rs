@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, env = "QPQ_STATE", default_value = ".qpq/client.state")]
     state: PathBuf,
 
-    /// Create an account with this name (name@domain) if the state file has none.
+    /// Create an account with this name (name, or name@domain) if the state file has none.
     #[arg(long)]
     register: Option<String>,
 }
@@ -74,9 +74,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let Some(name) = &args.register else {
                 bail!("no account in {}; run again with --register name@domain", args.state.display());
             };
-            let user = UserId::parse(name).map_err(|e| anyhow!("{e}"))?;
             let store = FileStore::open(&args.state, true)?;
-            let c = NativeClient::register(&*connector, store, TokioPlatform, user).await?;
+            let c = NativeClient::register(&*connector, store, TokioPlatform, name).await?;
             println!("registered {}", c.user());
             c
         }
@@ -114,8 +113,8 @@ fn conv_at(client: &NativeClient, n: &str) -> anyhow::Result<ChannelId> {
     numbered(client).get(i.wrapping_sub(1)).map(|c| c.id.clone()).ok_or_else(|| anyhow!("no conversation {i} (see `list`)"))
 }
 
-fn users(args: &[&str]) -> anyhow::Result<Vec<UserId>> {
-    args.iter().map(|u| UserId::parse(u).map_err(|e| anyhow!("{u}: {e}"))).collect()
+fn users(client: &NativeClient, args: &[&str]) -> anyhow::Result<Vec<UserId>> {
+    args.iter().map(|u| client.resolve_user(u).map_err(|e| anyhow!("{e}"))).collect()
 }
 
 async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
@@ -137,15 +136,15 @@ async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
             }
         }
         ["chat", user] => {
-            let id = client.start_chat(&users(&[user])?[0]).await?;
+            let id = client.start_chat(&users(client, &[user])?[0]).await?;
             println!("chat ready: {}", position(client, &id));
         }
         ["group", name, rest @ ..] => {
-            let id = client.create_group(name, &users(rest)?).await?;
+            let id = client.create_group(name, &users(client, rest)?).await?;
             println!("group ready: {}", position(client, &id));
         }
-        ["add", n, rest @ ..] if !rest.is_empty() => client.add_members(&conv_at(client, n)?, &users(rest)?).await?,
-        ["remove", n, rest @ ..] if !rest.is_empty() => client.remove_members(&conv_at(client, n)?, &users(rest)?).await?,
+        ["add", n, rest @ ..] if !rest.is_empty() => client.add_members(&conv_at(client, n)?, &users(client, rest)?).await?,
+        ["remove", n, rest @ ..] if !rest.is_empty() => client.remove_members(&conv_at(client, n)?, &users(client, rest)?).await?,
         ["send", n, ..] => {
             let text = line.splitn(3, ' ').nth(2).unwrap_or("");
             client.send_text(&conv_at(client, n)?, text).await?;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the browser client: the web-client crate for wasm32 (profile wasm-release) and its
+# JavaScript bindings into pkg/.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_capnp
+ensure_wasm_target
+ensure_wasm_bindgen
+PROFILE=${QPQ_WASM_PROFILE:-wasm-release}
+say "building qpq-web for wasm32 (profile $PROFILE)"
+cargo build -p qpq-web --target wasm32-unknown-unknown --profile "$PROFILE"
+say "generating JavaScript bindings into pkg/"
+rm -rf pkg
+wasm-bindgen --target web --remove-name-section --out-dir pkg \
+  "target/wasm32-unknown-unknown/$PROFILE/qpq_web.wasm"
+ls -l pkg/*.wasm >&2

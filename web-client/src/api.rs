@@ -1,0 +1,268 @@
+//! The JavaScript API: one `QpqClient` per browser profile and origin.
+
+use std::rc::Rc;
+
+use qpq_client::{Client, Connector};
+use qpq_proto::ChannelId;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::error::{client_error, js_error};
+use crate::platform::WebPlatform;
+use crate::store::IdbStore;
+use crate::transport::WsConnector;
+use crate::views;
+
+type WebClient = Client<IdbStore, WebPlatform>;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** A conversation in the list. */
+export interface ConversationView {
+  id: string;
+  kind: "direct" | "group";
+  title: string;
+  members: string[];
+  unread: number;
+  lastActivity: number;
+  active: boolean;
+  createdAt: number;
+  createdBy: string;
+  lastMessage?: MessageView | null;
+}
+/** A history entry. Render `text` as text, never as HTML. */
+export interface MessageView {
+  id: string;
+  index: number;
+  sender: string;
+  outgoing: boolean;
+  kind: "text" | "system" | "unsupported";
+  text: string;
+  status: "sending" | "sent" | "delivered" | "failed" | "received";
+  failure?: string | null;
+  sentAt: number;
+  serverTime: number;
+  deliveredTo: string[];
+}
+/** The connection indicator's state. */
+export interface ConnectionView {
+  state: "online" | "connecting" | "offline";
+  transport?: string | null;
+  reason?: string | null;
+  retryInMs?: number | null;
+}
+/** What `onEvent` callbacks receive. */
+export type QpqEvent =
+  | { type: "conversation"; id: string }
+  | { type: "message"; conversation: string; index: number; change: "added" | "changed" }
+  | ({ type: "connection" } & ConnectionView)
+  | { type: "notice"; text: string };
+/** Options of `QpqClient.open` and `QpqClient.register`. */
+export interface QpqOptions {
+  /** WebSocket URL of the gateway; default: `/ws` on the page's origin. */
+  websocketUrl?: string;
+}
+"#;
+
+/// A quicproquo account in this browser. Errors thrown are `Error`s with a `code`.
+#[wasm_bindgen]
+pub struct QpqClient {
+    client: WebClient,
+    connector: Rc<dyn Connector>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Options {
+    websocket_url: Option<String>,
+}
+
+fn options(v: JsValue) -> Result<Options, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(Options::default());
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_error("input", &format!("bad options: {e}")))
+}
+
+fn default_ws_url() -> Result<String, JsValue> {
+    let location = js_sys::Reflect::get(&js_sys::global(), &"location".into())?;
+    let href = js_sys::Reflect::get(&location, &"href".into())?.as_string().unwrap_or_default();
+    let url = web_sys_url(&href)?;
+    Ok(url)
+}
+
+/// `ws(s)://host/ws` for the page at `href`.
+fn web_sys_url(href: &str) -> Result<String, JsValue> {
+    let (scheme, rest) = href.split_once("://").ok_or_else(|| js_error("input", "the page has no URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let ws = if scheme == "https" { "wss" } else { "ws" };
+    Ok(format!("{ws}://{host}/ws"))
+}
+
+fn connector(o: &Options) -> Result<Rc<dyn Connector>, JsValue> {
+    let url = match &o.websocket_url {
+        Some(u) => u.clone(),
+        None => default_ws_url()?,
+    };
+    Ok(Rc::new(WsConnector::new(url)))
+}
+
+fn to_js<T: Serialize>(v: &T) -> JsValue {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+fn channel(id: &str) -> Result<ChannelId, JsValue> {
+    ChannelId::from_hex(id).map_err(|_| js_error("no_such_conversation", "no such conversation"))
+}
+
+#[wasm_bindgen]
+impl QpqClient {
+    /// Opens the account stored in this browser, or resolves to `undefined` when there is
+    /// none. Call `start()` to connect.
+    #[wasm_bindgen(unchecked_return_type = "QpqClient | undefined")]
+    pub async fn open(#[wasm_bindgen(unchecked_param_type = "QpqOptions | undefined")] opts: JsValue) -> Result<JsValue, JsValue> {
+        let o = options(opts)?;
+        let store = IdbStore::open().await.map_err(|e| js_error("storage", &e))?;
+        if store.is_empty().await.map_err(|e| js_error("storage", &e))? {
+            return Ok(JsValue::UNDEFINED);
+        }
+        let client = Client::open(store, WebPlatform).await.map_err(client_error)?;
+        match client {
+            Some(client) => Ok(QpqClient { client, connector: connector(&o)? }.into()),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Creates an account named `name` (or `name@domain`) on the gateway's server. Nothing is
+    /// stored when the server refuses (e.g. the name is taken: code `user_exists`).
+    pub async fn register(
+        name: String,
+        #[wasm_bindgen(unchecked_param_type = "QpqOptions | undefined")] opts: JsValue,
+    ) -> Result<QpqClient, JsValue> {
+        let o = options(opts)?;
+        let connector = connector(&o)?;
+        let store = IdbStore::open().await.map_err(|e| js_error("storage", &e))?;
+        if !store.is_empty().await.map_err(|e| js_error("storage", &e))? {
+            return Err(js_error("input", "this browser already holds an account"));
+        }
+        let client = Client::register(&*connector, store, WebPlatform, name.trim()).await.map_err(client_error)?;
+        Ok(QpqClient { client, connector })
+    }
+
+    /// This account's user (`name@domain`).
+    pub fn user(&self) -> String {
+        self.client.user().to_string()
+    }
+
+    /// Connects (and keeps reconnecting) and starts sending and receiving.
+    pub fn start(&self) {
+        self.client.start(self.connector.clone());
+    }
+
+    /// Disconnects.
+    pub fn stop(&self) {
+        self.client.stop();
+    }
+
+    /// Calls `callback` with every event from now on.
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(&self, #[wasm_bindgen(unchecked_param_type = "(event: QpqEvent) => void")] callback: js_sys::Function) {
+        self.client.on_event(move |ev| {
+            let _ = callback.call1(&JsValue::NULL, &to_js(&views::event_view(ev)));
+        });
+    }
+
+    /// The connection state.
+    #[wasm_bindgen(js_name = connectionState, unchecked_return_type = "ConnectionView")]
+    pub fn connection_state(&self) -> JsValue {
+        to_js(&views::connection_view(&self.client.connection_state()))
+    }
+
+    /// Every conversation, most recently active first.
+    #[wasm_bindgen(unchecked_return_type = "ConversationView[]")]
+    pub fn conversations(&self) -> JsValue {
+        self.client.with_engine(|e| {
+            let v: Vec<views::ConversationView> =
+                e.conversations().into_iter().map(|c| views::conversation_view(c, e)).collect();
+            to_js(&v)
+        })
+    }
+
+    /// One conversation, or `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "ConversationView | undefined")]
+    pub fn conversation(&self, id: &str) -> Result<JsValue, JsValue> {
+        let id = channel(id)?;
+        Ok(self.client.with_engine(|e| match e.conversation(&id) {
+            Some(c) => to_js(&views::conversation_view(c, e)),
+            None => JsValue::UNDEFINED,
+        }))
+    }
+
+    /// The history of a conversation, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "MessageView[]")]
+    pub fn history(&self, id: &str) -> Result<JsValue, JsValue> {
+        let id = channel(id)?;
+        Ok(self.client.with_engine(|e| {
+            let me = e.user();
+            let v: Vec<views::MessageView> = e.history(&id).iter().map(|m| views::message_view(m, me)).collect();
+            to_js(&v)
+        }))
+    }
+
+    /// Opens the 1:1 chat with `user` (`name` or `name@domain`), creating it if needed;
+    /// resolves to its id.
+    #[wasm_bindgen(js_name = startChat)]
+    pub async fn start_chat(&self, user: String) -> Result<String, JsValue> {
+        let user = self.client.resolve_user(&user).map_err(client_error)?;
+        Ok(self.client.start_chat(&user).await.map_err(client_error)?.to_hex())
+    }
+
+    /// Creates a group; resolves to its id.
+    #[wasm_bindgen(js_name = createGroup)]
+    pub async fn create_group(&self, name: String, members: Vec<String>) -> Result<String, JsValue> {
+        let users = self.users(&members)?;
+        Ok(self.client.create_group(&name, &users).await.map_err(client_error)?.to_hex())
+    }
+
+    /// Adds people to a conversation.
+    #[wasm_bindgen(js_name = addMembers)]
+    pub async fn add_members(&self, conversation: String, members: Vec<String>) -> Result<(), JsValue> {
+        let users = self.users(&members)?;
+        self.client.add_members(&channel(&conversation)?, &users).await.map_err(client_error)
+    }
+
+    /// Removes people from a conversation.
+    #[wasm_bindgen(js_name = removeMembers)]
+    pub async fn remove_members(&self, conversation: String, members: Vec<String>) -> Result<(), JsValue> {
+        let users = self.users(&members)?;
+        self.client.remove_members(&channel(&conversation)?, &users).await.map_err(client_error)
+    }
+
+    /// Sends a text message; resolves to its id. It waits in the outbox while offline.
+    #[wasm_bindgen(js_name = sendText)]
+    pub async fn send_text(&self, conversation: String, text: String) -> Result<String, JsValue> {
+        Ok(self.client.send_text(&channel(&conversation)?, &text).await.map_err(client_error)?.to_hex())
+    }
+
+    /// Marks a conversation read.
+    #[wasm_bindgen(js_name = markRead)]
+    pub async fn mark_read(&self, conversation: String) -> Result<(), JsValue> {
+        self.client.mark_read(&channel(&conversation)?).await.map_err(client_error)
+    }
+
+    /// Deletes the account on the server, then everything in this browser.
+    #[wasm_bindgen(js_name = deleteAccount)]
+    pub async fn delete_account(self) -> Result<(), JsValue> {
+        self.client.delete_account().await.map_err(client_error)?;
+        self.client.store().clear().await.map_err(|e| js_error("storage", &e))
+    }
+
+    fn users(&self, names: &[String]) -> Result<Vec<qpq_proto::UserId>, JsValue> {
+        names
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| self.client.resolve_user(s).map_err(client_error))
+            .collect()
+    }
+}
