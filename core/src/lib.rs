@@ -11,6 +11,7 @@
 //! (IndexedDB in `qpq-web`, files in `qpq-native`), rendering.
 
 mod app_message;
+pub mod bench;
 mod conversation;
 mod engine;
 mod error;

@@ -266,3 +266,14 @@ impl QpqClient {
             .collect()
     }
 }
+
+/// Runs the engine's MLS workload (`qpq_core::bench::mls_rates`) in this page and returns
+/// `{ encryptPerSec, decryptPerSec }` — the browser side of the native comparison.
+#[wasm_bindgen(js_name = benchMls, unchecked_return_type = "{ encryptPerSec: number, decryptPerSec: number }")]
+pub fn bench_mls(members: u32, messages: u32, text_len: u32) -> JsValue {
+    let r = qpq_core::bench::mls_rates(members as usize, messages as usize, text_len as usize, &js_sys::Date::now);
+    let o = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&o, &"encryptPerSec".into(), &r.encrypt_per_sec.into());
+    let _ = js_sys::Reflect::set(&o, &"decryptPerSec".into(), &r.decrypt_per_sec.into());
+    o.into()
+}

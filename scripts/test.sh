@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up (installs what is missing) and runs every test of the project.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+start=$(date +%s)
+step() { say "[$(( $(date +%s) - start ))s] $*"; }
+
+ensure_capnp
+ensure_postgres
+
+step "Rust tests: unit, engine scenarios, storage conformance (SQLite and PostgreSQL), end to end over QUIC"
+cargo test --workspace --no-fail-fast
+
+step "architecture invariants, wasm imports and size budget"
+scripts/check-invariants.sh
+
+step "IETF MLS test vectors in headless Chromium (WASM)"
+scripts/conformance-wasm.sh
+
+if [ -x scripts/fuzz.sh ]; then
+  step "fuzzing, short run"
+  scripts/fuzz.sh short
+fi
+
+step "browser tests (Playwright, headless Chromium)"
+scripts/test-browser.sh
+
+step "all tests passed"
