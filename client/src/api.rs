@@ -1,10 +1,12 @@
 //! Typed wrappers over the NodeService RPC: domain types in, domain types out.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
 use futures::channel::oneshot;
-use futures::future::{FutureExt, Shared};
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use futures::io::{AsyncRead, AsyncWrite};
 use qpq_core::{Outbound, OutboundOp, OutboundResult};
 use qpq_proto::node_capnp::{listener, node_service, session, subscription};
@@ -20,6 +22,7 @@ const MAX_INCOMING_BYTES: usize = 64 << 20;
 pub struct Connection {
     node: node_service::Client,
     closed: Shared<oneshot::Receiver<()>>,
+    disconnect: Rc<RefCell<Option<LocalBoxFuture<'static, Result<(), capnp::Error>>>>>,
 }
 
 impl Connection {
@@ -35,12 +38,23 @@ impl Connection {
         let network = twoparty::VatNetwork::new(reader, writer, Side::Client, opts);
         let mut rpc = RpcSystem::new(Box::new(network), None);
         let node: node_service::Client = rpc.bootstrap(Side::Server);
+        let disconnect = Rc::new(RefCell::new(Some(rpc.get_disconnector().boxed_local())));
         let (tx, rx) = oneshot::channel();
         let driver = async move {
             let _ = rpc.await;
             let _ = tx.send(());
         };
-        (Connection { node, closed: rx.shared() }, driver)
+        (Connection { node, closed: rx.shared(), disconnect }, driver)
+    }
+
+    /// Closes the stream (every capability on it stops working) and waits until it is
+    /// closed.
+    pub async fn close(&self) {
+        let d = self.disconnect.borrow_mut().take();
+        if let Some(d) = d {
+            let _ = d.await;
+        }
+        self.closed().await;
     }
 
     /// Resolves when the stream has closed.

@@ -68,6 +68,7 @@ struct Inner<S: StateStore, P: Platform> {
     /// Changes a failed write left behind; written before anything newer.
     unsaved: RefCell<Option<Changeset>>,
     session: RefCell<Option<Session>>,
+    connection: RefCell<Option<Connection>>,
     subscription: RefCell<Option<subscription::Client>>,
     state: RefCell<ConnState>,
     listeners: RefCell<Vec<Listener>>,
@@ -106,6 +107,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 persist_lock: futures::lock::Mutex::new(()),
                 unsaved: RefCell::new(None),
                 session: RefCell::new(None),
+                connection: RefCell::new(None),
                 subscription: RefCell::new(None),
                 state: RefCell::new(ConnState::Offline { reason: "not started".into(), retry_in_ms: 0 }),
                 listeners: RefCell::new(Vec::new()),
@@ -138,7 +140,9 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             )));
         }
         let engine = Engine::create(user, seed(), platform.now_ms());
-        conn.register_identity(&engine.identity_public_key(), engine.device_record()).await?;
+        let registered = conn.register_identity(&engine.identity_public_key(), engine.device_record()).await;
+        conn.close().await;
+        registered?;
         let client = Self::from_engine(engine, store, platform);
         client.persist().await?;
         Ok(client)
@@ -166,8 +170,16 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.kick();
     }
 
-    /// Stops reconnecting and closes the session.
+    /// Stops reconnecting and closes the session (in the background; see
+    /// [`Client::shutdown`] to wait for it).
     pub fn stop(&self) {
+        let me = self.clone();
+        self.inner.platform.spawn(async move { me.shutdown().await }.boxed_local());
+    }
+
+    /// Stops reconnecting, closes the connection and waits until it is closed and no write
+    /// to the state store is in flight; afterwards another instance may open the same store.
+    pub async fn shutdown(&self) {
         self.inner.stopped.set(true);
         if let Some(s) = self.inner.stop_signal.borrow_mut().take() {
             let _ = s.send(());
@@ -175,6 +187,12 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.inner.session.borrow_mut().take();
         self.inner.subscription.borrow_mut().take();
         let _ = self.inner.kick.unbounded_send(());
+        let conn = self.inner.connection.borrow_mut().take();
+        if let Some(conn) = conn {
+            conn.close().await;
+        }
+        // Wait for a write in progress to finish.
+        drop(self.inner.persist_lock.lock().await);
     }
 
     /// Calls `f` for every event from now on.
@@ -424,6 +442,11 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                     }
                     self.inner.session.borrow_mut().take();
                     self.inner.subscription.borrow_mut().take();
+                    // The heartbeat may have given up on a connection that is still open.
+                    let stale = self.inner.connection.borrow_mut().take();
+                    if let Some(c) = stale {
+                        c.close().await;
+                    }
                 }
                 Err(e) => {
                     self.inner.session.borrow_mut().take();
@@ -467,6 +490,20 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         let (r, w) = connector.connect().await.map_err(ClientError::Disconnected)?;
         let (conn, driver) = Connection::new(r, w);
         self.inner.platform.spawn(driver.boxed_local());
+        match self.log_in(&conn).await {
+            Ok(()) => {
+                *self.inner.connection.borrow_mut() = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                conn.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Version handshake, login, key packages, subscription.
+    async fn log_in(&self, conn: &Connection) -> Result<(), ClientError> {
         let (domain, _) = conn.hello(concat!("qpq-client/", env!("CARGO_PKG_VERSION"))).await?;
         let (user, device) = self.with_engine(|e| (e.user().clone(), e.device_id()));
         let nonce = conn.challenge(&user, &device).await?;
@@ -478,7 +515,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         let handle = session.subscribe(listener, cursor).await?;
         *self.inner.subscription.borrow_mut() = Some(handle);
         *self.inner.session.borrow_mut() = Some(session);
-        Ok(conn)
+        Ok(())
     }
 
     async fn top_up_key_packages(&self, session: &Session) -> Result<(), ClientError> {

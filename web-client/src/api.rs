@@ -159,9 +159,10 @@ impl QpqClient {
         self.client.start(self.connector.clone());
     }
 
-    /// Disconnects.
-    pub fn stop(&self) {
-        self.client.stop();
+    /// Disconnects; resolves once the connection is closed and no write to this browser's
+    /// storage is in flight (another tab may then open the account).
+    pub async fn stop(&self) {
+        self.client.shutdown().await;
     }
 
     /// Calls `callback` with every event from now on.
@@ -206,6 +207,29 @@ impl QpqClient {
             let me = e.user();
             let v: Vec<views::MessageView> = e.history(&id).iter().map(|m| views::message_view(m, me)).collect();
             to_js(&v)
+        }))
+    }
+
+    /// History entries from `from_index` on (what changed since the UI last read).
+    #[wasm_bindgen(js_name = historySince, unchecked_return_type = "MessageView[]")]
+    pub fn history_since(&self, id: &str, from_index: u32) -> Result<JsValue, JsValue> {
+        let id = channel(id)?;
+        Ok(self.client.with_engine(|e| {
+            let me = e.user();
+            let h = e.history(&id);
+            let from = (from_index as usize).min(h.len());
+            let v: Vec<views::MessageView> = h[from..].iter().map(|m| views::message_view(m, me)).collect();
+            to_js(&v)
+        }))
+    }
+
+    /// One history entry, or `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "MessageView | undefined")]
+    pub fn message(&self, id: &str, index: u32) -> Result<JsValue, JsValue> {
+        let id = channel(id)?;
+        Ok(self.client.with_engine(|e| match e.history(&id).get(index as usize) {
+            Some(m) => to_js(&views::message_view(m, e.user())),
+            None => JsValue::UNDEFINED,
         }))
     }
 

@@ -1,0 +1,85 @@
+// What a person does in the app, by the accessible names the UI gives its controls.
+
+import { expect } from "@playwright/test";
+
+/** The server's domain (qpq-server's default). */
+export const DOMAIN = "localhost";
+
+export const connection = (page) => page.getByRole("status", { name: "Connection" });
+export const conversations = (page) => page.getByRole("list", { name: "Conversations" });
+export const messageLog = (page) => page.getByRole("log", { name: "Messages" });
+export const composer = (page) => page.getByRole("textbox", { name: "Message", exact: true });
+
+/** Creates an account named `name` and waits until the app is online. */
+export async function createAccount(page, name) {
+  await page.getByRole("textbox", { name: "Username" }).fill(name);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByText(`Signed in as ${name}@${DOMAIN}`)).toBeVisible();
+  await expect(connection(page)).toHaveText("Online via WebSocket");
+}
+
+/** Starts (or opens) the 1:1 chat with `who` through the New chat dialog. */
+export async function startChat(page, who) {
+  await page.getByRole("button", { name: "New chat" }).click();
+  await page.getByRole("textbox", { name: "Recipient" }).fill(who);
+  await page.getByRole("button", { name: "Start chat" }).click();
+  await expect(page.getByRole("heading", { level: 2, name: `${who}@${DOMAIN}` })).toBeVisible();
+}
+
+/** Creates a group through the New group dialog. */
+export async function createGroup(page, name, members) {
+  await page.getByRole("button", { name: "New group" }).click();
+  await page.getByRole("textbox", { name: "Group name" }).fill(name);
+  await page.getByRole("textbox", { name: "Members", exact: true }).fill(members.join(", "));
+  await page.getByRole("button", { name: "Create group" }).click();
+  await expect(page.getByRole("heading", { level: 2, name })).toBeVisible();
+}
+
+/** Opens the conversation whose list entry starts with `title`. */
+export async function openConversation(page, title) {
+  await conversationEntry(page, title).click();
+  await expect(page.getByRole("heading", { level: 2, name: title })).toBeVisible();
+}
+
+/** The list entry (a button) of the conversation titled `title`. */
+export function conversationEntry(page, title) {
+  return conversations(page).getByRole("button", { name: new RegExp(`^${escapeRegExp(title)}\\b`) });
+}
+
+/** Types `text` in the composer and presses Enter. */
+export async function send(page, text) {
+  await composer(page).fill(text);
+  await composer(page).press("Enter");
+  await expect(composer(page)).toHaveValue("");
+}
+
+/** Every chat message (not system entries) in the open conversation, as a locator. */
+export function chatMessages(page) {
+  return messageLog(page).locator(".msg:not(.system)");
+}
+
+/** The texts of the open conversation's chat messages, oldest first. */
+export async function chatTexts(page) {
+  return messageLog(page)
+    .locator(".msg:not(.system) .msg-body")
+    .evaluateAll((bodies) => bodies.map((b) => b.textContent));
+}
+
+/** The system entries of the open conversation. */
+export function systemEntries(page) {
+  return messageLog(page).locator(".msg.system");
+}
+
+/** The row of my message `text` (exact). */
+export function ownMessage(page, text) {
+  return messageLog(page).locator(".msg.outgoing").filter({ has: page.getByText(text, { exact: true }) });
+}
+
+/** Waits until the open conversation shows exactly `texts` as its chat messages. */
+export async function expectChat(page, texts, options = {}) {
+  await expect(messageLog(page).locator(".msg:not(.system) .msg-body")).toHaveText(texts, options);
+}
+
+function escapeRegExp(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,115 @@
+// Fixtures: a fresh server and gateway for every test (so every test starts with no users),
+// a two-node PostgreSQL cluster for the tests that need one, and people: browser contexts
+// that are closed after the test.
+
+import { test as base, expect } from "@playwright/test";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { psql, startGateway, startServer } from "./processes.js";
+
+/** Fixed ports: IndexedDB belongs to an origin, and the origin includes the port. */
+export const GATEWAY_PORT = Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
+export const NODE_PORTS = [17443, 17444];
+export const BASE_URL = `http://127.0.0.1:${GATEWAY_PORT}`;
+
+/**
+ * @typedef {Awaited<ReturnType<typeof startServer>>} Server
+ * @typedef {Awaited<ReturnType<typeof startGateway>>} Gateway
+ * @typedef {{dir: string, url: string, nodes: Server[], gateway: Gateway,
+ *   restartGateway: () => Promise<Gateway>}} Stack
+ */
+
+async function attachLogs(testInfo, logDir) {
+  if (testInfo.status === testInfo.expectedStatus) return;
+  for (const f of (await readdir(logDir)).filter((f) => f.endsWith(".log"))) {
+    await testInfo.attach(f, { path: path.join(logDir, f), contentType: "text/plain" });
+  }
+}
+
+/** Builds a stack around `nodes` and runs `use` with it; stops everything afterwards. */
+async function withStack(dir, nodes, use, testInfo) {
+  const stack = { dir, url: BASE_URL, nodes, gateway: null };
+  try {
+    stack.gateway = await startGateway({ port: GATEWAY_PORT, nodes, logDir: dir });
+    stack.restartGateway = async () => {
+      await stack.gateway.stop();
+      stack.gateway = await startGateway({ port: GATEWAY_PORT, nodes, logDir: dir });
+      return stack.gateway;
+    };
+    await use(stack);
+  } finally {
+    await stack.gateway?.stop();
+    for (const n of nodes) await n.stop("SIGINT");
+    await attachLogs(testInfo, dir);
+  }
+}
+
+export const test = base.extend({
+  /** One node on SQLite behind the gateway. @type {Stack} */
+  stack: async ({}, use, testInfo) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-"));
+    try {
+      const node = await startServer({ name: "node", port: NODE_PORTS[0], dataDir: path.join(dir, "node"), logDir: dir });
+      await withStack(dir, [node], use, testInfo);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+
+  /** Two nodes sharing a fresh PostgreSQL database behind one gateway. @type {Stack} */
+  cluster: async ({}, use, testInfo) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-cluster-"));
+    const db = `qpq_pw_${process.pid}_${Date.now()}`;
+    psql(`CREATE DATABASE ${db}`);
+    const database = `postgres://postgres@127.0.0.1:5432/${db}`;
+    const nodes = [];
+    try {
+      for (const [i, port] of NODE_PORTS.entries()) {
+        const name = `node${i + 1}`;
+        nodes.push(await startServer({ name, port, dataDir: path.join(dir, name), logDir: dir, database }));
+      }
+      await withStack(dir, nodes, use, testInfo);
+    } finally {
+      for (const n of nodes) await n.stop("SIGKILL");
+      psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+
+  /**
+   * Opens the app for a new person (a fresh browser context: their own storage).
+   * @type {(options?: import("@playwright/test").BrowserContextOptions) => Promise<import("@playwright/test").Page>}
+   */
+  newPerson: async ({ browser }, use) => {
+    const contexts = [];
+    const problems = [];
+    await use(async (options = {}) => {
+      const context = await browser.newContext(options);
+      contexts.push(context);
+      watchForPageProblems(context, problems);
+      const page = await context.newPage();
+      await page.goto(`${BASE_URL}/`);
+      return page;
+    });
+    for (const c of contexts) await c.close();
+    expect(problems, "uncaught errors or Content-Security-Policy violations in the app").toEqual([]);
+  },
+});
+
+/**
+ * Collects what should never happen in the app: uncaught exceptions and anything the
+ * Content-Security-Policy blocked (inline script or style, eval).
+ */
+export function watchForPageProblems(context, problems) {
+  const watch = (page) => {
+    page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
+    page.on("console", (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
+    });
+  };
+  context.pages().forEach(watch);
+  context.on("page", watch);
+}
+
+export { expect };

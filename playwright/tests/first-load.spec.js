@@ -1,0 +1,33 @@
+import { test, expect, BASE_URL } from "../support/stack.js";
+
+test("the first load shows progress, and a failed download is explained", async ({ stack, browser }) => {
+  const context = await browser.newContext();
+  try {
+    // Hold the engine's download until the progress has been seen.
+    const page = await context.newPage();
+    let release;
+    const held = new Promise((r) => (release = r));
+    await page.route("**/pkg/qpq_web_bg.wasm", async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.goto(`${BASE_URL}/`);
+    await expect(page.getByRole("progressbar", { name: /Loading the encryption engine/ })).toBeVisible();
+    release();
+    await expect(page.getByRole("textbox", { name: "Username" })).toBeVisible();
+    await expect(page.getByRole("progressbar")).toBeHidden();
+
+    const broken = await context.newPage();
+    await broken.route("**/pkg/qpq_web_bg.wasm", (route) => route.fulfill({ status: 404, body: "not found" }));
+    // The first tab holds the engine; close it so this one may start.
+    await page.close();
+    await broken.goto(`${BASE_URL}/`);
+    await expect(broken.getByRole("heading", { name: "quicproquo could not start" })).toBeVisible();
+    await expect(broken.getByRole("alert")).toHaveText(
+      "The server did not send the app's engine (HTTP 404); try again later.",
+    );
+    await expect(broken.getByRole("button", { name: "Reload" })).toBeVisible();
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Browser end-to-end tests: builds the web client, qpq-server and qpq-gateway, installs what is
+# missing (Debian's Chromium, the Playwright npm packages, a running PostgreSQL), then runs
+# the Playwright suite in playwright/ against real processes on 127.0.0.1 (gateway :18080,
+# nodes :17443 and :17444). Extra arguments go to `playwright test` (e.g. a file or -g NAME).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+say "building the web client (pkg/)"
+scripts/build-web.sh
+
+say "building qpq-server and qpq-gateway"
+cargo build -p qpq-server -p qpq-gateway
+# The tests start exactly these binaries.
+export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+ensure_chromium
+ensure_postgres
+ensure_node_modules
+
+say "running the browser tests (Chromium at /usr/bin/chromium)"
+cd "$ROOT/playwright"
+exec npx playwright test --reporter=list "$@"

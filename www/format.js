@@ -1,0 +1,59 @@
+// Words and numbers as people read them.
+
+/** A message's delivery state in words (nothing for received messages). */
+export function statusText(message) {
+  switch (message.status) {
+    case "sending":
+      return "Sending…";
+    case "sent":
+      return "Sent";
+    case "delivered":
+      return "Delivered";
+    case "failed":
+      return message.failure ? `Not sent: ${message.failure}` : "Not sent";
+    default:
+      return "";
+  }
+}
+
+/** A clock time for today, a date and time otherwise. */
+export function timeText(ms) {
+  if (!ms) return "";
+  const d = new Date(ms);
+  const today = new Date();
+  const sameDay = d.toDateString() === today.toDateString();
+  return sameDay
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+/** Splits "bob, carol@example.org" into names. */
+export function splitNames(text) {
+  return text
+    .split(/[,;\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** "1.4 MB" */
+export function byteText(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** The preview of a conversation's last message: one line of text. */
+export function previewText(conversation) {
+  const m = conversation.lastMessage;
+  if (!m) return "No messages yet";
+  const oneLine = m.text.replace(/\s+/g, " ").slice(0, 200);
+  if (m.kind === "system") return oneLine;
+  if (m.outgoing) return `You: ${oneLine}`;
+  return conversation.kind === "group" ? `${shortName(m.sender)}: ${oneLine}` : oneLine;
+}
+
+/** "bob" for "bob@localhost". */
+export function shortName(user) {
+  const at = user.lastIndexOf("@");
+  return at > 0 ? user.slice(0, at) : user;
+}

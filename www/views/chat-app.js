@@ -1,0 +1,197 @@
+// The app once signed in: the conversation list beside (or, on a phone, instead of) the open
+// conversation, the connection indicator, and the dialogs. It reads everything from the
+// engine and redraws what an engine event says changed.
+
+import { byId, setText } from "../dom.js";
+import { asSentence, describeError } from "../errors.js";
+import { showScreen } from "./screens.js";
+import { ConnectionStatus } from "./connection-status.js";
+import { ConversationList } from "./conversation-list.js";
+import { MembersPanel } from "./members-panel.js";
+import { MessageLog } from "./message-log.js";
+import { wireStartDialogs } from "./start-dialogs.js";
+
+/** How long a notice stays on screen. */
+const NOTICE_MS = 10_000;
+
+export class ChatApp {
+  /** @param {import("/pkg/qpq_web.js").QpqClient} client */
+  constructor(client) {
+    this.client = client;
+    this.stopped = false;
+    this.aborter = new AbortController();
+    const signal = this.aborter.signal;
+    /** @type {string | null} */
+    this.selectedId = null;
+    this.pending = new Set();
+    this.noticeTimer = null;
+
+    this.root = byId("screen-app");
+    this.placeholder = byId("chat-placeholder");
+    this.chat = byId("chat-open");
+    this.title = byId("chat-title");
+    this.subtitle = byId("chat-subtitle");
+    this.removedNotice = byId("removed-notice");
+    this.composer = byId("composer");
+    this.input = byId("composer-input");
+    this.send = byId("composer-send");
+    this.composerError = byId("composer-error");
+    this.notice = byId("notice");
+
+    this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id));
+    this.log = new MessageLog(byId("messages"));
+    this.members = new MembersPanel(client, signal);
+    this.connection = new ConnectionStatus(byId("connection"));
+    wireStartDialogs(client, (id) => this.open(id), signal);
+
+    this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
+    this.input.addEventListener("keydown", (e) => this.keydown(e), { signal });
+    byId("chat-back").addEventListener("click", () => this.open(null), { signal });
+    document.addEventListener("visibilitychange", () => this.schedule("chat"), { signal });
+
+    client.onEvent((event) => this.onEvent(event));
+  }
+
+  /** Shows the app and connects. */
+  start() {
+    setText(byId("me-name"), this.client.user());
+    this.open(null);
+    showScreen("app");
+    this.client.start();
+    // Until the first connection event ("not started" is not worth showing).
+    this.connection.show({ state: "connecting" });
+  }
+
+  /** Disconnects and stops reacting (another tab took over). */
+  destroy() {
+    this.stopped = true;
+    this.aborter.abort();
+    this.connection.stopCountdown();
+    clearTimeout(this.noticeTimer);
+    for (const d of document.querySelectorAll("dialog[open]")) d.close();
+    this.client.stop();
+  }
+
+  /** @param {import("/pkg/qpq_web.js").QpqEvent} event */
+  onEvent(event) {
+    if (this.stopped) return;
+    switch (event.type) {
+      case "connection":
+        this.connection.show(event);
+        break;
+      case "conversation":
+        this.schedule("list");
+        if (event.id === this.selectedId) this.schedule("chat");
+        break;
+      case "message":
+        this.schedule("list");
+        if (event.conversation === this.selectedId) this.schedule("chat");
+        break;
+      case "notice":
+        this.showNotice(asSentence(event.text));
+        break;
+    }
+  }
+
+  /** Redraws `what` ("list" or "chat") once the current burst of events is over. */
+  schedule(what) {
+    if (this.pending.size === 0) {
+      queueMicrotask(() => {
+        const pending = [...this.pending];
+        this.pending.clear();
+        if (this.stopped) return;
+        if (pending.includes("list")) this.renderList();
+        if (pending.includes("chat")) this.renderChat();
+      });
+    }
+    this.pending.add(what);
+  }
+
+  /** Opens a conversation (null: back to the list). */
+  open(id) {
+    const switched = id !== this.selectedId;
+    this.selectedId = id;
+    this.root.dataset.view = id ? "chat" : "list";
+    this.placeholder.hidden = !!id;
+    this.chat.hidden = !id;
+    if (switched) {
+      setText(this.composerError, "");
+      this.input.value = "";
+    }
+    if (!id) {
+      this.log.clear();
+      this.members.show(null);
+    } else {
+      this.renderChat();
+      if (switched && !this.input.disabled) this.input.focus();
+    }
+    this.renderList();
+  }
+
+  renderList() {
+    const conversations = this.client.conversations();
+    this.list.render(conversations, this.selectedId);
+    const unread = conversations.reduce((n, c) => n + c.unread, 0);
+    document.title = unread > 0 ? `(${unread}) quicproquo` : "quicproquo";
+  }
+
+  renderChat() {
+    const id = this.selectedId;
+    if (!id) return;
+    const c = this.client.conversation(id);
+    if (!c) {
+      this.open(null);
+      return;
+    }
+    setText(this.title, c.title || "Untitled");
+    setText(this.subtitle, c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat");
+    this.members.show(c);
+    this.removedNotice.hidden = c.active;
+    this.input.disabled = !c.active;
+    this.send.disabled = !c.active;
+    this.log.render(id, this.client.history(id), c.kind);
+    if (c.unread > 0 && document.visibilityState === "visible") this.markRead(id);
+  }
+
+  async markRead(id) {
+    try {
+      await this.client.markRead(id);
+    } catch (e) {
+      this.showNotice(describeError(e));
+    }
+  }
+
+  keydown(event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.composer.requestSubmit();
+    }
+  }
+
+  async submit(event) {
+    event.preventDefault();
+    const id = this.selectedId;
+    const text = this.input.value;
+    if (!id || !text.trim()) return;
+    setText(this.composerError, "");
+    this.input.value = "";
+    this.input.focus();
+    try {
+      await this.client.sendText(id, text);
+    } catch (e) {
+      // Nothing was queued: give the text back so it is not lost.
+      if (!this.input.value && this.selectedId === id) this.input.value = text;
+      setText(this.composerError, describeError(e));
+    }
+  }
+
+  showNotice(text) {
+    setText(this.notice, text);
+    this.notice.classList.add("visible");
+    clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      this.notice.classList.remove("visible");
+      setText(this.notice, "");
+    }, NOTICE_MS);
+  }
+}

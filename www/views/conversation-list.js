@@ -1,0 +1,82 @@
+// The conversation list: title, last message preview, unread count; most recent first (the
+// engine's order). Items are kept and updated in place, keyed by conversation id.
+
+import { h, setText } from "../dom.js";
+import { previewText, timeText } from "../format.js";
+
+export class ConversationList {
+  /**
+   * @param {HTMLUListElement} list
+   * @param {HTMLElement} empty shown when there are no conversations
+   * @param {(id: string) => void} onSelect
+   */
+  constructor(list, empty, onSelect) {
+    this.list = list;
+    // Start empty: a previous app instance (before another tab took over) may have left items.
+    this.list.replaceChildren();
+    this.empty = empty;
+    this.onSelect = onSelect;
+    /** @type {Map<string, {li: HTMLLIElement, parts: Record<string, HTMLElement>}>} */
+    this.items = new Map();
+  }
+
+  /**
+   * @param {import("/pkg/qpq_web.js").ConversationView[]} conversations
+   * @param {string | null} selectedId
+   */
+  render(conversations, selectedId) {
+    const seen = new Set();
+    conversations.forEach((c, position) => {
+      seen.add(c.id);
+      let item = this.items.get(c.id);
+      if (!item) {
+        item = this.create(c.id);
+        this.items.set(c.id, item);
+      }
+      this.update(item, c, c.id === selectedId);
+      const at = this.list.children[position];
+      if (at !== item.li) this.list.insertBefore(item.li, at ?? null);
+    });
+    for (const [id, item] of this.items) {
+      if (!seen.has(id)) {
+        item.li.remove();
+        this.items.delete(id);
+      }
+    }
+    this.empty.hidden = conversations.length > 0;
+  }
+
+  create(id) {
+    const parts = {
+      title: h("span", { class: "conv-title", dir: "auto" }),
+      time: h("span", { class: "conv-time" }),
+      preview: h("span", { class: "conv-preview", dir: "auto" }),
+      unreadCount: h("span", { "aria-hidden": "true" }),
+      unreadWords: h("span", { class: "visually-hidden" }),
+    };
+    parts.unread = h("span", { class: "conv-unread" }, parts.unreadCount, parts.unreadWords);
+    parts.button = h(
+      "button",
+      { type: "button", class: "conversation", on: { click: () => this.onSelect(id) } },
+      parts.title,
+      parts.time,
+      parts.preview,
+      parts.unread,
+    );
+    const li = h("li", { dataset: { id } }, parts.button);
+    return { li, parts };
+  }
+
+  update({ li, parts }, c, selected) {
+    setText(parts.title, c.title || "Untitled");
+    setText(parts.time, timeText(c.lastActivity));
+    setText(parts.preview, previewText(c));
+    // Nothing at all when there is nothing unread, not even hidden text.
+    setText(parts.unreadCount, c.unread ? String(c.unread) : "");
+    setText(parts.unreadWords, c.unread ? (c.unread === 1 ? " unread message" : " unread messages") : "");
+    parts.unread.hidden = c.unread === 0;
+    li.classList.toggle("inactive", !c.active);
+    if (selected) parts.button.setAttribute("aria-current", "true");
+    else parts.button.removeAttribute("aria-current");
+  }
+}

@@ -1,0 +1,91 @@
+// The members panel of a group: who is in it, remove someone, add people.
+
+import { byId, h, setText } from "../dom.js";
+import { describeError } from "../errors.js";
+import { splitNames } from "../format.js";
+
+export class MembersPanel {
+  /**
+   * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {AbortSignal} signal removes the listeners when the app stops
+   */
+  constructor(client, signal) {
+    this.client = client;
+    this.panel = byId("members-panel");
+    this.toggle = byId("members-toggle");
+    this.list = byId("members-list");
+    this.form = byId("members-add");
+    this.input = byId("members-add-input");
+    this.submit = byId("members-add-submit");
+    this.error = byId("members-error");
+    /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
+    this.conversation = null;
+    this.me = client.user();
+
+    this.toggle.addEventListener("click", () => this.setOpen(this.panel.hidden), { signal });
+    this.form.addEventListener("submit", (e) => this.add(e), { signal });
+  }
+
+  setOpen(open) {
+    this.panel.hidden = !open;
+    this.toggle.setAttribute("aria-expanded", String(open));
+    if (open) this.input.focus();
+  }
+
+  /** @param {import("/pkg/qpq_web.js").ConversationView | null} c */
+  show(c) {
+    const switched = c?.id !== this.conversation?.id;
+    this.conversation = c;
+    if (switched) {
+      this.setOpen(false);
+      setText(this.error, "");
+      this.input.value = "";
+    }
+    if (!c) return;
+    const manageable = c.kind === "group" && c.active;
+    this.form.hidden = !manageable;
+    const items = c.members.map((user) => {
+      const isMe = user === this.me;
+      const remove =
+        manageable && !isMe
+          ? h("button", { type: "button", class: "secondary small", "aria-label": `Remove ${user}`, text: "Remove", on: { click: (e) => this.remove(user, e.currentTarget) } })
+          : null;
+      return h("li", {}, h("span", { class: "member-name", dir: "auto", text: isMe ? `${user} (you)` : user }), remove);
+    });
+    this.list.replaceChildren(...items);
+  }
+
+  async add(event) {
+    event.preventDefault();
+    const c = this.conversation;
+    const names = splitNames(this.input.value);
+    setText(this.error, "");
+    if (!c) return;
+    if (names.length === 0) {
+      setText(this.error, "Type the names of the people to add.");
+      return;
+    }
+    this.submit.disabled = true;
+    try {
+      await this.client.addMembers(c.id, names);
+      this.input.value = "";
+    } catch (e) {
+      setText(this.error, describeError(e));
+    } finally {
+      this.submit.disabled = false;
+    }
+  }
+
+  async remove(user, button) {
+    const c = this.conversation;
+    if (!c) return;
+    setText(this.error, "");
+    button.disabled = true;
+    try {
+      await this.client.removeMembers(c.id, [user]);
+    } catch (e) {
+      setText(this.error, describeError(e));
+      button.disabled = false;
+    }
+  }
+}
