@@ -26,7 +26,8 @@ fn transport(idle: Duration) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
     t.keep_alive_interval(Some(idle / 3));
-    t.max_concurrent_bidi_streams(4096u32.into());
+    // A gateway multiplexes every browser session to a node over one connection.
+    t.max_concurrent_bidi_streams((1u32 << 16).into());
     t.max_concurrent_uni_streams(0u32.into());
     t
 }
