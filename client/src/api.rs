@@ -300,12 +300,14 @@ impl Session {
         Ok(resp.get()?.get_handle()?)
     }
 
-    /// Creates an empty blob in `channel`; returns its id.
-    pub async fn create_blob(&self, channel: &ChannelId, size: u64, chunk_size: u32) -> Result<[u8; 16], ClientError> {
+    /// Creates an empty blob in `channel` that lives `ttl_secs` (0: the server's retention);
+    /// returns its id.
+    pub async fn create_blob(&self, channel: &ChannelId, size: u64, chunk_size: u32, ttl_secs: u32) -> Result<[u8; 16], ClientError> {
         let mut req = self.cap.create_blob_request();
         req.get().set_channel_id(channel.as_bytes());
         req.get().set_size(size);
         req.get().set_chunk_size(chunk_size);
+        req.get().set_ttl_seconds(ttl_secs);
         let resp = req.send().promise.await?;
         blob_id(resp.get()?.get_info()?.get_blob_id()?)
     }
@@ -316,6 +318,14 @@ impl Session {
         req.get().set_blob_id(blob);
         req.get().set_index(index);
         req.get().set_data(data);
+        let resp = req.send().promise.await?;
+        Ok(resp.get()?.get_info()?.get_chunks_stored())
+    }
+
+    /// How many chunks of a blob the server holds (to resume an upload).
+    pub async fn blob_chunks_stored(&self, blob: &[u8; 16]) -> Result<u32, ClientError> {
+        let mut req = self.cap.blob_info_request();
+        req.get().set_blob_id(blob);
         let resp = req.send().promise.await?;
         Ok(resp.get()?.get_info()?.get_chunks_stored())
     }

@@ -136,7 +136,9 @@ interface Session {
   subscribe @13 (listener :Listener, after :UInt64) -> (handle :Subscription);
 
   # --- blobs: encrypted client-side, stored in chunks, readable by members of `channelId` ---
-  createBlob @14 (channelId :Data, size :UInt64, chunkSize :UInt32) -> (info :BlobInfo);
+  # `ttlSeconds` (0: the server's retention) shortens the blob's life, e.g. to the
+  # conversation's disappearing-message timer.
+  createBlob @14 (channelId :Data, size :UInt64, chunkSize :UInt32, ttlSeconds :UInt32) -> (info :BlobInfo);
   putChunk @15 (blobId :Data, index :UInt32, data :Data) -> (info :BlobInfo);
   getChunk @16 (blobId :Data, index :UInt32) -> (data :Data);
   blobInfo @17 (blobId :Data) -> (info :BlobInfo);

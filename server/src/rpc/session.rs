@@ -421,13 +421,15 @@ impl session::Server for SessionImpl {
             let mut id = [0u8; 16];
             rand::thread_rng().fill_bytes(&mut id);
             let now = now_ms();
+            let retention = cfg.blob_days * 86_400_000;
+            let ttl = u64::from(p.get_ttl_seconds().min(MAX_TTL_SECS)) * 1000;
             let row = BlobRow {
                 id,
                 channel,
                 size,
                 chunk_size: chunk,
                 chunks_stored: 0,
-                expires_at: now + cfg.blob_days * 86_400_000,
+                expires_at: now + if ttl == 0 { retention } else { ttl.min(retention) },
             };
             self.ctx.storage.create_blob(&row, &self.device, now).await.map_err(|e| store_err("create_blob", e))?;
             write_blob(results.get().init_info(), &row);

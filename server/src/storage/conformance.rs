@@ -52,6 +52,7 @@ macro_rules! storage_conformance {
             bad_chunks_are_refused,
             blobs_expire,
             expire_removes_expired_envelopes_blobs_and_old_records,
+            blobs_nobody_can_reach_are_collected,
             wakeups_name_the_recipients_of_enqueues_and_commits,
         );
     };
@@ -1047,6 +1048,27 @@ mod cases {
         // The idempotency record of message 1 is gone, that of message 2 kept.
         assert!(!store.enqueue(&enqueue_input(&channel, &alice, 1, 0, T0 + 200)).await.unwrap().duplicate);
         assert!(store.enqueue(&enqueue_input(&channel, &alice, 2, 0, T0 + 200)).await.unwrap().duplicate);
+    }
+
+    pub(super) async fn blobs_nobody_can_reach_are_collected(store: Arc<dyn Storage>) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let kept = group(&*store, 1, &[alice.clone(), bob.clone()]).await;
+        let emptied = group(&*store, 2, &[alice.clone(), bob.clone()]).await;
+        for (id, channel) in [([1; 16], &kept), ([2; 16], &emptied)] {
+            let blob = BlobRow { id, channel: channel.clone(), size: 1, chunk_size: 1, chunks_stored: 0, expires_at: 0 };
+            store.create_blob(&blob, &alice, T0).await.unwrap();
+            store.put_chunk(&id, 0, b"x", T0).await.unwrap();
+        }
+        // Both members leave the second channel: its blob can no longer be read by anyone.
+        let mut leave = commit_input(&emptied, &alice, 1, 50, T0);
+        leave.remove = vec![alice.clone(), bob.clone()];
+        store.commit(&leave).await.unwrap();
+        let stats = store.expire(T0, 0).await.unwrap();
+        assert_eq!(stats.blobs, 1);
+        assert_eq!(store.blob(&[2; 16], T0).await.unwrap(), None);
+        assert!(store.blob(&[1; 16], T0).await.unwrap().is_some(), "a blob of a live channel stays");
+        assert_eq!(store.get_chunk(&[1; 16], 0, T0).await.unwrap(), Some(b"x".to_vec()));
     }
 
     pub(super) async fn wakeups_name_the_recipients_of_enqueues_and_commits(store: Arc<dyn Storage>) {

@@ -166,7 +166,7 @@ impl BlobRow {
 pub struct ExpiryStats {
     /// Queue entries past their expiry.
     pub envelopes: u64,
-    /// Blobs past their expiry (with their chunks).
+    /// Blobs past their expiry or unreachable (with their chunks).
     pub blobs: u64,
     /// Idempotency records and login leftovers past their retention.
     pub records: u64,
@@ -287,7 +287,8 @@ pub trait Storage: Send + Sync + 'static {
     // --- maintenance and wake-ups -----------------------------------------------------------
 
     /// Deletes what has expired at `now`: queue entries, blobs, and idempotency records older
-    /// than `records_before`.
+    /// than `records_before`; and blobs nobody can reach any more (their channel has no
+    /// members left).
     async fn expire(&self, now: Millis, records_before: Millis) -> Result<ExpiryStats, StoreError>;
 
     /// Devices with new envelopes, from this node and (PostgreSQL) every other node using the

@@ -21,6 +21,15 @@ pub(super) async fn expire(pool: &PgPool, now: Millis, records_before: Millis) -
         .await
         .map_err(db(OP))?
         .rows_affected();
+    // Blobs nobody can reach any more: readable only by members of their channel, which
+    // has none left.
+    let unreachable = sqlx::query(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = blobs.channel)",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db(OP))?
+    .rows_affected();
     let sent = sqlx::query("DELETE FROM sent_messages WHERE server_time < $1")
         .bind(int(records_before))
         .execute(&mut *tx)
@@ -34,5 +43,5 @@ pub(super) async fn expire(pool: &PgPool, now: Millis, records_before: Millis) -
         .map_err(db(OP))?
         .rows_affected();
     tx.commit().await.map_err(db(OP))?;
-    Ok(ExpiryStats { envelopes, blobs, records: sent + reservations })
+    Ok(ExpiryStats { envelopes, blobs: blobs + unreachable, records: sent + reservations })
 }

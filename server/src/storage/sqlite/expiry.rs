@@ -24,6 +24,15 @@ pub(super) async fn expire(
         .await
         .map_err(db(OP))?
         .rows_affected();
+    // Blobs nobody can reach any more: readable only by members of their channel, which
+    // has none left.
+    let unreachable = sqlx::query(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = blobs.channel)",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(db(OP))?
+    .rows_affected();
     let sent = sqlx::query("DELETE FROM sent_messages WHERE server_time < ?")
         .bind(int(records_before))
         .execute(&mut *conn)
@@ -36,5 +45,5 @@ pub(super) async fn expire(
         .await
         .map_err(db(OP))?
         .rows_affected();
-    Ok(ExpiryStats { envelopes, blobs, records: sent + reservations })
+    Ok(ExpiryStats { envelopes, blobs: blobs + unreachable, records: sent + reservations })
 }
