@@ -16,6 +16,7 @@
 mod api;
 mod client;
 mod error;
+pub mod files;
 
 pub use api::{Connection, Session};
 pub use client::{Client, ClientEvent, ConnState};

@@ -55,6 +55,33 @@ pub enum ReceiptKind {
     Read,
 }
 
+/// A file sent in a conversation: the blob holding its encrypted chunks, the key to read
+/// them, and what the receiver needs to check and show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// The server's blob id.
+    pub blob: [u8; 16],
+    /// The file's own key (ChaCha20-Poly1305), fresh for every file.
+    pub key: [u8; 32],
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Plaintext bytes per chunk (the last may be shorter).
+    pub chunk_size: u32,
+    /// The file name as the sender gave it (display only; never a path).
+    pub name: String,
+    /// The media type as the sender gave it (display only).
+    pub mime: String,
+}
+
+impl fmt::Debug for FileRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs and panics.
+        f.debug_struct("FileRef").field("size", &self.size).field("chunk_size", &self.chunk_size).finish_non_exhaustive()
+    }
+}
+
 /// What a message says.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Body {

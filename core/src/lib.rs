@@ -22,7 +22,7 @@ mod provider;
 mod state;
 mod tlv;
 
-pub use app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind, FORMAT_VERSION, MAX_TEXT_BYTES};
+pub use app_message::{AppMessage, Body, CodecError, FileRef, MessageId, ReceiptKind, FORMAT_VERSION, MAX_TEXT_BYTES};
 pub use conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
 pub use engine::{Engine, Event, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES};
 pub use error::EngineError;
