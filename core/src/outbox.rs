@@ -56,6 +56,10 @@ pub(crate) enum PendingOp {
         built: Option<BuiltCommit>,
         /// The epoch a previous attempt was refused for; rebuild only once past it.
         refused_epoch: Option<u64>,
+        /// Also refresh this device's own leaf keys ([`crate::Engine::update_keys`]); a commit
+        /// with only this is a valid change. Absent in items stored by older builds.
+        #[serde(default)]
+        self_update: bool,
     },
 }
 

@@ -278,3 +278,120 @@ fn key_packages_of_unknown_or_mismatched_devices_are_refused() {
     assert!(matches!(alice.engine.add_members(&conv, forged), Err(EngineError::Unverified(_))));
     alice.engine.add_members(&conv, pk).unwrap();
 }
+
+#[test]
+fn key_update_is_a_commit_of_its_own_that_races_like_membership_changes() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Group, "keys", &[&bob]);
+    bob.sync(&mut s);
+    let epoch = |c: &SimClient| c.engine.conversation(&conv).unwrap().epoch;
+    assert_eq!((epoch(&alice), epoch(&bob)), (1, 1));
+    let before = epoch_auths(&[&alice, &bob], &conv);
+
+    // A lone update: a commit with no proposals, accepted, processed by the other member.
+    alice.engine.update_keys(&conv).unwrap();
+    alice.persist();
+    let out = alice.engine.next_outbound(s.time).unwrap();
+    match &out.op {
+        qpq_core::OutboundOp::Commit { epoch, welcome, add, remove, .. } => {
+            assert_eq!(*epoch, 1);
+            assert!(welcome.is_empty() && add.is_empty() && remove.is_empty());
+        }
+        other => panic!("expected a commit, got {other:?}"),
+    }
+    let r = s.handle(&alice.addr(), &out).unwrap();
+    alice.engine.outbound_result(out.id, r, s.time);
+    alice.persist();
+    bob.sync(&mut s);
+    assert_eq!((epoch(&alice), epoch(&bob)), (2, 2));
+    let after = epoch_auths(&[&alice, &bob], &conv);
+    assert_eq!(after[0], after[1]);
+    assert_ne!(after[0], before[0]);
+    // No system entry for a key update, and messages flow in the new epoch.
+    assert!(matches!(bob.engine.history(&conv).last().unwrap().content, Content::System(SystemEvent::Joined)));
+    bob.send(&mut s, &conv, "after the update");
+    alice.sync(&mut s);
+    assert_eq!(alice.texts(&conv), vec!["after the update"]);
+
+    // Both update at once: one commit wins, the other is rebuilt on top of it.
+    alice.engine.update_keys(&conv).unwrap();
+    bob.engine.update_keys(&conv).unwrap();
+    alice.pump(&mut s);
+    bob.pump(&mut s);
+    assert_eq!(bob.engine.outbox_len(), 1, "bob's refused update waits for the winning commit");
+    bob.sync(&mut s);
+    bob.pump(&mut s);
+    alice.sync(&mut s);
+    assert_eq!((epoch(&alice), epoch(&bob)), (4, 4));
+    let a = epoch_auths(&[&alice, &bob], &conv);
+    assert_eq!(a[0], a[1]);
+    assert_eq!(alice.engine.outbox_len() + bob.engine.outbox_len(), 0);
+
+    // Removed members cannot update.
+    alice.engine.remove_members(&conv, vec![bob.user()]).unwrap();
+    alice.pump(&mut s);
+    bob.sync(&mut s);
+    assert_eq!(bob.engine.update_keys(&conv), Err(EngineError::NotActive));
+}
+
+#[test]
+fn a_removed_member_can_be_added_again() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Group, "again", &[&bob]);
+    bob.sync(&mut s);
+    alice.send(&mut s, &conv, "first time");
+    alice.engine.remove_members(&conv, vec![bob.user()]).unwrap();
+    alice.pump(&mut s);
+    bob.sync(&mut s);
+    assert!(!bob.engine.conversation(&conv).unwrap().active);
+
+    // Bob still holds the group he was removed from; the Welcome to it must replace it.
+    alice.add(&mut s, &conv, &[&bob]);
+    alice.pump(&mut s);
+    let welcome = s.fetch(&bob.addr(), bob.engine.cursor()).pop().unwrap();
+    assert_eq!(welcome.kind, EnvelopeKind::Welcome);
+    assert_eq!(bob.engine.receive(&welcome, s.time), Ok(()));
+    bob.persist();
+    let c = bob.engine.conversation(&conv).unwrap();
+    assert!(c.active);
+    assert_eq!(c.epoch, alice.engine.conversation(&conv).unwrap().epoch);
+    assert_eq!(epoch_auths(&[&alice, &bob], &conv)[0], epoch_auths(&[&alice, &bob], &conv)[1]);
+    alice.send(&mut s, &conv, "second time");
+    bob.sync(&mut s);
+    // The history he had is kept; the new message follows it.
+    assert_eq!(bob.texts(&conv), vec!["first time", "second time"]);
+    bob.reload();
+    bob.send(&mut s, &conv, "back");
+    alice.sync(&mut s);
+    assert_eq!(alice.texts(&conv).last().unwrap(), "back");
+}
+
+#[test]
+fn a_failed_membership_change_does_not_hold_back_the_messages_behind_it() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let carol = SimClient::new(&mut s, "carol", 3);
+    let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob, &carol]);
+    bob.sync(&mut s);
+    // Both remove Carol; Bob's commit wins, Alice's is refused for its stale epoch.
+    bob.engine.remove_members(&conv, vec![carol.user()]).unwrap();
+    alice.engine.remove_members(&conv, vec![carol.user()]).unwrap();
+    bob.pump(&mut s);
+    alice.pump(&mut s);
+    alice.engine.send_text(&conv, "behind the removal", None, s.time).unwrap();
+    alice.persist();
+    alice.sync(&mut s);
+    // Rebuilt after Bob's commit, Alice's removal has nothing left to do and is dropped; the
+    // text behind it goes out in the same pass.
+    let out = alice.engine.next_outbound(s.time).expect("the text is ready");
+    assert!(matches!(out.op, qpq_core::OutboundOp::Enqueue { .. }), "{out:?}");
+    let r = s.handle(&alice.addr(), &out).unwrap();
+    alice.engine.outbound_result(out.id, r, s.time);
+    bob.sync(&mut s);
+    assert_eq!(bob.texts(&conv), vec!["behind the removal"]);
+}

@@ -78,7 +78,13 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership { add: packages, remove: vec![], built: None, refused_epoch: None },
+            PendingOp::Membership {
+                add: packages,
+                remove: vec![],
+                built: None,
+                refused_epoch: None,
+                self_update: false,
+            },
         );
         Ok(())
     }
@@ -103,7 +109,20 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership { add: vec![], remove: users, built: None, refused_epoch: None },
+            PendingOp::Membership { add: vec![], remove: users, built: None, refused_epoch: None, self_update: false },
+        );
+        Ok(())
+    }
+
+    /// Queues a commit that only replaces this device's own leaf keys (an MLS self-update,
+    /// for post-compromise security). Like a membership change it goes through the outbox:
+    /// built when it reaches the head of its conversation, rebuilt if another commit wins the
+    /// epoch, settled when the server accepts it.
+    pub fn update_keys(&mut self, conv: &ChannelId) -> Result<(), EngineError> {
+        self.require_active(conv)?;
+        self.push_outbox(
+            conv.clone(),
+            PendingOp::Membership { add: vec![], remove: vec![], built: None, refused_epoch: None, self_update: true },
         );
         Ok(())
     }
@@ -147,11 +166,14 @@ impl Engine {
     }
 
     /// Turns a membership intent into a commit on the group (which then has a pending commit).
+    /// With `self_update` the commit also replaces this device's leaf keys, and may do only
+    /// that.
     pub(super) fn build_membership_commit(
         &mut self,
         conv: &ChannelId,
         add: &[ClaimedPackage],
         remove: &[UserId],
+        self_update: bool,
     ) -> Result<BuiltCommit, EngineError> {
         let group = self.groups.get(conv).ok_or(EngineError::NoSuchConversation)?;
         let present: Vec<(LeafNodeIndex, DeviceAddress)> = group
@@ -171,7 +193,7 @@ impl Engine {
         }
         let (idx, remove_devs): (Vec<LeafNodeIndex>, Vec<DeviceAddress>) =
             present.into_iter().filter(|(_, d)| remove.contains(&d.user)).unzip();
-        if kps.is_empty() && idx.is_empty() {
+        if kps.is_empty() && idx.is_empty() && !self_update {
             return Err(EngineError::BadMembers("nothing to change: they are already members".into()));
         }
         let mut added_users: Vec<UserId> = add_devs.iter().map(|d| d.user.clone()).collect();
@@ -183,6 +205,7 @@ impl Engine {
         let epoch = group.epoch().as_u64();
         let bundle = group
             .commit_builder()
+            .force_self_update(self_update)
             .propose_adds(kps)
             .propose_removals(idx)
             .load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider))

@@ -51,8 +51,13 @@ impl Engine {
         let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
             return Err(EngineError::Invalid("not a Welcome".into()));
         };
-        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
-            .map_err(EngineError::mls)?;
+        // A conversation we were removed from keeps its inactive group (for reading back what
+        // it shows) until a Welcome adds us again; that Welcome replaces it.
+        let rejoin = self.conversations.contains_key(&env.channel);
+        let builder =
+            StagedWelcome::build_from_welcome(&self.provider, &join_config(), welcome).map_err(EngineError::mls)?;
+        let builder = if rejoin { builder.replace_old_group() } else { builder };
+        let staged = builder.build().map_err(EngineError::mls)?;
         if staged.group_context().group_id().as_slice() != env.channel.as_bytes() {
             return Err(EngineError::Invalid("the Welcome is for another conversation".into()));
         }
@@ -62,6 +67,10 @@ impl Engine {
             .and_then(|l| device_of_credential(l.credential()).ok())
             .unwrap_or_else(|| env.sender.clone());
         let meta = GroupMeta::from_extensions(staged.group_context().extensions())?;
+        if let Some(mut old) = self.groups.remove(&env.channel) {
+            // Only in-memory storage is touched; it cannot fail there.
+            let _ = old.delete(openmls_traits::OpenMlsProvider::storage(&self.provider));
+        }
         let group = staged.into_group(&self.provider).map_err(EngineError::mls)?;
         let id = env.channel.clone();
         self.groups.insert(id.clone(), group);

@@ -64,9 +64,13 @@ impl Engine {
             if blocked.contains(&conv) {
                 continue;
             }
-            blocked.push(conv.clone());
             if let Some(out) = self.prepare(order, now) {
                 return Some(out);
+            }
+            // An item that must wait holds back the rest of its conversation; one that was
+            // dropped (it failed) does not.
+            if self.outbox.contains_key(&order) {
+                blocked.push(conv);
             }
         }
         None
@@ -122,7 +126,7 @@ impl Engine {
                     remove: b.remove,
                 },
             }),
-            PendingOp::Membership { add, remove, built: None, refused_epoch } => {
+            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update } => {
                 let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64());
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
                     if e <= r {
@@ -133,7 +137,7 @@ impl Engine {
                     self.drop_item(order);
                     return None;
                 }
-                match self.build_membership_commit(&conv, &add, &remove) {
+                match self.build_membership_commit(&conv, &add, &remove, self_update) {
                     Ok(b) => {
                         let out = Outbound {
                             id: item.id,
@@ -147,7 +151,7 @@ impl Engine {
                             },
                         };
                         if let Some(it) = self.outbox.get_mut(&order) {
-                            it.op = PendingOp::Membership { add, remove, built: Some(b), refused_epoch };
+                            it.op = PendingOp::Membership { add, remove, built: Some(b), refused_epoch, self_update };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
                         Some(out)
@@ -200,7 +204,7 @@ impl Engine {
                 self.commit_accepted(&conv, &b, now, server_time);
             }
             (
-                PendingOp::Membership { add, remove, built: Some(b), .. },
+                PendingOp::Membership { add, remove, built: Some(b), self_update, .. },
                 OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
             ) => {
                 self.discard_pending_commit(&conv);
@@ -208,7 +212,13 @@ impl Engine {
                 if let Some(it) = self.outbox.get_mut(&order) {
                     it.id = new_id;
                     it.attempts += 1;
-                    it.op = PendingOp::Membership { add, remove, built: None, refused_epoch: Some(b.epoch) };
+                    it.op = PendingOp::Membership {
+                        add,
+                        remove,
+                        built: None,
+                        refused_epoch: Some(b.epoch),
+                        self_update,
+                    };
                 }
                 self.dirty.insert(StateKey::Outbox(order));
             }

@@ -17,6 +17,16 @@ pub struct Channel {
     pub members: BTreeSet<DeviceAddress>,
 }
 
+/// An application message the server accepted, and the queue positions it went to.
+#[derive(Clone, Debug)]
+pub struct FanOut {
+    pub channel: ChannelId,
+    pub sender: DeviceAddress,
+    pub payload: Vec<u8>,
+    /// Each recipient device and the sequence number of its copy.
+    pub to: Vec<(DeviceAddress, u64)>,
+}
+
 #[derive(Default)]
 pub struct SimServer {
     pub identities: HashMap<UserId, ([u8; 32], Vec<DeviceRecord>)>,
@@ -28,6 +38,10 @@ pub struct SimServer {
     pub time: u64,
     /// When set, the next reply is computed but "lost" (the client sees a transport error).
     pub lose_next_reply: bool,
+    /// Every application message accepted, in order (for checks).
+    pub fanout: Vec<FanOut>,
+    /// The member devices of each channel in each epoch, as the server routed them.
+    pub epoch_members: BTreeMap<(ChannelId, u64), BTreeSet<DeviceAddress>>,
 }
 
 pub struct SimClient {
@@ -44,11 +58,13 @@ impl SimServer {
         );
     }
 
-    pub fn deliver(&mut self, to: &DeviceAddress, channel: &ChannelId, sender: &DeviceAddress, kind: EnvelopeKind, payload: &[u8]) {
+    /// Appends an envelope to `to`'s queue; returns its sequence number.
+    pub fn deliver(&mut self, to: &DeviceAddress, channel: &ChannelId, sender: &DeviceAddress, kind: EnvelopeKind, payload: &[u8]) -> u64 {
         let seq = self.next_seq.entry(to.clone()).or_insert(0);
         *seq += 1;
+        let seq = *seq;
         let env = Envelope {
-            seq: *seq,
+            seq,
             channel: channel.clone(),
             sender: sender.clone(),
             kind,
@@ -57,6 +73,7 @@ impl SimServer {
             expires_at: 0,
         };
         self.queues.entry(to.clone()).or_default().push(env);
+        seq
     }
 
     /// Handles one outbound call from `from`; `None` when the reply was lost.
@@ -85,6 +102,8 @@ impl SimServer {
             OutboundOp::CreateChannel { channel } => {
                 let c = self.channels.entry(channel.clone()).or_default();
                 c.members.insert(from.clone());
+                let members = c.members.clone();
+                self.epoch_members.entry((channel.clone(), 0)).or_insert(members);
                 OutboundResult::Accepted { server_time: self.time }
             }
             OutboundOp::Enqueue { channel, payload, .. } => {
@@ -93,9 +112,12 @@ impl SimServer {
                     return refuse(ErrorCode::NotMember, "not a member");
                 }
                 let to: Vec<DeviceAddress> = c.members.iter().filter(|d| *d != from).cloned().collect();
+                let mut seqs = Vec::with_capacity(to.len());
                 for d in to {
-                    self.deliver(&d, channel, from, EnvelopeKind::Application, payload);
+                    let seq = self.deliver(&d, channel, from, EnvelopeKind::Application, payload);
+                    seqs.push((d, seq));
                 }
+                self.fanout.push(FanOut { channel: channel.clone(), sender: from.clone(), payload: payload.clone(), to: seqs });
                 OutboundResult::Accepted { server_time: self.time }
             }
             OutboundOp::Commit { channel, epoch, commit, welcome, add, remove } => {
@@ -114,6 +136,8 @@ impl SimServer {
                 for d in add {
                     c.members.insert(d.clone());
                 }
+                let (epoch, members) = (c.epoch, c.members.clone());
+                self.epoch_members.insert((channel.clone(), epoch), members);
                 for d in to {
                     self.deliver(&d, channel, from, EnvelopeKind::Commit, commit);
                 }
