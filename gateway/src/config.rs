@@ -16,15 +16,56 @@ pub const DEFAULT_NODE_CERT: &str = ".qpq/server/cert.der";
     version,
     about = "The quicproquo gateway: serves the web app and pipes browser sessions to server nodes.",
     long_about = "The quicproquo gateway. It serves the browser app (--www) and the wasm-bindgen \
-                  output (--pkg) over HTTP, and turns every WebSocket on /ws into one Cap'n Proto \
-                  RPC session with a server node: a new bidirectional stream on a pooled QUIC \
+                  output (--pkg) over HTTP, HTTPS (HTTP/1.1, HTTP/2) and HTTP/3, and turns every \
+                  WebSocket on /ws and every WebTransport session on /wt into one Cap'n Proto RPC \
+                  session with a server node: a new bidirectional stream on a pooled QUIC \
                   connection to the node with the fewest sessions. It is an edge, not an API: it \
-                  never reads the bytes it pipes. /healthz reports the nodes."
+                  never interprets the bytes it pipes. /healthz reports the nodes, /transport.json \
+                  tells pages where WebTransport is."
 )]
 pub struct Config {
     /// TCP address to listen on for HTTP (HTTP/1.1 and HTTP/2) and WebSocket.
     #[arg(long, env = "QPQ_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// TCP and UDP address for HTTPS: HTTP/1.1 and HTTP/2 over TLS on TCP, HTTP/3 and
+    /// WebTransport (/wt) over QUIC on the same UDP port. Responses over TCP announce HTTP/3
+    /// with Alt-Svc.
+    #[arg(long, env = "QPQ_GATEWAY_HTTPS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub https_listen: SocketAddr,
+
+    /// Do not serve HTTPS, HTTP/3 or WebTransport at all (only --listen).
+    #[arg(long, env = "QPQ_GATEWAY_NO_HTTPS")]
+    pub no_https: bool,
+
+    /// Serve HTTPS on TCP but not HTTP/3 and WebTransport on UDP (/transport.json then offers
+    /// no WebTransport, and no Alt-Svc is sent).
+    #[arg(long, env = "QPQ_GATEWAY_NO_HTTP3")]
+    pub no_http3: bool,
+
+    /// TLS certificate chain (PEM) for HTTPS and HTTP/3. Without --tls-cert and --tls-key the
+    /// gateway generates a short-lived development certificate that browsers trust for
+    /// WebTransport by its SHA-256 (see /transport.json), and renews it while running.
+    #[arg(long, env = "QPQ_GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, env = "QPQ_GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The WebTransport URL /transport.json gives pages, when it is not this gateway's own
+    /// https://HOST:PORT/wt (behind a port mapping or load balancer).
+    #[arg(long, env = "QPQ_GATEWAY_WEBTRANSPORT_URL")]
+    pub webtransport_url: Option<String>,
+
+    /// Validity of a generated development certificate, in seconds (at most 14 days:
+    /// browsers refuse longer ones when trusting by hash).
+    #[arg(long, env = "QPQ_GATEWAY_DEV_CERT_VALIDITY_SECS", default_value_t = 13 * 86_400)]
+    pub dev_cert_validity_secs: u64,
+
+    /// Renew the development certificate when less than this many seconds of it remain.
+    #[arg(long, env = "QPQ_GATEWAY_DEV_CERT_RENEW_BEFORE_SECS", default_value_t = 2 * 86_400)]
+    pub dev_cert_renew_before_secs: u64,
 
     /// Directory of the browser app, served at / (index.html for /).
     #[arg(long, env = "QPQ_GATEWAY_WWW", default_value = "www")]
@@ -58,12 +99,13 @@ pub struct Config {
     #[arg(long, env = "QPQ_GATEWAY_FRAME_ANCESTORS", default_value = "'none'")]
     pub frame_ancestors: String,
 
-    /// Largest WebSocket message (and frame) accepted from a browser, in bytes; a bigger one
-    /// closes that session with code 1009.
+    /// Largest WebSocket message (and frame), or Cap'n Proto message on a WebTransport
+    /// stream, accepted from a browser, in bytes; a bigger one closes that session with code
+    /// 1009.
     #[arg(long, env = "QPQ_GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     pub max_message_bytes: usize,
 
-    /// Most sessions (WebSockets) at once; more are refused with 503.
+    /// Most sessions (WebSockets and WebTransport sessions) at once; more are refused with 503.
     #[arg(long, env = "QPQ_GATEWAY_MAX_SESSIONS", default_value_t = 10_000)]
     pub max_sessions: usize,
 
@@ -88,6 +130,13 @@ pub struct Config {
     /// Seconds a graceful shutdown waits for sessions and connections to close.
     #[arg(long, env = "QPQ_GATEWAY_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
+
+    /// Benchmarks only: also serve `/echo`, a WebSocket (and, over HTTP/3, a WebTransport
+    /// session) that sends every byte it receives straight back, without any node. It
+    /// measures what the transports themselves cost next to a real session. Off by default;
+    /// the same origin check and session limits apply.
+    #[arg(long, env = "QPQ_GATEWAY_BENCH_ECHO")]
+    pub bench_echo: bool,
 
     /// Log filter (tracing env-filter syntax), e.g. "info" or "qpq_gateway=debug". Client IP
     /// addresses are logged only at debug level.
@@ -129,12 +178,29 @@ impl Config {
         }
     }
 
-    /// A configuration for tests: defaults, an ephemeral port, the given nodes trusted by
+    /// Validity of a generated development certificate (at most 14 days).
+    pub fn dev_cert_validity(&self) -> Duration {
+        Duration::from_secs(self.dev_cert_validity_secs.clamp(2, 14 * 86_400))
+    }
+
+    /// How long before its end the development certificate is renewed (less than its
+    /// validity).
+    pub fn dev_cert_renew_before(&self) -> Duration {
+        Duration::from_secs(self.dev_cert_renew_before_secs).min(self.dev_cert_validity() * 3 / 4)
+    }
+
+    /// Whether HTTP/3 and WebTransport are served.
+    pub fn serves_http3(&self) -> bool {
+        !self.no_https && !self.no_http3
+    }
+
+    /// A configuration for tests: defaults, ephemeral ports, the given nodes trusted by
     /// fingerprint, and static files from `www` and `pkg`.
     pub fn for_tests(nodes: &[(SocketAddr, &str)], www: impl Into<PathBuf>, pkg: impl Into<PathBuf>) -> Self {
         use clap::Parser;
         let mut c = Config::parse_from(["qpq-gateway"]);
         c.listen = "127.0.0.1:0".parse().expect("address");
+        c.https_listen = "127.0.0.1:0".parse().expect("address");
         c.nodes = nodes.iter().map(|(a, _)| a.to_string()).collect();
         c.node_fingerprints = nodes.iter().map(|(_, f)| f.to_string()).collect();
         c.www = www.into();
@@ -162,6 +228,18 @@ mod tests {
         assert_eq!(c.max_message_bytes, 4 << 20);
         assert_eq!(c.idle_timeout(), Duration::from_secs(120));
         assert_eq!(c.frame_ancestors, "'none'");
+        assert!(!c.bench_echo, "the echo endpoint is off unless asked for");
+        assert_eq!(c.https_listen, "127.0.0.1:8443".parse().unwrap());
+        assert!(c.serves_http3() && c.tls_cert.is_none());
+        assert_eq!(c.dev_cert_validity(), Duration::from_secs(13 * 86_400));
+        assert_eq!(c.dev_cert_renew_before(), Duration::from_secs(2 * 86_400));
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key() {
+        assert!(Config::try_parse_from(["qpq-gateway", "--tls-cert", "c.pem"]).is_err());
+        let c = Config::try_parse_from(["qpq-gateway", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(c.tls_key, Some(PathBuf::from("k.pem")));
     }
 
     #[test]

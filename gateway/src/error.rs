@@ -29,6 +29,20 @@ pub enum GatewayError {
     /// The `--frame-ancestors` value cannot be put in a header.
     #[error("--frame-ancestors {0:?} cannot be used in a Content-Security-Policy header")]
     BadFrameAncestors(String),
+    /// The HTTPS/HTTP3 listener's UDP socket could not be bound.
+    #[error("cannot listen for HTTP/3 on UDP {addr}: {source}")]
+    ListenUdp {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The TLS certificate could not be loaded or generated.
+    #[error("TLS certificate: {0}")]
+    Certificate(String),
+    /// `--webtransport-url` is not an https:// URL.
+    #[error("--webtransport-url {0:?} is not an https:// URL")]
+    BadWebTransportUrl(String),
     /// Another start-up failure (the runtime or thread could not be created).
     #[error("{0}")]
     Startup(String),

@@ -1,70 +1,124 @@
-//! Running the gateway: bind, serve until told to stop, shut down gracefully.
+//! Running the gateway: bind every listener, serve until told to stop, shut down gracefully.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-use crate::app::{app, AppState};
+use crate::app::{app, https_app, AppState, Listeners};
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::http3;
+use crate::https::TlsListener;
 
-/// A gateway bound to its address, ready to [`Gateway::run`].
+/// A gateway bound to its addresses, ready to [`Gateway::run`].
 pub struct Gateway {
     listener: tokio::net::TcpListener,
+    https: Option<tokio::net::TcpListener>,
+    quic: Option<quinn::Endpoint>,
     state: AppState,
     grace: Duration,
 }
 
 impl Gateway {
-    /// Checks the configuration, binds the listener and starts connecting to the nodes.
+    /// Checks the configuration, binds the listeners (plain HTTP; HTTPS on TCP and HTTP/3 on
+    /// the same UDP port unless turned off) and starts connecting to the nodes.
     pub async fn bind(config: Config) -> Result<Gateway, GatewayError> {
         let state = AppState::new(&config)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
+        let https = if config.no_https {
+            None
+        } else {
+            Some(
+                tokio::net::TcpListener::bind(config.https_listen)
+                    .await
+                    .map_err(|source| GatewayError::Listen { addr: config.https_listen, source })?,
+            )
+        };
+        let https_addr = https.as_ref().map(|l| l.local_addr().expect("bound listener"));
+        let quic = match (https_addr, state.certificates()) {
+            // The same port number on UDP (it matters when the TCP port was ephemeral).
+            (Some(addr), Some(certs)) if config.serves_http3() => Some(http3::endpoint(addr, certs, &state)?),
+            _ => None,
+        };
+        state.set_listeners(Listeners {
+            http: listener.local_addr().expect("bound listener"),
+            https: https_addr,
+            http3: quic.is_some(),
+        });
         state.nodes().start();
         if !config.www.join("index.html").is_file() {
             tracing::warn!(www = %config.www.display(), "no index.html in the web app directory: / will be 404");
         }
-        Ok(Gateway { listener, state, grace: config.shutdown_grace() })
+        Ok(Gateway { listener, https, quic, state, grace: config.shutdown_grace() })
     }
 
-    /// The address it listens on.
+    /// The plain-HTTP address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")
     }
 
-    /// The shared state (nodes, sessions).
+    /// Every address it serves on.
+    pub fn listeners(&self) -> Listeners {
+        self.state.listeners()
+    }
+
+    /// The shared state (nodes, sessions, certificates).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves. Then it stops accepting, closes every session with
-    /// 1001 "going away", waits (up to the grace period) for them to end, and closes the node
-    /// connections.
+    /// Serves until `shutdown` resolves. Then it stops accepting, closes every session
+    /// (WebSocket 1001 "going away", WebTransport code 1001), waits (up to the grace period)
+    /// for them to end, and closes the node connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let token = self.state.shutdown_token().clone();
-        let service = app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(token.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
+        let mut servers: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+        let plain = app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let plain = axum::serve(self.listener, plain).with_graceful_shutdown(token.clone().cancelled_owned());
+        servers.push(("HTTP", tokio::spawn(async move { let _ = plain.into_future().await; })));
+        if let (Some(tcp), Some(certs)) = (self.https, self.state.certificates()) {
+            match certs.tcp_config().map(|tls| TlsListener::new(tcp, tls, token.clone())) {
+                Ok(Ok(tls)) => {
+                    let service = https_app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+                    let server = axum::serve(tls.tap_io(|_| {}), service).with_graceful_shutdown(token.clone().cancelled_owned());
+                    servers.push(("HTTPS", tokio::spawn(async move { let _ = server.into_future().await; })));
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "HTTPS listener failed; serving without it"),
+                Err(e) => tracing::error!(error = %e, "HTTPS configuration failed; serving without it"),
+            }
+            tokio::spawn(certs.clone().renew(token.clone()));
+        }
+        if let Some(endpoint) = self.quic {
+            let server = http3::serve(endpoint, https_app(self.state.clone()), self.state.clone());
+            servers.push(("HTTP/3", tokio::spawn(server)));
+        }
+        let stopped_by_itself = futures::future::select_all(servers.iter_mut().map(|(_, h)| h));
         tokio::select! {
             () = shutdown => {}
-            r = &mut server => {
-                tracing::error!(result = ?r, "the HTTP server stopped by itself");
+            (r, i, _) = stopped_by_itself => {
+                tracing::error!(server = servers[i].0, result = ?r, "a server stopped by itself");
             }
         }
         tracing::info!(sessions = self.state.limiter().active(), "shutting down");
         token.cancel();
         let limiter = self.state.limiter().clone();
         let drained = async {
-            let _ = (&mut server).await;
+            for (_, h) in &mut servers {
+                let _ = h.await;
+            }
             limiter.drained().await;
         };
         if tokio::time::timeout(self.grace, drained).await.is_err() {
             tracing::warn!(sessions = limiter.active(), "sessions still open after the grace period; dropping them");
-            server.abort();
+            for (_, h) in &servers {
+                h.abort();
+            }
         }
         tracing::debug!("sessions closed; closing node connections");
         self.state.nodes().close(self.grace).await;
@@ -74,19 +128,29 @@ impl Gateway {
 
 /// A gateway running on a thread of its own (for tests and benchmarks).
 pub struct RunningGateway {
-    addr: SocketAddr,
+    listeners: Listeners,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningGateway {
-    /// The address it listens on.
+    /// The plain-HTTP address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listeners.http
     }
 
-    /// The shared state (nodes, sessions).
+    /// The HTTPS (TCP) and HTTP/3 (UDP) address, unless HTTPS is off.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.listeners.https
+    }
+
+    /// Every address it serves on.
+    pub fn listeners(&self) -> Listeners {
+        self.listeners
+    }
+
+    /// The shared state (nodes, sessions, certificates).
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -130,7 +194,7 @@ pub fn spawn(config: Config) -> Result<RunningGateway, GatewayError> {
             rt.block_on(async move {
                 match Gateway::bind(config).await {
                     Ok(gw) => {
-                        let _ = ready_tx.send(Ok((gw.local_addr(), gw.state().clone())));
+                        let _ = ready_tx.send(Ok((gw.listeners(), gw.state().clone())));
                         gw.run(async {
                             let _ = stop_rx.await;
                         })
@@ -143,7 +207,7 @@ pub fn spawn(config: Config) -> Result<RunningGateway, GatewayError> {
             });
         })
         .map_err(|e| GatewayError::Startup(e.to_string()))?;
-    let (addr, state) =
+    let (listeners, state) =
         ready_rx.recv().map_err(|_| GatewayError::Startup("the gateway thread died while starting".into()))??;
-    Ok(RunningGateway { addr, state, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(RunningGateway { listeners, state, stop: Some(stop_tx), thread: Some(thread) })
 }

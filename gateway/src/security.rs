@@ -5,10 +5,14 @@
 //! part a deployment may change (`--frame-ancestors`), for an embeddable widget.
 //!
 //! The `Origin` check stops other web sites from opening sessions with a visitor's browser
-//! (cross-site WebSocket hijacking): a WebSocket is accepted only from the gateway's own
-//! origin (same host and port as the `Host` header) or one listed with `--allow-origin`. A
+//! (cross-site WebSocket hijacking; WebTransport `CONNECT` requests carry an `Origin` too): a
+//! session is accepted only from the gateway's own origins — the host of the request (the
+//! `Host` header, or the `:authority` in HTTP/2 and HTTP/3) on the request's port or on any
+//! port the gateway itself listens on, so a page from `http://127.0.0.1:8080` may open
+//! WebTransport to `https://127.0.0.1:8443/wt` — or one listed with `--allow-origin`. A
 //! request without any `Origin` header is not from a web page (browsers always send one on a
-//! WebSocket) and is accepted: a program can claim any origin it likes anyway.
+//! WebSocket or WebTransport session) and is accepted: a program can claim any origin it
+//! likes anyway.
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -132,9 +136,9 @@ impl OriginPolicy {
         Ok(OriginPolicy { allowed })
     }
 
-    /// Checks the `Origin` of a request against its own `Host` (or URI authority, in HTTP/2)
-    /// and the allowed list.
-    pub(crate) fn check(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), OriginRefusal> {
+    /// Checks the `Origin` of a request against its own `Host` (or URI authority, in HTTP/2
+    /// and HTTP/3) on its own port or one of `own_ports`, and the allowed list.
+    pub(crate) fn check(&self, headers: &HeaderMap, uri: &Uri, own_ports: &[u16]) -> Result<(), OriginRefusal> {
         let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
         let origin = origin.to_str().ok().and_then(Origin::parse).ok_or(OriginRefusal::Foreign)?;
         if self.allowed.contains(&origin) {
@@ -148,7 +152,9 @@ impl OriginPolicy {
         let own = host.as_deref().and_then(split_authority);
         match own {
             Some((host, port))
-                if host == origin.host && port.unwrap_or(origin.scheme.default_port()) == origin.port =>
+                if host == origin.host
+                    && (port.unwrap_or(origin.scheme.default_port()) == origin.port
+                        || own_ports.contains(&origin.port)) =>
             {
                 Ok(())
             }
@@ -174,11 +180,24 @@ mod tests {
     fn own_origin_is_accepted_with_or_without_default_ports() {
         let p = OriginPolicy::new(&[]).unwrap();
         let uri = Uri::from_static("/ws");
-        assert!(p.check(&req(Some("http://localhost:8080"), "localhost:8080"), &uri).is_ok());
-        assert!(p.check(&req(Some("https://Chat.Example"), "chat.example"), &uri).is_ok());
-        assert!(p.check(&req(Some("https://chat.example"), "chat.example:443"), &uri).is_ok());
-        assert!(p.check(&req(Some("http://[::1]:8080"), "[::1]:8080"), &uri).is_ok());
-        assert!(p.check(&req(None, "chat.example"), &uri).is_ok(), "not a browser");
+        assert!(p.check(&req(Some("http://localhost:8080"), "localhost:8080"), &uri, &[]).is_ok());
+        assert!(p.check(&req(Some("https://Chat.Example"), "chat.example"), &uri, &[]).is_ok());
+        assert!(p.check(&req(Some("https://chat.example"), "chat.example:443"), &uri, &[]).is_ok());
+        assert!(p.check(&req(Some("http://[::1]:8080"), "[::1]:8080"), &uri, &[]).is_ok());
+        assert!(p.check(&req(None, "chat.example"), &uri, &[]).is_ok(), "not a browser");
+    }
+
+    #[test]
+    fn a_page_from_another_listener_of_the_gateway_is_its_own() {
+        let p = OriginPolicy::new(&[]).unwrap();
+        // WebTransport to https://127.0.0.1:8443/wt from the page at http://127.0.0.1:8080.
+        let h3 = Uri::from_static("https://127.0.0.1:8443/wt");
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(p.check(&h, &h3, &[8080, 8443]).is_ok());
+        assert_eq!(p.check(&h, &h3, &[8443]), Err(OriginRefusal::Foreign), "8080 is not the gateway's");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example:8080"));
+        assert_eq!(p.check(&h, &h3, &[8080, 8443]), Err(OriginRefusal::Foreign), "another host");
     }
 
     #[test]
@@ -188,9 +207,9 @@ mod tests {
         for bad in
             ["http://evil.example:8080", "http://localhost:8081", "null", "localhost:8080", "ftp://localhost:8080"]
         {
-            assert_eq!(p.check(&req(Some(bad), "localhost:8080"), &uri), Err(OriginRefusal::Foreign), "{bad}");
+            assert_eq!(p.check(&req(Some(bad), "localhost:8080"), &uri, &[8080]), Err(OriginRefusal::Foreign), "{bad}");
         }
-        assert!(p.check(&req(Some("https://shop.example"), "chat.example"), &uri).is_ok());
+        assert!(p.check(&req(Some("https://shop.example"), "chat.example"), &uri, &[]).is_ok());
         assert!(OriginPolicy::new(&["shop.example".to_string()]).is_err());
     }
 

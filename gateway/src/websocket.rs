@@ -25,15 +25,16 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 
+use crate::admission;
 use crate::app::AppState;
-use crate::limits::{LimitRefusal, SessionPermit};
+use crate::limits::SessionPermit;
 use crate::nodes::NodeStream;
 use crate::session::{self, Inbound, SessionEnd};
 
@@ -42,8 +43,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long a session refused for a too-big message keeps its socket open after the close
 /// frame, so the browser reads the close before the connection is dropped.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
-/// Seconds a refused browser is asked to wait before retrying.
-const RETRY_AFTER_SECS: &str = "5";
 
 /// The `/ws` route.
 pub(crate) fn routes() -> Router<AppState> {
@@ -67,10 +66,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-fn refuse(status: StatusCode, text: &'static str) -> Response {
-    (status, [(header::RETRY_AFTER, RETRY_AFTER_SECS)], text).into_response()
-}
-
 async fn upgrade(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -78,48 +73,29 @@ async fn upgrade(
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if state.origins().check(&headers, &uri).is_err() {
-        tracing::info!("WebSocket refused: origin not allowed");
-        tracing::debug!(%ip, origin = ?headers.get(header::ORIGIN), "WebSocket refused: origin not allowed");
-        return (StatusCode::FORBIDDEN, "this origin may not open sessions here").into_response();
+    if let Err(refusal) = admission::check_origin(&state, &headers, &uri, ip, "WebSocket") {
+        return refusal.into_response();
     }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let permit = match state.limiter().admit(ip) {
-        Ok(p) => p,
-        Err(refusal) => {
-            tracing::info!(refusal = %refusal, "WebSocket refused: limit");
-            tracing::debug!(%ip, refusal = %refusal, "WebSocket refused: limit");
-            return match refusal {
-                LimitRefusal::Full => refuse(StatusCode::SERVICE_UNAVAILABLE, "the gateway is full; try again shortly"),
-                LimitRefusal::TooManyFromAddress => refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many sessions from your address; close some and try again",
-                ),
-            };
-        }
-    };
-    let stream = match state.nodes().open_session().await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("WebSocket refused: {e}");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "no server node is available; try again shortly");
-        }
+    let (permit, stream) = match admission::admit(&state, ip, "WebSocket").await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
     };
     let max = state.max_message_bytes();
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| run(socket, stream, permit, state, ip))
 }
 
 async fn run(socket: WebSocket, mut stream: NodeStream, _permit: SessionPermit, state: AppState, ip: IpAddr) {
-    tracing::debug!(node = %stream.node, %ip, "session opened");
+    tracing::debug!(node = %stream.node, %ip, transport = "WebSocket", "session opened");
     let started = tokio::time::Instant::now();
     let mut client = WsClient { socket };
     let ctl = state.session_control();
     let end =
         session::pipe(&mut client, &mut stream.recv, &mut stream.send, stream.conn.closed().map(|_| ()), ctl).await;
-    tracing::info!(node = %stream.node, end = end.as_str(), secs = started.elapsed().as_secs(), "session ended");
+    tracing::info!(node = %stream.node, transport = "WebSocket", end = end.as_str(), secs = started.elapsed().as_secs(), "session ended");
     close(&mut client.socket, end, state.max_message_bytes(), ctl.idle_timeout).await;
 }
 

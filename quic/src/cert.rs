@@ -42,18 +42,23 @@ impl Clone for CertificateBundle {
 
 impl CertificateBundle {
     /// A new self-signed ECDSA P-256 certificate for `names` (DNS names or IP addresses),
-    /// valid from a day ago for `validity`.
+    /// valid from an hour ago for `validity`.
     pub fn generate(names: &[String], validity: Duration) -> Result<Self, CertError> {
+        Self::generate_backdated(names, validity, Duration::from_secs(3600))
+    }
+
+    /// A new self-signed ECDSA P-256 certificate for `names`, valid from `backdate` ago (to
+    /// tolerate clock skew) for `validity` in all: it expires `validity - backdate` from now.
+    /// Browsers trust a certificate by its hash (WebTransport `serverCertificateHashes`) only
+    /// when it is ECDSA and valid for at most 14 days.
+    pub fn generate_backdated(names: &[String], validity: Duration, backdate: Duration) -> Result<Self, CertError> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| CertError::Generate(e.to_string()))?;
         let mut params =
             rcgen::CertificateParams::new(names.to_vec()).map_err(|e| CertError::Generate(e.to_string()))?;
-        let now = time::OffsetDateTime::now_utc();
-        // Start slightly in the past to tolerate clock skew, but keep the whole span within
-        // `validity` (browsers cap certificates pinned by hash at 14 days).
-        let skew = time::Duration::hours(1);
-        params.not_before = now - skew;
-        params.not_after = now - skew + time::Duration::try_from(validity).map_err(|e| CertError::Generate(e.to_string()))?;
+        let span = |d: Duration| time::Duration::try_from(d).map_err(|e| CertError::Generate(e.to_string()));
+        params.not_before = time::OffsetDateTime::now_utc() - span(backdate)?;
+        params.not_after = params.not_before + span(validity)?;
         params.distinguished_name.push(rcgen::DnType::CommonName, "quicproquo");
         let cert = params.self_signed(&key).map_err(|e| CertError::Generate(e.to_string()))?;
         Ok(CertificateBundle {
@@ -97,6 +102,11 @@ impl CertificateBundle {
     /// SHA-256 of the end-entity certificate (what clients pin).
     pub fn sha256(&self) -> [u8; 32] {
         Sha256::digest(self.chain[0].as_ref()).into()
+    }
+
+    /// When the end-entity certificate becomes valid and when it expires.
+    pub fn validity(&self) -> Result<(std::time::SystemTime, std::time::SystemTime), CertError> {
+        crate::validity::validity(self.chain[0].as_ref())
     }
 
     /// The fingerprint as lower-case hex.

@@ -9,7 +9,9 @@
 mod cert;
 mod config;
 mod pin;
+mod validity;
 
 pub use cert::{CertError, CertificateBundle};
 pub use config::{client_config, client_endpoint, server_config, Trust, ALPN_NODE};
 pub use pin::PinnedVerifier;
+pub use validity::validity;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod h3client;
+
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
