@@ -17,7 +17,6 @@ use qpq_client::{Client, Connector, MemoryStore};
 use qpq_native::{QuicConnector, TokioPlatform};
 use qpq_proto::UserId;
 use qpq_quic::Trust;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAIRS: usize = 4;
 const MESSAGES: usize = 400;
