@@ -9,7 +9,14 @@
 //! message := version:u8(=1) field*
 //! field   := tag:varint len:varint value[len]
 //! tags    := 1 id (16 bytes) | 2 sent_at (u64 BE, ms) | 3 kind (varint) | 4 body (fields of the kind)
+//! kinds   := 1 text | 2 receipt | 3 typing | 4 reaction | 5 edit | 6 delete | 7 file | 8 leave
 //! ```
+//!
+//! Each kind's body is again TLV fields (see the `tag` module): text `1 text, 2 reply_to`;
+//! receipt `1 kind (1 delivered, 2 read), 2 ids (16 bytes each)`; typing `1 active (0/1)`;
+//! reaction `1 target, 2 emoji, 3 remove (0/1)`; edit `1 target, 2 text`; delete `1 target`;
+//! leave `1 reason (1 left, 2 account deleted)`; file `1 blob (16 bytes), 2 key (32), 3 sha256
+//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`.
 
 use std::fmt;
 
@@ -22,6 +29,16 @@ pub const FORMAT_VERSION: u8 = 1;
 
 /// Longest text a message may carry, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Longest file name a file message may carry, in bytes of UTF-8.
+pub const MAX_FILE_NAME_BYTES: usize = 1024;
+/// Longest media type a file message may carry.
+pub const MAX_MIME_BYTES: usize = 255;
+/// Largest chunk a file may be cut into (plaintext bytes).
+pub const MAX_FILE_CHUNK_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Longest reaction, in bytes of UTF-8 (one emoji, possibly with modifiers).
+pub const MAX_REACTION_BYTES: usize = 32;
 
 /// A message id chosen by its sender: 16 random bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,6 +99,15 @@ impl fmt::Debug for FileRef {
     }
 }
 
+/// Why a member leaves a conversation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum LeaveReason {
+    /// The person left this conversation.
+    Left,
+    /// The person deleted their account.
+    AccountDeleted,
+}
+
 /// What a message says.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Body {
@@ -98,6 +124,42 @@ pub enum Body {
         kind: ReceiptKind,
         /// Which messages.
         ids: Vec<MessageId>,
+    },
+    /// The sender started or stopped typing.
+    Typing {
+        /// True while typing.
+        active: bool,
+    },
+    /// A reaction added to or removed from a message.
+    Reaction {
+        /// The message reacted to.
+        target: MessageId,
+        /// The reaction (an emoji), at most [`MAX_REACTION_BYTES`].
+        emoji: String,
+        /// True when the sender takes this reaction back.
+        remove: bool,
+    },
+    /// New text for one of the sender's own messages.
+    Edit {
+        /// The message edited.
+        target: MessageId,
+        /// Its new text, at most [`MAX_TEXT_BYTES`].
+        text: String,
+    },
+    /// One of the sender's own messages deleted for everyone.
+    Delete {
+        /// The message deleted.
+        target: MessageId,
+    },
+    /// The sender leaves the conversation; members remove its devices with a commit.
+    Leave {
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A file: where its encrypted chunks are and the key to read them.
+    File {
+        /// The file.
+        file: FileRef,
     },
     /// A kind this build does not know (sent by a newer client).
     Unsupported {
@@ -140,6 +202,12 @@ pub enum CodecError {
 mod kind {
     pub const TEXT: u64 = 1;
     pub const RECEIPT: u64 = 2;
+    pub const TYPING: u64 = 3;
+    pub const REACTION: u64 = 4;
+    pub const EDIT: u64 = 5;
+    pub const DELETE: u64 = 6;
+    pub const FILE: u64 = 7;
+    pub const LEAVE: u64 = 8;
 }
 
 mod tag {
@@ -153,6 +221,24 @@ mod tag {
 
     pub const RECEIPT_KIND: u64 = 1;
     pub const RECEIPT_IDS: u64 = 2;
+
+    pub const TYPING_ACTIVE: u64 = 1;
+
+    /// The message a reaction, edit or delete is about.
+    pub const TARGET: u64 = 1;
+    pub const REACTION_EMOJI: u64 = 2;
+    pub const REACTION_REMOVE: u64 = 3;
+    pub const EDIT_TEXT: u64 = 2;
+
+    pub const LEAVE_REASON: u64 = 1;
+
+    pub const FILE_BLOB: u64 = 1;
+    pub const FILE_KEY: u64 = 2;
+    pub const FILE_SHA256: u64 = 3;
+    pub const FILE_SIZE: u64 = 4;
+    pub const FILE_CHUNK_SIZE: u64 = 5;
+    pub const FILE_NAME: u64 = 6;
+    pub const FILE_MIME: u64 = 7;
 }
 
 impl AppMessage {
@@ -184,6 +270,51 @@ impl AppMessage {
                 let flat: Vec<u8> = ids.iter().flat_map(|i| i.0).collect();
                 put_field(&mut b, tag::RECEIPT_IDS, &flat);
                 (kind::RECEIPT, b)
+            }
+            Body::Typing { active } => {
+                let mut b = Vec::new();
+                put_field(&mut b, tag::TYPING_ACTIVE, &[u8::from(*active)]);
+                (kind::TYPING, b)
+            }
+            Body::Reaction { target, emoji, remove } => {
+                let mut b = Vec::new();
+                put_field(&mut b, tag::TARGET, &target.0);
+                put_field(&mut b, tag::REACTION_EMOJI, emoji.as_bytes());
+                if *remove {
+                    put_field(&mut b, tag::REACTION_REMOVE, &[1]);
+                }
+                (kind::REACTION, b)
+            }
+            Body::Edit { target, text } => {
+                let mut b = Vec::with_capacity(text.len() + 24);
+                put_field(&mut b, tag::TARGET, &target.0);
+                put_field(&mut b, tag::EDIT_TEXT, text.as_bytes());
+                (kind::EDIT, b)
+            }
+            Body::Delete { target } => {
+                let mut b = Vec::new();
+                put_field(&mut b, tag::TARGET, &target.0);
+                (kind::DELETE, b)
+            }
+            Body::Leave { reason } => {
+                let mut b = Vec::new();
+                let r = match reason {
+                    LeaveReason::Left => 1u8,
+                    LeaveReason::AccountDeleted => 2u8,
+                };
+                put_field(&mut b, tag::LEAVE_REASON, &[r]);
+                (kind::LEAVE, b)
+            }
+            Body::File { file } => {
+                let mut b = Vec::with_capacity(120 + file.name.len() + file.mime.len());
+                put_field(&mut b, tag::FILE_BLOB, &file.blob);
+                put_field(&mut b, tag::FILE_KEY, &file.key);
+                put_field(&mut b, tag::FILE_SHA256, &file.sha256);
+                put_field(&mut b, tag::FILE_SIZE, &file.size.to_be_bytes());
+                put_field(&mut b, tag::FILE_CHUNK_SIZE, &file.chunk_size.to_be_bytes());
+                put_field(&mut b, tag::FILE_NAME, file.name.as_bytes());
+                put_field(&mut b, tag::FILE_MIME, file.mime.as_bytes());
+                (kind::FILE, b)
             }
             Body::Unsupported { kind } => (*kind, Vec::new()),
         };
@@ -227,6 +358,12 @@ impl AppMessage {
         let body = match kind {
             kind::TEXT => decode_text(body)?,
             kind::RECEIPT => decode_receipt(body)?,
+            kind::TYPING => decode_typing(body)?,
+            kind::REACTION => decode_reaction(body)?,
+            kind::EDIT => decode_edit(body)?,
+            kind::DELETE => Body::Delete { target: find_target(body)? },
+            kind::LEAVE => decode_leave(body)?,
+            kind::FILE => decode_file(body)?,
             other => Body::Unsupported { kind: other },
         };
         Ok(AppMessage { id, sent_at, body })
@@ -284,6 +421,126 @@ fn decode_receipt(body: &[u8]) -> Result<Body, CodecError> {
     })
 }
 
+fn decode_flag(v: &[u8], what: &'static str) -> Result<bool, CodecError> {
+    match v {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => Err(CodecError::Malformed(what)),
+    }
+}
+
+fn decode_string(v: &[u8], max: usize, what: &'static str) -> Result<String, CodecError> {
+    if v.len() > max {
+        return Err(CodecError::Malformed(what));
+    }
+    String::from_utf8(v.to_vec()).map_err(|_| CodecError::Malformed(what))
+}
+
+/// The target message id every reaction, edit and delete carries.
+fn find_target(body: &[u8]) -> Result<MessageId, CodecError> {
+    let mut target = None;
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        if t == tag::TARGET {
+            target = Some(MessageId(v.try_into().map_err(|_| CodecError::Malformed("target"))?));
+        }
+    }
+    target.ok_or(CodecError::Missing("target"))
+}
+
+fn decode_typing(body: &[u8]) -> Result<Body, CodecError> {
+    let mut active = None;
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        if t == tag::TYPING_ACTIVE {
+            active = Some(decode_flag(v, "typing state")?);
+        }
+    }
+    Ok(Body::Typing { active: active.ok_or(CodecError::Missing("typing state"))? })
+}
+
+fn decode_reaction(body: &[u8]) -> Result<Body, CodecError> {
+    let target = find_target(body)?;
+    let (mut emoji, mut remove) = (None, false);
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        match t {
+            tag::REACTION_EMOJI => emoji = Some(decode_string(v, MAX_REACTION_BYTES, "reaction")?),
+            tag::REACTION_REMOVE => remove = decode_flag(v, "reaction removal")?,
+            _ => {}
+        }
+    }
+    let emoji = emoji.ok_or(CodecError::Missing("reaction"))?;
+    if emoji.is_empty() {
+        return Err(CodecError::Malformed("reaction"));
+    }
+    Ok(Body::Reaction { target, emoji, remove })
+}
+
+fn decode_edit(body: &[u8]) -> Result<Body, CodecError> {
+    let target = find_target(body)?;
+    let mut text = None;
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        if t == tag::EDIT_TEXT {
+            text = Some(decode_string(v, MAX_TEXT_BYTES, "text")?);
+        }
+    }
+    Ok(Body::Edit { target, text: text.ok_or(CodecError::Missing("text"))? })
+}
+
+fn fixed<const N: usize>(v: &[u8], what: &'static str) -> Result<[u8; N], CodecError> {
+    v.try_into().map_err(|_| CodecError::Malformed(what))
+}
+
+fn decode_file(body: &[u8]) -> Result<Body, CodecError> {
+    let (mut blob, mut key, mut sha256, mut size, mut chunk_size, mut name, mut mime) =
+        (None, None, None, None, None, None, None);
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        match t {
+            tag::FILE_BLOB => blob = Some(fixed::<16>(v, "file blob")?),
+            tag::FILE_KEY => key = Some(fixed::<32>(v, "file key")?),
+            tag::FILE_SHA256 => sha256 = Some(fixed::<32>(v, "file hash")?),
+            tag::FILE_SIZE => size = Some(u64::from_be_bytes(fixed(v, "file size")?)),
+            tag::FILE_CHUNK_SIZE => chunk_size = Some(u32::from_be_bytes(fixed(v, "chunk size")?)),
+            tag::FILE_NAME => name = Some(decode_string(v, MAX_FILE_NAME_BYTES, "file name")?),
+            tag::FILE_MIME => mime = Some(decode_string(v, MAX_MIME_BYTES, "media type")?),
+            _ => {}
+        }
+    }
+    let chunk_size = chunk_size.ok_or(CodecError::Missing("chunk size"))?;
+    if chunk_size == 0 || chunk_size > MAX_FILE_CHUNK_BYTES {
+        return Err(CodecError::Malformed("chunk size"));
+    }
+    Ok(Body::File {
+        file: FileRef {
+            blob: blob.ok_or(CodecError::Missing("file blob"))?,
+            key: key.ok_or(CodecError::Missing("file key"))?,
+            sha256: sha256.ok_or(CodecError::Missing("file hash"))?,
+            size: size.ok_or(CodecError::Missing("file size"))?,
+            chunk_size,
+            name: name.ok_or(CodecError::Missing("file name"))?,
+            mime: mime.unwrap_or_default(),
+        },
+    })
+}
+
+fn decode_leave(body: &[u8]) -> Result<Body, CodecError> {
+    let mut reason = None;
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        if t == tag::LEAVE_REASON {
+            reason = Some(match v {
+                [1] => LeaveReason::Left,
+                [2] => LeaveReason::AccountDeleted,
+                _ => return Err(CodecError::Malformed("leave reason")),
+            });
+        }
+    }
+    Ok(Body::Leave { reason: reason.ok_or(CodecError::Missing("leave reason"))? })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +563,81 @@ mod tests {
             body: Body::Receipt { kind: ReceiptKind::Read, ids: vec![MessageId([4; 16]), MessageId([5; 16])] },
         };
         assert_eq!(AppMessage::decode(&r.encode()).unwrap(), r);
+    }
+
+    fn with(body: Body) -> AppMessage {
+        AppMessage { id: MessageId([9; 16]), sent_at: 42, body }
+    }
+
+    #[test]
+    fn new_kinds_round_trip() {
+        let t = MessageId([4; 16]);
+        for body in [
+            Body::Typing { active: true },
+            Body::Typing { active: false },
+            Body::Reaction { target: t, emoji: "👍🏽".into(), remove: false },
+            Body::Reaction { target: t, emoji: "❤️".into(), remove: true },
+            Body::Edit { target: t, text: "fixed <i>typo</i>".into() },
+            Body::Delete { target: t },
+            Body::Leave { reason: LeaveReason::Left },
+            Body::Leave { reason: LeaveReason::AccountDeleted },
+        ] {
+            let m = with(body);
+            assert_eq!(AppMessage::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn new_kinds_keep_their_numbers() {
+        // The numbers are the wire format: older and newer clients rely on them.
+        let kind_of = |b: Body| {
+            let enc = with(b).encode();
+            let mut k = None;
+            for f in Fields::new(&enc[1..]) {
+                let (t, v) = f.unwrap();
+                if t == tag::KIND {
+                    k = Some(get_varint(v).unwrap().0);
+                }
+            }
+            k.unwrap()
+        };
+        let t = MessageId([1; 16]);
+        assert_eq!(kind_of(Body::Text { text: "a".into(), reply_to: None }), 1);
+        assert_eq!(kind_of(Body::Receipt { kind: ReceiptKind::Read, ids: vec![] }), 2);
+        assert_eq!(kind_of(Body::Typing { active: true }), 3);
+        assert_eq!(kind_of(Body::Reaction { target: t, emoji: "x".into(), remove: false }), 4);
+        assert_eq!(kind_of(Body::Edit { target: t, text: "a".into() }), 5);
+        assert_eq!(kind_of(Body::Delete { target: t }), 6);
+        assert_eq!(kind_of(Body::Leave { reason: LeaveReason::Left }), 8);
+    }
+
+    #[test]
+    fn bad_new_kinds_are_typed_errors() {
+        let raw = |kind: u8, body: &[u8]| {
+            let mut b = vec![FORMAT_VERSION];
+            put_field(&mut b, tag::ID, &[7; 16]);
+            put_field(&mut b, tag::SENT_AT, &9u64.to_be_bytes());
+            put_field(&mut b, tag::KIND, &[kind]);
+            put_field(&mut b, tag::BODY, body);
+            AppMessage::decode(&b)
+        };
+        assert_eq!(raw(3, &[]), Err(CodecError::Missing("typing state")));
+        assert_eq!(raw(3, &[1, 1, 5]), Err(CodecError::Malformed("typing state")));
+        assert_eq!(raw(6, &[]), Err(CodecError::Missing("target")));
+        assert_eq!(raw(6, &[1, 3, 1, 2, 3]), Err(CodecError::Malformed("target")));
+        let mut body = Vec::new();
+        put_field(&mut body, tag::TARGET, &[1; 16]);
+        assert_eq!(raw(4, &body), Err(CodecError::Missing("reaction")));
+        assert_eq!(raw(5, &body), Err(CodecError::Missing("text")));
+        let mut long = body.clone();
+        put_field(&mut long, tag::REACTION_EMOJI, &[b'a'; MAX_REACTION_BYTES + 1]);
+        assert_eq!(raw(4, &long), Err(CodecError::Malformed("reaction")));
+        assert_eq!(raw(8, &[1, 1, 9]), Err(CodecError::Malformed("leave reason")));
+        for b in [with(Body::Edit { target: MessageId([1; 16]), text: "abc".into() }).encode()] {
+            for n in 0..b.len() {
+                assert!(AppMessage::decode(&b[..n]).is_err());
+            }
+        }
     }
 
     #[test]

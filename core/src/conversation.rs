@@ -1,5 +1,7 @@
 //! The conversation list and history model, as the UI shows it.
 
+use std::collections::BTreeMap;
+
 use qpq_proto::{ChannelId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +31,15 @@ pub struct Conversation {
     pub active: bool,
     /// The MLS epoch this device is in.
     pub epoch: u64,
-    /// Number of history entries (the next entry's index).
+    /// Number of history entries ever added (the next entry's index); expired entries leave
+    /// gaps.
     pub len: u64,
+    /// Disappearing-message timer in seconds (0: messages stay), as agreed in the group.
+    #[serde(default)]
+    pub disappear_secs: u32,
+    /// Entries below this index have had their read receipts sent.
+    #[serde(default)]
+    pub read_upto: u64,
 }
 
 impl Conversation {
@@ -81,6 +90,12 @@ pub enum SystemEvent {
     YouWereRemoved,
     /// A message could not be decrypted or read; the reason is for people.
     Undecryptable(String),
+    /// The sender set the disappearing-message timer (seconds, 0 for off).
+    TimerChanged(u32),
+    /// The sender left the conversation.
+    Left,
+    /// The sender deleted their account.
+    AccountDeleted,
 }
 
 /// What a history entry shows.
@@ -100,6 +115,8 @@ pub enum Content {
     },
     /// A membership change or notice.
     System(SystemEvent),
+    /// A message its author deleted for everyone; its content is gone.
+    Deleted,
 }
 
 /// One entry of a conversation's history.
@@ -125,4 +142,24 @@ pub struct Message {
     pub status: Status,
     /// Other members known to have received it (for outgoing messages).
     pub delivered_to: Vec<UserId>,
+    /// Other members known to have read it (for outgoing messages).
+    #[serde(default)]
+    pub read_by: Vec<UserId>,
+    /// True once its author changed the text.
+    #[serde(default)]
+    pub edited: bool,
+    /// Reactions: each reaction and who gave it (sorted, no duplicates).
+    #[serde(default)]
+    pub reactions: BTreeMap<String, Vec<UserId>>,
+    /// When it disappears (ms since the Unix epoch), if the conversation has a timer.
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+}
+
+impl Message {
+    /// True for what people wrote, as opposed to notices and deleted entries: what may be
+    /// reacted to, replied to or counted as read.
+    pub fn is_content(&self) -> bool {
+        !matches!(self.content, Content::System(_) | Content::Deleted)
+    }
 }

@@ -37,6 +37,19 @@ pub enum EngineError {
     /// A received message is not valid for this engine.
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// No message with that id in this conversation (or it has disappeared or was deleted).
+    #[error("no such message in this conversation")]
+    NoSuchMessage,
+    /// Only the author of a message may edit or delete it.
+    #[error("you can only change your own messages")]
+    NotYours,
+    /// A value outside what the engine accepts (the sentence says which).
+    #[error("{0}")]
+    BadValue(String),
+    /// A received message was valid but had no effect, for the reason given (for example an
+    /// edit of someone else's message). Nothing was changed.
+    #[error("ignored: {0}")]
+    Ignored(String),
     /// The application message codec failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -58,6 +71,10 @@ impl EngineError {
             EngineError::Unverified(_) => "unverified",
             EngineError::BadMembers(_) => "bad_members",
             EngineError::Invalid(_) => "invalid_message",
+            EngineError::NoSuchMessage => "no_such_message",
+            EngineError::NotYours => "not_yours",
+            EngineError::BadValue(_) => "bad_value",
+            EngineError::Ignored(_) => "ignored",
             EngineError::Codec(_) => "codec",
             EngineError::Mls(_) => "mls",
         }

@@ -2,8 +2,8 @@
 //! from their Welcome and every change is agreed through a commit.
 //!
 //! It is a private-use group-context extension (type [`EXTENSION_TYPE`]) holding TLV fields;
-//! unknown fields are skipped so later versions can add some (disappearing-message timer,
-//! roles).
+//! unknown fields are skipped so later versions can add some (roles). Tag 5 is the
+//! disappearing-message timer, changed by a commit with a GroupContextExtensions proposal.
 
 use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, UnknownExtension};
 use qpq_proto::UserId;
@@ -35,7 +35,12 @@ pub struct GroupMeta {
     pub created_by: UserId,
     /// When (ms since the Unix epoch, the creator's clock).
     pub created_at: u64,
+    /// Disappearing-message timer in seconds, 0 when messages stay.
+    pub disappear_secs: u32,
 }
+
+/// Longest disappearing-message timer: one year.
+pub const MAX_DISAPPEAR_SECS: u32 = 366 * 24 * 3600;
 
 /// Longest group name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
@@ -45,6 +50,7 @@ mod tag {
     pub const NAME: u64 = 2;
     pub const CREATED_BY: u64 = 3;
     pub const CREATED_AT: u64 = 4;
+    pub const DISAPPEAR_SECS: u64 = 5;
 }
 
 impl GroupMeta {
@@ -63,12 +69,18 @@ impl GroupMeta {
         put_field(&mut out, tag::NAME, self.name.as_bytes());
         put_field(&mut out, tag::CREATED_BY, self.created_by.as_str().as_bytes());
         put_field(&mut out, tag::CREATED_AT, &self.created_at.to_be_bytes());
+        if self.disappear_secs != 0 {
+            let mut t = Vec::new();
+            put_varint(&mut t, u64::from(self.disappear_secs));
+            put_field(&mut out, tag::DISAPPEAR_SECS, &t);
+        }
         out
     }
 
     /// Decodes the metadata.
     pub fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         let (mut kind, mut name, mut created_by, mut created_at) = (None, None, None, None);
+        let mut disappear_secs = 0;
         for f in Fields::new(bytes) {
             let (t, v) = f?;
             match t {
@@ -93,6 +105,13 @@ impl GroupMeta {
                     created_at =
                         Some(u64::from_be_bytes(v.try_into().map_err(|_| CodecError::Malformed("created"))?))
                 }
+                tag::DISAPPEAR_SECS => {
+                    let (secs, used) = get_varint(v)?;
+                    disappear_secs = u32::try_from(secs)
+                        .ok()
+                        .filter(|s| used == v.len() && *s <= MAX_DISAPPEAR_SECS)
+                        .ok_or(CodecError::Malformed("disappearing timer"))?;
+                }
                 _ => {}
             }
         }
@@ -101,6 +120,7 @@ impl GroupMeta {
             name: name.unwrap_or_default(),
             created_by: created_by.ok_or(CodecError::Missing("creator"))?,
             created_at: created_at.unwrap_or(0),
+            disappear_secs,
         })
     }
 
@@ -134,8 +154,15 @@ mod tests {
             name: "Team 🚀".into(),
             created_by: UserId::parse("alice@x.org").unwrap(),
             created_at: 77,
+            disappear_secs: 0,
         };
         assert_eq!(GroupMeta::decode(&m.encode()).unwrap(), m);
+        let timed = GroupMeta { disappear_secs: 3600, ..m.clone() };
+        assert_eq!(GroupMeta::decode(&timed.encode()).unwrap(), timed);
+        // Metadata written before the timer existed reads as "no timer".
+        assert_eq!(GroupMeta::decode(&m.encode()).unwrap().disappear_secs, 0);
+        let too_long = GroupMeta { disappear_secs: MAX_DISAPPEAR_SECS + 1, ..m.clone() };
+        assert_eq!(GroupMeta::decode(&too_long.encode()), Err(CodecError::Malformed("disappearing timer")));
         let enc = m.encode();
         for n in 0..enc.len() {
             let _ = GroupMeta::decode(&enc[..n]);

@@ -22,11 +22,14 @@ mod provider;
 mod state;
 mod tlv;
 
-pub use app_message::{AppMessage, Body, CodecError, FileRef, MessageId, ReceiptKind, FORMAT_VERSION, MAX_TEXT_BYTES};
+pub use app_message::{
+    AppMessage, Body, CodecError, FileRef, LeaveReason, MessageId, ReceiptKind, FORMAT_VERSION, MAX_REACTION_BYTES,
+    MAX_TEXT_BYTES,
+};
 pub use conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
-pub use engine::{Engine, Event, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES};
+pub use engine::{Engine, Event, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES, TYPING_TIMEOUT_MS};
 pub use error::EngineError;
-pub use group_meta::{GroupMeta, MAX_NAME_BYTES};
+pub use group_meta::{GroupMeta, MAX_DISAPPEAR_SECS, MAX_NAME_BYTES};
 pub use identity::{credential_for, device_of_credential};
 pub use outbox::{ClaimedPackage, Outbound, OutboundOp, OutboundResult};
 pub use state::Changeset;

@@ -60,6 +60,10 @@ pub(crate) enum PendingOp {
         /// with only this is a valid change. Absent in items stored by older builds.
         #[serde(default)]
         self_update: bool,
+        /// Also set the disappearing-message timer to this many seconds (a
+        /// GroupContextExtensions proposal); a commit with only this is a valid change.
+        #[serde(default)]
+        set_timer: Option<u32>,
     },
 }
 

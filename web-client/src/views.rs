@@ -3,7 +3,7 @@
 
 use qpq_client::{ClientEvent, ConnState};
 use qpq_core::{Content, Conversation, ConversationKind, Engine, Event, Message, Status, SystemEvent};
-use qpq_proto::UserId;
+use qpq_proto::{ChannelId, UserId};
 use serde::Serialize;
 
 /// One conversation in the list.
@@ -30,6 +30,32 @@ pub struct ConversationView {
     pub created_by: String,
     /// The last message, for the list's preview.
     pub last_message: Option<MessageView>,
+    /// Disappearing-message timer in seconds, 0 when off.
+    pub disappear_secs: u32,
+}
+
+/// One reaction on a message.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// Who gave it.
+    pub users: Vec<String>,
+    /// True when this user gave it.
+    pub mine: bool,
+}
+
+/// The message a reply quotes.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuoteView {
+    /// Hex message id.
+    pub id: String,
+    /// Its author, when the message is still here.
+    pub sender: Option<String>,
+    /// A preview of its text, or a sentence saying it is gone.
+    pub text: String,
 }
 
 /// One history entry.
@@ -44,11 +70,11 @@ pub struct MessageView {
     pub sender: String,
     /// True when this device wrote it.
     pub outgoing: bool,
-    /// "text", "system" or "unsupported".
+    /// "text", "system", "unsupported" or "deleted".
     pub kind: &'static str,
     /// The text; for system entries a sentence describing the event.
     pub text: String,
-    /// "sending", "sent", "delivered", "failed" or "received".
+    /// "sending", "sent", "delivered", "read", "failed" or "received".
     pub status: &'static str,
     /// Why sending failed, in words.
     pub failure: Option<String>,
@@ -58,6 +84,16 @@ pub struct MessageView {
     pub server_time: u64,
     /// Members known to have received it (outgoing messages).
     pub delivered_to: Vec<String>,
+    /// Members known to have read it (outgoing messages).
+    pub read_by: Vec<String>,
+    /// True once its author changed it.
+    pub edited: bool,
+    /// Reactions, most given first.
+    pub reactions: Vec<ReactionView>,
+    /// When it disappears (ms since the Unix epoch).
+    pub expires_at: Option<u64>,
+    /// The message it replies to.
+    pub reply_to: Option<QuoteView>,
 }
 
 /// The connection as the indicator shows it.
@@ -83,14 +119,19 @@ pub enum EventView {
         /// Hex id.
         id: String,
     },
-    /// A history entry was added or changed.
+    /// A history entry was added, changed or removed (it disappeared).
     Message {
         /// Hex conversation id.
         conversation: String,
         /// The entry's index.
         index: u64,
-        /// "added" or "changed".
+        /// "added", "changed" or "removed".
         change: &'static str,
+    },
+    /// Who is typing in a conversation changed (read it with `typing`).
+    Typing {
+        /// Hex conversation id.
+        conversation: String,
     },
     /// The connection changed.
     Connection(ConnectionView),
@@ -115,7 +156,56 @@ pub fn system_text(ev: &SystemEvent, by: &UserId, me: &UserId) -> String {
         SystemEvent::Joined => format!("{who} added you"),
         SystemEvent::YouWereRemoved => format!("{who} removed you; you will not see new messages"),
         SystemEvent::Undecryptable(why) => format!("A message could not be shown: {why}"),
+        SystemEvent::TimerChanged(0) => format!("{who} turned off disappearing messages"),
+        SystemEvent::TimerChanged(secs) => format!("{who} set disappearing messages to {}", duration_words(*secs)),
+        SystemEvent::Left => format!("{who} left"),
+        SystemEvent::AccountDeleted if by == me => "You deleted your account".into(),
+        SystemEvent::AccountDeleted => format!("{who} deleted their account"),
     }
+}
+
+/// "30 seconds", "5 minutes", "1 hour", "1 day", "1 week"…
+pub fn duration_words(secs: u32) -> String {
+    let (n, unit) = match secs {
+        s if s % 604_800 == 0 => (s / 604_800, "week"),
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Longest preview of a quoted message, in characters.
+const QUOTE_CHARS: usize = 120;
+
+/// The view of one message as shown in its conversation: with the quoted message of a reply
+/// and "read" once every other member has read it.
+pub fn message_view_in(engine: &Engine, conv: &ChannelId, m: &Message) -> MessageView {
+    let me = engine.user();
+    let mut v = message_view(m, me);
+    if let Content::Text { reply_to: Some(r), .. } = &m.content {
+        v.reply_to = Some(match engine.message_by_id(conv, r) {
+            Some(q) => {
+                let text = match &q.content {
+                    Content::Text { text, .. } => text.chars().take(QUOTE_CHARS).collect(),
+                    Content::Deleted => "Message deleted".into(),
+                    _ => "A message this version cannot show".into(),
+                };
+                QuoteView { id: r.to_hex(), sender: Some(q.sender.to_string()), text }
+            }
+            None => QuoteView { id: r.to_hex(), sender: None, text: "The original message is no longer available".into() },
+        });
+    }
+    if m.outgoing && v.status == "delivered" {
+        if let Some(c) = engine.conversation(conv) {
+            let others: Vec<&UserId> = c.members.iter().filter(|u| *u != me).collect();
+            if !others.is_empty() && others.iter().all(|u| m.read_by.contains(u)) {
+                v.status = "read";
+            }
+        }
+    }
+    v
 }
 
 /// The view of one message.
@@ -124,7 +214,18 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
         Content::Text { text, .. } => ("text", text.clone()),
         Content::System(ev) => ("system", system_text(ev, &m.sender, me)),
         Content::Unsupported { .. } => ("unsupported", "This message needs a newer version of quicproquo.".into()),
+        Content::Deleted => ("deleted", "Message deleted".into()),
     };
+    let mut reactions: Vec<ReactionView> = m
+        .reactions
+        .iter()
+        .map(|(emoji, users)| ReactionView {
+            emoji: emoji.clone(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            mine: users.contains(me),
+        })
+        .collect();
+    reactions.sort_by(|a, b| b.users.len().cmp(&a.users.len()).then_with(|| a.emoji.cmp(&b.emoji)));
     let (status, failure) = match &m.status {
         Status::Sending => ("sending", None),
         Status::Sent => ("sent", None),
@@ -144,6 +245,16 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
         sent_at: m.sent_at,
         server_time: m.server_time,
         delivered_to: m.delivered_to.iter().map(|u| u.to_string()).collect(),
+        read_by: m.read_by.iter().map(|u| u.to_string()).collect(),
+        edited: m.edited,
+        reactions,
+        expires_at: m.expires_at,
+        reply_to: match &m.content {
+            Content::Text { reply_to: Some(r), .. } => {
+                Some(QuoteView { id: r.to_hex(), sender: None, text: String::new() })
+            }
+            _ => None,
+        },
     }
 }
 
@@ -164,6 +275,7 @@ pub fn conversation_view(c: &Conversation, engine: &Engine) -> ConversationView 
         created_at: c.created_at,
         created_by: c.created_by.to_string(),
         last_message: engine.history(&c.id).last().map(|m| message_view(m, me)),
+        disappear_secs: c.disappear_secs,
     }
 }
 
@@ -193,6 +305,10 @@ pub fn event_view(ev: &ClientEvent) -> EventView {
         ClientEvent::Engine(Event::MessageChanged { conv, index }) => {
             EventView::Message { conversation: conv.to_hex(), index: *index, change: "changed" }
         }
+        ClientEvent::Engine(Event::MessageRemoved { conv, index }) => {
+            EventView::Message { conversation: conv.to_hex(), index: *index, change: "removed" }
+        }
+        ClientEvent::Engine(Event::TypingChanged(conv)) => EventView::Typing { conversation: conv.to_hex() },
         ClientEvent::Connection(s) => EventView::Connection(connection_view(s)),
         ClientEvent::Notice(text) => EventView::Notice { text: text.clone() },
     }
@@ -208,6 +324,12 @@ mod tests {
         let bob = UserId::parse("bob@x").unwrap();
         assert_eq!(system_text(&SystemEvent::Added(vec![bob.clone()]), &me, &me), "You added bob@x");
         assert_eq!(system_text(&SystemEvent::Joined, &bob, &me), "bob@x added you");
+        assert_eq!(system_text(&SystemEvent::AccountDeleted, &bob, &me), "bob@x deleted their account");
+        assert_eq!(system_text(&SystemEvent::Left, &me, &me), "You left");
+        assert_eq!(system_text(&SystemEvent::TimerChanged(3600), &bob, &me), "bob@x set disappearing messages to 1 hour");
+        assert_eq!(system_text(&SystemEvent::TimerChanged(0), &me, &me), "You turned off disappearing messages");
+        assert_eq!(duration_words(30), "30 seconds");
+        assert_eq!(duration_words(604_800), "1 week");
     }
 
     #[test]

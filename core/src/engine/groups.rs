@@ -31,6 +31,7 @@ impl Engine {
             name: name.to_string(),
             created_by: self.user().clone(),
             created_at: now,
+            disappear_secs: 0,
         };
         let group = MlsGroup::new_with_group_id(
             &self.provider,
@@ -55,6 +56,8 @@ impl Engine {
                 active: true,
                 epoch: 0,
                 len: 0,
+                disappear_secs: 0,
+                read_upto: 0,
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -84,6 +87,7 @@ impl Engine {
                 built: None,
                 refused_epoch: None,
                 self_update: false,
+                set_timer: None,
             },
         );
         Ok(())
@@ -109,7 +113,14 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership { add: vec![], remove: users, built: None, refused_epoch: None, self_update: false },
+            PendingOp::Membership {
+                add: vec![],
+                remove: users,
+                built: None,
+                refused_epoch: None,
+                self_update: false,
+                set_timer: None,
+            },
         );
         Ok(())
     }
@@ -122,7 +133,14 @@ impl Engine {
         self.require_active(conv)?;
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership { add: vec![], remove: vec![], built: None, refused_epoch: None, self_update: true },
+            PendingOp::Membership {
+                add: vec![],
+                remove: vec![],
+                built: None,
+                refused_epoch: None,
+                self_update: true,
+                set_timer: None,
+            },
         );
         Ok(())
     }
@@ -166,14 +184,15 @@ impl Engine {
     }
 
     /// Turns a membership intent into a commit on the group (which then has a pending commit).
-    /// With `self_update` the commit also replaces this device's leaf keys, and may do only
-    /// that.
+    /// With `self_update` the commit also replaces this device's leaf keys, and with
+    /// `set_timer` it sets the disappearing-message timer; either may be all it does.
     pub(super) fn build_membership_commit(
         &mut self,
         conv: &ChannelId,
         add: &[ClaimedPackage],
         remove: &[UserId],
         self_update: bool,
+        set_timer: Option<u32>,
     ) -> Result<BuiltCommit, EngineError> {
         let group = self.groups.get(conv).ok_or(EngineError::NoSuchConversation)?;
         let present: Vec<(LeafNodeIndex, DeviceAddress)> = group
@@ -193,7 +212,7 @@ impl Engine {
         }
         let (idx, remove_devs): (Vec<LeafNodeIndex>, Vec<DeviceAddress>) =
             present.into_iter().filter(|(_, d)| remove.contains(&d.user)).unzip();
-        if kps.is_empty() && idx.is_empty() && !self_update {
+        if kps.is_empty() && idx.is_empty() && !self_update && set_timer.is_none() {
             return Err(EngineError::BadMembers("nothing to change: they are already members".into()));
         }
         let mut added_users: Vec<UserId> = add_devs.iter().map(|d| d.user.clone()).collect();
@@ -203,11 +222,25 @@ impl Engine {
 
         let group = self.groups.get_mut(conv).expect("checked above");
         let epoch = group.epoch().as_u64();
-        let bundle = group
-            .commit_builder()
-            .force_self_update(self_update)
-            .propose_adds(kps)
-            .propose_removals(idx)
+        let new_exts = match set_timer {
+            Some(secs) => {
+                let mut meta = GroupMeta::from_extensions(group.extensions())?;
+                meta.disappear_secs = secs;
+                let mut exts = group.extensions().clone();
+                exts.add_or_replace(meta.to_extension()).map_err(EngineError::mls)?;
+                // openmls accepts a changed private extension only when the group requires
+                // support for it (every member's leaf already advertises it).
+                let required = openmls::prelude::RequiredCapabilitiesExtension::new(&[GroupMeta::extension_type()], &[], &[]);
+                exts.add_or_replace(openmls::prelude::Extension::RequiredCapabilities(required)).map_err(EngineError::mls)?;
+                Some(exts)
+            }
+            None => None,
+        };
+        let mut builder = group.commit_builder().force_self_update(self_update).propose_adds(kps).propose_removals(idx);
+        if let Some(exts) = new_exts {
+            builder = builder.propose_group_context_extensions(exts).map_err(EngineError::mls)?;
+        }
+        let bundle = builder
             .load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider))
             .map_err(EngineError::mls)?
             .build(
@@ -245,9 +278,16 @@ impl Engine {
                 return;
             }
         }
+        let timer_before = self.conversations.get(conv).map(|c| c.disappear_secs);
         self.sync_conversation(conv);
         let me = self.user().clone();
         let dev = self.device_id();
+        let timer_after = self.conversations.get(conv).map(|c| c.disappear_secs);
+        if let (true, Some(secs)) = (timer_before != timer_after, timer_after) {
+            let mut m = self.system_message(me.clone(), dev, now, SystemEvent::TimerChanged(secs));
+            m.server_time = server_time;
+            self.append(conv, m, false);
+        }
         if !built.added_users.is_empty() {
             let mut m = self.system_message(me.clone(), dev, now, SystemEvent::Added(built.added_users.clone()));
             m.server_time = server_time;
@@ -288,6 +328,10 @@ impl Engine {
             content: Content::System(ev),
             status: Status::Received,
             delivered_to: vec![],
+            read_by: vec![],
+            edited: false,
+            reactions: Default::default(),
+            expires_at: None,
         }
     }
 

@@ -33,7 +33,9 @@ impl Engine {
             }
         };
         if let Err(e) = &r {
-            if self.conversations.contains_key(&env.channel) && !matches!(e, EngineError::NotActive) {
+            if self.conversations.contains_key(&env.channel)
+                && !matches!(e, EngineError::NotActive | EngineError::Ignored(_))
+            {
                 self.note_failure(&env.channel, now, format!("a message could not be read ({})", e.code()));
             }
         }
@@ -73,6 +75,7 @@ impl Engine {
         }
         let group = staged.into_group(&self.provider).map_err(EngineError::mls)?;
         let id = env.channel.clone();
+        let prev_len = self.conversations.get(&id).map(|c| c.len).unwrap_or(0);
         self.groups.insert(id.clone(), group);
         self.conversations.insert(
             id.clone(),
@@ -87,7 +90,9 @@ impl Engine {
                 last_activity: env.server_time.max(now),
                 active: true,
                 epoch: 0,
-                len: self.history.get(&id).map(|h| h.len() as u64).unwrap_or(0),
+                len: prev_len,
+                disappear_secs: meta.disappear_secs,
+                read_upto: prev_len,
             },
         );
         self.sync_conversation(&id);
@@ -142,10 +147,19 @@ impl Engine {
                     .collect();
                 removed.dedup();
                 let self_removed = staged.self_removed();
+                let timer_before = self.conversations.get(&conv).map(|c| c.disappear_secs);
                 let group = self.groups.get_mut(&conv).expect("checked above");
                 group.merge_staged_commit(&self.provider, *staged).map_err(EngineError::mls)?;
                 self.sync_conversation(&conv);
                 let (who, dev) = (sender.user.clone(), sender.device);
+                let timer_after = self.conversations.get(&conv).map(|c| c.disappear_secs);
+                if timer_before != timer_after {
+                    if let Some(secs) = timer_after {
+                        let mut m = self.system_message(who.clone(), dev, now, SystemEvent::TimerChanged(secs));
+                        m.server_time = env.server_time;
+                        self.append(&conv, m, false);
+                    }
+                }
                 if self_removed {
                     let mut m = self.system_message(who, dev, now, SystemEvent::YouWereRemoved);
                     m.server_time = env.server_time;
@@ -221,7 +235,22 @@ impl Engine {
                 }
                 return Ok(());
             }
+            Body::Typing { active } => {
+                if !from_me {
+                    self.apply_typing(conv, &sender.user, active, server_time, now);
+                }
+                return Ok(());
+            }
+            Body::Reaction { target, emoji, remove } => {
+                return self.apply_reaction(conv, &sender.user, target, &emoji, remove)
+            }
+            Body::Edit { target, text } => return self.apply_edit(conv, &sender.user, target, text),
+            Body::Delete { target } => return self.apply_delete(conv, &sender.user, target),
+            Body::Leave { reason } => return self.apply_leave(conv, sender, reason, server_time, now),
         };
+        if !from_me {
+            self.stop_typing(conv, &sender.user);
+        }
         let entry = Message {
             id: msg.id,
             index: 0,
@@ -233,6 +262,10 @@ impl Engine {
             content,
             status: if from_me { Status::Sent } else { Status::Received },
             delivered_to: vec![],
+            read_by: vec![],
+            edited: false,
+            reactions: Default::default(),
+            expires_at: None,
         };
         self.append(conv, entry, !from_me);
         if !from_me {
@@ -259,8 +292,10 @@ impl Engine {
             if !m.delivered_to.contains(from) {
                 m.delivered_to.push(from.clone());
             }
-            if kind == ReceiptKind::Delivered
-                && matches!(m.status, Status::Sent | Status::Sending)
+            if kind == ReceiptKind::Read && !m.read_by.contains(from) {
+                m.read_by.push(from.clone());
+            }
+            if matches!(m.status, Status::Sent | Status::Sending)
                 && others.iter().all(|u| m.delivered_to.contains(u))
             {
                 m.status = Status::Delivered;

@@ -8,6 +8,7 @@
 mod groups;
 mod intake;
 mod outbound;
+mod rich;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,7 +23,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::app_message::MessageId;
-use crate::conversation::{Conversation, Message};
+use crate::conversation::{Content, Conversation, Message};
 use crate::error::EngineError;
 use crate::group_meta::GroupMeta;
 use crate::identity::{Identity, StoredIdentity};
@@ -55,14 +56,26 @@ pub enum Event {
         /// The entry's index.
         index: u64,
     },
-    /// A history entry changed (delivery state).
+    /// A history entry changed (delivery state, receipts, reactions, edit, delete).
     MessageChanged {
         /// The conversation.
         conv: ChannelId,
         /// The entry's index.
         index: u64,
     },
+    /// A history entry disappeared (its timer ran out).
+    MessageRemoved {
+        /// The conversation.
+        conv: ChannelId,
+        /// The entry's index.
+        index: u64,
+    },
+    /// Who is typing in a conversation changed; read it with [`Engine::typing`].
+    TypingChanged(ChannelId),
 }
+
+/// How long a "typing" indication lasts without being renewed (ms).
+pub const TYPING_TIMEOUT_MS: u64 = 8_000;
 
 #[derive(Serialize, Deserialize, Default, Clone)]
 struct Meta {
@@ -93,6 +106,10 @@ pub struct Engine {
     known: BTreeMap<UserId, KnownUser>,
     /// Delivery receipts waiting to be sent (not persisted: at worst one is lost).
     pending_receipts: BTreeMap<ChannelId, Vec<MessageId>>,
+    /// Read receipts waiting to be sent (not persisted, like delivery receipts).
+    pending_reads: BTreeMap<ChannelId, Vec<MessageId>>,
+    /// Who is typing where, until when (ms; not persisted).
+    typing: BTreeMap<ChannelId, BTreeMap<UserId, u64>>,
     dirty: BTreeSet<StateKey>,
     events: Vec<Event>,
 }
@@ -131,6 +148,8 @@ impl Engine {
             cursor: 0,
             known: BTreeMap::new(),
             pending_receipts: BTreeMap::new(),
+            pending_reads: BTreeMap::new(),
+            typing: BTreeMap::new(),
             dirty: BTreeSet::new(),
             events: Vec::new(),
         };
@@ -206,6 +225,8 @@ impl Engine {
             cursor,
             known,
             pending_receipts: BTreeMap::new(),
+            pending_reads: BTreeMap::new(),
+            typing: BTreeMap::new(),
             dirty: BTreeSet::new(),
             events: Vec::new(),
         })
@@ -221,11 +242,7 @@ impl Engine {
                 StateKey::Meta => Some(to_json(&self.meta)),
                 StateKey::Cursor => Some(self.cursor.to_be_bytes().to_vec()),
                 StateKey::Conversation(c) => self.conversations.get(c).map(to_json),
-                StateKey::Message(c, i) => self
-                    .history
-                    .get(c)
-                    .and_then(|h| h.get(*i as usize))
-                    .map(to_json),
+                StateKey::Message(c, i) => self.message(c, *i).map(to_json),
                 StateKey::Outbox(o) => self.outbox.get(o).map(to_json),
                 StateKey::Known(u) => self.known.get(u).map(to_json),
             };
@@ -345,9 +362,24 @@ impl Engine {
         self.conversations.get(id)
     }
 
-    /// The history of a conversation, oldest first.
+    /// The history of a conversation, oldest first, sorted by index. Indices have gaps where
+    /// entries disappeared; look entries up with [`Engine::message`], not by position.
     pub fn history(&self, id: &ChannelId) -> &[Message] {
         self.history.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The history entry of a conversation at `index`, if it exists (and has not disappeared).
+    pub fn message(&self, conv: &ChannelId, index: u64) -> Option<&Message> {
+        let h = self.history.get(conv)?;
+        h.binary_search_by_key(&index, |m| m.index).ok().map(|p| &h[p])
+    }
+
+    /// The history entry with the sender's message id `id` in conversation `conv`.
+    pub fn message_by_id(&self, conv: &ChannelId, id: &MessageId) -> Option<&Message> {
+        match self.seen.get(id) {
+            Some((c, index)) if c == conv => self.message(c, *index),
+            _ => None,
+        }
     }
 
     /// The MLS epoch authenticator of a conversation: equal on every member in the same epoch.
@@ -365,11 +397,25 @@ impl Engine {
         self.outbox.len()
     }
 
-    /// Marks every message of a conversation read.
+    /// Marks every message of a conversation read, and queues read receipts for the messages
+    /// of others not yet acknowledged as read (sent with the next [`Engine::next_outbound`]).
     pub fn mark_read(&mut self, id: &ChannelId) {
+        let Some(c) = self.conversations.get(id) else { return };
+        let (from, len, active) = (c.read_upto, c.len, c.active);
+        let unread = c.unread;
+        let ids: Vec<MessageId> = self
+            .history(id)
+            .iter()
+            .filter(|m| m.index >= from && !m.outgoing && m.sender != *self.user() && m.is_content())
+            .map(|m| m.id)
+            .collect();
+        if active && !ids.is_empty() {
+            self.pending_reads.entry(id.clone()).or_default().extend(ids);
+        }
         if let Some(c) = self.conversations.get_mut(id) {
-            if c.unread != 0 {
+            if unread != 0 || from != len {
                 c.unread = 0;
+                c.read_upto = len;
                 self.dirty.insert(StateKey::Conversation(id.clone()));
                 self.events.push(Event::ConversationChanged(id.clone()));
             }
@@ -407,6 +453,10 @@ impl Engine {
         let c = self.conversations.get_mut(conv).expect("conversation exists");
         msg.index = c.len;
         c.len += 1;
+        if c.disappear_secs > 0 && msg.expires_at.is_none() && !matches!(msg.content, Content::System(_)) {
+            let base = if msg.server_time != 0 { msg.server_time } else { msg.sent_at };
+            msg.expires_at = Some(base.saturating_add(u64::from(c.disappear_secs) * 1000));
+        }
         c.last_activity = c.last_activity.max(msg.sent_at.max(msg.server_time));
         if unread {
             c.unread += 1;
@@ -422,9 +472,11 @@ impl Engine {
     }
 
     fn message_mut(&mut self, conv: &ChannelId, index: u64) -> Option<&mut Message> {
+        let h = self.history.get_mut(conv)?;
+        let p = h.binary_search_by_key(&index, |m| m.index).ok()?;
         self.dirty.insert(StateKey::Message(conv.clone(), index));
         self.events.push(Event::MessageChanged { conv: conv.clone(), index });
-        self.history.get_mut(conv).and_then(|h| h.get_mut(index as usize))
+        h.get_mut(p)
     }
 
     /// Refreshes members, epoch and metadata of a conversation from its MLS group.
@@ -446,6 +498,7 @@ impl Engine {
             c.active = active;
             if let Some(m) = meta {
                 c.name = m.name;
+                c.disappear_secs = m.disappear_secs;
             }
             self.dirty.insert(StateKey::Conversation(conv.clone()));
             self.events.push(Event::ConversationChanged(conv.clone()));

@@ -43,6 +43,10 @@ impl Engine {
             content: Content::Text { text: text.to_string(), reply_to },
             status: Status::Sending,
             delivered_to: vec![],
+            read_by: vec![],
+            edited: false,
+            reactions: Default::default(),
+            expires_at: None,
         };
         self.append(conv, entry, false);
         self.push_outbox(
@@ -85,10 +89,10 @@ impl Engine {
             PendingOp::CreateChannel => {
                 Some(Outbound { id: item.id, op: OutboundOp::CreateChannel { channel: conv } })
             }
-            PendingOp::Message { ciphertext: Some(ct), .. } => Some(Outbound {
-                id: item.id,
-                op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs: 0 },
-            }),
+            PendingOp::Message { ciphertext: Some(ct), .. } => {
+                let ttl_secs = self.ttl_secs(&conv);
+                Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
+            }
             PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history } => {
                 match self.encrypt(&conv, &plaintext) {
                     Ok(ct) => {
@@ -101,10 +105,8 @@ impl Engine {
                             };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
-                        Some(Outbound {
-                            id: item.id,
-                            op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs: 0 },
-                        })
+                        let ttl_secs = self.ttl_secs(&conv);
+                        Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
                     }
                     Err(e) => {
                         self.drop_item(order);
@@ -126,7 +128,7 @@ impl Engine {
                     remove: b.remove,
                 },
             }),
-            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update } => {
+            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer } => {
                 let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64());
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
                     if e <= r {
@@ -137,7 +139,13 @@ impl Engine {
                     self.drop_item(order);
                     return None;
                 }
-                match self.build_membership_commit(&conv, &add, &remove, self_update) {
+                if self.nothing_left_to_do(&conv, &add, &remove, self_update, set_timer) {
+                    // Only removals of people already gone (e.g. another member committed a
+                    // leave first): nothing to tell anyone.
+                    self.drop_item(order);
+                    return None;
+                }
+                match self.build_membership_commit(&conv, &add, &remove, self_update, set_timer) {
                     Ok(b) => {
                         let out = Outbound {
                             id: item.id,
@@ -151,7 +159,14 @@ impl Engine {
                             },
                         };
                         if let Some(it) = self.outbox.get_mut(&order) {
-                            it.op = PendingOp::Membership { add, remove, built: Some(b), refused_epoch, self_update };
+                            it.op = PendingOp::Membership {
+                                add,
+                                remove,
+                                built: Some(b),
+                                refused_epoch,
+                                self_update,
+                                set_timer,
+                            };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
                         Some(out)
@@ -166,7 +181,29 @@ impl Engine {
         }
     }
 
-    fn encrypt(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
+    /// The server-side lifetime for messages of `conv`: its disappearing timer (0: none).
+    fn ttl_secs(&self, conv: &ChannelId) -> u32 {
+        self.conversations.get(conv).map(|c| c.disappear_secs).unwrap_or(0)
+    }
+
+    /// True for a removal-only change whose users are no longer members.
+    fn nothing_left_to_do(
+        &self,
+        conv: &ChannelId,
+        add: &[crate::outbox::ClaimedPackage],
+        remove: &[qpq_proto::UserId],
+        self_update: bool,
+        set_timer: Option<u32>,
+    ) -> bool {
+        let Some(c) = self.conversations.get(conv) else { return false };
+        add.is_empty()
+            && !self_update
+            && set_timer.is_none()
+            && !remove.is_empty()
+            && remove.iter().all(|u| !c.members.contains(u))
+    }
+
+    pub(super) fn encrypt(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
         self.require_active(conv)?;
         let group = self.groups.get_mut(conv).ok_or(EngineError::NoSuchConversation)?;
         let msg = group
@@ -204,7 +241,7 @@ impl Engine {
                 self.commit_accepted(&conv, &b, now, server_time);
             }
             (
-                PendingOp::Membership { add, remove, built: Some(b), self_update, .. },
+                PendingOp::Membership { add, remove, built: Some(b), self_update, set_timer, .. },
                 OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
             ) => {
                 self.discard_pending_commit(&conv);
@@ -218,6 +255,7 @@ impl Engine {
                         built: None,
                         refused_epoch: Some(b.epoch),
                         self_update,
+                        set_timer,
                     };
                 }
                 self.dirty.insert(StateKey::Outbox(order));
@@ -267,7 +305,10 @@ impl Engine {
     }
 
     fn flush_receipts(&mut self, now: u64) {
-        for (conv, ids) in std::mem::take(&mut self.pending_receipts) {
+        let delivered = std::mem::take(&mut self.pending_receipts).into_iter().map(|(c, i)| (c, i, ReceiptKind::Delivered));
+        let read = std::mem::take(&mut self.pending_reads).into_iter().map(|(c, i)| (c, i, ReceiptKind::Read));
+        let all: Vec<_> = delivered.chain(read).collect();
+        for (conv, ids, kind) in all {
             if self.require_active(&conv).is_err() {
                 continue;
             }
@@ -275,7 +316,7 @@ impl Engine {
                 let msg = AppMessage {
                     id: self.new_message_id(),
                     sent_at: now,
-                    body: Body::Receipt { kind: ReceiptKind::Delivered, ids: chunk.to_vec() },
+                    body: Body::Receipt { kind, ids: chunk.to_vec() },
                 };
                 self.push_outbox(
                     conv.clone(),

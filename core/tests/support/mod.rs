@@ -42,6 +42,8 @@ pub struct SimServer {
     pub fanout: Vec<FanOut>,
     /// The member devices of each channel in each epoch, as the server routed them.
     pub epoch_members: BTreeMap<(ChannelId, u64), BTreeSet<DeviceAddress>>,
+    /// The `ttl_secs` of every enqueue accepted, in order.
+    pub enqueue_ttls: Vec<u32>,
 }
 
 pub struct SimClient {
@@ -106,7 +108,7 @@ impl SimServer {
                 self.epoch_members.entry((channel.clone(), 0)).or_insert(members);
                 OutboundResult::Accepted { server_time: self.time }
             }
-            OutboundOp::Enqueue { channel, payload, .. } => {
+            OutboundOp::Enqueue { channel, payload, ttl_secs } => {
                 let Some(c) = self.channels.get(channel) else { return refuse(ErrorCode::NoSuchChannel, "no channel") };
                 if !c.members.contains(from) {
                     return refuse(ErrorCode::NotMember, "not a member");
@@ -118,6 +120,7 @@ impl SimServer {
                     seqs.push((d, seq));
                 }
                 self.fanout.push(FanOut { channel: channel.clone(), sender: from.clone(), payload: payload.clone(), to: seqs });
+                self.enqueue_ttls.push(*ttl_secs);
                 OutboundResult::Accepted { server_time: self.time }
             }
             OutboundOp::Commit { channel, epoch, commit, welcome, add, remove } => {

@@ -187,6 +187,7 @@ fn render(m: &qpq_core::Message) -> String {
     match &m.content {
         Content::Text { text, .. } => format!("{}: {text}{state}", m.sender.name()),
         Content::Unsupported { .. } => format!("{}: (a message this version cannot show)", m.sender.name()),
+        Content::Deleted => format!("{}: (message deleted)", m.sender.name()),
         Content::System(ev) => match ev {
             SystemEvent::Created => format!("— {} created the conversation", m.sender),
             SystemEvent::Added(u) => format!("— {} added {}", m.sender, join(u)),
@@ -194,6 +195,10 @@ fn render(m: &qpq_core::Message) -> String {
             SystemEvent::Joined => format!("— you were added by {}", m.sender),
             SystemEvent::YouWereRemoved => format!("— {} removed you", m.sender),
             SystemEvent::Undecryptable(why) => format!("— {why}"),
+            SystemEvent::TimerChanged(0) => format!("— {} turned off disappearing messages", m.sender),
+            SystemEvent::TimerChanged(s) => format!("— {} set disappearing messages to {s} s", m.sender),
+            SystemEvent::Left => format!("— {} left", m.sender),
+            SystemEvent::AccountDeleted => format!("— {} deleted their account", m.sender),
         },
     }
 }
@@ -214,7 +219,7 @@ fn print_event(client: &NativeClient, ev: &ClientEvent) {
     match ev {
         ClientEvent::Engine(qpq_core::Event::MessageAdded { conv, index }) => {
             client.with_engine(|e| {
-                if let Some(m) = e.history(conv).get(*index as usize) {
+                if let Some(m) = e.message(conv, *index) {
                     if !m.outgoing {
                         let title = e.conversation(conv).map(|c| c.title(e.user())).unwrap_or_default();
                         println!("[{}] {}", title, render(m));
