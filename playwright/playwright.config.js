@@ -1,8 +1,17 @@
 // Browser end-to-end tests: Debian's Chromium against a real gateway and real server nodes
 // (started per test by the fixtures in support/stack.js). Run with ../scripts/test-browser.sh.
+//
+// The chat scenarios run twice, once per transport (`?transport=webtransport` and
+// `?transport=websocket`); the rest run over WebSocket; the fallback and the transport
+// setting run in "auto", as a person's browser does.
 
 import { defineConfig } from "@playwright/test";
 import { CHROMIUM_LAUNCH } from "./support/chromium.js";
+
+/** What a person does in a chat: run over each transport. */
+const CHAT_SCENARIOS = /(direct-chat|groups|persistence|resilience)\.spec\.js$/;
+/** The transport choice itself: WebTransport preferred, WebSocket as the fallback. */
+const AUTO_ONLY = /(fallback|transport-setting)\.spec\.js$/;
 
 export default defineConfig({
   testDir: "./tests",
@@ -23,4 +32,21 @@ export default defineConfig({
     trace: "retain-on-failure",
     actionTimeout: 20_000,
   },
+  projects: [
+    {
+      name: "webtransport",
+      testMatch: CHAT_SCENARIOS,
+      use: { transport: "webtransport" },
+    },
+    {
+      name: "websocket",
+      testIgnore: AUTO_ONLY,
+      use: { transport: "websocket" },
+    },
+    {
+      name: "auto",
+      testMatch: AUTO_ONLY,
+      use: { transport: "auto" },
+    },
+  ],
 });

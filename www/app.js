@@ -7,6 +7,7 @@ import { describeError } from "./errors.js";
 import { ChatApp } from "./views/chat-app.js";
 import { showElsewhere, showLoadProgress, showProblem, showScreen } from "./views/screens.js";
 import { askForAccount } from "./views/signup.js";
+import { engineOptions } from "./transport-setting.js";
 
 /** Set (for this tab only) when another tab took the engine over and this one reloaded. */
 const TAKEN_OVER = "qpq-taken-over";
@@ -38,8 +39,8 @@ async function run(engine, lock) {
   let client;
   try {
     const QpqClient = await engine;
-    client = await QpqClient.open();
-    if (!client) client = await Promise.race([askForAccount(QpqClient), handover]);
+    client = await QpqClient.open(engineOptions());
+    if (!client) client = await Promise.race([askForAccount(QpqClient, engineOptions()), handover]);
   } catch (e) {
     lock.release();
     showProblem("quicproquo could not start", describeError(e));

@@ -10,12 +10,25 @@ export const conversations = (page) => page.getByRole("list", { name: "Conversat
 export const messageLog = (page) => page.getByRole("log", { name: "Messages" });
 export const composer = (page) => page.getByRole("textbox", { name: "Message", exact: true });
 
+/**
+ * The transport the page should be online with: what its `?transport=` forces, else
+ * WebTransport (the gateway in the tests offers it).
+ */
+export function expectedTransport(page) {
+  return new URL(page.url()).searchParams.get("transport") === "websocket" ? "WebSocket" : "WebTransport";
+}
+
+/** Waits until the indicator says the page is online via the expected transport. */
+export async function expectOnline(page, { transport, ...options } = {}) {
+  await expect(connection(page)).toHaveText(`Online via ${transport ?? expectedTransport(page)}`, options);
+}
+
 /** Creates an account named `name` and waits until the app is online. */
-export async function createAccount(page, name) {
+export async function createAccount(page, name, options = {}) {
   await page.getByRole("textbox", { name: "Username" }).fill(name);
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page.getByText(`Signed in as ${name}@${DOMAIN}`)).toBeVisible();
-  await expect(connection(page)).toHaveText("Online via WebSocket");
+  await expectOnline(page, options);
 }
 
 /** Starts (or opens) the 1:1 chat with `who` through the New chat dialog. */

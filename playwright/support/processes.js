@@ -100,12 +100,17 @@ export async function startServer({ name, port, dataDir, logDir, database }) {
 
 /**
  * Starts the gateway in front of `nodes` and waits until it reports at least one node up.
- * @param {{port: number, nodes: {addr: string, cert: string}[], logDir: string}} o
+ * It serves plain HTTP on `port` and HTTPS (TCP) plus HTTP/3 and WebTransport (UDP) on
+ * `httpsPort`; `args` are extra flags (e.g. `--no-http3`).
+ * @param {{port: number, httpsPort: number, nodes: {addr: string, cert: string}[], logDir: string, args?: string[]}} o
  */
-export async function startGateway({ port, nodes, logDir }) {
+export async function startGateway({ port, httpsPort, nodes, logDir, args: extra = [] }) {
   await ensureTcpPortFree(port, "the gateway");
+  await ensureTcpPortFree(httpsPort, "the gateway's HTTPS");
+  await ensureUdpPortFree(httpsPort, "the gateway's HTTP/3");
   const args = [
     "--listen", `127.0.0.1:${port}`,
+    "--https-listen", `127.0.0.1:${httpsPort}`,
     "--www", path.join(ROOT, "www"),
     "--pkg", path.join(ROOT, "pkg"),
     "--node-retry-max-ms", "1000",
@@ -113,6 +118,7 @@ export async function startGateway({ port, nodes, logDir }) {
     "--log", "info",
   ];
   for (const n of nodes) args.push("--node", n.addr, "--node-cert", n.cert);
+  args.push(...extra);
   const proc = new Proc("gateway", binary("qpq-gateway"), args, path.join(logDir, "gateway.log"));
   const url = `http://127.0.0.1:${port}`;
   const gateway = Object.assign(proc, { url, health: () => health(url) });

@@ -10,8 +10,15 @@ import { psql, startGateway, startServer } from "./processes.js";
 
 /** Fixed ports: IndexedDB belongs to an origin, and the origin includes the port. */
 export const GATEWAY_PORT = Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
+/** HTTPS on TCP and HTTP/3 + WebTransport on UDP. */
+export const GATEWAY_HTTPS_PORT = Number(process.env.QPQ_TEST_GATEWAY_HTTPS_PORT ?? 18443);
 export const NODE_PORTS = [17443, 17444];
 export const BASE_URL = `http://127.0.0.1:${GATEWAY_PORT}`;
+
+/** The app's URL for a transport: `?transport=` forces one; "auto" is the default. */
+export function appUrlFor(transport) {
+  return transport === "auto" ? `${BASE_URL}/` : `${BASE_URL}/?transport=${transport}`;
+}
 
 /**
  * @typedef {Awaited<ReturnType<typeof startServer>>} Server
@@ -28,13 +35,14 @@ async function attachLogs(testInfo, logDir) {
 }
 
 /** Builds a stack around `nodes` and runs `use` with it; stops everything afterwards. */
-async function withStack(dir, nodes, use, testInfo) {
+async function withStack(dir, nodes, use, testInfo, args) {
   const stack = { dir, url: BASE_URL, nodes, gateway: null };
+  const start = () => startGateway({ port: GATEWAY_PORT, httpsPort: GATEWAY_HTTPS_PORT, nodes, logDir: dir, args });
   try {
-    stack.gateway = await startGateway({ port: GATEWAY_PORT, nodes, logDir: dir });
+    stack.gateway = await start();
     stack.restartGateway = async () => {
       await stack.gateway.stop();
-      stack.gateway = await startGateway({ port: GATEWAY_PORT, nodes, logDir: dir });
+      stack.gateway = await start();
       return stack.gateway;
     };
     await use(stack);
@@ -46,19 +54,33 @@ async function withStack(dir, nodes, use, testInfo) {
 }
 
 export const test = base.extend({
+  /**
+   * The transport the app is opened with (a project option): "webtransport" or "websocket"
+   * force one with `?transport=`, "auto" opens the plain URL.
+   */
+  transport: ["websocket", { option: true }],
+
+  /** Extra gateway flags (e.g. `["--no-http3"]`). */
+  gatewayArgs: [[], { option: true }],
+
+  /** The app's URL for this project's transport. */
+  appUrl: async ({ transport }, use) => {
+    await use(appUrlFor(transport));
+  },
+
   /** One node on SQLite behind the gateway. @type {Stack} */
-  stack: async ({}, use, testInfo) => {
+  stack: async ({ gatewayArgs }, use, testInfo) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-"));
     try {
       const node = await startServer({ name: "node", port: NODE_PORTS[0], dataDir: path.join(dir, "node"), logDir: dir });
-      await withStack(dir, [node], use, testInfo);
+      await withStack(dir, [node], use, testInfo, gatewayArgs);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   },
 
   /** Two nodes sharing a fresh PostgreSQL database behind one gateway. @type {Stack} */
-  cluster: async ({}, use, testInfo) => {
+  cluster: async ({ gatewayArgs }, use, testInfo) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-cluster-"));
     const db = `qpq_pw_${process.pid}_${Date.now()}`;
     psql(`CREATE DATABASE ${db}`);
@@ -69,7 +91,7 @@ export const test = base.extend({
         const name = `node${i + 1}`;
         nodes.push(await startServer({ name, port, dataDir: path.join(dir, name), logDir: dir, database }));
       }
-      await withStack(dir, nodes, use, testInfo);
+      await withStack(dir, nodes, use, testInfo, gatewayArgs);
     } finally {
       for (const n of nodes) await n.stop("SIGKILL");
       psql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -81,15 +103,16 @@ export const test = base.extend({
    * Opens the app for a new person (a fresh browser context: their own storage).
    * @type {(options?: import("@playwright/test").BrowserContextOptions) => Promise<import("@playwright/test").Page>}
    */
-  newPerson: async ({ browser }, use) => {
+  newPerson: async ({ browser, appUrl }, use) => {
     const contexts = [];
     const problems = [];
-    await use(async (options = {}) => {
+    await use(async (options = {}, { url = appUrl, prepare } = {}) => {
       const context = await browser.newContext(options);
       contexts.push(context);
       watchForPageProblems(context, problems);
+      if (prepare) await prepare(context);
       const page = await context.newPage();
-      await page.goto(`${BASE_URL}/`);
+      await page.goto(url);
       return page;
     });
     for (const c of contexts) await c.close();

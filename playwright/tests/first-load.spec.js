@@ -1,6 +1,6 @@
-import { test, expect, BASE_URL } from "../support/stack.js";
+import { test, expect } from "../support/stack.js";
 
-test("the first load shows progress, and a failed download is explained", async ({ stack, browser }) => {
+test("the first load shows progress, and a failed download is explained", async ({ stack, browser, appUrl }) => {
   const context = await browser.newContext();
   try {
     // Hold the engine's download until the progress has been seen.
@@ -11,7 +11,7 @@ test("the first load shows progress, and a failed download is explained", async 
       await held;
       await route.continue();
     });
-    await page.goto(`${BASE_URL}/`);
+    await page.goto(appUrl);
     await expect(page.getByRole("progressbar", { name: /Loading the encryption engine/ })).toBeVisible();
     release();
     await expect(page.getByRole("textbox", { name: "Username" })).toBeVisible();
@@ -21,7 +21,7 @@ test("the first load shows progress, and a failed download is explained", async 
     await broken.route("**/pkg/qpq_web_bg.wasm", (route) => route.fulfill({ status: 404, body: "not found" }));
     // The first tab holds the engine; close it so this one may start.
     await page.close();
-    await broken.goto(`${BASE_URL}/`);
+    await broken.goto(appUrl);
     await expect(broken.getByRole("heading", { name: "quicproquo could not start" })).toBeVisible();
     await expect(broken.getByRole("alert")).toHaveText(
       "The server did not send the app's engine (HTTP 404); try again later.",

@@ -2,13 +2,13 @@ import { chromium } from "@playwright/test";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { test, expect, BASE_URL, watchForPageProblems } from "../support/stack.js";
+import { test, expect, watchForPageProblems } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 import {
-  connection,
   conversationEntry,
   createAccount,
   expectChat,
+  expectOnline,
   openConversation,
   ownMessage,
   send,
@@ -30,7 +30,7 @@ test("a reload keeps the account, the conversations and the history", async ({ s
   await alice.reload();
   await expect(alice.getByText("Signed in as alice@localhost")).toBeVisible();
   await expect(alice.getByRole("textbox", { name: "Username" })).toBeHidden();
-  await expect(connection(alice)).toHaveText("Online via WebSocket");
+  await expectOnline(alice);
   await expect(conversationEntry(alice, "bob@localhost")).toContainText("reply before the reload");
   await openConversation(alice, "bob@localhost");
   await expectChat(alice, ["before the reload", "reply before the reload"]);
@@ -44,7 +44,7 @@ test("a reload keeps the account, the conversations and the history", async ({ s
   await expectChat(bob, all);
 });
 
-test("closing and reopening the browser keeps the identity and the history", async ({ stack, newPerson }) => {
+test("closing and reopening the browser keeps the identity and the history", async ({ stack, newPerson, appUrl }) => {
   const bob = await newPerson();
   await createAccount(bob, "bob");
   const profile = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-profile-"));
@@ -54,7 +54,7 @@ test("closing and reopening the browser keeps the identity and the history", asy
     browser = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
     watchForPageProblems(browser, problems);
     const page = browser.pages()[0] ?? (await browser.newPage());
-    await page.goto(`${BASE_URL}/`);
+    await page.goto(appUrl);
     return page;
   };
   try {
@@ -74,7 +74,7 @@ test("closing and reopening the browser keeps the identity and the history", asy
     alice = await openBrowser();
     await expect(alice.getByText("Signed in as alice@localhost")).toBeVisible();
     await expect(alice.getByRole("textbox", { name: "Username" })).toBeHidden();
-    await expect(connection(alice)).toHaveText("Online via WebSocket");
+    await expectOnline(alice);
     await openConversation(alice, "bob@localhost");
     await expectChat(alice, ["written before closing", "reply before closing", "sent while Alice was away"]);
     await expect(ownMessage(bob, "sent while Alice was away").locator(".msg-status")).toHaveText("Delivered");

@@ -1,6 +1,6 @@
 import { test, expect } from "../support/stack.js";
 import { waitUntil } from "../support/processes.js";
-import { connection, createAccount, expectChat, openConversation, ownMessage, send, startChat } from "../support/app.js";
+import { connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
 
 /** Alice and Bob, online, in one chat that both have open. */
 async function aliceAndBob(newPerson) {
@@ -27,7 +27,7 @@ test("the gateway restarts: both reconnect by themselves and nothing is lost or 
   await expect(ownMessage(alice, "outage 3").locator(".msg-status")).toHaveText("Sending…");
 
   await stack.restartGateway();
-  for (const p of [alice, bob]) await expect(connection(p)).toHaveText("Online via WebSocket", { timeout: 45_000 });
+  for (const p of [alice, bob]) await expectOnline(p, { timeout: 45_000 });
 
   const alicesOrder = ["first", "outage 1", "outage 2", "outage 3"];
   const bobsOrder = ["while down A", "while down B"];
@@ -64,7 +64,7 @@ test("a server node dies: sessions move to the other node and messages keep flow
   const now = await health();
   expect(now.nodes.find((n) => n.addr === victim.addr)).toMatchObject({ up: false, sessions: 0 });
   expect(now.nodes.find((n) => n.addr === survivor.addr)).toMatchObject({ up: true, sessions: 2 });
-  for (const p of [alice, bob]) await expect(connection(p)).toHaveText("Online via WebSocket");
+  for (const p of [alice, bob]) await expectOnline(p);
   // Exactly one of them (the one on the dead node) lost its connection and came back.
   const states = await Promise.all([alice, bob].map((p) => p.evaluate(() => window.__connectionStates)));
   expect(states.filter((s) => s.includes("offline") || s.includes("connecting"))).toHaveLength(1);

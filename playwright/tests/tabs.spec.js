@@ -1,7 +1,7 @@
-import { test, expect, BASE_URL } from "../support/stack.js";
+import { test, expect } from "../support/stack.js";
 import { connection, createAccount, expectChat, openConversation, send, startChat } from "../support/app.js";
 
-test("a second tab offers to take over, and the first tab stops when it does", async ({ stack, newPerson }) => {
+test("a second tab offers to take over, and the first tab stops when it does", async ({ stack, newPerson, appUrl }) => {
   const bob = await newPerson();
   await createAccount(bob, "bob");
   const first = await newPerson();
@@ -18,7 +18,7 @@ test("a second tab offers to take over, and the first tab stops when it does", a
 
   // The same profile (browser context) in a second tab.
   const second = await first.context().newPage();
-  await second.goto(`${BASE_URL}/`);
+  await second.goto(appUrl);
   await expect(second.getByRole("heading", { name: "quicproquo is open in another tab" })).toBeVisible();
   await expect(second.getByText("Signed in as")).toBeHidden();
   // The first tab is unaffected so far.

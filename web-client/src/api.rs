@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::{client_error, js_error};
 use crate::platform::WebPlatform;
 use crate::store::IdbStore;
-use crate::transport::WsConnector;
+use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
 type WebClient = Client<IdbStore, WebPlatform>;
@@ -59,8 +59,25 @@ export type QpqEvent =
   | { type: "notice"; text: string };
 /** Options of `QpqClient.open` and `QpqClient.register`. */
 export interface QpqOptions {
+  /**
+   * Which transport to use: `"auto"` (default) prefers WebTransport and falls back to
+   * WebSocket when it is missing or fails; the others force one.
+   */
+  transport?: "auto" | "webtransport" | "websocket";
   /** WebSocket URL of the gateway; default: `/ws` on the page's origin. */
   websocketUrl?: string;
+  /**
+   * WebTransport URL of the gateway (`https://HOST:PORT/wt`); default: what
+   * `/transport.json` of the page's origin says, fetched before every attempt.
+   */
+  webtransportUrl?: string;
+  /**
+   * Base64 SHA-256 hashes of the certificates to trust for `webtransportUrl`
+   * (`serverCertificateHashes`); only with `webtransportUrl`. Default: none (CA checks).
+   */
+  webtransportCertHashes?: string[];
+  /** How long a WebTransport attempt may take before WebSocket is tried (ms; default 2000). */
+  webtransportTimeoutMs?: number;
 }
 "#;
 
@@ -74,7 +91,11 @@ pub struct QpqClient {
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Options {
+    transport: Option<String>,
     websocket_url: Option<String>,
+    webtransport_url: Option<String>,
+    webtransport_cert_hashes: Option<Vec<String>>,
+    webtransport_timeout_ms: Option<u32>,
 }
 
 fn options(v: JsValue) -> Result<Options, JsValue> {
@@ -84,27 +105,32 @@ fn options(v: JsValue) -> Result<Options, JsValue> {
     serde_wasm_bindgen::from_value(v).map_err(|e| js_error("input", &format!("bad options: {e}")))
 }
 
-fn default_ws_url() -> Result<String, JsValue> {
+/// `scheme://host` of the page.
+fn page_origin() -> Result<(String, String), JsValue> {
     let location = js_sys::Reflect::get(&js_sys::global(), &"location".into())?;
     let href = js_sys::Reflect::get(&location, &"href".into())?.as_string().unwrap_or_default();
-    let url = web_sys_url(&href)?;
-    Ok(url)
-}
-
-/// `ws(s)://host/ws` for the page at `href`.
-fn web_sys_url(href: &str) -> Result<String, JsValue> {
     let (scheme, rest) = href.split_once("://").ok_or_else(|| js_error("input", "the page has no URL"))?;
-    let host = rest.split('/').next().unwrap_or_default();
-    let ws = if scheme == "https" { "wss" } else { "ws" };
-    Ok(format!("{ws}://{host}/ws"))
+    Ok((scheme.to_string(), rest.split('/').next().unwrap_or_default().to_string()))
 }
 
 fn connector(o: &Options) -> Result<Rc<dyn Connector>, JsValue> {
-    let url = match &o.websocket_url {
-        Some(u) => u.clone(),
-        None => default_ws_url()?,
+    let mode = match &o.transport {
+        Some(t) => TransportMode::parse(t)
+            .ok_or_else(|| js_error("input", &format!("transport {t:?} is not auto, webtransport or websocket")))?,
+        None => TransportMode::Auto,
     };
-    Ok(Rc::new(WsConnector::new(url)))
+    let (scheme, host) = page_origin()?;
+    let websocket_url = match &o.websocket_url {
+        Some(u) => u.clone(),
+        None => format!("{}://{host}/ws", if scheme == "https" { "wss" } else { "ws" }),
+    };
+    let webtransport = match &o.webtransport_url {
+        Some(u) => WtEndpoint::fixed(u.clone(), o.webtransport_cert_hashes.as_deref().unwrap_or_default())
+            .map_err(|e| js_error("input", &e))?,
+        None => WtEndpoint::Discover { info_url: format!("{scheme}://{host}/transport.json") },
+    };
+    let timeout = o.webtransport_timeout_ms.unwrap_or(WT_TIMEOUT_MS);
+    Ok(Rc::new(AutoConnector::new(mode, websocket_url, webtransport, timeout)))
 }
 
 fn to_js<T: Serialize>(v: &T) -> JsValue {

@@ -10,6 +10,7 @@ import { ConversationList } from "./conversation-list.js";
 import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
 import { wireStartDialogs } from "./start-dialogs.js";
+import { wireTransportSelect } from "../transport-setting.js";
 
 /** How long a notice stays on screen. */
 const NOTICE_MS = 10_000;
@@ -43,6 +44,7 @@ export class ChatApp {
     this.members = new MembersPanel(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
     wireStartDialogs(client, (id) => this.open(id), signal);
+    wireTransportSelect(byId("transport-select"), signal);
 
     this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
     this.input.addEventListener("keydown", (e) => this.keydown(e), { signal });

@@ -7,9 +7,10 @@ import { showScreen } from "./screens.js";
 /**
  * Shows the sign-up form until an account is created.
  * @param {typeof import("/pkg/qpq_web.js").QpqClient} QpqClient
+ * @param {import("/pkg/qpq_web.js").QpqOptions} options how to reach the gateway
  * @returns {Promise<import("/pkg/qpq_web.js").QpqClient>}
  */
-export function askForAccount(QpqClient) {
+export function askForAccount(QpqClient, options) {
   const form = byId("signup-form");
   const input = byId("signup-name");
   const error = byId("signup-error");
@@ -33,7 +34,7 @@ export function askForAccount(QpqClient) {
       input.setAttribute("aria-invalid", "false");
       setText(busy, "Creating your account…");
       try {
-        const client = await QpqClient.register(name);
+        const client = await QpqClient.register(name, options);
         form.onsubmit = null;
         resolve(client);
       } catch (e) {
