@@ -39,8 +39,8 @@ pub struct GroupMeta {
     pub disappear_secs: u32,
 }
 
-/// Longest disappearing-message timer: one year.
-pub const MAX_DISAPPEAR_SECS: u32 = 366 * 24 * 3600;
+/// Longest disappearing-message timer: 365 days (the longest queue lifetime a node accepts).
+pub const MAX_DISAPPEAR_SECS: u32 = 365 * 24 * 3600;
 
 /// Longest group name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
