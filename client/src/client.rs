@@ -27,6 +27,10 @@ const BACKOFF_MAX_MS: u64 = 30_000;
 const HEARTBEAT_MS: u64 = 20_000;
 /// How long a check may take before the connection is considered dead.
 const HEARTBEAT_TIMEOUT_MS: u64 = 10_000;
+/// How often expired messages are looked for.
+const EXPIRY_TICK_MS: u64 = 500;
+/// How long deleting an account waits for the notices to its conversations to be sent.
+const ACCOUNT_NOTICE_TIMEOUT_MS: u64 = 10_000;
 
 /// The connection as the UI shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +171,8 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.inner.platform.spawn(async move { me.connection_loop(connector, stop_rx).await }.boxed_local());
         let me = self.clone();
         self.inner.platform.spawn(async move { me.pump_loop(kicks).await }.boxed_local());
+        let me = self.clone();
+        self.inner.platform.spawn(async move { me.expiry_loop().await }.boxed_local());
         self.kick();
     }
 
@@ -315,17 +321,100 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         Ok(id)
     }
 
-    /// Marks a conversation read.
+    /// Sends a text message replying to `reply_to` (an earlier message of the conversation).
+    pub async fn send_reply(&self, conv: &ChannelId, text: &str, reply_to: MessageId) -> Result<MessageId, ClientError> {
+        let now = self.inner.platform.now_ms();
+        let id = {
+            let mut e = self.inner.engine.borrow_mut();
+            if e.message_by_id(conv, &reply_to).is_none_or(|m| !m.is_content()) {
+                return Err(ClientError::Engine(qpq_core::EngineError::NoSuchMessage));
+            }
+            e.send_text(conv, text, Some(reply_to), now)?
+        };
+        self.step_done().await?;
+        Ok(id)
+    }
+
+    /// Marks a conversation read (sending read receipts for what others wrote).
     pub async fn mark_read(&self, conv: &ChannelId) -> Result<(), ClientError> {
         self.inner.engine.borrow_mut().mark_read(conv);
         self.step_done().await
     }
 
-    /// Deletes the account on the server. The caller then clears local storage.
+    /// Adds or takes back a reaction to a message.
+    pub async fn react(&self, conv: &ChannelId, target: MessageId, emoji: &str, remove: bool) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().react(conv, target, emoji, remove, now)?;
+        self.step_done().await
+    }
+
+    /// Changes the text of one of this user's messages for everyone.
+    pub async fn edit_message(&self, conv: &ChannelId, target: MessageId, text: &str) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().edit_message(conv, target, text, now)?;
+        self.step_done().await
+    }
+
+    /// Deletes one of this user's messages for everyone.
+    pub async fn delete_message(&self, conv: &ChannelId, target: MessageId) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().delete_message(conv, target, now)?;
+        self.step_done().await
+    }
+
+    /// Tells the members this user started or stopped typing. Nothing is queued while
+    /// offline: a stale "typing" is worse than none.
+    pub async fn set_typing(&self, conv: &ChannelId, active: bool) -> Result<(), ClientError> {
+        if self.session().is_err() {
+            return Ok(());
+        }
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().set_typing(conv, active, now)?;
+        self.step_done().await
+    }
+
+    /// Sets the conversation's disappearing-message timer (seconds, 0 for off).
+    pub async fn set_disappearing(&self, conv: &ChannelId, secs: u32) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().set_disappearing(conv, secs)?;
+        self.step_done().await
+    }
+
+    /// Leaves a conversation; the other members remove this user's devices.
+    pub async fn leave_conversation(&self, conv: &ChannelId) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().leave_conversation(conv, qpq_core::LeaveReason::Left, now)?;
+        self.step_done().await
+    }
+
+    /// Deletes the account on the server. First every conversation is told (members then
+    /// see "… deleted their account" and remove its devices); that notice is sent if it
+    /// can be within ten seconds. The caller then clears local storage.
     pub async fn delete_account(&self) -> Result<(), ClientError> {
-        self.session()?.delete_account().await?;
+        let session = self.session()?;
+        let now = self.inner.platform.now_ms();
+        {
+            let mut e = self.inner.engine.borrow_mut();
+            let active: Vec<ChannelId> = e.conversations().iter().filter(|c| c.active).map(|c| c.id.clone()).collect();
+            for conv in active {
+                // A conversation that cannot be told is still left; the deletion goes on.
+                let _ = e.leave_conversation(&conv, qpq_core::LeaveReason::AccountDeleted, now);
+            }
+        }
+        self.step_done().await?;
+        self.wait_for(ACCOUNT_NOTICE_TIMEOUT_MS, |e| e.outbox_len() == 0).await;
+        session.delete_account().await?;
         self.stop();
         Ok(())
+    }
+
+    /// Removes messages whose disappearing timer ran out; returns how many.
+    pub async fn expire(&self) -> Result<usize, ClientError> {
+        let now = self.inner.platform.now_ms();
+        let n = self.inner.engine.borrow_mut().expire(now);
+        if n > 0 {
+            self.persist().await?;
+        }
+        Ok(n)
     }
 
     /// Waits until `pred` holds for the engine, or `timeout_ms` passes (returns false).
@@ -531,6 +620,18 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.persist().await?;
         session.upload_key_packages(&kps, Some(&last_resort)).await?;
         Ok(())
+    }
+
+    /// Removes expired messages as their time comes (checked twice a second).
+    async fn expiry_loop(self) {
+        while !self.inner.stopped.get() {
+            let now = self.inner.platform.now_ms();
+            let due = self.inner.engine.borrow().next_expiry().is_some_and(|t| t <= now);
+            if due {
+                let _ = self.expire().await;
+            }
+            self.inner.platform.sleep(EXPIRY_TICK_MS).await;
+        }
     }
 
     async fn pump_loop(self, mut kicks: mpsc::UnboundedReceiver<()>) {

@@ -29,6 +29,20 @@ export interface ConversationView {
   createdAt: number;
   createdBy: string;
   lastMessage?: MessageView | null;
+  /** Disappearing-message timer in seconds, 0 when off. */
+  disappearSecs: number;
+}
+/** One reaction on a message: the emoji and who gave it. */
+export interface ReactionView {
+  emoji: string;
+  users: string[];
+  mine: boolean;
+}
+/** The message a reply quotes; `sender` is absent when it is gone. */
+export interface QuoteView {
+  id: string;
+  sender?: string | null;
+  text: string;
 }
 /** A history entry. Render `text` as text, never as HTML. */
 export interface MessageView {
@@ -36,13 +50,19 @@ export interface MessageView {
   index: number;
   sender: string;
   outgoing: boolean;
-  kind: "text" | "system" | "unsupported";
+  kind: "text" | "system" | "unsupported" | "deleted";
   text: string;
-  status: "sending" | "sent" | "delivered" | "failed" | "received";
+  status: "sending" | "sent" | "delivered" | "read" | "failed" | "received";
   failure?: string | null;
   sentAt: number;
   serverTime: number;
   deliveredTo: string[];
+  readBy: string[];
+  edited: boolean;
+  reactions: ReactionView[];
+  /** When it disappears (ms since the Unix epoch). */
+  expiresAt?: number | null;
+  replyTo?: QuoteView | null;
 }
 /** The connection indicator's state. */
 export interface ConnectionView {
@@ -54,7 +74,8 @@ export interface ConnectionView {
 /** What `onEvent` callbacks receive. */
 export type QpqEvent =
   | { type: "conversation"; id: string }
-  | { type: "message"; conversation: string; index: number; change: "added" | "changed" }
+  | { type: "message"; conversation: string; index: number; change: "added" | "changed" | "removed" }
+  | { type: "typing"; conversation: string }
   | ({ type: "connection" } & ConnectionView)
   | { type: "notice"; text: string };
 /** Options of `QpqClient.open` and `QpqClient.register`. */
@@ -139,6 +160,10 @@ fn to_js<T: Serialize>(v: &T) -> JsValue {
 
 fn channel(id: &str) -> Result<ChannelId, JsValue> {
     ChannelId::from_hex(id).map_err(|_| js_error("no_such_conversation", "no such conversation"))
+}
+
+fn message_id(id: &str) -> Result<qpq_core::MessageId, JsValue> {
+    qpq_core::MessageId::from_hex(id).ok_or_else(|| js_error("no_such_message", "no such message in this conversation"))
 }
 
 #[wasm_bindgen]
@@ -230,8 +255,7 @@ impl QpqClient {
     pub fn history(&self, id: &str) -> Result<JsValue, JsValue> {
         let id = channel(id)?;
         Ok(self.client.with_engine(|e| {
-            let me = e.user();
-            let v: Vec<views::MessageView> = e.history(&id).iter().map(|m| views::message_view(m, me)).collect();
+            let v: Vec<views::MessageView> = e.history(&id).iter().map(|m| views::message_view_in(e, &id, m)).collect();
             to_js(&v)
         }))
     }
@@ -241,10 +265,12 @@ impl QpqClient {
     pub fn history_since(&self, id: &str, from_index: u32) -> Result<JsValue, JsValue> {
         let id = channel(id)?;
         Ok(self.client.with_engine(|e| {
-            let me = e.user();
-            let h = e.history(&id);
-            let from = (from_index as usize).min(h.len());
-            let v: Vec<views::MessageView> = h[from..].iter().map(|m| views::message_view(m, me)).collect();
+            let v: Vec<views::MessageView> = e
+                .history(&id)
+                .iter()
+                .filter(|m| m.index >= u64::from(from_index))
+                .map(|m| views::message_view_in(e, &id, m))
+                .collect();
             to_js(&v)
         }))
     }
@@ -253,10 +279,17 @@ impl QpqClient {
     #[wasm_bindgen(unchecked_return_type = "MessageView | undefined")]
     pub fn message(&self, id: &str, index: u32) -> Result<JsValue, JsValue> {
         let id = channel(id)?;
-        Ok(self.client.with_engine(|e| match e.history(&id).get(index as usize) {
-            Some(m) => to_js(&views::message_view(m, e.user())),
+        Ok(self.client.with_engine(|e| match e.message(&id, u64::from(index)) {
+            Some(m) => to_js(&views::message_view_in(e, &id, m)),
             None => JsValue::UNDEFINED,
         }))
+    }
+
+    /// The other members typing in a conversation now.
+    pub fn typing(&self, id: &str) -> Result<Vec<String>, JsValue> {
+        let id = channel(id)?;
+        let now = js_sys::Date::now() as u64;
+        Ok(self.client.with_engine(|e| e.typing(&id, now).iter().map(|u| u.to_string()).collect()))
     }
 
     /// Opens the 1:1 chat with `user` (`name` or `name@domain`), creating it if needed;
@@ -294,13 +327,59 @@ impl QpqClient {
         Ok(self.client.send_text(&channel(&conversation)?, &text).await.map_err(client_error)?.to_hex())
     }
 
+    /// Sends a text message replying to message `replyTo` (hex id); resolves to its id.
+    #[wasm_bindgen(js_name = sendReply)]
+    pub async fn send_reply(&self, conversation: String, text: String, reply_to: String) -> Result<String, JsValue> {
+        let target = message_id(&reply_to)?;
+        Ok(self.client.send_reply(&channel(&conversation)?, &text, target).await.map_err(client_error)?.to_hex())
+    }
+
+    /// Adds (or with `remove`, takes back) a reaction to a message.
+    pub async fn react(&self, conversation: String, message: String, emoji: String, remove: bool) -> Result<(), JsValue> {
+        let target = message_id(&message)?;
+        self.client.react(&channel(&conversation)?, target, &emoji, remove).await.map_err(client_error)
+    }
+
+    /// Changes the text of one of your messages for everyone (code `not_yours` otherwise).
+    #[wasm_bindgen(js_name = editMessage)]
+    pub async fn edit_message(&self, conversation: String, message: String, text: String) -> Result<(), JsValue> {
+        let target = message_id(&message)?;
+        self.client.edit_message(&channel(&conversation)?, target, &text).await.map_err(client_error)
+    }
+
+    /// Deletes one of your messages for everyone (code `not_yours` otherwise).
+    #[wasm_bindgen(js_name = deleteMessage)]
+    pub async fn delete_message(&self, conversation: String, message: String) -> Result<(), JsValue> {
+        let target = message_id(&message)?;
+        self.client.delete_message(&channel(&conversation)?, target).await.map_err(client_error)
+    }
+
+    /// Tells the members you started (`true`) or stopped typing.
+    #[wasm_bindgen(js_name = setTyping)]
+    pub async fn set_typing(&self, conversation: String, active: bool) -> Result<(), JsValue> {
+        self.client.set_typing(&channel(&conversation)?, active).await.map_err(client_error)
+    }
+
+    /// Sets the disappearing-message timer in seconds (0: off) for every member.
+    #[wasm_bindgen(js_name = setDisappearing)]
+    pub async fn set_disappearing(&self, conversation: String, seconds: u32) -> Result<(), JsValue> {
+        self.client.set_disappearing(&channel(&conversation)?, seconds).await.map_err(client_error)
+    }
+
+    /// Leaves a conversation; its history stays readable here.
+    #[wasm_bindgen(js_name = leaveConversation)]
+    pub async fn leave_conversation(&self, conversation: String) -> Result<(), JsValue> {
+        self.client.leave_conversation(&channel(&conversation)?).await.map_err(client_error)
+    }
+
     /// Marks a conversation read.
     #[wasm_bindgen(js_name = markRead)]
     pub async fn mark_read(&self, conversation: String) -> Result<(), JsValue> {
         self.client.mark_read(&channel(&conversation)?).await.map_err(client_error)
     }
 
-    /// Deletes the account on the server, then everything in this browser.
+    /// Deletes the account on the server (after telling every conversation, whose members
+    /// then see "… deleted their account"), then everything in this browser.
     #[wasm_bindgen(js_name = deleteAccount)]
     pub async fn delete_account(self) -> Result<(), JsValue> {
         self.client.delete_account().await.map_err(client_error)?;
