@@ -16,8 +16,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::StreamExt;
+use h3::server::RequestStream;
 use http::{Request, StatusCode};
 
 use crate::admission::{self, Refusal};
@@ -131,7 +132,7 @@ pub(crate) async fn run_webtransport(
             let end = loop {
                 let read = tokio::select! {
                     r = tokio::time::timeout(ctl.idle_timeout, recv.read(&mut buf)) => r,
-                    _ = futures::future::poll_fn(|cx| connect_recv.poll_recv_data(cx)) => break None,
+                    () = session_closed(&mut connect_recv) => break None,
                     () = ctl.shutdown.cancelled() => break Some((1001, "the gateway is shutting down")),
                 };
                 match read {
@@ -160,4 +161,15 @@ pub(crate) async fn run_webtransport(
     }
     webtransport::linger(&quic, &mut connect_recv).await;
     drop((connect_recv, h3));
+}
+
+/// Resolves when the browser ends the `CONNECT` stream (its close capsule and FIN, or a
+/// reset); capsules before that are read and dropped.
+async fn session_closed(connect_recv: &mut RequestStream<h3_quinn::RecvStream, Bytes>) {
+    loop {
+        match futures::future::poll_fn(|cx| connect_recv.poll_recv_data(cx)).await {
+            Ok(Some(mut capsule)) => capsule.advance(capsule.remaining()),
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
