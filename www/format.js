@@ -8,12 +8,41 @@ export function statusText(message) {
     case "sent":
       return "Sent";
     case "delivered":
-      return "Delivered";
+      return message.readBy.length ? `Read by ${message.readBy.length}` : "Delivered";
+    case "read":
+      return message.readBy.length > 1 ? `Read by ${message.readBy.length}` : "Read";
     case "failed":
       return message.failure ? `Not sent: ${message.failure}` : "Not sent";
     default:
       return "";
   }
+}
+
+/** Who received and who read an outgoing message, in words (for its status's tooltip). */
+export function readersText(message) {
+  const parts = [];
+  if (message.readBy.length) parts.push(`Read by ${message.readBy.join(", ")}`);
+  if (message.deliveredTo.length) parts.push(`Delivered to ${message.deliveredTo.join(", ")}`);
+  return parts.join(". ");
+}
+
+/** "5 minutes" for 300 seconds; "Off" for 0. */
+export function durationText(secs) {
+  if (!secs) return "Off";
+  const units = [
+    [604800, "week"],
+    [86400, "day"],
+    [3600, "hour"],
+    [60, "minute"],
+    [1, "second"],
+  ];
+  for (const [size, unit] of units) {
+    if (secs % size === 0) {
+      const n = secs / size;
+      return `${n} ${unit}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${secs} seconds`;
 }
 
 /** A clock time for today, a date and time otherwise. */

@@ -2,18 +2,23 @@
 // conversation, the connection indicator, and the dialogs. It reads everything from the
 // engine and redraws what an engine event says changed.
 
-import { byId, setText } from "../dom.js";
+import { byId, h, setText } from "../dom.js";
 import { asSentence, describeError } from "../errors.js";
 import { showScreen } from "./screens.js";
 import { ConnectionStatus } from "./connection-status.js";
 import { ConversationList } from "./conversation-list.js";
 import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
+import { GroupInfo, wireDeleteAccount } from "./group-info.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
 
 /** How long a notice stays on screen. */
 const NOTICE_MS = 10_000;
+/** A "typing" start is renewed this often while the person keeps typing… */
+const TYPING_RENEW_MS = 4_000;
+/** …and a stop is sent after this long without a keystroke. */
+const TYPING_IDLE_MS = 3_000;
 
 export class ChatApp {
   /** @param {import("/pkg/qpq_web.js").QpqClient} client */
@@ -43,6 +48,35 @@ export class ChatApp {
     this.log = new MessageLog(byId("messages"));
     this.members = new MembersPanel(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
+    this.log.setActions({
+      react: (m, emoji, remove) => this.act(() => this.client.react(this.selectedId, m.id, emoji, remove)),
+      reply: (m) => this.startContext("reply", m),
+      edit: (m) => this.startContext("edit", m),
+      remove: (m) => this.act(() => this.client.deleteMessage(this.selectedId, m.id)),
+    });
+    this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), signal);
+    wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
+    // Replying to or editing a message: a line above the composer says which, with Cancel.
+    /** @type {{ mode: "reply" | "edit", message: object } | null} */
+    this.context = null;
+    this.contextText = h("span", { class: "composer-context-text", dir: "auto" });
+    this.contextBar = h(
+      "div",
+      { class: "composer-context", role: "status", hidden: true },
+      this.contextText,
+      h("button", { type: "button", class: "secondary small", text: "Cancel", on: { click: () => this.endContext() } }),
+    );
+    this.composer.prepend(this.contextBar);
+    this.typingLine = h("p", { class: "typing hint", role: "status", "aria-live": "polite" });
+    this.composer.before(this.typingLine);
+    this.typingSentAt = 0;
+    this.typingIdle = null;
+    this.typingTick = setInterval(() => this.renderTyping(), 1_000);
+    signal.addEventListener("abort", () => {
+      clearInterval(this.typingTick);
+      clearTimeout(this.typingIdle);
+    });
+    this.input.addEventListener("input", () => this.typed(), { signal });
     wireStartDialogs(client, (id) => this.open(id), signal);
     wireTransportSelect(byId("transport-select"), signal);
 
@@ -92,6 +126,9 @@ export class ChatApp {
       case "notice":
         this.showNotice(asSentence(event.text));
         break;
+      case "typing":
+        if (event.conversation === this.selectedId) this.renderTyping();
+        break;
     }
   }
 
@@ -119,10 +156,13 @@ export class ChatApp {
     if (switched) {
       setText(this.composerError, "");
       this.input.value = "";
+      this.endContext();
+      this.stopTyping();
     }
     if (!id) {
       this.log.clear();
       this.members.show(null);
+      this.info.show(null);
     } else {
       this.renderChat();
       if (switched && !this.input.disabled) this.input.focus();
@@ -148,10 +188,12 @@ export class ChatApp {
     setText(this.title, c.title || "Untitled");
     setText(this.subtitle, c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat");
     this.members.show(c);
+    this.info.show(c);
     this.removedNotice.hidden = c.active;
     this.input.disabled = !c.active;
     this.send.disabled = !c.active;
-    this.log.render(id, this.client.history(id), c.kind);
+    this.log.render(id, this.client.history(id), c.kind, c.active);
+    this.renderTyping();
     if (c.unread > 0 && document.visibilityState === "visible") this.markRead(id);
   }
 
@@ -178,13 +220,79 @@ export class ChatApp {
     setText(this.composerError, "");
     this.input.value = "";
     this.input.focus();
+    const context = this.context;
+    this.endContext();
+    this.stopTyping();
     try {
-      await this.client.sendText(id, text);
+      if (context?.mode === "edit") await this.client.editMessage(id, context.message.id, text);
+      else if (context?.mode === "reply") await this.client.sendReply(id, text, context.message.id);
+      else await this.client.sendText(id, text);
     } catch (e) {
       // Nothing was queued: give the text back so it is not lost.
       if (!this.input.value && this.selectedId === id) this.input.value = text;
       setText(this.composerError, describeError(e));
     }
+  }
+
+  /** Runs a message action, showing its error under the composer. */
+  async act(action) {
+    setText(this.composerError, "");
+    try {
+      await action();
+    } catch (e) {
+      setText(this.composerError, describeError(e));
+    }
+  }
+
+  /** Starts replying to or editing message `m` in the composer. */
+  startContext(mode, m) {
+    this.context = { mode, message: m };
+    const who = m.outgoing ? "yourself" : m.sender;
+    const preview = m.text.replace(/\s+/g, " ").slice(0, 80);
+    setText(this.contextText, mode === "edit" ? `Editing: ${preview}` : `Replying to ${who}: ${preview}`);
+    this.contextBar.hidden = false;
+    if (mode === "edit") this.input.value = m.text;
+    this.input.focus();
+  }
+
+  endContext() {
+    this.context = null;
+    this.contextBar.hidden = true;
+    setText(this.contextText, "");
+  }
+
+  /** A keystroke in the composer: say "typing" (renewed now and then), and stop when idle. */
+  typed() {
+    const id = this.selectedId;
+    if (!id) return;
+    clearTimeout(this.typingIdle);
+    if (!this.input.value.trim()) {
+      this.stopTyping();
+      return;
+    }
+    const now = Date.now();
+    if (now - this.typingSentAt > TYPING_RENEW_MS) {
+      this.typingSentAt = now;
+      this.client.setTyping(id, true).catch(() => {});
+    }
+    this.typingIdle = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingIdle);
+    if (!this.typingSentAt || !this.selectedId) return;
+    this.typingSentAt = 0;
+    this.client.setTyping(this.selectedId, false).catch(() => {});
+  }
+
+  renderTyping() {
+    if (this.stopped) return;
+    const id = this.selectedId;
+    const who = id ? this.client.typing(id) : [];
+    const names = who.map((u) => (u.includes("@") ? u.slice(0, u.lastIndexOf("@")) : u));
+    const text =
+      names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are typing…`;
+    setText(this.typingLine, text);
   }
 
   showNotice(text) {

@@ -1,0 +1,179 @@
+// The conversation's info dialog (name, members, when and by whom it was created, the
+// disappearing-message timer, leave) and the account dialog (delete the account, after a
+// confirmation). Both are built here, so index.html only provides the places for their
+// buttons.
+
+import { h, setText } from "../dom.js";
+import { describeError } from "../errors.js";
+import { durationText } from "../format.js";
+
+/** The timers offered, in seconds (0: off). */
+export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
+
+export class GroupInfo {
+  /**
+   * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {HTMLElement} header where the "Group info" button goes
+   * @param {AbortSignal} signal removes the listeners when the app stops
+   */
+  constructor(client, header, signal) {
+    this.client = client;
+    this.me = client.user();
+    /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
+    this.conversation = null;
+    this.button = h("button", { type: "button", id: "group-info-open", class: "secondary", "aria-haspopup": "dialog", text: "Group info" });
+    header.append(this.button);
+
+    this.title = h("h2", { id: "group-info-title", dir: "auto" });
+    this.created = h("p", { class: "hint", dir: "auto" });
+    this.members = h("ul", { class: "members-list", "aria-label": "Members of this conversation" });
+    this.timer = h(
+      "select",
+      { id: "group-info-timer", "aria-describedby": "group-info-timer-hint" },
+      ...TIMERS.map((s) => h("option", { value: String(s), text: durationText(s) })),
+    );
+    this.leave = h("button", { type: "button", class: "danger", text: "Leave group" });
+    this.error = h("p", { class: "error", role: "alert" });
+    this.close = h("button", { type: "button", class: "secondary", text: "Close" });
+    this.dialog = h(
+      "dialog",
+      { id: "group-info-dialog", "aria-labelledby": "group-info-title" },
+      h(
+        "div",
+        { class: "stack" },
+        this.title,
+        this.created,
+        h("h3", { text: "Members" }),
+        this.members,
+        h("label", { for: "group-info-timer", text: "Disappearing messages" }),
+        this.timer,
+        h("p", { id: "group-info-timer-hint", class: "hint", text: "Applies to every member, for messages sent from now on." }),
+        this.leave,
+        this.error,
+        h("div", { class: "dialog-actions" }, this.close),
+      ),
+    );
+    document.body.append(this.dialog);
+
+    this.button.addEventListener("click", () => this.open(), { signal });
+    this.close.addEventListener("click", () => this.dialog.close(), { signal });
+    this.timer.addEventListener("change", () => this.setTimer(), { signal });
+    this.leave.addEventListener("click", () => this.leaveGroup(), { signal });
+    signal.addEventListener("abort", () => this.dialog.remove());
+  }
+
+  /** @param {import("/pkg/qpq_web.js").ConversationView | null} c */
+  show(c) {
+    if (c?.id !== this.conversation?.id && this.dialog.open) this.dialog.close();
+    this.conversation = c;
+    if (!c) return;
+    const group = c.kind === "group";
+    setText(this.button, group ? "Group info" : "Chat info");
+    setText(this.title, group ? c.title || "Untitled group" : `Chat with ${c.title}`);
+    const when = c.createdAt ? new Date(c.createdAt).toLocaleString() : "an unknown time";
+    setText(this.created, `Created by ${c.createdBy === this.me ? "you" : c.createdBy} on ${when}`);
+    this.members.replaceChildren(
+      ...c.members.map((u) => h("li", {}, h("span", { class: "member-name", dir: "auto", text: u === this.me ? `${u} (you)` : u }))),
+    );
+    const value = String(c.disappearSecs);
+    if (!TIMERS.includes(c.disappearSecs) && !this.timer.querySelector(`option[value="${value}"]`)) {
+      this.timer.append(h("option", { value, text: durationText(c.disappearSecs) }));
+    }
+    if (document.activeElement !== this.timer) this.timer.value = value;
+    this.timer.disabled = !c.active;
+    this.leave.hidden = !group || !c.active;
+  }
+
+  open() {
+    setText(this.error, "");
+    if (this.conversation) this.show(this.conversation);
+    this.dialog.showModal();
+  }
+
+  async setTimer() {
+    const c = this.conversation;
+    if (!c) return;
+    setText(this.error, "");
+    try {
+      await this.client.setDisappearing(c.id, Number(this.timer.value));
+    } catch (e) {
+      setText(this.error, describeError(e));
+      this.timer.value = String(c.disappearSecs);
+    }
+  }
+
+  async leaveGroup() {
+    const c = this.conversation;
+    if (!c) return;
+    setText(this.error, "");
+    this.leave.disabled = true;
+    try {
+      await this.client.leaveConversation(c.id);
+      this.dialog.close();
+    } catch (e) {
+      setText(this.error, describeError(e));
+    } finally {
+      this.leave.disabled = false;
+    }
+  }
+}
+
+/**
+ * The "Delete account" button in the top bar and its confirmation dialog. After the server
+ * deleted the account, everything in this browser is gone and the page starts over.
+ * @param {import("/pkg/qpq_web.js").QpqClient} client
+ * @param {HTMLElement} topbar
+ * @param {() => void} stop stops the app before the client is consumed
+ * @param {AbortSignal} signal
+ */
+export function wireDeleteAccount(client, topbar, stop, signal) {
+  const open = h("button", { type: "button", class: "secondary small", "aria-haspopup": "dialog", text: "Delete account" });
+  topbar.append(open);
+  const error = h("p", { class: "error", role: "alert" });
+  const busy = h("p", { class: "hint", role: "status" });
+  const confirm = h("button", { type: "button", class: "danger", text: "Delete account" });
+  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel" });
+  const dialog = h(
+    "dialog",
+    { id: "delete-account-dialog", "aria-labelledby": "delete-account-title", "aria-describedby": "delete-account-text" },
+    h(
+      "div",
+      { class: "stack" },
+      h("h2", { id: "delete-account-title", text: "Delete your account?" }),
+      h("p", {
+        id: "delete-account-text",
+        text: "Your account, devices and messages are removed from the server and from this browser. Your contacts will see that you deleted your account. This cannot be undone.",
+      }),
+      busy,
+      error,
+      h("div", { class: "dialog-actions" }, cancel, confirm),
+    ),
+  );
+  document.body.append(dialog);
+  open.addEventListener("click", () => {
+    setText(error, "");
+    setText(busy, "");
+    dialog.showModal();
+  }, { signal });
+  cancel.addEventListener("click", () => dialog.close(), { signal });
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    cancel.disabled = true;
+    setText(error, "");
+    setText(busy, "Telling your contacts and deleting your account…");
+    try {
+      stop();
+      await client.deleteAccount();
+      setText(busy, "Your account was deleted.");
+      location.reload();
+    } catch (e) {
+      setText(busy, "");
+      setText(error, describeError(e));
+      confirm.disabled = false;
+      cancel.disabled = false;
+    }
+  }, { signal });
+  signal.addEventListener("abort", () => {
+    if (!confirm.disabled) dialog.remove();
+  });
+}
