@@ -15,7 +15,8 @@
 //! Each kind's body is again TLV fields (see the `tag` module): text `1 text, 2 reply_to`;
 //! receipt `1 kind (1 delivered, 2 read), 2 ids (16 bytes each)`; typing `1 active (0/1)`;
 //! reaction `1 target, 2 emoji, 3 remove (0/1)`; edit `1 target, 2 text`; delete `1 target`;
-//! leave `1 reason (1 left, 2 account deleted)`. Kind 7 is reserved for files.
+//! leave `1 reason (1 left, 2 account deleted)`; file `1 blob (16 bytes), 2 key (32), 3 sha256
+//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`.
 
 use std::fmt;
 
@@ -28,6 +29,13 @@ pub const FORMAT_VERSION: u8 = 1;
 
 /// Longest text a message may carry, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Longest file name a file message may carry, in bytes of UTF-8.
+pub const MAX_FILE_NAME_BYTES: usize = 1024;
+/// Longest media type a file message may carry.
+pub const MAX_MIME_BYTES: usize = 255;
+/// Largest chunk a file may be cut into (plaintext bytes).
+pub const MAX_FILE_CHUNK_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Longest reaction, in bytes of UTF-8 (one emoji, possibly with modifiers).
 pub const MAX_REACTION_BYTES: usize = 32;
@@ -148,6 +156,11 @@ pub enum Body {
         /// Why.
         reason: LeaveReason,
     },
+    /// A file: where its encrypted chunks are and the key to read them.
+    File {
+        /// The file.
+        file: FileRef,
+    },
     /// A kind this build does not know (sent by a newer client).
     Unsupported {
         /// The kind number on the wire.
@@ -193,7 +206,7 @@ mod kind {
     pub const REACTION: u64 = 4;
     pub const EDIT: u64 = 5;
     pub const DELETE: u64 = 6;
-    // 7 is FILE.
+    pub const FILE: u64 = 7;
     pub const LEAVE: u64 = 8;
 }
 
@@ -218,6 +231,14 @@ mod tag {
     pub const EDIT_TEXT: u64 = 2;
 
     pub const LEAVE_REASON: u64 = 1;
+
+    pub const FILE_BLOB: u64 = 1;
+    pub const FILE_KEY: u64 = 2;
+    pub const FILE_SHA256: u64 = 3;
+    pub const FILE_SIZE: u64 = 4;
+    pub const FILE_CHUNK_SIZE: u64 = 5;
+    pub const FILE_NAME: u64 = 6;
+    pub const FILE_MIME: u64 = 7;
 }
 
 impl AppMessage {
@@ -284,6 +305,17 @@ impl AppMessage {
                 put_field(&mut b, tag::LEAVE_REASON, &[r]);
                 (kind::LEAVE, b)
             }
+            Body::File { file } => {
+                let mut b = Vec::with_capacity(120 + file.name.len() + file.mime.len());
+                put_field(&mut b, tag::FILE_BLOB, &file.blob);
+                put_field(&mut b, tag::FILE_KEY, &file.key);
+                put_field(&mut b, tag::FILE_SHA256, &file.sha256);
+                put_field(&mut b, tag::FILE_SIZE, &file.size.to_be_bytes());
+                put_field(&mut b, tag::FILE_CHUNK_SIZE, &file.chunk_size.to_be_bytes());
+                put_field(&mut b, tag::FILE_NAME, file.name.as_bytes());
+                put_field(&mut b, tag::FILE_MIME, file.mime.as_bytes());
+                (kind::FILE, b)
+            }
             Body::Unsupported { kind } => (*kind, Vec::new()),
         };
         let mut k = Vec::new();
@@ -331,6 +363,7 @@ impl AppMessage {
             kind::EDIT => decode_edit(body)?,
             kind::DELETE => Body::Delete { target: find_target(body)? },
             kind::LEAVE => decode_leave(body)?,
+            kind::FILE => decode_file(body)?,
             other => Body::Unsupported { kind: other },
         };
         Ok(AppMessage { id, sent_at, body })
@@ -456,6 +489,43 @@ fn decode_edit(body: &[u8]) -> Result<Body, CodecError> {
     Ok(Body::Edit { target, text: text.ok_or(CodecError::Missing("text"))? })
 }
 
+fn fixed<const N: usize>(v: &[u8], what: &'static str) -> Result<[u8; N], CodecError> {
+    v.try_into().map_err(|_| CodecError::Malformed(what))
+}
+
+fn decode_file(body: &[u8]) -> Result<Body, CodecError> {
+    let (mut blob, mut key, mut sha256, mut size, mut chunk_size, mut name, mut mime) =
+        (None, None, None, None, None, None, None);
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        match t {
+            tag::FILE_BLOB => blob = Some(fixed::<16>(v, "file blob")?),
+            tag::FILE_KEY => key = Some(fixed::<32>(v, "file key")?),
+            tag::FILE_SHA256 => sha256 = Some(fixed::<32>(v, "file hash")?),
+            tag::FILE_SIZE => size = Some(u64::from_be_bytes(fixed(v, "file size")?)),
+            tag::FILE_CHUNK_SIZE => chunk_size = Some(u32::from_be_bytes(fixed(v, "chunk size")?)),
+            tag::FILE_NAME => name = Some(decode_string(v, MAX_FILE_NAME_BYTES, "file name")?),
+            tag::FILE_MIME => mime = Some(decode_string(v, MAX_MIME_BYTES, "media type")?),
+            _ => {}
+        }
+    }
+    let chunk_size = chunk_size.ok_or(CodecError::Missing("chunk size"))?;
+    if chunk_size == 0 || chunk_size > MAX_FILE_CHUNK_BYTES {
+        return Err(CodecError::Malformed("chunk size"));
+    }
+    Ok(Body::File {
+        file: FileRef {
+            blob: blob.ok_or(CodecError::Missing("file blob"))?,
+            key: key.ok_or(CodecError::Missing("file key"))?,
+            sha256: sha256.ok_or(CodecError::Missing("file hash"))?,
+            size: size.ok_or(CodecError::Missing("file size"))?,
+            chunk_size,
+            name: name.ok_or(CodecError::Missing("file name"))?,
+            mime: mime.unwrap_or_default(),
+        },
+    })
+}
+
 fn decode_leave(body: &[u8]) -> Result<Body, CodecError> {
     let mut reason = None;
     for field in Fields::new(body) {
@@ -517,6 +587,55 @@ mod tests {
         }
     }
 
+    fn file_ref() -> FileRef {
+        FileRef {
+            blob: [1; 16],
+            key: [2; 32],
+            sha256: [3; 32],
+            size: 100 * 1024 * 1024,
+            chunk_size: 256 * 1024,
+            name: "holiday <photos>.zip".into(),
+            mime: "application/zip".into(),
+        }
+    }
+
+    #[test]
+    fn files_round_trip_and_bad_ones_are_refused() {
+        let m = with(Body::File { file: file_ref() });
+        let enc = m.encode();
+        assert_eq!(AppMessage::decode(&enc).unwrap(), m);
+
+        // Each field's bytes, rebuilt with one field changed.
+        let body_with = |replace: u64, value: Option<&[u8]>| {
+            let f = file_ref();
+            let fields: [(u64, Vec<u8>); 7] = [
+                (tag::FILE_BLOB, f.blob.to_vec()),
+                (tag::FILE_KEY, f.key.to_vec()),
+                (tag::FILE_SHA256, f.sha256.to_vec()),
+                (tag::FILE_SIZE, f.size.to_be_bytes().to_vec()),
+                (tag::FILE_CHUNK_SIZE, f.chunk_size.to_be_bytes().to_vec()),
+                (tag::FILE_NAME, f.name.into_bytes()),
+                (tag::FILE_MIME, f.mime.into_bytes()),
+            ];
+            let mut b = Vec::new();
+            for (t, v) in fields {
+                match (t == replace, value) {
+                    (true, Some(v)) => put_field(&mut b, t, v),
+                    (true, None) => {}
+                    (false, _) => put_field(&mut b, t, &v),
+                }
+            }
+            decode_file(&b)
+        };
+        assert!(matches!(body_with(tag::FILE_KEY, Some(&[2; 31])), Err(CodecError::Malformed("file key"))));
+        assert!(matches!(body_with(tag::FILE_BLOB, None), Err(CodecError::Missing("file blob"))));
+        assert!(matches!(body_with(tag::FILE_CHUNK_SIZE, Some(&0u32.to_be_bytes())), Err(CodecError::Malformed("chunk size"))));
+        assert!(matches!(body_with(tag::FILE_NAME, Some(&[0xff, 0xfe])), Err(CodecError::Malformed("file name"))));
+        assert!(matches!(body_with(tag::FILE_NAME, Some(&[b'a'; MAX_FILE_NAME_BYTES + 1])), Err(CodecError::Malformed("file name"))));
+        // A missing media type is allowed (shown as a generic file).
+        assert!(matches!(body_with(tag::FILE_MIME, None), Ok(Body::File { file }) if file.mime.is_empty()));
+    }
+
     #[test]
     fn new_kinds_keep_their_numbers() {
         // The numbers are the wire format: older and newer clients rely on them.
@@ -539,6 +658,7 @@ mod tests {
         assert_eq!(kind_of(Body::Edit { target: t, text: "a".into() }), 5);
         assert_eq!(kind_of(Body::Delete { target: t }), 6);
         assert_eq!(kind_of(Body::Leave { reason: LeaveReason::Left }), 8);
+        assert_eq!(kind_of(Body::File { file: file_ref() }), 7);
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub enum Content {
         /// The message it replies to.
         reply_to: Option<MessageId>,
     },
+    /// A file (its name and type are the sender's words: show them as text).
+    File {
+        /// Where the file is and the key to read it.
+        file: crate::FileRef,
+    },
     /// A kind of message this version cannot show.
     Unsupported {
         /// The kind number.

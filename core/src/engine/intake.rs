@@ -228,6 +228,7 @@ impl Engine {
         let from_me = sender.user == *self.user();
         let content = match msg.body {
             Body::Text { text, reply_to } => Content::Text { text, reply_to },
+            Body::File { file } => Content::File { file },
             Body::Unsupported { kind } => Content::Unsupported { kind },
             Body::Receipt { kind, ids } => {
                 if !from_me {

@@ -5,7 +5,10 @@ use openmls::prelude::tls_codec::Serialize as _;
 use qpq_proto::{ChannelId, ClientMsgId, ErrorCode};
 
 use super::Engine;
-use crate::app_message::{AppMessage, Body, MessageId, ReceiptKind, MAX_TEXT_BYTES};
+use crate::app_message::{
+    AppMessage, Body, FileRef, MessageId, ReceiptKind, MAX_FILE_CHUNK_BYTES, MAX_FILE_NAME_BYTES, MAX_MIME_BYTES,
+    MAX_TEXT_BYTES,
+};
 use crate::conversation::{Content, Message, Status};
 use crate::error::EngineError;
 use crate::outbox::{Outbound, OutboundOp, OutboundResult, PendingOp};
@@ -30,8 +33,27 @@ impl Engine {
         if text.len() > MAX_TEXT_BYTES {
             return Err(EngineError::TooLong { len: text.len(), max: MAX_TEXT_BYTES });
         }
+        let body = Body::Text { text: text.to_string(), reply_to };
+        Ok(self.compose(conv, body, Content::Text { text: text.to_string(), reply_to }, now))
+    }
+
+    /// Sends a file whose encrypted chunks are already on the server (the shell uploads them
+    /// first): the reference, with its key, travels in an MLS message like a text.
+    pub fn send_file(&mut self, conv: &ChannelId, file: FileRef, now: u64) -> Result<MessageId, EngineError> {
+        self.require_active(conv)?;
+        if file.chunk_size == 0 || file.chunk_size > MAX_FILE_CHUNK_BYTES {
+            return Err(EngineError::Invalid("the file's chunk size is out of range".into()));
+        }
+        if file.name.len() > MAX_FILE_NAME_BYTES || file.mime.len() > MAX_MIME_BYTES {
+            return Err(EngineError::TooLong { len: file.name.len().max(file.mime.len()), max: MAX_FILE_NAME_BYTES });
+        }
+        Ok(self.compose(conv, Body::File { file: file.clone() }, Content::File { file }, now))
+    }
+
+    /// Appends an outgoing message to history as "sending" and queues it.
+    fn compose(&mut self, conv: &ChannelId, body: Body, content: Content, now: u64) -> MessageId {
         let id = self.new_message_id();
-        let msg = AppMessage { id, sent_at: now, body: Body::Text { text: text.to_string(), reply_to } };
+        let msg = AppMessage { id, sent_at: now, body };
         let entry = Message {
             id,
             index: 0,
@@ -40,7 +62,7 @@ impl Engine {
             outgoing: true,
             sent_at: now,
             server_time: 0,
-            content: Content::Text { text: text.to_string(), reply_to },
+            content,
             status: Status::Sending,
             delivered_to: vec![],
             read_by: vec![],
@@ -53,7 +75,7 @@ impl Engine {
             conv.clone(),
             PendingOp::Message { msg_id: id, plaintext: msg.encode(), ciphertext: None, in_history: true },
         );
-        Ok(id)
+        id
     }
 
     /// The next thing to send, if any is ready. Items of one conversation go strictly in order;
