@@ -232,6 +232,16 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.inner.state.borrow().clone()
     }
 
+    /// The engine, for a step of this crate's own (callers then run `step_done`).
+    pub(crate) fn engine_mut(&self) -> std::cell::RefMut<'_, Engine> {
+        self.inner.engine.borrow_mut()
+    }
+
+    /// The platform's clock and timers.
+    pub(crate) fn platform(&self) -> &P {
+        &self.inner.platform
+    }
+
     /// The live session, if connected.
     pub fn session(&self) -> Result<Session, ClientError> {
         self.inner
@@ -457,7 +467,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     }
 
     /// After a step a person started: store it, tell the UI, move the outbox.
-    async fn step_done(&self) -> Result<(), ClientError> {
+    pub(crate) async fn step_done(&self) -> Result<(), ClientError> {
         self.persist().await?;
         self.kick();
         Ok(())

@@ -21,11 +21,14 @@ pub enum ClientError {
     /// The person's input is not valid.
     #[error("{0}")]
     Input(String),
+    /// The person stopped the operation (a file transfer).
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl ClientError {
     /// A stable code: the server's error code, the engine's code, or one of
-    /// `disconnected`, `storage`, `input`.
+    /// `disconnected`, `storage`, `input`, `cancelled`.
     pub fn code(&self) -> &'static str {
         match self {
             ClientError::Remote(r) => r.code.map(ErrorCode::as_str).unwrap_or("remote"),
@@ -33,6 +36,7 @@ impl ClientError {
             ClientError::Engine(e) => e.code(),
             ClientError::Store(_) => "storage",
             ClientError::Input(_) => "input",
+            ClientError::Cancelled(_) => "cancelled",
         }
     }
 

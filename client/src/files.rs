@@ -104,31 +104,52 @@ pub fn open_chunk(key: &[u8; 32], total: u32, index: u32, sealed: &[u8]) -> Opti
 }
 
 fn cancelled() -> ClientError {
-    ClientError::Input("the transfer was cancelled".into())
+    ClientError::Cancelled("the transfer was cancelled".into())
 }
 
-/// Uploads `source` into a blob of `channel` (or continues the blob `resume`), encrypted
-/// under `key`. Calls `progress(done, total)` after each chunk. Returns the blob id and the
-/// plaintext's SHA-256.
+/// A size for people: "1.5 MB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Creates the blob an upload of `size` bytes goes into, in `channel`, living `ttl_secs`
+/// (0: the server's retention).
+pub async fn create_blob(session: &Session, channel: &ChannelId, size: u64, ttl_secs: u32) -> Result<[u8; 16], ClientError> {
+    session.create_blob(channel, sealed_size(size, CHUNK_BYTES), CHUNK_BYTES + TAG_BYTES, ttl_secs).await.map_err(|e| {
+        match e.remote_code() {
+            Some(qpq_proto::ErrorCode::TooLarge) => ClientError::Input(format!(
+                "the file is too large for this server ({}); send a smaller one",
+                human_size(size)
+            )),
+            _ => e,
+        }
+    })
+}
+
+/// Uploads `source` into `blob` (created by [`create_blob`]), encrypted under `key`,
+/// continuing after the chunks the server already holds. Calls `progress(done, total)` after
+/// each chunk. Returns the plaintext's SHA-256.
 pub async fn upload(
     session: &Session,
-    channel: &ChannelId,
+    blob: &[u8; 16],
     source: &dyn FileSource,
     key: &[u8; 32],
-    ttl_secs: u32,
-    resume: Option<[u8; 16]>,
     progress: &dyn Fn(u64, u64),
     cancel: &Cancel,
-) -> Result<([u8; 16], [u8; 32]), ClientError> {
+) -> Result<[u8; 32], ClientError> {
     let size = source.size();
     let total = chunk_count(size, CHUNK_BYTES);
-    let (blob, start) = match resume {
-        Some(b) => (b, session.blob_chunks_stored(&b).await?),
-        None => {
-            let b = session.create_blob(channel, sealed_size(size, CHUNK_BYTES), CHUNK_BYTES + TAG_BYTES, ttl_secs).await?;
-            (b, 0)
-        }
-    };
+    let start = session.blob_chunks_stored(blob).await?;
     let mut hash = Sha256::new();
     for index in 0..total {
         if cancel.is_cancelled() {
@@ -141,18 +162,19 @@ pub async fn upload(
         }
         hash.update(&plain);
         if index >= start {
-            session.put_chunk(&blob, index, &seal_chunk(key, total, index, &plain)).await?;
+            session.put_chunk(blob, index, &seal_chunk(key, total, index, &plain)).await?;
+            // Only chunks moved now are reported: a resumed upload's progress never goes back.
+            progress(u64::from(index) * u64::from(CHUNK_BYTES) + u64::from(len), size);
         }
-        progress(u64::from(index) * u64::from(CHUNK_BYTES) + u64::from(len), size);
     }
     if total == 0 {
         progress(0, 0);
     }
-    Ok((blob, hash.finalize().into()))
+    Ok(hash.finalize().into())
 }
 
 /// Downloads `file` into `sink`, starting at chunk `start` (chunks before it are already in
-/// the sink and are read back for the hash). Fails if any chunk does not open or the whole
+/// the sink and are read back for the hash; progress is reported for the others). Fails if any chunk does not open or the whole
 /// does not match its hash.
 pub async fn download(
     session: &Session,
@@ -193,7 +215,9 @@ pub async fn download(
             plain
         };
         hash.update(&plain);
-        progress(offset + u64::from(len), file.size);
+        if index >= start {
+            progress(offset + u64::from(len), file.size);
+        }
     }
     let got: [u8; 32] = hash.finalize().into();
     if got != file.sha256 {

@@ -17,10 +17,12 @@ mod api;
 mod client;
 mod error;
 pub mod files;
+mod transfer;
 
 pub use api::{Connection, Session};
 pub use client::{Client, ClientEvent, ConnState};
 pub use error::ClientError;
+pub use transfer::{clean_file_name, clean_mime};
 
 use futures::future::LocalBoxFuture;
 use futures::io::{AsyncRead, AsyncWrite};

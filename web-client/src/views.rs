@@ -70,9 +70,9 @@ pub struct MessageView {
     pub sender: String,
     /// True when this device wrote it.
     pub outgoing: bool,
-    /// "text", "system", "unsupported" or "deleted".
+    /// "text", "file", "system", "unsupported" or "deleted".
     pub kind: &'static str,
-    /// The text; for system entries a sentence describing the event.
+    /// The text; for system entries a sentence describing the event; for files the name.
     pub text: String,
     /// "sending", "sent", "delivered", "read", "failed" or "received".
     pub status: &'static str,
@@ -94,6 +94,20 @@ pub struct MessageView {
     pub expires_at: Option<u64>,
     /// The message it replies to.
     pub reply_to: Option<QuoteView>,
+    /// What a file message carries (its key stays inside the engine).
+    pub file: Option<FileView>,
+}
+
+/// A file as the message log shows it. Name and type are the sender's words: text only.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FileView {
+    /// The file name (never a path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The media type the sender gave ("" when none).
+    pub mime: String,
 }
 
 /// The connection as the indicator shows it.
@@ -190,6 +204,7 @@ pub fn message_view_in(engine: &Engine, conv: &ChannelId, m: &Message) -> Messag
                 let text = match &q.content {
                     Content::Text { text, .. } => text.chars().take(QUOTE_CHARS).collect(),
                     Content::Deleted => "Message deleted".into(),
+                    Content::File { file } => format!("File: {}", file.name.chars().take(QUOTE_CHARS).collect::<String>()),
                     _ => "A message this version cannot show".into(),
                 };
                 QuoteView { id: r.to_hex(), sender: Some(q.sender.to_string()), text }
@@ -212,6 +227,7 @@ pub fn message_view_in(engine: &Engine, conv: &ChannelId, m: &Message) -> Messag
 pub fn message_view(m: &Message, me: &UserId) -> MessageView {
     let (kind, text) = match &m.content {
         Content::Text { text, .. } => ("text", text.clone()),
+        Content::File { file } => ("file", file.name.clone()),
         Content::System(ev) => ("system", system_text(ev, &m.sender, me)),
         Content::Unsupported { .. } => ("unsupported", "This message needs a newer version of quicproquo.".into()),
         Content::Deleted => ("deleted", "Message deleted".into()),
@@ -252,6 +268,12 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
         reply_to: match &m.content {
             Content::Text { reply_to: Some(r), .. } => {
                 Some(QuoteView { id: r.to_hex(), sender: None, text: String::new() })
+            }
+            _ => None,
+        },
+        file: match &m.content {
+            Content::File { file } => {
+                Some(FileView { name: file.name.clone(), size: file.size, mime: file.mime.clone() })
             }
             _ => None,
         },

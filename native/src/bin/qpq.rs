@@ -188,6 +188,7 @@ fn render(m: &qpq_core::Message) -> String {
         Content::Text { text, .. } => format!("{}: {text}{state}", m.sender.name()),
         Content::Unsupported { .. } => format!("{}: (a message this version cannot show)", m.sender.name()),
         Content::Deleted => format!("{}: (message deleted)", m.sender.name()),
+        Content::File { file } => format!("{}: [file {} · {} bytes]{state}", m.sender.name(), file.name, file.size),
         Content::System(ev) => match ev {
             SystemEvent::Created => format!("— {} created the conversation", m.sender),
             SystemEvent::Added(u) => format!("— {} added {}", m.sender, join(u)),
