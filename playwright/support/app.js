@@ -8,6 +8,8 @@ export const DOMAIN = "localhost";
 export const connection = (page) => page.getByRole("status", { name: "Connection" });
 export const conversations = (page) => page.getByRole("list", { name: "Conversations" });
 export const messageLog = (page) => page.getByRole("log", { name: "Messages" });
+/** The status of a message that reached the other side: "Delivered", or "Read" once it was seen (read implies delivered). */
+export const DELIVERED = /^(Delivered|Read)$/;
 export const composer = (page) => page.getByRole("textbox", { name: "Message", exact: true });
 
 /**

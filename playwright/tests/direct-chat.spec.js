@@ -1,5 +1,6 @@
 import { test, expect } from "../support/stack.js";
 import {
+  DELIVERED,
   chatTexts,
   composer,
   createGroup,
@@ -35,8 +36,8 @@ test("Alice and Bob create accounts, chat both ways, and Alice sees her message 
   await expectChat(alice, ["Hello Bob!", "Hi Alice,\nhow are you?"]);
   await expectChat(bob, ["Hello Bob!", "Hi Alice,\nhow are you?"]);
 
-  await expect(ownMessage(alice, "Hello Bob!").locator(".msg-status")).toHaveText("Delivered");
-  await expect(ownMessage(bob, "Hi Alice,\nhow are you?").locator(".msg-status")).toHaveText("Delivered");
+  await expect(ownMessage(alice, "Hello Bob!").locator(".msg-status")).toHaveText(DELIVERED);
+  await expect(ownMessage(bob, "Hi Alice,\nhow are you?").locator(".msg-status")).toHaveText(DELIVERED);
 
   // Shift+Enter makes a new line instead of sending.
   await composer(alice).fill("line one");

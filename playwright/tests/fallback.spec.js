@@ -7,7 +7,7 @@
 
 import dgram from "node:dgram";
 import { test, expect, appUrlFor } from "../support/stack.js";
-import { connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
+import { DELIVERED, connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
 
 /** The client's WebTransport time bound (web-client/src/transport/auto.rs). */
 const WT_TIMEOUT_MS = 2000;
@@ -131,7 +131,7 @@ test.describe("a refused certificate", () => {
     await openConversation(person, "base@localhost");
     await send(person, "back on WebTransport");
     await expectChat(baseline, ["hello over the fallback from alice", "received", "back on WebTransport"]);
-    await expect(ownMessage(person, "back on WebTransport").locator(".msg-status")).toHaveText("Delivered");
+    await expect(ownMessage(person, "back on WebTransport").locator(".msg-status")).toHaveText(DELIVERED);
   });
 });
 

@@ -5,6 +5,7 @@ import path from "node:path";
 import { test, expect, watchForPageProblems } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 import {
+  DELIVERED,
   conversationEntry,
   createAccount,
   expectChat,
@@ -25,7 +26,7 @@ test("a reload keeps the account, the conversations and the history", async ({ s
   await openConversation(bob, "alice@localhost");
   await send(bob, "reply before the reload");
   await expectChat(alice, ["before the reload", "reply before the reload"]);
-  await expect(ownMessage(alice, "before the reload").locator(".msg-status")).toHaveText("Delivered");
+  await expect(ownMessage(alice, "before the reload").locator(".msg-status")).toHaveText(DELIVERED);
 
   await alice.reload();
   await expect(alice.getByText("Signed in as alice@localhost")).toBeVisible();
@@ -34,7 +35,7 @@ test("a reload keeps the account, the conversations and the history", async ({ s
   await expect(conversationEntry(alice, "bob@localhost")).toContainText("reply before the reload");
   await openConversation(alice, "bob@localhost");
   await expectChat(alice, ["before the reload", "reply before the reload"]);
-  await expect(ownMessage(alice, "before the reload").locator(".msg-status")).toHaveText("Delivered");
+  await expect(ownMessage(alice, "before the reload").locator(".msg-status")).toHaveText(DELIVERED);
 
   // The reloaded client still sends and receives.
   await send(alice, "after the reload");
@@ -77,7 +78,7 @@ test("closing and reopening the browser keeps the identity and the history", asy
     await expectOnline(alice);
     await openConversation(alice, "bob@localhost");
     await expectChat(alice, ["written before closing", "reply before closing", "sent while Alice was away"]);
-    await expect(ownMessage(bob, "sent while Alice was away").locator(".msg-status")).toHaveText("Delivered");
+    await expect(ownMessage(bob, "sent while Alice was away").locator(".msg-status")).toHaveText(DELIVERED);
     expect(problems).toEqual([]);
   } finally {
     await browser?.close();

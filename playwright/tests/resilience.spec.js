@@ -1,6 +1,6 @@
 import { test, expect } from "../support/stack.js";
 import { waitUntil } from "../support/processes.js";
-import { connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
+import { DELIVERED, connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
 
 /** Alice and Bob, online, in one chat that both have open. */
 async function aliceAndBob(newPerson) {
@@ -34,8 +34,8 @@ test("the gateway restarts: both reconnect by themselves and nothing is lost or 
   // Each side shows its own messages in the order written, then the other side's that arrived.
   await expectChat(alice, [...alicesOrder, ...bobsOrder]);
   await expectChat(bob, ["first", ...bobsOrder, ...alicesOrder.slice(1)]);
-  for (const t of alicesOrder) await expect(ownMessage(alice, t).locator(".msg-status")).toHaveText("Delivered");
-  for (const t of bobsOrder) await expect(ownMessage(bob, t).locator(".msg-status")).toHaveText("Delivered");
+  for (const t of alicesOrder) await expect(ownMessage(alice, t).locator(".msg-status")).toHaveText(DELIVERED);
+  for (const t of bobsOrder) await expect(ownMessage(bob, t).locator(".msg-status")).toHaveText(DELIVERED);
 });
 
 test("a server node dies: sessions move to the other node and messages keep flowing", async ({ cluster, newPerson }) => {
@@ -58,7 +58,7 @@ test("a server node dies: sessions move to the other node and messages keep flow
   await expectChat(bob, ["first", "after the crash from Alice"], { timeout: 60_000 });
   await send(bob, "after the crash from Bob");
   await expectChat(alice, ["first", "after the crash from Alice", "after the crash from Bob"], { timeout: 60_000 });
-  await expect(ownMessage(alice, "after the crash from Alice").locator(".msg-status")).toHaveText("Delivered");
+  await expect(ownMessage(alice, "after the crash from Alice").locator(".msg-status")).toHaveText(DELIVERED);
 
   // Every session now runs on the surviving node.
   const now = await health();
