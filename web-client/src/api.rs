@@ -13,6 +13,8 @@ use crate::store::IdbStore;
 use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
+mod files;
+
 type WebClient = Client<IdbStore, WebPlatform>;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -50,7 +52,7 @@ export interface MessageView {
   index: number;
   sender: string;
   outgoing: boolean;
-  kind: "text" | "system" | "unsupported" | "deleted";
+  kind: "text" | "file" | "system" | "unsupported" | "deleted";
   text: string;
   status: "sending" | "sent" | "delivered" | "read" | "failed" | "received";
   failure?: string | null;
@@ -63,6 +65,8 @@ export interface MessageView {
   /** When it disappears (ms since the Unix epoch). */
   expiresAt?: number | null;
   replyTo?: QuoteView | null;
+  /** What a file message carries; fetch it with `downloadFile`. Name and type are text only. */
+  file?: { name: string; size: number; mime: string } | null;
 }
 /** The connection indicator's state. */
 export interface ConnectionView {

@@ -10,6 +10,7 @@ import { ConversationList } from "./conversation-list.js";
 import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
 import { GroupInfo, wireDeleteAccount } from "./group-info.js";
+import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
 
@@ -45,7 +46,8 @@ export class ChatApp {
     this.notice = byId("notice");
 
     this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id));
-    this.log = new MessageLog(byId("messages"));
+    this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
+    this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
     this.members = new MembersPanel(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
     this.log.setActions({
@@ -122,6 +124,7 @@ export class ChatApp {
       case "message":
         this.schedule("list");
         if (event.conversation === this.selectedId) this.schedule("chat");
+        if (event.change !== "added") this.files.prune();
         break;
       case "notice":
         this.showNotice(asSentence(event.text));
@@ -160,6 +163,7 @@ export class ChatApp {
       this.stopTyping();
     }
     if (!id) {
+      this.files.show(null, false);
       this.log.clear();
       this.members.show(null);
       this.info.show(null);
@@ -192,6 +196,7 @@ export class ChatApp {
     this.removedNotice.hidden = c.active;
     this.input.disabled = !c.active;
     this.send.disabled = !c.active;
+    this.files.show(id, c.active);
     this.log.render(id, this.client.history(id), c.kind, c.active);
     this.renderTyping();
     if (c.unread > 0 && document.visibilityState === "visible") this.markRead(id);

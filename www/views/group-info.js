@@ -6,6 +6,7 @@
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { durationText } from "../format.js";
+import { clearDownloads } from "../file-store.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -164,6 +165,8 @@ export function wireDeleteAccount(client, topbar, stop, signal) {
     try {
       stop();
       await client.deleteAccount();
+      // Files downloaded into this browser go with the account.
+      await clearDownloads().catch(() => {});
       setText(busy, "Your account was deleted.");
       location.reload();
     } catch (e) {

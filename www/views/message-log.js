@@ -9,9 +9,14 @@ import { messageActions, quoteBlock, reactionBar } from "./message-actions.js";
 const STICK_TO_BOTTOM_PX = 48;
 
 export class MessageLog {
-  /** @param {HTMLElement} el the log element (role=log, named "Messages") */
-  constructor(el) {
+  /**
+   * @param {HTMLElement} el the log element (role=log, named "Messages")
+   * @param {(conversationId: string, m: import("/pkg/qpq_web.js").MessageView) => HTMLElement} fileBody
+   *   draws the body of a file message
+   */
+  constructor(el, fileBody) {
     this.el = el;
+    this.fileBody = fileBody;
     /** What the message menu does (see `setActions`). */
     this.actions = { react() {}, reply() {}, edit() {}, remove() {} };
     this.active = true;
@@ -101,7 +106,7 @@ export class MessageLog {
         text: m.outgoing ? "You" : m.sender,
       }),
       quoteBlock(m),
-      h("div", { class: "msg-body", dir: "auto", text: m.text }),
+      m.kind === "file" ? this.fileBody(this.conversationId, m) : h("div", { class: "msg-body", dir: "auto", text: m.text }),
       reactionBar(m, this.actions, this.active),
       h(
         "span",

@@ -1,0 +1,117 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open } from "node:fs/promises";
+import path from "node:path";
+import { test, expect } from "../support/stack.js";
+import { createAccount, messageLog, openConversation, startChat } from "../support/app.js";
+
+const MB = 1024 * 1024;
+
+/** Writes `size` random bytes to `file` a megabyte at a time; returns their SHA-256. */
+async function randomFile(file, size) {
+  const hash = createHash("sha256");
+  const fh = await open(file, "w");
+  try {
+    for (let done = 0; done < size; done += MB) {
+      const part = randomBytes(Math.min(MB, size - done));
+      hash.update(part);
+      await fh.write(part);
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest("hex");
+}
+
+async function sha256Of(file) {
+  const hash = createHash("sha256");
+  for await (const part of createReadStream(file)) hash.update(part);
+  return hash.digest("hex");
+}
+
+const attach = (page) => page.getByLabel("Attach file");
+
+/** Alice and Bob in a 1:1 chat, both looking at it. */
+async function chat(newPerson) {
+  const alice = await newPerson();
+  const bob = await newPerson();
+  await createAccount(alice, "alice");
+  await createAccount(bob, "bob");
+  await startChat(alice, "bob");
+  await openConversation(bob, "alice@localhost");
+  return { alice, bob };
+}
+
+test("a 100 MB file reaches Bob whole, and his download survives a reload", async ({ stack, newPerson }, testInfo) => {
+  test.setTimeout(10 * 60_000);
+  const size = 100 * MB;
+  const file = path.join(testInfo.outputDir, "big.bin");
+  await mkdir(testInfo.outputDir, { recursive: true });
+  const sha = await randomFile(file, size);
+  const { alice, bob } = await chat(newPerson);
+
+  await attach(alice).setInputFiles(file);
+  const upload = alice.getByRole("progressbar", { name: "Upload of big.bin" });
+  await expect(upload).toBeVisible();
+  // The upload shows its progress, then makes way for the message.
+  await expect.poll(() => upload.evaluate((p) => p.value).catch(() => 1), { timeout: 5 * 60_000 }).toBeGreaterThan(0);
+  await expect(upload).toHaveCount(0, { timeout: 5 * 60_000 });
+  await expect(messageLog(alice).locator(".file .file-name")).toHaveText("big.bin");
+  await expect(alice.getByText("Not sent")).toHaveCount(0);
+
+  // Bob starts the download and reloads when about a third has arrived.
+  await bob.getByRole("button", { name: "Download big.bin" }).click({ timeout: 60_000 });
+  const download = bob.getByRole("progressbar", { name: "Download of big.bin" });
+  await expect.poll(() => download.evaluate((p) => p.value), { timeout: 5 * 60_000, intervals: [100] }).toBeGreaterThan(0.3);
+  await bob.reload();
+  await openConversation(bob, "alice@localhost");
+
+  // What had arrived is still here: the download continues from there.
+  const resume = bob.getByRole("button", { name: /^Resume download of big\.bin \((\d+)%\)$/ });
+  await expect(resume).toBeVisible();
+  const pct = Number((await resume.getAttribute("aria-label")).match(/\((\d+)%\)/)[1]);
+  expect(pct).toBeGreaterThanOrEqual(25);
+  const saved = bob.waitForEvent("download", { timeout: 5 * 60_000 });
+  await resume.click();
+  const got = await saved;
+  expect(got.suggestedFilename()).toBe("big.bin");
+  expect(await sha256Of(await got.path())).toBe(sha);
+});
+
+test("an image shows as a picture, and an upload can be cancelled", async ({ stack, newPerson }) => {
+  const { alice, bob } = await chat(newPerson);
+
+  // A real PNG, drawn by the browser.
+  const png = await alice.evaluate(async () => {
+    const c = document.createElement("canvas");
+    c.width = 64;
+    c.height = 48;
+    const g = c.getContext("2d");
+    g.fillStyle = "#c33";
+    g.fillRect(0, 0, 64, 48);
+    const blob = await new Promise((r) => c.toBlob(r, "image/png"));
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  });
+  await attach(alice).setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: Buffer.from(png) });
+  const picture = bob.getByRole("img", { name: "dot.png" });
+  await expect(picture).toBeVisible({ timeout: 30_000 });
+  expect(await picture.evaluate((img) => [img.naturalWidth, img.naturalHeight])).toEqual([64, 48]);
+  await expect(alice.getByRole("img", { name: "dot.png" })).toBeVisible();
+
+  // A name with markup in it is a name, not markup.
+  await attach(alice).setInputFiles({ name: "<img src=x onerror=alert(1)>.txt", mimeType: "text/html", buffer: Buffer.from("hi") });
+  await expect(bob.locator(".file .file-name").last()).toHaveText("<img src=x onerror=alert(1)>.txt");
+  await expect(bob.locator(".file-size").last()).toContainText("text/html");
+
+  // Cancelled while it goes: nothing reaches Bob.
+  await attach(alice).setInputFiles({ name: "later.bin", mimeType: "application/octet-stream", buffer: randomBytes(40 * MB) });
+  await alice.getByRole("button", { name: "Cancel upload of later.bin" }).click();
+  await expect(alice.getByText("Upload cancelled.")).toBeVisible();
+  await alice.getByRole("button", { name: "Dismiss" }).click();
+  await expect(alice.getByText("Upload cancelled.")).toHaveCount(0);
+  // A text sent afterwards arrives, and no file came before it.
+  await alice.getByRole("textbox", { name: "Message", exact: true }).fill("after the cancel");
+  await alice.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
+  await expect(messageLog(bob).getByText("after the cancel")).toBeVisible();
+  await expect(bob.locator(".file .file-name")).toHaveCount(2);
+});
