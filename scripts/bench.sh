@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the benchmarks whose figures are recorded in BENCHMARKS.md (not tests: they print
+# rates and ratios, they do not pass or fail on speed). Installs what is missing, like the
+# other scripts. Run on a quiet machine; each figure that compares two things measures both
+# in the same run.
+#
+#   scripts/bench.sh            all of them
+#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+ensure_capnp
+
+all=(mls throughput browser-mls transports files)
+if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
+
+browser_setup_done=
+browser_setup() {
+  [ -n "$browser_setup_done" ] && return
+  scripts/build-web.sh
+  say "building qpq-server and qpq-gateway"
+  cargo build -p qpq-server -p qpq-gateway
+  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+  ensure_chromium
+  ensure_node_modules
+  browser_setup_done=1
+}
+
+for b in "${wanted[@]}"; do
+  case "$b" in
+    mls)
+      say "MLS encrypt/decrypt in qpq-core, natively (2 and 100 members)"
+      cargo bench -p qpq-core --bench mls
+      ;;
+    throughput)
+      say "messages per second through one node over QUIC vs a raw quinn echo"
+      cargo bench -p qpq-native --bench throughput
+      ;;
+    browser-mls)
+      browser_setup
+      say "MLS in headless Chromium (wasm) vs natively, alternating rounds"
+      (cd playwright && node bench/mls.mjs)
+      ;;
+    transports)
+      browser_setup
+      ensure_postgres
+      say "browser round trip and messages per second: WebTransport vs WebSocket vs raw echo"
+      (cd playwright && node bench/transports.mjs)
+      ;;
+    files)
+      browser_setup
+      say "file upload and download through gateway and node vs a raw transfer on /echo"
+      (cd playwright && node bench/files.mjs)
+      ;;
+    *)
+      echo "unknown benchmark '$b' (known: ${all[*]})" >&2
+      exit 2
+      ;;
+  esac
+done
