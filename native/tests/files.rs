@@ -188,7 +188,8 @@ fn transfers_continue_after_the_node_restarts() {
         let partial = Sink::default();
         partial.0.borrow_mut().extend_from_slice(&data[..5 * CHUNK_BYTES as usize + 10]);
         let later = Progress::default();
-        bob.download_file(&conv, &id, &partial, partial.0.borrow().len() as u64, &|d, t| later.report(d, t), &Cancel::default())
+        let have = partial.0.borrow().len() as u64;
+        bob.download_file(&conv, &id, &partial, have, &|d, t| later.report(d, t), &Cancel::default())
             .await
             .unwrap();
         assert_eq!(*partial.0.borrow(), data);
