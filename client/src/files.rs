@@ -174,8 +174,8 @@ pub async fn upload(
 }
 
 /// Downloads `file` into `sink`, starting at chunk `start` (chunks before it are already in
-/// the sink and are read back for the hash; progress is reported for the others). Fails if any chunk does not open or the whole
-/// does not match its hash.
+/// the sink and are read back for the hash; progress is reported for the others). Fails if
+/// any chunk does not open or the whole does not match its hash.
 pub async fn download(
     session: &Session,
     file: &FileRef,
