@@ -21,29 +21,13 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startGateway, startServer } from "../support/processes.js";
+import { benchStack, chatPair } from "./common.mjs";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 
 const MEGABYTES = Number(process.argv[2] ?? 64);
 const SIZE = MEGABYTES * 1024 * 1024;
 /** The client's chunk: 256 KiB of plaintext plus the 16-byte tag. */
 const CHUNK = 256 * 1024 + 16;
-const PORT = 18080;
-const HTTPS_PORT = 18443;
-const NODE_PORT = 17443;
-const BASE = `http://127.0.0.1:${PORT}`;
-
-async function signUp(browser, transport, name) {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  await page.goto(`${BASE}/?transport=${transport}`);
-  await page.getByRole("textbox", { name: "Username" }).fill(name);
-  await page.getByRole("button", { name: "Create account" }).click();
-  const via = transport === "webtransport" ? "WebTransport" : "WebSocket";
-  await page.getByRole("status", { name: "Connection" }).filter({ hasText: `Online via ${via}` }).waitFor();
-  return { context, page };
-}
-
 /** Raw transfer of `total` bytes in `chunk`-sized messages through /echo, in ms. */
 function rawEcho(page, transport, total, chunk) {
   return page.evaluate(
@@ -100,18 +84,9 @@ function rawEcho(page, transport, total, chunk) {
 }
 
 async function measure(browser, transport, file, sha) {
-  const tag = transport === "webtransport" ? "wt" : "ws";
-  const alice = await signUp(browser, transport, `alice${tag}`);
-  const bob = await signUp(browser, transport, `bob${tag}`);
+  const { alice, bob } = await chatPair(browser, transport, "a file follows", { acceptDownloads: true });
   const a = alice.page;
   const b = bob.page;
-  await a.getByRole("button", { name: "New chat" }).click();
-  await a.getByRole("textbox", { name: "Recipient" }).fill(`bob${tag}`);
-  await a.getByRole("button", { name: "Start chat" }).click();
-  await a.getByRole("heading", { level: 2, name: `bob${tag}@localhost` }).waitFor();
-  await a.getByRole("textbox", { name: "Message", exact: true }).fill("a file follows");
-  await a.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
-  await b.getByRole("list", { name: "Conversations" }).getByRole("button", { name: new RegExp(`^alice${tag}@localhost`) }).click();
 
   let t0 = Date.now();
   await a.getByLabel("Attach file").setInputFiles(file);
@@ -148,8 +123,7 @@ for (let done = 0; done < SIZE; done += 1 << 20) {
 await fh.close();
 const sha = hash.digest("hex");
 
-const node = await startServer({ name: "node", port: NODE_PORT, dataDir: path.join(dir, "node"), logDir: dir });
-const gateway = await startGateway({ port: PORT, httpsPort: HTTPS_PORT, nodes: [node], logDir: dir, args: ["--bench-echo"] });
+const stack = await benchStack(dir);
 const browser = await chromium.launch({ ...CHROMIUM_LAUNCH, headless: true });
 try {
   const results = [];
@@ -165,7 +139,6 @@ try {
   }
 } finally {
   await browser.close();
-  await gateway.stop();
-  await node.stop("SIGINT");
+  await stack.stop();
   await rm(dir, { recursive: true, force: true });
 }

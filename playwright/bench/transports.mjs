@@ -17,7 +17,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startGateway, startServer } from "../support/processes.js";
+import { benchStack, chatPair } from "./common.mjs";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 
 const ROUND_TRIPS = Number(process.argv[2] ?? 50);
@@ -25,21 +25,6 @@ const BURST = Number(process.argv[3] ?? 100);
 const WARM_UP = 5;
 /** Size of one raw echo message: about what one chat message is on the wire. */
 const ECHO_BYTES = Number(process.argv[4] ?? 1024);
-const PORT = 18080;
-const HTTPS_PORT = 18443;
-const NODE_PORT = 17443;
-const BASE = `http://127.0.0.1:${PORT}`;
-
-async function signUp(browser, transport, name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${BASE}/?transport=${transport}`);
-  await page.getByRole("textbox", { name: "Username" }).fill(name);
-  await page.getByRole("button", { name: "Create account" }).click();
-  const via = transport === "webtransport" ? "WebTransport" : "WebSocket";
-  await page.getByRole("status", { name: "Connection" }).filter({ hasText: `Online via ${via}` }).waitFor();
-  return { context, page };
-}
 
 /** Makes Bob's page answer every "ping N" it shows with "pong N". */
 async function autoReply(page) {
@@ -190,16 +175,7 @@ const pct = (xs, p) => {
 };
 
 async function measure(browser, transport) {
-  const tag = transport === "webtransport" ? "wt" : "ws";
-  const alice = await signUp(browser, transport, `alice${tag}`);
-  const bob = await signUp(browser, transport, `bob${tag}`);
-  await alice.page.getByRole("button", { name: "New chat" }).click();
-  await alice.page.getByRole("textbox", { name: "Recipient" }).fill(`bob${tag}`);
-  await alice.page.getByRole("button", { name: "Start chat" }).click();
-  await alice.page.getByRole("heading", { level: 2, name: `bob${tag}@localhost` }).waitFor();
-  await alice.page.getByRole("textbox", { name: "Message", exact: true }).fill("hello");
-  await alice.page.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
-  await bob.page.getByRole("list", { name: "Conversations" }).getByRole("button", { name: new RegExp(`^alice${tag}@localhost`) }).click();
+  const { alice, bob } = await chatPair(browser, transport, "hello");
   await autoReply(bob.page);
   await roundTrips(alice.page, 0, WARM_UP);
   const rtts = await roundTrips(alice.page, WARM_UP, ROUND_TRIPS);
@@ -223,8 +199,7 @@ function stats(xs) {
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-bench-"));
-const node = await startServer({ name: "node", port: NODE_PORT, dataDir: path.join(dir, "node"), logDir: dir });
-const gateway = await startGateway({ port: PORT, httpsPort: HTTPS_PORT, nodes: [node], logDir: dir, args: ["--bench-echo"] });
+const stack = await benchStack(dir);
 const browser = await chromium.launch({ ...CHROMIUM_LAUNCH, headless: true });
 try {
   const results = [];
@@ -250,7 +225,6 @@ try {
   console.log(`- chat / raw echo over WebTransport: ${(wt.chat.median / wt.echo.median).toFixed(1)}× (${f(wt.chat.median - wt.echo.median)} ms spent above the transport)`);
 } finally {
   await browser.close();
-  await gateway.stop();
-  await node.stop("SIGINT");
+  await stack.stop();
   await rm(dir, { recursive: true, force: true });
 }

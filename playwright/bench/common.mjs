@@ -1,0 +1,56 @@
+// What the browser benchmarks share: the stack they measure (one node on SQLite and a gateway
+// with `--bench-echo`, on the test ports) and two people in a 1:1 chat over a forced transport.
+
+import path from "node:path";
+import { startGateway, startServer } from "../support/processes.js";
+
+const PORT = 18080;
+const HTTPS_PORT = 18443;
+const NODE_PORT = 17443;
+const BASE = `http://127.0.0.1:${PORT}`;
+
+/** Starts one node and the gateway (with `/echo`), logging into `dir`. */
+export async function benchStack(dir) {
+  const node = await startServer({ name: "node", port: NODE_PORT, dataDir: path.join(dir, "node"), logDir: dir });
+  const gateway = await startGateway({ port: PORT, httpsPort: HTTPS_PORT, nodes: [node], logDir: dir, args: ["--bench-echo"] });
+  return {
+    async stop() {
+      await gateway.stop();
+      await node.stop("SIGINT");
+    },
+  };
+}
+
+/** Signs `name` up in a context of its own, with the page forced onto `transport`. */
+export async function signUp(browser, transport, name, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  await page.goto(`${BASE}/?transport=${transport}`);
+  await page.getByRole("textbox", { name: "Username" }).fill(name);
+  await page.getByRole("button", { name: "Create account" }).click();
+  const via = transport === "webtransport" ? "WebTransport" : "WebSocket";
+  await page.getByRole("status", { name: "Connection" }).filter({ hasText: `Online via ${via}` }).waitFor();
+  return { context, page };
+}
+
+/**
+ * Alice and Bob (names tagged by transport) sign up; Alice starts a chat with Bob and sends
+ * `firstText`; Bob opens it. Both pages then show the chat.
+ */
+export async function chatPair(browser, transport, firstText, contextOptions = {}) {
+  const tag = transport === "webtransport" ? "wt" : "ws";
+  const alice = await signUp(browser, transport, `alice${tag}`, contextOptions);
+  const bob = await signUp(browser, transport, `bob${tag}`, contextOptions);
+  const a = alice.page;
+  await a.getByRole("button", { name: "New chat" }).click();
+  await a.getByRole("textbox", { name: "Recipient" }).fill(`bob${tag}`);
+  await a.getByRole("button", { name: "Start chat" }).click();
+  await a.getByRole("heading", { level: 2, name: `bob${tag}@localhost` }).waitFor();
+  await a.getByRole("textbox", { name: "Message", exact: true }).fill(firstText);
+  await a.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
+  await bob.page
+    .getByRole("list", { name: "Conversations" })
+    .getByRole("button", { name: new RegExp(`^alice${tag}@localhost`) })
+    .click();
+  return { alice, bob };
+}
