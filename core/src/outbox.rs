@@ -67,6 +67,18 @@ pub(crate) enum PendingOp {
     },
 }
 
+impl PendingOp {
+    /// A group change not built yet: adds, removes, a key update and/or a new timer.
+    pub(crate) fn group_change(
+        add: Vec<ClaimedPackage>,
+        remove: Vec<qpq_proto::UserId>,
+        self_update: bool,
+        set_timer: Option<u32>,
+    ) -> Self {
+        PendingOp::Membership { add, remove, built: None, refused_epoch: None, self_update, set_timer }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OutboxItem {
     pub order: u64,

@@ -81,14 +81,7 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership {
-                add: packages,
-                remove: vec![],
-                built: None,
-                refused_epoch: None,
-                self_update: false,
-                set_timer: None,
-            },
+            PendingOp::group_change(packages, vec![], false, None),
         );
         Ok(())
     }
@@ -113,14 +106,7 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership {
-                add: vec![],
-                remove: users,
-                built: None,
-                refused_epoch: None,
-                self_update: false,
-                set_timer: None,
-            },
+            PendingOp::group_change(vec![], users, false, None),
         );
         Ok(())
     }
@@ -133,14 +119,7 @@ impl Engine {
         self.require_active(conv)?;
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership {
-                add: vec![],
-                remove: vec![],
-                built: None,
-                refused_epoch: None,
-                self_update: true,
-                set_timer: None,
-            },
+            PendingOp::group_change(vec![], vec![], true, None),
         );
         Ok(())
     }

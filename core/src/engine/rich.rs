@@ -105,14 +105,7 @@ impl Engine {
         }
         self.push_outbox(
             conv.clone(),
-            PendingOp::Membership {
-                add: vec![],
-                remove: vec![],
-                built: None,
-                refused_epoch: None,
-                self_update: false,
-                set_timer: Some(secs),
-            },
+            PendingOp::group_change(vec![], vec![], false, Some(secs)),
         );
         Ok(())
     }
@@ -285,14 +278,7 @@ impl Engine {
         if is_member {
             self.push_outbox(
                 conv.clone(),
-                PendingOp::Membership {
-                    add: vec![],
-                    remove: vec![from.user.clone()],
-                    built: None,
-                    refused_epoch: None,
-                    self_update: false,
-                    set_timer: None,
-                },
+                PendingOp::group_change(vec![], vec![from.user.clone()], false, None),
             );
         }
         Ok(())
