@@ -28,8 +28,9 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib.sh
+source "$repo/scripts/lib.sh"
 cd "$repo/fuzz"
-say() { printf '==> %s\n' "$*"; }
 
 mode="${1:-short}"
 shift || true
@@ -59,6 +60,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+ensure_capnp  # qpq-proto compiles its schema with it
 export RUSTC_BOOTSTRAP=1
 sanitizer="${QPQ_FUZZ_SANITIZER:-none}"
 say "building the fuzz targets ($(cargo fuzz --version), stable rustc with RUSTC_BOOTSTRAP=1, sanitizer $sanitizer)"
