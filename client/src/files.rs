@@ -175,9 +175,10 @@ pub async fn upload(
 
 /// Downloads `file` into `sink`, starting at chunk `start` (chunks before it are already in
 /// the sink and are read back for the hash; progress is reported for the others). Fails if
-/// any chunk does not open or the whole does not match its hash.
+/// any chunk does not open or the whole does not match its hash. `session` may be `None`
+/// when every chunk is already in the sink (then nothing is fetched).
 pub async fn download(
-    session: &Session,
+    session: Option<&Session>,
     file: &FileRef,
     sink: &dyn FileSink,
     start: u32,
@@ -198,6 +199,7 @@ pub async fn download(
         let plain = if index < start {
             sink.read(offset, len).await.map_err(ClientError::Store)?
         } else {
+            let session = session.ok_or_else(|| ClientError::Disconnected("not connected to the server".into()))?;
             let sealed = session.get_chunk(&file.blob, index).await.map_err(|e| match e.remote_code() {
                 Some(qpq_proto::ErrorCode::BadChunk) => {
                     ClientError::Input(format!("the file is incomplete on the server (part {} of {total} is missing)", index + 1))

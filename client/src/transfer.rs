@@ -116,7 +116,9 @@ impl<S: StateStore, P: Platform> Client<S, P> {
 
     /// Downloads the file of message `id` into `sink`, which already holds the first
     /// `stored` bytes (from an earlier, interrupted download). Checks every chunk and the
-    /// whole file's hash. A dropped connection pauses it until the next session.
+    /// whole file's hash. A dropped connection pauses it until the next session. When the
+    /// sink holds the whole file, it is only checked: nothing is fetched, and no connection
+    /// is needed.
     pub async fn download_file(
         &self,
         conv: &ChannelId,
@@ -133,10 +135,13 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             done.set(d);
             progress(d, t);
         };
+        let chunks = files::chunk_count(file.size, file.chunk_size.max(1));
         loop {
-            let session = self.wait_online(cancel).await?;
-            let start = (done.get() / chunk) as u32;
-            match files::download(&session, &file, sink, start, &track, cancel).await {
+            // Whole chunks in the sink are read back, not fetched; so is the last, shorter
+            // one once the whole file is there.
+            let start = if done.get() >= file.size { chunks } else { (done.get() / chunk) as u32 };
+            let session = if start < chunks { Some(self.wait_online(cancel).await?) } else { None };
+            match files::download(session.as_ref(), &file, sink, start, &track, cancel).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transport() => self.platform().sleep(OFFLINE_POLL_MS).await,
                 Err(e) => return Err(e),

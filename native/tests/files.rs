@@ -112,11 +112,12 @@ fn a_file_goes_and_comes_back_whole() {
         assert_eq!(file.name, "report.pdf", "no path travels");
         assert_eq!(file.mime, "application/pdf");
         assert_eq!(file.size, data.len() as u64);
-        let sink = Sink::default();
+        let full = Sink::default();
         let down = Progress::default();
-        bob.download_file(&conv, &id, &sink, 0, &|d, t| down.report(d, t), &Cancel::default()).await.unwrap();
-        assert_eq!(*sink.0.borrow(), data, "the same bytes");
+        bob.download_file(&conv, &id, &full, 0, &|d, t| down.report(d, t), &Cancel::default()).await.unwrap();
+        assert_eq!(*full.0.borrow(), data, "the same bytes");
         assert_eq!(down.last(), data.len() as u64);
+        let big = id;
 
         // The server holds ciphertext only: the plaintext is nowhere in its database.
         let db = std::fs::read(dir.path().join("qpq.sqlite")).unwrap();
@@ -128,7 +129,18 @@ fn a_file_goes_and_comes_back_whole() {
         let sink = Sink::default();
         bob.download_file(&conv, &id, &sink, 0, &|_, _| {}, &Cancel::default()).await.unwrap();
         assert!(sink.0.borrow().is_empty());
+
+        // A complete copy is checked from the sink, with nothing fetched: it needs no node,
+        // and a copy altered in its last (shorter) chunk fails the fingerprint.
+        let sink = full;
         node.stop();
+        let again = Progress::default();
+        let whole = data.len() as u64;
+        bob.download_file(&conv, &big, &sink, whole, &|d, t| again.report(d, t), &Cancel::default()).await.unwrap();
+        assert!(again.0.borrow().is_empty(), "no chunk was fetched");
+        sink.0.borrow_mut()[data.len() - 1] ^= 1;
+        let altered = bob.download_file(&conv, &big, &sink, whole, &|_, _| {}, &Cancel::default()).await;
+        assert!(matches!(&altered, Err(ClientError::Input(m)) if m.contains("fingerprint")), "{altered:?}");
     });
 }
 
