@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open } from "node:fs/promises";
+import { mkdir, open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { test, expect } from "../support/stack.js";
 import { createAccount, messageLog, openConversation, startChat } from "../support/app.js";
@@ -114,4 +114,93 @@ test("an image shows as a picture, and an upload can be cancelled", async ({ sta
   await alice.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
   await expect(messageLog(bob).getByText("after the cancel")).toBeVisible();
   await expect(bob.locator(".file .file-name")).toHaveCount(2);
+});
+
+/** Every record of the downloads database in `page`: key, plaintext length and stored bytes. */
+function storedChunks(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const req = indexedDB.open("qpq-files");
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const t = req.result.transaction("chunks");
+          const keys = t.objectStore("chunks").getAllKeys();
+          const values = t.objectStore("chunks").getAll();
+          t.oncomplete = async () => {
+            req.result.close();
+            const out = [];
+            for (let i = 0; i < keys.result.length; i++) {
+              const { length, data } = values.result[i];
+              out.push({ key: keys.result[i], length, bytes: [...new Uint8Array(await data.arrayBuffer())] });
+            }
+            resolve(out);
+          };
+        };
+      }),
+  );
+}
+
+/** Stores `record` under `key` in the downloads database of `page`, as something on the disk could. */
+function putChunk(page, key, record) {
+  return page.evaluate(
+    ([key, { length, bytes }]) =>
+      new Promise((resolve, reject) => {
+        const req = indexedDB.open("qpq-files");
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const t = req.result.transaction("chunks", "readwrite");
+          t.objectStore("chunks").put({ length, data: new Blob([Uint8Array.from(bytes)]) }, key);
+          t.oncomplete = () => resolve(req.result.close());
+          t.onerror = () => reject(t.error);
+        };
+      }),
+    [key, record],
+  );
+}
+
+test("a downloaded file is kept encrypted in this browser, and a damaged copy is fetched again", async ({ stack, newPerson }) => {
+  const { alice, bob } = await chat(newPerson);
+  const notes = Buffer.from("The secret plan: meet at the old mill at noon.\n".repeat(40));
+  const other = Buffer.from("Shopping: bread, milk, apples.\n".repeat(40));
+  await attach(alice).setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: notes });
+  await attach(alice).setInputFiles({ name: "other.txt", mimeType: "text/plain", buffer: other });
+
+  const save = async (name, label) => {
+    const saved = bob.waitForEvent("download");
+    await bob.getByRole("button", { name: `${label} ${name}` }).click();
+    return readFile(await (await saved).path());
+  };
+  expect(await save("notes.txt", "Download")).toEqual(notes);
+  expect(await save("other.txt", "Download")).toEqual(other);
+
+  // At rest each file is one sealed chunk: nonce and tag around ciphertext, never the text.
+  const chunks = await storedChunks(bob);
+  expect(chunks.map((c) => c.length).sort()).toEqual([notes.length, other.length].sort());
+  for (const c of chunks) {
+    expect(c.bytes.length).toBe(c.length + 12 + 16);
+    const stored = Buffer.from(c.bytes).toString("latin1");
+    expect(stored).not.toContain("secret plan");
+    expect(stored).not.toContain("Shopping");
+  }
+  // Saving again opens the sealed copy (nothing is fetched: the server could be gone).
+  expect(await save("notes.txt", "Save")).toEqual(notes);
+
+  // A chunk moved from another file does not open there: the copy is dropped with a sentence,
+  // and the next Download fetches it again.
+  const [a, b] = chunks;
+  const moved = { ...b, length: a.length };
+  await putChunk(bob, a.key, moved);
+  const damagedName = a.length === notes.length ? "notes.txt" : "other.txt";
+  await bob.getByRole("button", { name: `Save ${damagedName}` }).click();
+  await expect(bob.getByText("The copy of this file kept in this browser was damaged, so it was removed. Download it again.")).toBeVisible();
+  expect(await save(damagedName, "Download")).toEqual(damagedName === "notes.txt" ? notes : other);
+
+  // So does a chunk with one bit flipped.
+  const [fresh] = (await storedChunks(bob)).filter((c) => c.key[0] === a.key[0]);
+  fresh.bytes[fresh.bytes.length - 20] ^= 1;
+  await putChunk(bob, fresh.key, fresh);
+  await bob.getByRole("button", { name: `Save ${damagedName}` }).click();
+  await expect(bob.getByText("The copy of this file kept in this browser was damaged, so it was removed. Download it again.")).toBeVisible();
+  expect(await save(damagedName, "Download")).toEqual(damagedName === "notes.txt" ? notes : other);
 });

@@ -68,8 +68,17 @@ test("reactions, replies, edits and deletes, and read receipts in a direct chat"
   await expect(row(bob, "Lunch at one?").locator(".msg-edited")).toHaveText("edited");
   await expectChat(bob, ["Lunch at one?", "Yes, see you there"]);
 
-  // …then deletes it for everyone; the reply's quote says so too.
+  // …then deletes it for everyone, after saying yes to a question that quotes it (Cancel
+  // first: nothing happens); the reply's quote says so too.
   await messageAction(alice, "Lunch at one?", "Delete");
+  const ask = alice.getByRole("dialog", { name: "Delete this message?" });
+  await expect(ask.locator(".msg-quote")).toHaveText("Lunch at one?");
+  await ask.getByRole("button", { name: "Cancel" }).click();
+  await expect(ask).toBeHidden();
+  await expectChat(bob, ["Lunch at one?", "Yes, see you there"]);
+  await messageAction(alice, "Lunch at one?", "Delete");
+  await ask.getByRole("button", { name: "Delete for everyone" }).click();
+  await expect(ask).toBeHidden();
   await expectChat(bob, ["Message deleted", "Yes, see you there"]);
   await expectChat(alice, ["Message deleted", "Yes, see you there"]);
   await expect(row(bob, "Yes, see you there").locator(".quote-text")).toHaveText("Message deleted");

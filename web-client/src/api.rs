@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{client_error, js_error};
 use crate::platform::WebPlatform;
-use crate::store::IdbStore;
+use crate::store::{IdbStore, Sealer};
 use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
@@ -111,6 +111,8 @@ export interface QpqOptions {
 pub struct QpqClient {
     client: WebClient,
     connector: Rc<dyn Connector>,
+    /// Seals the downloaded files the page keeps (see `api/files.rs`).
+    downloads: Sealer,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -181,9 +183,10 @@ impl QpqClient {
         if store.is_empty().await.map_err(|e| js_error("storage", &e))? {
             return Ok(JsValue::UNDEFINED);
         }
+        let downloads = store.downloads();
         let client = Client::open(store, WebPlatform).await.map_err(client_error)?;
         match client {
-            Some(client) => Ok(QpqClient { client, connector: connector(&o)? }.into()),
+            Some(client) => Ok(QpqClient { client, connector: connector(&o)?, downloads }.into()),
             None => Ok(JsValue::UNDEFINED),
         }
     }
@@ -200,8 +203,9 @@ impl QpqClient {
         if !store.is_empty().await.map_err(|e| js_error("storage", &e))? {
             return Err(js_error("input", "this browser already holds an account"));
         }
+        let downloads = store.downloads();
         let client = Client::register(&*connector, store, WebPlatform, name.trim()).await.map_err(client_error)?;
-        Ok(QpqClient { client, connector })
+        Ok(QpqClient { client, connector, downloads })
     }
 
     /// This account's user (`name@domain`).

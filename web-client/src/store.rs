@@ -6,12 +6,17 @@
 //! - `meta`: `wrap`, a non-extractable AES-GCM `CryptoKey` (IndexedDB can store it, nobody can
 //!   read its bytes), and `dek`, the 32-byte data key encrypted under it.
 //!
+//! Downloaded files are kept by the page in their own database, sealed by [`Sealer`] under a
+//! key derived from the data key (HKDF-SHA256, info `qpq downloads v1`), each chunk bound to
+//! its file and place; see `api/files.rs`.
+//!
 //! Each changeset is written in one read-write transaction in which nothing but IndexedDB
 //! requests is awaited (values are encrypted before it starts), so a reload or a crash
 //! between steps never leaves half a step stored.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hkdf::Hkdf;
 use js_sys::{Object, Reflect, Uint8Array};
 use qpq_core::Changeset;
 use rexie::{ObjectStore, Rexie, TransactionMode};
@@ -25,7 +30,38 @@ const META: &str = "meta";
 /// The IndexedDB [`qpq_client::StateStore`].
 pub struct IdbStore {
     db: Rexie,
-    cipher: ChaCha20Poly1305,
+    values: Sealer,
+    downloads: Sealer,
+}
+
+/// Authenticated encryption of values kept in this browser: `nonce(12) ‖ ChaCha20-Poly1305`,
+/// with a caller-chosen associated text that says where the value belongs, so a value moved
+/// to another place does not open.
+#[derive(Clone)]
+pub struct Sealer(ChaCha20Poly1305);
+
+impl Sealer {
+    fn new(key: &[u8; 32]) -> Sealer {
+        Sealer(ChaCha20Poly1305::new(Key::from_slice(key)))
+    }
+
+    pub fn seal(&self, place: &[u8], value: &[u8]) -> Vec<u8> {
+        let nonce: [u8; 12] = random();
+        let ct = self
+            .0
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value, aad: place })
+            .expect("encryption of in-memory data cannot fail");
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    pub fn open(&self, place: &[u8], sealed: &[u8]) -> Result<Vec<u8>, String> {
+        if sealed.len() < 12 + 16 {
+            return Err("a stored value is damaged".into());
+        }
+        self.0
+            .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: place })
+            .map_err(|_| "a stored value does not decrypt (damaged or from another key)".to_string())
+    }
 }
 
 fn err(what: &str, e: impl std::fmt::Debug) -> String {
@@ -66,8 +102,16 @@ impl IdbStore {
             .await
             .map_err(|e| err("cannot open the browser database", e))?;
         let dek = Self::data_key(&db).await?;
-        let cipher = ChaCha20Poly1305::new(Key::from_slice(&dek));
-        Ok(IdbStore { db, cipher })
+        let mut downloads = [0u8; 32];
+        Hkdf::<sha2::Sha256>::new(None, &dek)
+            .expand(b"qpq downloads v1", &mut downloads)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Ok(IdbStore { db, values: Sealer::new(&dek), downloads: Sealer::new(&downloads) })
+    }
+
+    /// The sealer of downloaded files (a key of its own, derived from the data key).
+    pub fn downloads(&self) -> Sealer {
+        self.downloads.clone()
     }
 
     /// Removes every entry and the keys (after the account was deleted).
@@ -127,27 +171,6 @@ impl IdbStore {
         tx.done().await.map_err(|e| err("store keys", e))?;
         Ok(dek)
     }
-
-    fn seal(&self, key: &[u8], value: &[u8]) -> Uint8Array {
-        let nonce: [u8; 12] = random();
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value, aad: key })
-            .expect("encryption of in-memory data cannot fail");
-        let out = Uint8Array::new_with_length((12 + ct.len()) as u32);
-        out.subarray(0, 12).copy_from(&nonce);
-        out.subarray(12, (12 + ct.len()) as u32).copy_from(&ct);
-        out
-    }
-
-    fn open_value(&self, key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, String> {
-        if sealed.len() < 12 + 16 {
-            return Err("a stored value is damaged".into());
-        }
-        self.cipher
-            .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: key })
-            .map_err(|_| "a stored value does not decrypt (damaged or from another key)".to_string())
-    }
 }
 
 impl qpq_client::StateStore for IdbStore {
@@ -163,7 +186,7 @@ impl qpq_client::StateStore for IdbStore {
             .zip(values)
             .map(|(k, v)| {
                 let k = Uint8Array::new(&k).to_vec();
-                let v = self.open_value(&k, &Uint8Array::new(&v).to_vec())?;
+                let v = self.values.open(&k, &Uint8Array::new(&v).to_vec())?;
                 Ok((k, v))
             })
             .collect()
@@ -174,7 +197,7 @@ impl qpq_client::StateStore for IdbStore {
         let puts: Vec<(JsValue, Option<JsValue>)> = changes
             .puts
             .iter()
-            .map(|(k, v)| (self.seal(k, v).into(), Some(Uint8Array::from(k.as_slice()).into())))
+            .map(|(k, v)| (Uint8Array::from(self.values.seal(k, v).as_slice()).into(), Some(Uint8Array::from(k.as_slice()).into())))
             .collect();
         let deletes: Vec<JsValue> = changes.deletes.iter().map(|k| Uint8Array::from(k.as_slice()).into()).collect();
         let tx = self.db.transaction(&[KV], TransactionMode::ReadWrite).map_err(|e| err("write", e))?;

@@ -10,6 +10,7 @@ import { ConversationList } from "./conversation-list.js";
 import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
 import { GroupInfo, wireDeleteAccount } from "./group-info.js";
+import { ConfirmDialog } from "./confirm.js";
 import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
@@ -54,8 +55,12 @@ export class ChatApp {
       react: (m, emoji, remove) => this.act(() => this.client.react(this.selectedId, m.id, emoji, remove)),
       reply: (m) => this.startContext("reply", m),
       edit: (m) => this.startContext("edit", m),
-      remove: (m) => this.act(() => this.client.deleteMessage(this.selectedId, m.id)),
+      remove: (m) => this.confirmDelete(m),
     });
+    this.deleteDialog = new ConfirmDialog(
+      { id: "delete-message-dialog", title: "Delete this message?", action: "Delete for everyone", busy: "Deleting…" },
+      signal,
+    );
     this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     // Replying to or editing a message: a line above the composer says which, with Cancel.
@@ -247,6 +252,18 @@ export class ChatApp {
     } catch (e) {
       setText(this.composerError, describeError(e));
     }
+  }
+
+  /** Asks before deleting one of this person's messages for everyone in the conversation. */
+  confirmDelete(m) {
+    const conversationId = this.selectedId;
+    this.deleteDialog.ask(
+      {
+        text: "It is removed for everyone in this conversation, on all their devices. This cannot be undone.",
+        quote: m.text.replace(/\s+/g, " ").slice(0, 200),
+      },
+      () => this.client.deleteMessage(conversationId, m.id),
+    );
   }
 
   /** Starts replying to or editing message `m` in the composer. */

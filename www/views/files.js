@@ -26,7 +26,7 @@ export class FileTransfers {
     this.conversationId = null;
     /** Downloads running in this page, by message: {progress, abort, listeners}. */
     this.downloads = new Map();
-    /** Object URLs of finished files, by message (revoked when the app goes). */
+    /** Object URLs of finished pictures, by message (revoked when the app goes). */
     this.urls = new Map();
     this.pruning = null;
     this.input.addEventListener("change", () => this.picked(), { signal });
@@ -158,23 +158,27 @@ export class FileTransfers {
       return stored;
     };
 
+    // The plaintext is assembled only to show a picture (kept while the app runs) or to save
+    // the file (let go once the browser has it).
+    const open = (offset, sealed) => this.client.openDownload(conversationId, m.id, offset, sealed);
     const finished = async (save) => {
-      const blob = await store.file(f.mime);
-      let url = this.urls.get(key);
-      if (!url) {
-        url = URL.createObjectURL(blob);
-        this.urls.set(key, url);
-      }
-      if (PREVIEW_TYPES.test(f.mime) && !preview.firstChild) {
-        preview.append(h("img", { src: url, alt: f.name }));
-      }
       button.textContent = "Save";
       button.setAttribute("aria-label", `Save ${f.name}`);
+      const showPreview = PREVIEW_TYPES.test(f.mime) && f.size <= PREVIEW_MAX_BYTES;
+      if (!save && !(showPreview && !preview.firstChild)) return;
+      let url = this.urls.get(key);
+      if (!url) {
+        url = URL.createObjectURL(await store.file(f.mime, open));
+        if (showPreview) this.urls.set(key, url);
+      }
+      if (showPreview && !preview.firstChild) preview.append(h("img", { src: url, alt: f.name }));
       if (save) {
         const a = h("a", { href: url, download: f.name, hidden: true });
         document.body.append(a);
         a.click();
         a.remove();
+        // The browser reads the file from the URL after the click returns.
+        if (!showPreview) setTimeout(() => URL.revokeObjectURL(url), 60_000);
       }
     };
 
@@ -206,7 +210,14 @@ export class FileTransfers {
         await d.promise;
         await finished(save);
       } catch (e) {
-        setText(error, d.abort.signal.aborted ? "Download cancelled." : `Could not download: ${describeError(e)}`);
+        if (e?.code === "damaged_download") {
+          // The sealed copy here does not open (the disk damaged it, or something altered it):
+          // it is dropped, and the next Download fetches the file again.
+          await store.remove().catch(() => {});
+          setText(error, "The copy of this file kept in this browser was damaged, so it was removed. Download it again.");
+        } else {
+          setText(error, d.abort.signal.aborted ? "Download cancelled." : `Could not download: ${describeError(e)}`);
+        }
         await label();
       } finally {
         d.listeners.delete(listener);

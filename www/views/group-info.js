@@ -7,6 +7,7 @@ import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { durationText } from "../format.js";
 import { clearDownloads } from "../file-store.js";
+import { ConfirmDialog } from "./confirm.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -130,53 +131,28 @@ export class GroupInfo {
 export function wireDeleteAccount(client, topbar, stop, signal) {
   const open = h("button", { type: "button", class: "secondary small", "aria-haspopup": "dialog", text: "Delete account" });
   topbar.append(open);
-  const error = h("p", { class: "error", role: "alert" });
-  const busy = h("p", { class: "hint", role: "status" });
-  const confirm = h("button", { type: "button", class: "danger", text: "Delete account" });
-  const cancel = h("button", { type: "button", class: "secondary", text: "Cancel" });
-  const dialog = h(
-    "dialog",
-    { id: "delete-account-dialog", "aria-labelledby": "delete-account-title", "aria-describedby": "delete-account-text" },
-    h(
-      "div",
-      { class: "stack" },
-      h("h2", { id: "delete-account-title", text: "Delete your account?" }),
-      h("p", {
-        id: "delete-account-text",
-        text: "Your account, devices and messages are removed from the server and from this browser. Your contacts will see that you deleted your account. This cannot be undone.",
-      }),
-      busy,
-      error,
-      h("div", { class: "dialog-actions" }, cancel, confirm),
-    ),
+  const dialog = new ConfirmDialog(
+    {
+      id: "delete-account-dialog",
+      title: "Delete your account?",
+      action: "Delete account",
+      busy: "Telling your contacts and deleting your account…",
+    },
+    signal,
   );
-  document.body.append(dialog);
-  open.addEventListener("click", () => {
-    setText(error, "");
-    setText(busy, "");
-    dialog.showModal();
-  }, { signal });
-  cancel.addEventListener("click", () => dialog.close(), { signal });
-  confirm.addEventListener("click", async () => {
-    confirm.disabled = true;
-    cancel.disabled = true;
-    setText(error, "");
-    setText(busy, "Telling your contacts and deleting your account…");
-    try {
-      stop();
-      await client.deleteAccount();
-      // Files downloaded into this browser go with the account.
-      await clearDownloads().catch(() => {});
-      setText(busy, "Your account was deleted.");
-      location.reload();
-    } catch (e) {
-      setText(busy, "");
-      setText(error, describeError(e));
-      confirm.disabled = false;
-      cancel.disabled = false;
-    }
-  }, { signal });
-  signal.addEventListener("abort", () => {
-    if (!confirm.disabled) dialog.remove();
-  });
+  const text =
+    "Your account, devices and messages are removed from the server and from this browser. Your contacts will see that you deleted your account. This cannot be undone.";
+  open.addEventListener(
+    "click",
+    () =>
+      dialog.ask({ text }, async () => {
+        stop();
+        await client.deleteAccount();
+        // Files downloaded into this browser go with the account.
+        await clearDownloads().catch(() => {});
+        location.reload();
+        return "Your account was deleted.";
+      }),
+    { signal },
+  );
 }

@@ -2,17 +2,26 @@
 //! writes into a sink the page provides (the UI keeps downloads in IndexedDB, so a reload
 //! resumes where it stopped). Both report progress, stop on an `AbortSignal`, and ride out a
 //! dropped connection by waiting for the next one and continuing.
+//!
+//! What the sink receives is sealed: each chunk's plaintext encrypted under this browser's
+//! download key (`store::Sealer`), bound to its conversation, message and offset, so files
+//! are encrypted at rest like the rest of the account and a chunk moved to another place
+//! does not open. `openDownload` gives the page one chunk's plaintext back when it assembles
+//! the file to show or save.
 
 use std::rc::Rc;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use qpq_client::files::{Cancel, FileSink, FileSource};
+use qpq_client::ClientError;
 use qpq_core::MessageId;
+use qpq_proto::ChannelId;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::{channel, QpqClient};
 use crate::error::{client_error, js_error};
+use crate::store::Sealer;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_FILES: &'static str = r#"
@@ -24,12 +33,14 @@ export interface TransferOptions {
   signal?: AbortSignal;
 }
 /**
- * Where `downloadFile` writes the plaintext, chunk by chunk in order. `stored()` says how many
- * bytes from the start are already there, so a download resumes after a reload.
+ * Where `downloadFile` keeps the file, chunk by chunk in order: `write` gets the chunk of
+ * `length` plaintext bytes at `offset`, sealed (give it back to `openDownload` to read it);
+ * `read` returns the sealed chunk written at `offset`; `stored()` says how many plaintext bytes
+ * from the start are there without a gap, so a download resumes after a reload.
  */
 export interface FileSink {
-  write(offset: number, bytes: Uint8Array): Promise<void>;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, length: number, sealed: Uint8Array): Promise<void>;
+  read(offset: number): Promise<Uint8Array>;
   stored(): Promise<number>;
 }
 "#;
@@ -60,9 +71,9 @@ extern "C" {
     #[wasm_bindgen(js_name = FileSink)]
     pub type JsSink;
     #[wasm_bindgen(method, catch)]
-    fn write(this: &JsSink, offset: f64, bytes: js_sys::Uint8Array) -> Result<js_sys::Promise, JsValue>;
+    fn write(this: &JsSink, offset: f64, length: f64, sealed: js_sys::Uint8Array) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
-    fn read(this: &JsSink, offset: f64, length: f64) -> Result<js_sys::Promise, JsValue>;
+    fn read(this: &JsSink, offset: f64) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(method, catch)]
     fn stored(this: &JsSink) -> Result<js_sys::Promise, JsValue>;
 }
@@ -94,21 +105,45 @@ impl FileSource for BlobSource {
     }
 }
 
-struct SinkAdapter(JsSink);
+/// Why a chunk kept by the page does not open (damaged, altered, or moved from elsewhere);
+/// the page gets it with code `damaged_download` and starts that download over.
+const DAMAGED: &str = "the copy of this file kept in this browser is damaged";
+
+/// Where a downloaded chunk belongs: what its seal is bound to.
+fn chunk_place(conversation: &ChannelId, message: &MessageId, offset: u64) -> Vec<u8> {
+    format!("qpq download/{}/{}/{offset}", conversation.to_hex(), message.to_hex()).into_bytes()
+}
+
+/// The page's sink, seen through the seal: the client writes and reads plaintext, the page
+/// stores and returns sealed chunks.
+struct SinkAdapter {
+    sink: JsSink,
+    sealer: Sealer,
+    conversation: ChannelId,
+    message: MessageId,
+}
 
 impl FileSink for SinkAdapter {
     fn write(&self, offset: u64, data: Vec<u8>) -> LocalBoxFuture<'_, Result<(), String>> {
-        let bytes = js_sys::Uint8Array::from(data.as_slice());
-        let p = self.0.write(offset as f64, bytes);
+        let sealed = self.sealer.seal(&chunk_place(&self.conversation, &self.message, offset), &data);
+        let p = self.sink.write(offset as f64, data.len() as f64, js_sys::Uint8Array::from(sealed.as_slice()));
         async move { promise(p).await.map(|_| ()) }.boxed_local()
     }
 
     fn read(&self, offset: u64, len: u32) -> LocalBoxFuture<'_, Result<Vec<u8>, String>> {
-        let p = self.0.read(offset as f64, f64::from(len));
+        let p = self.sink.read(offset as f64);
         async move {
             let v = promise(p).await?;
-            let bytes = v.dyn_into::<js_sys::Uint8Array>().map_err(|_| "the download store returned no bytes".to_string())?;
-            Ok(bytes.to_vec())
+            let sealed = v.dyn_into::<js_sys::Uint8Array>().map_err(|_| "the download store returned no bytes".to_string())?;
+            let mut plain = self
+                .sealer
+                .open(&chunk_place(&self.conversation, &self.message, offset), &sealed.to_vec())
+                .map_err(|_| DAMAGED.to_string())?;
+            if plain.len() < len as usize {
+                return Err(DAMAGED.into());
+            }
+            plain.truncate(len as usize);
+            Ok(plain)
         }
         .boxed_local()
     }
@@ -208,9 +243,34 @@ impl QpqClient {
             .as_f64()
             .unwrap_or(0.0) as u64;
         let progress = progress_fn(on_progress, check);
-        self.client
-            .download_file(&conv, &id, &SinkAdapter(sink), stored, &progress, &cancel)
-            .await
-            .map_err(client_error)
+        let sink = SinkAdapter { sink, sealer: self.downloads.clone(), conversation: conv.clone(), message: id };
+        self.client.download_file(&conv, &id, &sink, stored, &progress, &cancel).await.map_err(|e| match e {
+            ClientError::Store(m) if m == DAMAGED => js_error("damaged_download", DAMAGED),
+            e => client_error(e),
+        })
+    }
+
+    /// The plaintext of a chunk that `downloadFile` gave the sink: `sealed`, written at
+    /// `offset` for message `message` of `conversation`. Fails with code `damaged_download`
+    /// when it was altered, damaged or moved.
+    #[wasm_bindgen(js_name = openDownload)]
+    pub fn open_download(
+        &self,
+        conversation: &str,
+        message: &str,
+        offset: f64,
+        sealed: &[u8],
+    ) -> Result<js_sys::Uint8Array, JsValue> {
+        let conv = channel(conversation)?;
+        let id = MessageId::from_hex(message).ok_or_else(|| js_error("no_such_message", "no such message"))?;
+        // A JavaScript number that is a whole, safe integer (Number.MAX_SAFE_INTEGER).
+        if !(offset >= 0.0 && offset.fract() == 0.0 && offset <= 9_007_199_254_740_991.0) {
+            return Err(js_error("input", "the offset must be a whole number of bytes"));
+        }
+        let plain = self
+            .downloads
+            .open(&chunk_place(&conv, &id, offset as u64), sealed)
+            .map_err(|_| js_error("damaged_download", DAMAGED))?;
+        Ok(js_sys::Uint8Array::from(plain.as_slice()))
     }
 }
