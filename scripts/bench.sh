@@ -17,12 +17,7 @@ if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 browser_setup_done=
 browser_setup() {
   [ -n "$browser_setup_done" ] && return
-  scripts/build-web.sh
-  say "building qpq-server and qpq-gateway"
-  cargo build -p qpq-server -p qpq-gateway
-  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
-  ensure_chromium
-  ensure_node_modules
+  prepare_browser_stack
   browser_setup_done=1
 }
 

@@ -55,3 +55,15 @@ ensure_node_modules() {
     (cd "$ROOT/playwright" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
 }
+
+# What the Playwright tests and the browser benchmarks run against: the web client in pkg/,
+# debug builds of qpq-server and qpq-gateway (QPQ_BIN_DIR points at them), Chromium and the
+# test project's npm packages.
+prepare_browser_stack() {
+  "$ROOT/scripts/build-web.sh"
+  say "building qpq-server and qpq-gateway"
+  (cd "$ROOT" && cargo build -p qpq-server -p qpq-gateway)
+  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+  ensure_chromium
+  ensure_node_modules
+}

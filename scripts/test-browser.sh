@@ -7,17 +7,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-say "building the web client (pkg/)"
-scripts/build-web.sh
-
-say "building qpq-server and qpq-gateway"
-cargo build -p qpq-server -p qpq-gateway
-# The tests start exactly these binaries.
-export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
-
-ensure_chromium
+say "building the web client (pkg/), qpq-server and qpq-gateway"
+# The tests start exactly these binaries (QPQ_BIN_DIR).
+prepare_browser_stack
 ensure_postgres
-ensure_node_modules
 
 say "running the browser tests (Chromium at /usr/bin/chromium)"
 cd "$ROOT/playwright"
