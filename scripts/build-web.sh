@@ -13,5 +13,5 @@ cargo build -p qpq-web --target wasm32-unknown-unknown --profile "$PROFILE"
 say "generating JavaScript bindings into pkg/"
 rm -rf pkg
 wasm-bindgen --target web --remove-name-section --out-dir pkg \
-  "target/wasm32-unknown-unknown/$PROFILE/qpq_web.wasm"
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$PROFILE/qpq_web.wasm"
 ls -l pkg/*.wasm >&2

@@ -109,12 +109,12 @@ impl<'a> VectorFiles<'a> {
 
 macro_rules! vector_bytes {
     ($name:literal) => {
-        include_bytes!(concat!("../../../shared/vectors/mls/", $name)).as_slice()
+        include_bytes!(concat!("../vectors/mls/", $name)).as_slice()
     };
 }
 
-/// The vector files compiled into this crate, read from
-/// `../shared/vectors/mls/` beside the repository at build time.
+/// The vector files compiled into this crate, read from `conformance/vectors/mls/`
+/// (copied into the repository with their provenance in `conformance/vectors/README.md`).
 pub fn embedded() -> VectorFiles<'static> {
     VectorFiles {
         sha256sums: vector_bytes!("SHA256SUMS"),
