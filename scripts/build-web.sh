@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser client: the web-client crate for wasm32 (profile wasm-release) and its
-# JavaScript bindings into pkg/.
+# JavaScript bindings into pkg/, which is also the npm package @quicproquo/web (a package.json
+# with the workspace version and the SDK README from web-client/sdk/ are written beside them).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,3 +16,4 @@ rm -rf pkg
 wasm-bindgen --target web --remove-name-section --out-dir pkg \
   "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$PROFILE/qpq_web.wasm"
 ls -l pkg/*.wasm >&2
+write_sdk_package pkg
