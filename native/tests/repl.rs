@@ -140,28 +140,29 @@ fn the_repl_does_what_a_bot_needs() {
     alice.expect("chat ready: #1");
     bob.ask_until("list", "1. alice@");
 
-    // A message, and a reply quoting it.
+    // A message, and a reply quoting it. Message numbers are each device's own.
     alice.send("1> hello bob");
-    let hello = number_in(&bob.expect("alice: hello bob"));
-    bob.send(&format!("reply 1 {hello} hi alice"));
-    let reply = number_in(&bob.expect("sent #"));
-    alice.expect(&format!("#{reply} bob: hi alice (reply to #{hello})"));
+    let hello_a = number_in(&alice.expect("sent #"));
+    let hello_b = number_in(&bob.expect("alice: hello bob"));
+    bob.send(&format!("reply 1 {hello_b} hi alice"));
+    let reply_b = number_in(&bob.expect("sent #"));
+    let reply_a = number_in(&alice.expect(&format!("bob: hi alice (reply to #{hello_a})")));
 
     // A reaction shows up on the other side, and goes away again.
-    bob.send(&format!("react 1 {hello} 👍"));
-    alice.expect(&format!("~ #{hello} alice: hello bob [👍 bob]"));
-    bob.send(&format!("unreact 1 #{hello} 👍"));
-    alice.expect_by("the reaction taken back", |l| l.ends_with(&format!("~ #{hello} alice: hello bob")));
+    bob.send(&format!("react 1 {hello_b} 👍"));
+    alice.expect(&format!("~ #{hello_a} alice: hello bob [👍 bob]"));
+    bob.send(&format!("unreact 1 #{hello_b} 👍"));
+    alice.expect_by("the reaction taken back", |l| l.ends_with(&format!("~ #{hello_a} alice: hello bob")));
 
     // Edit and delete, for everyone; someone else's message cannot be edited.
-    alice.send(&format!("edit 1 {hello} hello bob, edited"));
-    bob.expect(&format!("~ #{hello} alice: hello bob, edited (edited)"));
-    alice.send(&format!("edit 1 {reply} not mine"));
-    alice.expect("! ");
-    alice.send(&format!("delete 1 {hello}"));
-    bob.expect(&format!("~ #{hello} alice: (message deleted)"));
+    alice.send(&format!("edit 1 {hello_a} hello bob, edited"));
+    bob.expect(&format!("~ #{hello_b} alice: hello bob, edited (edited)"));
+    alice.send(&format!("edit 1 {reply_a} not mine"));
+    alice.expect("! you can only change your own messages");
+    alice.send(&format!("delete 1 {hello_a}"));
+    bob.expect(&format!("~ #{hello_b} alice: (message deleted)"));
     bob.send("history 1");
-    bob.expect(&format!("#{reply} bob: hi alice (reply to #{hello})"));
+    bob.expect(&format!("#{reply_b} bob: hi alice (reply to #{hello_b})"));
 
     // A file of three chunks goes from Alice's disk to Bob's, byte for byte.
     let mut data = vec![0u8; 600_000];

@@ -1,5 +1,6 @@
 //! The REPL's commands. Conversations are named by their number in `list`, messages by their
-//! number in `history N` (`#M`), so a bot can act on what it printed.
+//! number in `history N` (`#M`, this device's position in the history: another member's
+//! numbers may differ), so a bot can act on what it printed.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,8 @@ use qpq_proto::{ChannelId, UserId};
 use crate::render::{render, state_text};
 
 pub const HELP: &str = "\
-commands (N: a conversation's number in `list`; M: a message's number in `history N`):
+commands (N: a conversation's number in `list`; M: a message's number in `history N`,
+which `send` and `reply` print too):
   list                      your conversations
   chat USER                 open the 1:1 chat with USER (name or name@domain)
   group NAME USER...        create a group
@@ -70,7 +72,9 @@ fn non_empty<'a>(text: &'a str, what: &str) -> anyhow::Result<&'a str> {
 pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
     if let Some((n, text)) = line.split_once("> ") {
         if n.chars().all(|c| c.is_ascii_digit()) {
-            client.send_text(&conv_at(client, n)?, text).await?;
+            let conv = conv_at(client, n)?;
+            let id = client.send_text(&conv, text).await?;
+            println!("sent {}", index_of(client, &conv, &id));
             return Ok(());
         }
     }
@@ -96,7 +100,9 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
         ["add", n, rest @ ..] if !rest.is_empty() => client.add_members(&conv_at(client, n)?, &users(client, rest)?).await?,
         ["remove", n, rest @ ..] if !rest.is_empty() => client.remove_members(&conv_at(client, n)?, &users(client, rest)?).await?,
         ["send", n, ..] => {
-            client.send_text(&conv_at(client, n)?, non_empty(rest(line, 2), "the text")?).await?;
+            let conv = conv_at(client, n)?;
+            let id = client.send_text(&conv, non_empty(rest(line, 2), "the text")?).await?;
+            println!("sent {}", index_of(client, &conv, &id));
         }
         ["history", n] => {
             let id = conv_at(client, n)?;

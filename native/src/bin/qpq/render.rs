@@ -113,14 +113,15 @@ impl Printer {
         }
     }
 
-    /// A new entry (printed when someone else wrote it) or a changed one (printed with `~`).
+    /// A new entry (printed when someone else wrote it or caused it) or a changed one
+    /// (printed with `~`).
     fn entry(&self, conv: &ChannelId, index: u64, changed: bool) {
         self.client.with_engine(|e| {
             let Some(m) = e.message(conv, index) else { return };
             let line = render(e, conv, m, false);
             let before = self.shown.borrow_mut().insert((conv.clone(), index), line.clone());
             let title = e.conversation(conv).map(|c| c.title(e.user())).unwrap_or_default();
-            if !changed && !m.outgoing {
+            if !changed && !m.outgoing && m.sender != *e.user() {
                 println!("[{title}] {line}");
             } else if changed && before.is_some_and(|b| b != line) {
                 println!("[{title}] ~ {line}");
