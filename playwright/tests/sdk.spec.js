@@ -82,7 +82,7 @@ test("the packed SDK installs, type-checks and chats from a page of another orig
       JSON.stringify({
         compilerOptions: {
           allowJs: true, checkJs: true, noEmit: true, strict: true, skipLibCheck: false,
-          target: "es2022", module: "esnext", moduleResolution: "bundler", lib: ["es2022", "dom"], types: [],
+          target: "es2022", module: "esnext", moduleResolution: "bundler", lib: ["es2022", "esnext.disposable", "dom"], types: [],
         },
         files: ["example.js"],
       }),
