@@ -27,6 +27,11 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
             Engine::create(user, seed, 1)
         })
         .collect();
+    // Everyone's directory entry, which the receiver checks the group's leaves against.
+    let directory: Vec<_> = engines
+        .iter()
+        .map(|e| (e.user().clone(), e.identity_public_key(), e.device_record().clone()))
+        .collect();
     let mut creator = engines.remove(0);
     let conv = creator.create_conversation(ConversationKind::Group, "bench", 1).expect("create");
     let mut packages = Vec::new();
@@ -48,6 +53,9 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     creator.take_changes();
     let sender = DeviceAddress { user: creator.user().clone(), device: creator.device_id() };
     let receiver = &mut engines[0];
+    for (user, ik, record) in &directory {
+        receiver.learn_devices(user, ik, std::slice::from_ref(record)).expect("records verify");
+    }
     let mut seq = 1;
     let env = |seq: u64, kind, payload: Vec<u8>| Envelope {
         seq,

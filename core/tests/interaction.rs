@@ -430,6 +430,14 @@ impl World {
             let before = engine.history(&self.conv).len();
             let was_active = engine.conversation(&self.conv).is_some_and(|cv| cv.active);
             let result = engine.receive(&e, self.s.time);
+            // A delivery naming members this client has not looked up waits for the
+            // directory, which answers at once here.
+            let refused = self.clients[c].sim.resolve_directory(&self.s);
+            let result = match (result, refused.into_iter().next()) {
+                (Ok(()), Some(err)) => Err(err),
+                (r, _) => r,
+            };
+            let engine = &mut self.clients[c].sim.engine;
             let conv_after = engine.conversation(&self.conv).cloned();
             let shown: Vec<MessageId> = engine.history(&self.conv)[before.min(engine.history(&self.conv).len())..]
                 .iter()

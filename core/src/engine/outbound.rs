@@ -151,7 +151,8 @@ impl Engine {
                 },
             }),
             PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer } => {
-                let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64());
+                let skew = self.conversations.get(&conv).map_or(0, |c| c.refused_commits);
+                let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64() + skew);
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
                     if e <= r {
                         return None; // wait for the commit that won

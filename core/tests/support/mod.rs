@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
@@ -174,6 +176,37 @@ impl SimServer {
     }
 }
 
+/// A hostile member registered as `name@sim.test`, its key packages published.
+pub fn hostile_member(server: &mut SimServer, name: &str, seed: u8) -> hostile::Hostile {
+    let h = hostile::Hostile::new(UserId::parse(&format!("{name}@sim.test")).unwrap(), seed);
+    server.identities.insert(h.addr.user.clone(), (h.identity_key, vec![h.record.clone()]));
+    server.key_packages.entry(h.addr.clone()).or_default().extend(h.key_packages(5));
+    h
+}
+
+impl SimServer {
+    /// The channel's current epoch (0 for an unknown channel).
+    pub fn epoch(&self, channel: &ChannelId) -> u64 {
+        self.channels.get(channel).map_or(0, |c| c.epoch)
+    }
+
+    /// Hands a hostile member its queue.
+    pub fn hostile_sync(&self, h: &mut hostile::Hostile) {
+        for env in self.fetch(&h.addr, 0) {
+            h.receive(&env);
+        }
+    }
+
+    /// Makes a hostile member's call; returns whether the server accepted it.
+    pub fn hostile_call(&mut self, h: &mut hostile::Hostile, out: Outbound) -> bool {
+        let accepted = matches!(self.handle(&h.addr, &out), Some(OutboundResult::Accepted { .. }));
+        if matches!(out.op, OutboundOp::Commit { .. }) {
+            h.settle(accepted);
+        }
+        accepted
+    }
+}
+
 impl SimClient {
     pub fn new(server: &mut SimServer, name: &str, seed: u8) -> SimClient {
         let user = UserId::parse(&format!("{name}@sim.test")).unwrap();
@@ -242,7 +275,37 @@ impl SimClient {
             let _ = self.engine.receive(&e, server.time);
             self.persist();
         }
+        self.answer_directory(server);
         n
+    }
+
+    /// Answers what the engine asks of the directory (as a shell does with `listDevices`) and
+    /// lets it go on with the deliveries it held; returns the refusals.
+    pub fn answer_directory(&mut self, server: &SimServer) -> Vec<qpq_core::EngineError> {
+        let refused = self.resolve_directory(server);
+        self.persist();
+        refused
+    }
+
+    /// [`SimClient::answer_directory`] without storing the result.
+    pub fn resolve_directory(&mut self, server: &SimServer) -> Vec<qpq_core::EngineError> {
+        let mut refused = Vec::new();
+        for _ in 0..16 {
+            let need = self.engine.directory_needed();
+            if need.is_empty() {
+                break;
+            }
+            for u in need {
+                match server.identities.get(&u) {
+                    Some((ik, recs)) => {
+                        let _ = self.engine.learn_devices(&u, ik, recs);
+                    }
+                    None => self.engine.directory_lacks(&u),
+                }
+            }
+            refused.extend(self.engine.resume(server.time));
+        }
+        refused
     }
 
     pub fn learn(&mut self, server: &SimServer, user: &UserId) {
