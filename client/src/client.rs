@@ -9,7 +9,7 @@ use futures::future::{self, Either, FutureExt};
 use futures::StreamExt;
 use qpq_core::{Changeset, ClaimedPackage, ConversationKind, Engine, Event, MessageId};
 use qpq_proto::node_capnp::{listener, subscription};
-use qpq_proto::{wire, ChannelId, EnvelopeKind, UserId};
+use qpq_proto::{wire, ChannelId, EnvelopeKind, ErrorCode, UserId};
 use rand::RngCore;
 
 use crate::api::{Connection, Session};
@@ -613,8 +613,44 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         let cursor = self.with_engine(Engine::cursor);
         let handle = session.subscribe(listener, cursor).await?;
         *self.inner.subscription.borrow_mut() = Some(handle);
+        // Deliveries held since the last session, waiting for the directory.
+        self.answer_directory(&session).await;
         *self.inner.session.borrow_mut() = Some(session);
+        self.persist().await?;
         Ok(())
+    }
+
+    /// Fetches the directory records the engine waits for (deliveries naming members it has
+    /// not verified yet), hands them over and lets the engine go on with what it held. A user
+    /// the directory does not know is reported as such; any other failure leaves the
+    /// deliveries held (they are stored) for the next delivery or session. Refusals are told
+    /// to the UI.
+    async fn answer_directory(&self, session: &Session) {
+        for _ in 0..8 {
+            let needed = self.with_engine(Engine::directory_needed);
+            if needed.is_empty() {
+                return;
+            }
+            for user in &needed {
+                match session.list_devices(user).await {
+                    Ok((ik, records)) => {
+                        let learned = self.inner.engine.borrow_mut().learn_devices(user, &ik, &records);
+                        if let Err(e) = learned {
+                            self.emit(ClientEvent::Notice(e.to_string()));
+                        }
+                    }
+                    Err(e) if e.code() == ErrorCode::NoSuchUser.as_str() => {
+                        self.inner.engine.borrow_mut().directory_lacks(user);
+                    }
+                    Err(_) => return,
+                }
+            }
+            let now = self.inner.platform.now_ms();
+            let refused = self.inner.engine.borrow_mut().resume(now);
+            for e in refused {
+                self.emit(ClientEvent::Notice(format!("a message could not be read: {e}")));
+            }
+        }
     }
 
     async fn top_up_key_packages(&self, session: &Session) -> Result<(), ClientError> {
@@ -693,6 +729,9 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             }
             welcomed |= env.kind == EnvelopeKind::Welcome;
             last = Some(env.seq);
+        }
+        if let Ok(session) = self.session() {
+            self.answer_directory(&session).await;
         }
         self.persist().await?;
         if let (Some(seq), Ok(session)) = (last, self.session()) {
