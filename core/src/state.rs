@@ -14,7 +14,7 @@
 //! | `k/` + user | verified device records of a user (JSON) |
 //! | `s/` + openmls key | openmls storage value |
 
-use qpq_proto::{ChannelId, UserId};
+use qpq_types::{ChannelId, UserId};
 
 /// The writes of one engine step; the shell applies them in one transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

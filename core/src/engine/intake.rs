@@ -4,7 +4,7 @@ use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::{
     MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, StagedWelcome,
 };
-use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
+use qpq_types::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
 
 use super::{join_config, Engine};
 use crate::app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind};
