@@ -3,7 +3,7 @@
 //! encrypted (compose → MLS → changeset) and decrypted (MLS → history → changeset) by the
 //! engine. The delivery service is a direct hand-over of each engine's output.
 
-use qpq_proto::{DeviceAddress, Envelope, EnvelopeKind};
+use qpq_types::{DeviceAddress, Envelope, EnvelopeKind};
 
 use crate::{ClaimedPackage, ConversationKind, Engine, OutboundOp, OutboundResult};
 
@@ -21,7 +21,7 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     let members = members.max(2);
     let mut engines: Vec<Engine> = (0..members)
         .map(|i| {
-            let user = qpq_proto::UserId::parse(&format!("u{i}@bench")).expect("valid name");
+            let user = qpq_types::UserId::parse(&format!("u{i}@bench")).expect("valid name");
             let mut seed = [0u8; 32];
             seed[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
             Engine::create(user, seed, 1)

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use qpq_proto::{ChannelId, DeviceId, UserId};
+use qpq_types::{ChannelId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::app_message::MessageId;

@@ -37,14 +37,14 @@ pub enum EngineError {
     #[error("a member's key does not match the directory; the change was refused")]
     UntrustedMember {
         /// The user the leaf claims to be.
-        user: qpq_proto::UserId,
+        user: qpq_types::UserId,
     },
     /// The directory now shows another identity key for a user than the one first seen. Its
     /// devices are not trusted (safety numbers will let people confirm such a change).
     #[error("the identity key of a contact changed; their new devices are not trusted")]
     IdentityKeyChanged {
         /// The user whose identity key changed.
-        user: qpq_proto::UserId,
+        user: qpq_types::UserId,
     },
     /// The users to add or remove are not valid for this conversation.
     #[error("{0}")]

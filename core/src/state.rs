@@ -15,7 +15,7 @@
 //! | `h/` + sequence number (u64 BE) | a delivery held until the directory answers (JSON) |
 //! | `s/` + openmls key | openmls storage value |
 
-use qpq_proto::{ChannelId, UserId};
+use qpq_types::{ChannelId, UserId};
 
 /// The writes of one engine step; the shell applies them in one transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

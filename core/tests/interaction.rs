@@ -36,7 +36,7 @@ use openmls::prelude::{MlsMessageIn, ProtocolMessage};
 use qpq_core::{
     Content, ConversationKind, EngineError, MessageId, OutboundOp, OutboundResult, Status, MAX_PAST_EPOCHS,
 };
-use qpq_proto::{ChannelId, EnvelopeKind};
+use qpq_types::{ChannelId, EnvelopeKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::hostile::Hostile;

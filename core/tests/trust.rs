@@ -5,7 +5,7 @@
 mod support;
 
 use qpq_core::{Body, Content, ConversationKind, EngineError, LeaveReason, SystemEvent};
-use qpq_proto::{ChannelId, DeviceAddress, DeviceId, UserId};
+use qpq_types::{ChannelId, DeviceAddress, DeviceId, UserId};
 use support::hostile::Hostile;
 use support::{hostile_member, SimClient, SimServer};
 

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use openmls::prelude::{Credential, Extension, Extensions, GroupId, MlsGroup, UnknownExtension};
-use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, UserId};
+use qpq_types::{ChannelId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, UserId};
 use openmls::messages::group_info::GroupInfo;
 use serde::{Deserialize, Serialize};
 

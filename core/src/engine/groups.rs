@@ -2,7 +2,7 @@
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup, ProtocolVersion};
-use qpq_proto::{ChannelId, DeviceAddress, UserId};
+use qpq_types::{ChannelId, DeviceAddress, UserId};
 
 use super::{create_config, Engine, Event, CIPHERSUITE};
 use crate::conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
@@ -298,7 +298,7 @@ impl Engine {
     pub(super) fn system_message(
         &mut self,
         sender: UserId,
-        sender_device: qpq_proto::DeviceId,
+        sender_device: qpq_types::DeviceId,
         now: u64,
         ev: SystemEvent,
     ) -> Message {

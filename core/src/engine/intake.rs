@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use openmls::prelude::{
     MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, Sender, StagedCommit, StagedWelcome,
 };
-use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
+use qpq_types::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
 
 use openmls_traits::types::HashType;
 

@@ -18,7 +18,7 @@ use openmls::prelude::{
     SenderRatchetConfiguration, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls::prelude::KeyPackage;
-use qpq_proto::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
+use qpq_types::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! answers.
 
 use openmls::prelude::tls_codec::Serialize as _;
-use qpq_proto::{ChannelId, ClientMsgId, ErrorCode};
+use qpq_types::{ChannelId, ClientMsgId, ErrorCode};
 
 use super::Engine;
 use crate::app_message::{
@@ -214,7 +214,7 @@ impl Engine {
         &self,
         conv: &ChannelId,
         add: &[crate::outbox::ClaimedPackage],
-        remove: &[qpq_proto::UserId],
+        remove: &[qpq_types::UserId],
         self_update: bool,
         set_timer: Option<u32>,
     ) -> bool {

@@ -23,7 +23,7 @@ use qpq_core::{
     credential_for, AppMessage, Body, ClaimedPackage, ConversationKind, GroupMeta, MessageId, Outbound, OutboundOp,
     CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
 };
-use qpq_proto::{login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, UserId};
+use qpq_types::{login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, UserId};
 
 /// An Ed25519 key as an openmls signer.
 pub struct KeySigner(pub SigningKey);

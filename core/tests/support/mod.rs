@@ -9,7 +9,7 @@ pub mod hostile;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
-use qpq_proto::{
+use qpq_types::{
     ChannelId, ClientMsgId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, ErrorCode, UserId,
 };
 
