@@ -26,6 +26,10 @@
 //! `QPQ_INTERACTION_TIMES=1` prints each seed's time.
 
 mod support;
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/hostile_sim.rs"]
+mod hostile_sim;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,7 +43,8 @@ use qpq_core::{
 use qpq_types::{ChannelId, EnvelopeKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::hostile::Hostile;
+use hostile::Hostile;
+use hostile_sim::{hostile_call, hostile_sync};
 use support::{SimClient, SimServer};
 
 /// How many trace lines a failure report shows.
@@ -140,7 +145,7 @@ impl World {
         let others: Vec<&SimClient> = initial.iter().map(|&i| &rest[i - 1].sim).collect();
         let conv = first[0].sim.start(&mut s, ConversationKind::Group, "fuzz", &others);
         clients[0].joined_at = Some(0);
-        let mallory = support::hostile_member(&mut s, "mallory", 200);
+        let mallory = hostile_sim::hostile_member(&mut s, "mallory", 200);
         let u0 = &mut clients[0].sim;
         u0.learn(&s, &mallory.addr.user);
         let packages = s.claim(&mallory.addr.user, &u0.addr());
@@ -393,7 +398,7 @@ impl World {
         if self.mallory_forked {
             return;
         }
-        self.s.hostile_sync(&mut self.mallory);
+        hostile_sync(&self.s, &mut self.mallory);
         if !self.mallory.groups.contains_key(&self.conv) {
             return;
         }
@@ -418,7 +423,7 @@ impl World {
                     ("a swapped signature key", self.mallory.key_swap(&self.conv, epoch))
                 };
                 let before = self.mallory.groups[&self.conv].epoch().as_u64();
-                let accepted = self.s.hostile_call(&mut self.mallory, out);
+                let accepted = hostile_call(&mut self.s, &mut self.mallory, out);
                 if accepted {
                     self.fork_at = Some(before);
                 }
@@ -435,7 +440,7 @@ impl World {
                     qpq_core::Body::Delete { target }
                 };
                 let out = self.mallory.message(&self.conv, body, self.s.time);
-                self.s.hostile_call(&mut self.mallory, out);
+                hostile_call(&mut self.s, &mut self.mallory, out);
                 trace(format!("{}: mallory edits or deletes someone else's text", self.step));
                 self.count("hostile edit");
             }

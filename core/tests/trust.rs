@@ -3,11 +3,16 @@
 //! people's messages. Honest engines refuse, change nothing, say so, and the group goes on.
 
 mod support;
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/hostile_sim.rs"]
+mod hostile_sim;
 
 use qpq_core::{Body, Content, ConversationKind, EngineError, LeaveReason, SystemEvent};
 use qpq_types::{ChannelId, DeviceAddress, DeviceId, UserId};
-use support::hostile::Hostile;
-use support::{hostile_member, SimClient, SimServer};
+use hostile::Hostile;
+use hostile_sim::{hostile_call, hostile_member, hostile_sync};
+use support::{SimClient, SimServer};
 
 /// Processes the queue and answers the directory; returns every refusal.
 fn sync_errors(c: &mut SimClient, server: &mut SimServer) -> Vec<EngineError> {
@@ -46,11 +51,11 @@ fn group_with_mallory(server: &mut SimServer) -> (SimClient, SimClient, Hostile,
     alice.persist();
     alice.pump(server);
     assert!(sync_errors(&mut bob, server).is_empty());
-    server.hostile_sync(&mut mallory);
+    hostile_sync(&server, &mut mallory);
     assert!(mallory.groups.contains_key(&conv), "mallory joined");
     alice.send(server, &conv, "hello");
     assert!(sync_errors(&mut bob, server).is_empty());
-    server.hostile_sync(&mut mallory);
+    hostile_sync(&server, &mut mallory);
     assert_eq!(bob.texts(&conv), vec!["hello"]);
     (alice, bob, mallory, conv)
 }
@@ -58,8 +63,8 @@ fn group_with_mallory(server: &mut SimServer) -> (SimClient, SimClient, Hostile,
 /// Mallory starts a group holding a forged leaf for `victim` and invites `target`.
 fn forged_group(server: &mut SimServer, mallory: &mut Hostile, victim: &DeviceAddress, target: &qpq_core::ClaimedPackage) -> ChannelId {
     let (conv, create, commit) = mallory.forged_group(victim, target, server.time);
-    assert!(server.hostile_call(mallory, create));
-    assert!(server.hostile_call(mallory, commit));
+    assert!(hostile_call(server, mallory, create));
+    assert!(hostile_call(server, mallory, commit));
     conv
 }
 
@@ -113,7 +118,7 @@ fn a_commit_adding_a_forged_leaf_is_refused_by_everyone_and_the_group_goes_on() 
     let auth_before = alice.engine.epoch_authenticator(&conv);
     let victim = alice.addr();
     let out = mallory.forged_add(&conv, server.epoch(&conv), &victim);
-    assert!(server.hostile_call(&mut mallory, out), "the server takes it");
+    assert!(hostile_call(&mut server, &mut mallory, out), "the server takes it");
 
     for c in [&mut alice, &mut bob] {
         let errors = sync_errors(c, &mut server);
@@ -166,7 +171,7 @@ fn an_update_swapping_a_signature_key_is_refused() {
     let (mut alice, mut bob, mut mallory, conv) = group_with_mallory(&mut server);
     let auth_before = alice.engine.epoch_authenticator(&conv);
     let out = mallory.key_swap(&conv, server.epoch(&conv));
-    assert!(server.hostile_call(&mut mallory, out));
+    assert!(hostile_call(&mut server, &mut mallory, out));
     for c in [&mut alice, &mut bob] {
         let errors = sync_errors(c, &mut server);
         assert!(untrusted(&errors), "{errors:?}");
@@ -186,11 +191,11 @@ fn edits_deletes_and_leaving_count_only_for_the_real_sender() {
     let (alice, mut bob, mut mallory, conv) = group_with_mallory(&mut server);
     let hello = bob.engine.history(&conv).iter().find(|m| matches!(&m.content, Content::Text { .. })).unwrap().id;
     let out = mallory.message(&conv, Body::Edit { target: hello, text: "I owe mallory money".into() }, server.time);
-    server.hostile_call(&mut mallory, out);
+    hostile_call(&mut server, &mut mallory, out);
     let out = mallory.message(&conv, Body::Delete { target: hello }, server.time);
-    server.hostile_call(&mut mallory, out);
+    hostile_call(&mut server, &mut mallory, out);
     let out = mallory.message(&conv, Body::Leave { reason: LeaveReason::Left }, server.time);
-    server.hostile_call(&mut mallory, out);
+    hostile_call(&mut server, &mut mallory, out);
     sync_errors(&mut bob, &mut server);
     let m = bob.engine.message_by_id(&conv, &hello).unwrap();
     assert_eq!(m.content, Content::Text { text: "hello".into(), reply_to: None });

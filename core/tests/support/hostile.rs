@@ -7,6 +7,8 @@
 //! tests hand to the simulated delivery service (`support/mod.rs`) and the end-to-end tests
 //! (`native/tests/trust.rs`, which includes this file) send to a real node.
 
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -276,10 +278,5 @@ impl Hostile {
         self.pending = Some((conv.clone(), None));
         let commit = self.commit_call(&conv, 0, commit, welcome, add);
         (conv, create, commit)
-    }
-
-    /// The epoch authenticator of our copy of `conv`.
-    pub fn epoch_authenticator(&self, conv: &ChannelId) -> Option<Vec<u8>> {
-        self.groups.get(conv).map(|g| g.epoch_authenticator().as_slice().to_vec())
     }
 }

@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod hostile;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
@@ -176,34 +174,10 @@ impl SimServer {
     }
 }
 
-/// A hostile member registered as `name@sim.test`, its key packages published.
-pub fn hostile_member(server: &mut SimServer, name: &str, seed: u8) -> hostile::Hostile {
-    let h = hostile::Hostile::new(UserId::parse(&format!("{name}@sim.test")).unwrap(), seed);
-    server.identities.insert(h.addr.user.clone(), (h.identity_key, vec![h.record.clone()]));
-    server.key_packages.entry(h.addr.clone()).or_default().extend(h.key_packages(5));
-    h
-}
-
 impl SimServer {
     /// The channel's current epoch (0 for an unknown channel).
     pub fn epoch(&self, channel: &ChannelId) -> u64 {
         self.channels.get(channel).map_or(0, |c| c.epoch)
-    }
-
-    /// Hands a hostile member its queue.
-    pub fn hostile_sync(&self, h: &mut hostile::Hostile) {
-        for env in self.fetch(&h.addr, 0) {
-            h.receive(&env);
-        }
-    }
-
-    /// Makes a hostile member's call; returns whether the server accepted it.
-    pub fn hostile_call(&mut self, h: &mut hostile::Hostile, out: Outbound) -> bool {
-        let accepted = matches!(self.handle(&h.addr, &out), Some(OutboundResult::Accepted { .. }));
-        if matches!(out.op, OutboundOp::Commit { .. }) {
-            h.settle(accepted);
-        }
-        accepted
     }
 }
 
