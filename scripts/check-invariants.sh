@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the architecture invariants a command can check (see ARCHITECTURE.md):
 #  - qpq-core and qpq-client depend on no async runtime, network, SQL or browser crate;
+#  - qpq-core does not depend on the schema or Cap'n Proto (it builds without `capnp`);
 #  - qpq-core and qpq-client build for wasm32-unknown-unknown;
 #  - the built browser .wasm imports nothing from "env" and stays within its size budget.
 set -euo pipefail
@@ -17,6 +18,12 @@ for crate in qpq-core qpq-client; do
     exit 1
   fi
 done
+
+say "checking that qpq-core does not depend on the schema (no qpq-proto or capnp)"
+if cargo tree -p qpq-core -e normal,build --prefix none --format '{p}' | awk '{print $1}' | grep -qE '^(qpq-proto|capnp|capnpc|capnp-rpc)$'; then
+  echo "qpq-core depends on the schema or Cap'n Proto; use qpq-types" >&2
+  exit 1
+fi
 
 say "checking that the gateway does not parse the protocol (no qpq-proto or capnp)"
 if cargo tree -p qpq-gateway -e normal --prefix none --format '{p}' | awk '{print $1}' | grep -qE '^(qpq-proto|capnp|capnp-rpc)$'; then

@@ -5,28 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use qpq_client::Connection;
 use qpq_proto::{ChannelId, DeviceId, ErrorCode};
-use qpq_quic::{Trust, ALPN_NODE};
 use support::*;
-use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
-
-/// A raw QUIC connection to the node, for sending bytes no client would.
-async fn raw_connection(node: &qpq_server::RunningNode) -> quinn::Connection {
-    let mut ep = qpq_quic::client_endpoint(node.addr()).unwrap();
-    ep.set_default_client_config(
-        qpq_quic::client_config(&Trust::Pinned(vec![node.fingerprint_bytes()]), ALPN_NODE, Duration::from_secs(10)).unwrap(),
-    );
-    ep.connect(node.addr(), "localhost").unwrap().await.unwrap()
-}
-
-/// An RPC connection on a fresh stream, not logged in.
-async fn rpc(conn: &quinn::Connection) -> Connection {
-    let (send, recv) = conn.open_bi().await.unwrap();
-    let (c, driver) = Connection::new(recv.compat(), send.compat_write());
-    tokio::task::spawn_local(driver);
-    c
-}
 
 /// Proves the node still serves: a message goes from one client to another.
 async fn still_serves(a: &qpq_native::NativeClient, b: &qpq_native::NativeClient, conv: &ChannelId, text: &str) {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use qpq_client::{ConnState, Connector};
+use qpq_client::{ConnState, Connection, Connector};
+use qpq_quic::{Trust, ALPN_NODE};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use qpq_native::{FileStore, NativeClient, QuicConnector, TokioPlatform};
 use qpq_proto::{ChannelId, UserId};
 use qpq_server::{Config, RunningNode};
@@ -141,4 +143,21 @@ pub async fn wait_outbox_empty(c: &NativeClient) {
 
 pub fn sleep(ms: u64) -> tokio::time::Sleep {
     tokio::time::sleep(Duration::from_millis(ms))
+}
+
+/// A raw QUIC connection to the node, for sending bytes no client would.
+pub async fn raw_connection(node: &qpq_server::RunningNode) -> quinn::Connection {
+    let mut ep = qpq_quic::client_endpoint(node.addr()).unwrap();
+    ep.set_default_client_config(
+        qpq_quic::client_config(&Trust::Pinned(vec![node.fingerprint_bytes()]), ALPN_NODE, Duration::from_secs(10)).unwrap(),
+    );
+    ep.connect(node.addr(), "localhost").unwrap().await.unwrap()
+}
+
+/// An RPC connection on a fresh stream, not logged in.
+pub async fn rpc(conn: &quinn::Connection) -> Connection {
+    let (send, recv) = conn.open_bi().await.unwrap();
+    let (c, driver) = Connection::new(recv.compat(), send.compat_write());
+    tokio::task::spawn_local(driver);
+    c
 }
