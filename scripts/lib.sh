@@ -67,3 +67,11 @@ prepare_browser_stack() {
   ensure_chromium
   ensure_node_modules
 }
+
+# Copies the repository's files (tracked and new, not ignored; as they are in the working tree)
+# into the directory $1, without git metadata or build output.
+copy_repo() {
+  mkdir -p "$1"
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard --deduplicate |
+    tar --null -T - --ignore-failed-read -cf -) | tar -xf - -C "$1"
+}
