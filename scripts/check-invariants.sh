@@ -118,9 +118,11 @@ fi
 [ "${QPQ_SKIP_WASM_ARTIFACT:-}" = 1 ] && exit 0
 
 ensure_wasm_target
-wasm_build=()
-for c in $WASM_CRATES; do has "$MEMBERS" "$c" && [ "$c" != qpq-web ] && wasm_build+=(-p "$c"); done
-say "checking that ${wasm_build[*]} build for wasm32-unknown-unknown"
+wasm_build=() wasm_names=()
+for c in $WASM_CRATES; do
+  has "$MEMBERS" "$c" && [ "$c" != qpq-web ] && wasm_build+=(-p "$c") && wasm_names+=("$c")
+done
+say "checking that ${wasm_names[*]} build for wasm32-unknown-unknown (qpq-web: below)"
 cargo build "${wasm_build[@]}" --target wasm32-unknown-unknown --profile wasm-release
 
 WASM=pkg/qpq_web_bg.wasm
