@@ -114,3 +114,11 @@ write_sdk_package() {
 JSON
   say "wrote the npm package @quicproquo/web $version in $dir"
 }
+
+# Copies the repository's files (tracked and new, not ignored; as they are in the working tree)
+# into the directory $1, without git metadata or build output.
+copy_repo() {
+  mkdir -p "$1"
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard --deduplicate |
+    tar --null -T - --ignore-failed-read -cf -) | tar -xf - -C "$1"
+}

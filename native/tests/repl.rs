@@ -2,7 +2,9 @@
 //! stdout as a bot would) against a real node: chat, reply, react and take it back, edit,
 //! delete, a refused edit, a file sent by one and downloaded whole by the other, and leaving.
 
-mod support;
+// This test stays beside the binary it drives: Cargo hands `CARGO_BIN_EXE_qpq` only to the
+// tests of the binary's own package. Its one node comes from qpq-server (a dev-dependency of
+// qpq-native for this test alone); the other end-to-end tests live in the e2e crate.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -11,7 +13,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use support::sqlite_node;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -132,7 +133,7 @@ fn number_in(line: &str) -> u64 {
 #[test]
 fn the_repl_does_what_a_bot_needs() {
     let dir = tempfile::tempdir().unwrap();
-    let node = sqlite_node(dir.path(), 0);
+    let node = sqlite_node(dir.path());
     let mut alice = Repl::start(&node, dir.path(), "alice");
     let mut bob = Repl::start(&node, dir.path(), "bob");
 
@@ -191,4 +192,9 @@ fn the_repl_does_what_a_bot_needs() {
     bob.ask_until("list", "[left]");
     alice.quit();
     bob.quit();
+}
+
+/// A node on SQLite in `dir`, on any free port.
+fn sqlite_node(dir: &Path) -> qpq_server::RunningNode {
+    qpq_server::spawn(qpq_server::Config::for_tests(dir)).expect("node starts")
 }

@@ -37,7 +37,7 @@ async fn read_to_close(recv: &mut quinn::RecvStream) -> bool {
 fn malformed_frames_and_refused_calls_leave_the_server_serving() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let mallory = client(&node, dir.path(), "mallory").await;
@@ -127,7 +127,7 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
 fn sixth_device_and_reused_key_package_are_refused() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let s = alice.session().unwrap();
@@ -180,7 +180,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn no_plaintext_at_rest_in_sqlite() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let conv = alice.start_chat(&user("bob")).await.unwrap();
@@ -258,7 +258,7 @@ fn no_plaintext_at_rest_in_postgres() {
 fn enqueue_retried_with_the_same_id_is_delivered_once() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let conv = alice.start_chat(&user("bob")).await.unwrap();

@@ -21,7 +21,7 @@ fn local(n: u8) -> IpAddr {
 }
 
 #[test]
-fn a_browser_session_through_the_gateway_chats_with_a_native_quic_client() {
+fn a_browser_session_through_the_gateway_chats_with_a_native_client() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
         let node = sqlite_node(&dir.path().join("node"));
@@ -29,7 +29,7 @@ fn a_browser_session_through_the_gateway_chats_with_a_native_quic_client() {
 
         // Alice registers and runs through the gateway; Bob speaks QUIC to the node.
         let alice = ws_client(gw.addr(), dir.path(), "alice").await;
-        let bob = quic_client(&node, dir.path(), "bob").await;
+        let bob = client(&node, dir.path(), "bob").await;
         assert_eq!(alice.connection_state(), qpq_client::ConnState::Online { transport: "WebSocket".into() });
 
         let conv = chat(&alice, &bob).await;
@@ -179,7 +179,7 @@ fn bad_input_is_refused_clearly_and_other_sessions_keep_working() {
         // and runs through the gateway.
         let quic = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
         let alice = client_via(dir.path(), "alice", &quic, Rc::new(WsConnector::new(addr))).await;
-        let bob = quic_client(&node, dir.path(), "bob").await;
+        let bob = client(&node, dir.path(), "bob").await;
         let conv = chat(&alice, &bob).await;
         wait_sessions_at_most(&gw, 1).await;
 

@@ -23,7 +23,7 @@ fn refused_notice(e: &qpq_core::Engine, conv: &ChannelId) -> bool {
 fn a_forged_member_added_by_a_hostile_client_is_refused_by_everyone() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
 

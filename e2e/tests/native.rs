@@ -11,7 +11,7 @@ use support::*;
 fn alice_and_bob_chat_both_ways() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
 
@@ -38,7 +38,7 @@ fn alice_and_bob_chat_both_ways() {
 fn group_of_three_with_add_and_remove() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let carol = client(&node, dir.path(), "carol").await;
@@ -99,7 +99,7 @@ fn group_of_three_with_add_and_remove() {
 fn server_restart_keeps_queued_messages_exactly_once() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let (addr, fp) = (node.addr(), node.fingerprint().to_string());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
@@ -116,7 +116,7 @@ fn server_restart_keeps_queued_messages_exactly_once() {
 
         // The server restarts on the same SQLite file and port.
         node.stop();
-        let node = sqlite_node(dir.path(), addr.port());
+        let node = sqlite_node_on(dir.path(), addr.port());
         assert_eq!(node.fingerprint(), fp, "the certificate is kept");
 
         // Bob comes back from his state file; Alice reconnects by herself.
@@ -146,7 +146,7 @@ fn server_restart_keeps_queued_messages_exactly_once() {
 fn concurrent_commits_converge_without_a_fork() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
         let carol = client(&node, dir.path(), "carol").await;

@@ -1,6 +1,8 @@
-//! Test harness: real server nodes (SQLite or PostgreSQL) and a real gateway on their own
-//! threads, native clients on the test's LocalSet, and a WebSocket `Connector` that speaks
-//! to the gateway's `/ws` the way the browser does.
+//! The end-to-end harness shared by every test of this crate: real server nodes (QUIC,
+//! SQLite or PostgreSQL) and a real gateway on their own threads, a throwaway PostgreSQL
+//! database per test, native clients on the test's LocalSet (directly over QUIC, or through
+//! the gateway), and a WebSocket `Connector` that speaks to the gateway's `/ws` the way the
+//! browser does. (`h3client` adds HTTP/3 and WebTransport.)
 
 #![allow(dead_code)]
 
@@ -19,7 +21,9 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use qpq_client::{ConnState, Connector};
+use qpq_client::{ConnState, Connection, Connector};
+use qpq_quic::{Trust, ALPN_NODE};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use qpq_gateway::{Config as GatewayConfig, Health, RunningGateway};
 use qpq_native::{FileStore, NativeClient, QuicConnector, TokioPlatform};
 use qpq_proto::{ChannelId, UserId};
@@ -38,9 +42,16 @@ pub fn run<F: std::future::Future<Output = ()>>(f: F) {
 
 // --- nodes ------------------------------------------------------------------------------------
 
-/// A node on SQLite in `dir`.
+/// A node on SQLite in `dir`, on any free port.
 pub fn sqlite_node(dir: &Path) -> RunningNode {
-    qpq_server::spawn(Config::for_tests(dir)).expect("node starts")
+    sqlite_node_on(dir, 0)
+}
+
+/// A node on SQLite in `dir`, on `port` (to restart a node where its clients expect it).
+pub fn sqlite_node_on(dir: &Path, port: u16) -> RunningNode {
+    let mut c = Config::for_tests(dir);
+    c.listen = SocketAddr::from(([127, 0, 0, 1], port));
+    qpq_server::spawn(c).expect("node starts")
 }
 
 /// A node on the PostgreSQL database `url`, keeping its certificate in `dir`.
@@ -63,7 +74,7 @@ pub async fn create_database() -> PgDb {
         std::env::var("QPQ_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut b = [0u8; 6];
     rand::thread_rng().fill_bytes(&mut b);
-    let name = format!("qpq_gw_{}", hex::encode(b));
+    let name = format!("qpq_e2e_{}", hex::encode(b));
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("PostgreSQL answers");
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
@@ -300,10 +311,25 @@ pub async fn ws_client(gw: SocketAddr, dir: &Path, name: &str) -> NativeClient {
     client_via(dir, name, &ws, Rc::new(ws.clone())).await
 }
 
-/// A client registered and running directly over QUIC.
-pub async fn quic_client(node: &RunningNode, dir: &Path, name: &str) -> NativeClient {
-    let q = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
+/// A client of `node`, registered and running directly over QUIC, with its state in
+/// `dir/NAME.state`.
+pub async fn client(node: &RunningNode, dir: &Path, name: &str) -> NativeClient {
+    client_at(node.addr(), node.fingerprint(), dir, name).await
+}
+
+/// A client registered and running over QUIC with the node at `addr`.
+pub async fn client_at(addr: SocketAddr, fingerprint: &str, dir: &Path, name: &str) -> NativeClient {
+    let q = QuicConnector::pinned(addr, fingerprint).unwrap();
     client_via(dir, name, &q, Rc::new(q.clone())).await
+}
+
+/// Reopens a client from its state file (as after an app restart), over QUIC.
+pub async fn reopen(addr: SocketAddr, fingerprint: &str, dir: &Path, name: &str) -> NativeClient {
+    let connector = QuicConnector::pinned(addr, fingerprint).unwrap();
+    let store = FileStore::open(state_path(dir, name), true).unwrap();
+    let c = NativeClient::open(store, TokioPlatform).await.unwrap().expect("account is stored");
+    c.start(Rc::new(connector) as Rc<dyn Connector>);
+    c
 }
 
 pub async fn online(c: &NativeClient) -> bool {
@@ -355,6 +381,11 @@ pub async fn wait_conversation(c: &NativeClient, conv: &ChannelId) {
     assert!(c.wait_for(20_000, |e| e.conversation(conv).is_some()).await, "{} joins the conversation", c.user());
 }
 
+pub async fn wait_members(c: &NativeClient, conv: &ChannelId, n: usize) {
+    let ok = c.wait_for(20_000, |e| e.conversation(conv).map(|x| x.members.len()) == Some(n)).await;
+    assert!(ok, "{} sees {n} members", c.user());
+}
+
 pub async fn wait_outbox_empty(c: &NativeClient) {
     assert!(c.wait_for(20_000, |e| e.outbox_len() == 0).await, "{} outbox drains", c.user());
 }
@@ -368,4 +399,25 @@ pub async fn chat(alice: &NativeClient, bob: &NativeClient) -> ChannelId {
     bob.send_text(&conv, "hello alice").await.unwrap();
     wait_texts(alice, &conv, &["hi bob", "hello alice"]).await;
     conv
+}
+
+pub fn sleep(ms: u64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(ms))
+}
+
+/// A raw QUIC connection to the node, for sending bytes no client would.
+pub async fn raw_connection(node: &RunningNode) -> quinn::Connection {
+    let mut ep = qpq_quic::client_endpoint(node.addr()).unwrap();
+    ep.set_default_client_config(
+        qpq_quic::client_config(&Trust::Pinned(vec![node.fingerprint_bytes()]), ALPN_NODE, Duration::from_secs(10)).unwrap(),
+    );
+    ep.connect(node.addr(), "localhost").unwrap().await.unwrap()
+}
+
+/// An RPC connection on a fresh stream, not logged in.
+pub async fn rpc(conn: &quinn::Connection) -> Connection {
+    let (send, recv) = conn.open_bi().await.unwrap();
+    let (c, driver) = Connection::new(recv.compat(), send.compat_write());
+    tokio::task::spawn_local(driver);
+    c
 }

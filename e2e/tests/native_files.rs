@@ -97,7 +97,7 @@ impl Progress {
 fn a_file_goes_and_comes_back_whole() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let (alice, bob, conv) = chat(&node, dir.path()).await;
         let data = random_bytes(3 * CHUNK_BYTES as usize + 1234, 1);
         let up = Progress::default();
@@ -148,7 +148,7 @@ fn a_file_goes_and_comes_back_whole() {
 fn transfers_continue_after_the_node_restarts() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = Rc::new(RefCell::new(Some(sqlite_node(dir.path(), 0))));
+        let node = Rc::new(RefCell::new(Some(sqlite_node(dir.path()))));
         let addr = node.borrow().as_ref().unwrap().addr();
         let (alice, bob, conv) = chat(node.borrow().as_ref().unwrap(), dir.path()).await;
         let data = random_bytes(24 * CHUNK_BYTES as usize, 2);
@@ -164,7 +164,7 @@ fn transfers_continue_after_the_node_restarts() {
                     if let Some(n) = node.borrow_mut().take() {
                         n.stop();
                     }
-                    *node.borrow_mut() = Some(sqlite_node(&dir, addr.port()));
+                    *node.borrow_mut() = Some(sqlite_node_on(&dir, addr.port()));
                 }
             }
         };
@@ -214,7 +214,7 @@ fn transfers_continue_after_the_node_restarts() {
 fn cancelling_stops_between_chunks_and_sends_nothing() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let (alice, _bob, conv) = chat(&node, dir.path()).await;
         let before = alice.with_engine(|e| e.history(&conv).len());
         let cancel = Cancel::default();

@@ -252,7 +252,7 @@ fn wt_connector(gw: &qpq_gateway::RunningGateway) -> WtConnector {
 }
 
 #[test]
-fn a_native_webtransport_client_chats_with_a_quic_client() {
+fn a_native_webtransport_client_chats_with_a_client() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
         let node = sqlite_node(&dir.path().join("node"));
@@ -260,7 +260,7 @@ fn a_native_webtransport_client_chats_with_a_quic_client() {
         let quic = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
         let alice = client_via(dir.path(), "alice", &quic, Rc::new(wt_connector(&gw))).await;
         assert_eq!(alice.connection_state(), qpq_client::ConnState::Online { transport: "WebTransport".into() });
-        let bob = quic_client(&node, dir.path(), "bob").await;
+        let bob = client(&node, dir.path(), "bob").await;
         let conv = chat(&alice, &bob).await;
         for i in 0..5 {
             alice.send_text(&conv, &format!("a{i}")).await.unwrap();
@@ -300,7 +300,7 @@ fn webtransport_refusals_are_clear_and_others_keep_chatting() {
         // Alice registers directly and runs over WebTransport; Bob speaks QUIC to the node.
         let quic = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
         let alice = client_via(dir.path(), "alice", &quic, Rc::new(wt_connector(&gw))).await;
-        let bob = quic_client(&node, dir.path(), "bob").await;
+        let bob = client(&node, dir.path(), "bob").await;
         let conv = chat(&alice, &bob).await;
         wait_sessions_at_most(&gw, 1).await;
 
