@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use qpq_client::{ConnState, Connector};
+use qpq_client::{Client, ConnState, Connector, Platform, StateStore};
 use qpq_native::{FileStore, NativeClient, QuicConnector, TokioPlatform};
 use qpq_proto::{ChannelId, UserId};
 use qpq_server::{Config, RunningNode};
@@ -90,7 +90,7 @@ pub fn state_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.state"))
 }
 
-pub async fn online(c: &NativeClient) -> bool {
+pub async fn online<S: StateStore, P: Platform>(c: &Client<S, P>) -> bool {
     let c2 = c.clone();
     c.wait_for(15_000, move |_| matches!(c2.connection_state(), ConnState::Online { .. })).await
 }
