@@ -2,9 +2,14 @@
 
 mod support;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Instant;
 
-use qpq_core::{Content, Status, SystemEvent};
+use futures::future::LocalBoxFuture;
+use qpq_client::{Client, ClientEvent, Connector, MemoryStore, Platform};
+use qpq_core::{Content, Event, Status, SystemEvent};
+use qpq_native::{QuicConnector, TokioPlatform};
 use support::*;
 
 #[test]
@@ -213,5 +218,78 @@ fn two_nodes_on_postgres_deliver_to_each_other_promptly() {
         n1.stop();
         n2.stop();
         db.drop_database().await;
+    });
+}
+
+/// The native platform, recording every timer a client asks for.
+#[derive(Clone, Default)]
+struct RecordingPlatform {
+    sleeps: Rc<RefCell<Vec<u64>>>,
+}
+
+impl Platform for RecordingPlatform {
+    fn now_ms(&self) -> u64 {
+        TokioPlatform.now_ms()
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        self.sleeps.borrow_mut().push(ms);
+        TokioPlatform.sleep(ms)
+    }
+
+    fn spawn(&self, fut: LocalBoxFuture<'static, ()>) {
+        TokioPlatform.spawn(fut)
+    }
+}
+
+#[test]
+fn disappearing_messages_go_on_time_without_polling() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path(), 0);
+        let alice = client(&node, dir.path(), "alice").await;
+        let platform = RecordingPlatform::default();
+        let connector = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
+        let bob = Client::register(&connector, MemoryStore::default(), platform.clone(), "bob").await.expect("registers");
+        bob.start(Rc::new(connector) as Rc<dyn Connector>);
+        assert!(online(&bob).await, "bob comes online");
+
+        // Idle, with nothing to expire, Bob's client sets no short timer: nothing polls.
+        sleep(300).await;
+        platform.sleeps.borrow_mut().clear();
+        sleep(1_500).await;
+        let short: Vec<u64> = platform.sleeps.borrow().iter().copied().filter(|&ms| ms < 1_000).collect();
+        assert!(short.is_empty(), "an idle client set timers of {short:?} ms");
+
+        let conv = alice.start_chat(&user("bob")).await.unwrap();
+        alice.set_disappearing(&conv, 2).await.unwrap();
+        let timer_set = bob.wait_for(20_000, |e| e.conversation(&conv).is_some_and(|c| c.disappear_secs == 2)).await;
+        assert!(timer_set, "bob sees the two-second timer");
+
+        let removed = Rc::new(RefCell::new(Vec::new()));
+        let (r, p) = (removed.clone(), platform.clone());
+        bob.on_event(move |ev| {
+            if let ClientEvent::Engine(Event::MessageRemoved { .. }) = ev {
+                r.borrow_mut().push(p.now_ms());
+            }
+        });
+        let poof = |e: &qpq_core::Engine| {
+            e.history(&conv).iter().find_map(|m| match &m.content {
+                Content::Text { text, .. } if text == "poof" => Some(m.expires_at),
+                _ => None,
+            })
+        };
+        alice.send_text(&conv, "poof").await.unwrap();
+        assert!(bob.wait_for(20_000, |e| poof(e).is_some()).await, "bob receives the message");
+        let arrived = platform.now_ms();
+        let expires_at = bob.with_engine(poof).flatten().expect("the message carries its time");
+        assert!(arrived < expires_at, "the message arrived {} ms before its time", expires_at.saturating_sub(arrived));
+
+        assert!(bob.wait_for(5_000, |e| poof(e).is_none()).await, "the message disappears for bob");
+        let at = removed.borrow().first().copied().expect("bob is told the message went");
+        assert!(at >= expires_at, "removed {} ms early", expires_at - at);
+        assert!(at - expires_at < 250, "removed {} ms late", at - expires_at);
+        wait_texts(&alice, &conv, &[]).await;
+        node.stop();
     });
 }

@@ -32,13 +32,11 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
         *self.inner.state.borrow_mut() = s.clone();
         self.emit(ClientEvent::Connection(s));
-        for w in self.inner.waiters.borrow_mut().drain(..) {
-            let _ = w.send(());
-        }
+        self.changed();
     }
 
     pub(super) async fn connection_loop(self, connector: Rc<dyn Connector>, stop: oneshot::Receiver<()>) {
-        let mut stop = stop.shared();
+        let stop = stop.shared();
         let mut backoff = BACKOFF_MIN_MS;
         while !self.inner.stopped.get() {
             self.set_state(ConnState::Connecting);
@@ -83,7 +81,6 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 return;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX_MS);
-            let _ = &mut stop;
         }
     }
 

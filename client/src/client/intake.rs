@@ -37,9 +37,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         for ev in events {
             self.emit(ClientEvent::Engine(ev));
         }
-        for w in self.inner.waiters.borrow_mut().drain(..) {
-            let _ = w.send(());
-        }
+        self.changed();
         Ok(())
     }
 

@@ -183,6 +183,8 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         if let Some(s) = self.inner.stop_signal.borrow_mut().take() {
             let _ = s.send(());
         }
+        // The expiry timer (and anyone in `wait_for`) looks again and sees the stop.
+        self.changed();
         self.inner.session.borrow_mut().take();
         self.inner.subscription.borrow_mut().take();
         let _ = self.inner.kick.unbounded_send(());
@@ -255,11 +257,24 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             if now >= deadline {
                 return false;
             }
-            let (tx, rx) = oneshot::channel();
-            self.inner.waiters.borrow_mut().push(tx);
+            let change = self.next_change();
             let sleep = self.inner.platform.sleep((deadline - now).min(250));
             futures::pin_mut!(sleep);
-            let _ = future::select(rx, sleep).await;
+            let _ = future::select(change, sleep).await;
+        }
+    }
+
+    /// Resolves at the next stored step, connection change or shutdown, whichever is first.
+    pub(super) fn next_change(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.waiters.borrow_mut().push(tx);
+        rx
+    }
+
+    /// Wakes everything waiting in [`Client::next_change`].
+    pub(super) fn changed(&self) {
+        for w in self.inner.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
         }
     }
 

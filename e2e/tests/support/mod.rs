@@ -21,7 +21,7 @@ use futures::future::{FutureExt, LocalBoxFuture};
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use qpq_client::{ConnState, Connection, Connector};
+use qpq_client::{Client, ConnState, Connection, Connector, Platform, StateStore};
 use qpq_quic::{Trust, ALPN_NODE};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use qpq_gateway::{Config as GatewayConfig, Health, RunningGateway};
@@ -332,7 +332,7 @@ pub async fn reopen(addr: SocketAddr, fingerprint: &str, dir: &Path, name: &str)
     c
 }
 
-pub async fn online(c: &NativeClient) -> bool {
+pub async fn online<S: StateStore, P: Platform>(c: &Client<S, P>) -> bool {
     let c2 = c.clone();
     c.wait_for(20_000, move |_| matches!(c2.connection_state(), ConnState::Online { .. })).await
 }
