@@ -296,6 +296,23 @@ mod tests {
         drop(h.node);
     }
 
+    #[test]
+    fn every_end_but_the_browsers_own_has_one_close_code_for_both_transports() {
+        let code = |e: SessionEnd| e.close_code(1000, Duration::from_secs(60)).map(|(c, _)| c);
+        assert_eq!(code(SessionEnd::ClientClosed), None);
+        assert_eq!(code(SessionEnd::ClientFailed), None);
+        assert_eq!(code(SessionEnd::TextRefused), Some(1003));
+        assert_eq!(code(SessionEnd::TooBig), Some(1009));
+        assert_eq!(code(SessionEnd::NodeEnded), Some(1011));
+        assert_eq!(code(SessionEnd::NodeLost), Some(1012));
+        assert_eq!(code(SessionEnd::Idle), Some(1000));
+        assert_eq!(code(SessionEnd::ShuttingDown), Some(1001));
+        let (_, reason) = SessionEnd::TooBig.close_code(1000, Duration::from_secs(60)).unwrap();
+        assert_eq!(reason, "message too big: at most 1000 bytes");
+        let (_, reason) = SessionEnd::Idle.close_code(1000, Duration::from_secs(60)).unwrap();
+        assert_eq!(reason, "idle for 60 s");
+    }
+
     #[tokio::test]
     async fn refusals_node_ends_losses_and_shutdown_are_reported() {
         // The transport refuses a text frame.
