@@ -5,6 +5,7 @@
 #    `cargo tree -i` (which crates have the dependency in their normal dependency graph), for
 #    the host and for wasm32-unknown-unknown (the crates in WASM_CRATES);
 #  - generated Cap'n Proto code is included by exactly one file;
+#  - the gateway's top-level modules have no import circle (scripts/import-cycles.py);
 #  - the wasm crates build for wasm32-unknown-unknown;
 #  - the built browser .wasm imports nothing from "env" and stays within its size budget.
 # QPQ_ROOT checks another copy of the workspace (scripts/test-invariants.sh breaks a rule in a
@@ -115,6 +116,9 @@ if [ "$(echo "$generated" | grep -c .)" -ne 1 ]; then
   echo "invariant broken: generated Cap'n Proto code is included by: ${generated:-no file}" >&2
   exit 1
 fi
+
+say "checking that the gateway's modules import one another without a circle"
+python3 "$ROOT/scripts/import-cycles.py" gateway/src
 
 [ "${QPQ_SKIP_WASM_ARTIFACT:-}" = 1 ] && exit 0
 

@@ -246,7 +246,7 @@ impl Platform for RecordingPlatform {
 fn disappearing_messages_go_on_time_without_polling() {
     run(async {
         let dir = tempfile::tempdir().unwrap();
-        let node = sqlite_node(dir.path(), 0);
+        let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let platform = RecordingPlatform::default();
         let connector = QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();

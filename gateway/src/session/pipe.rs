@@ -1,14 +1,22 @@
-//! One browser session: bytes between a browser transport and a node stream, both ways,
-//! until either side ends, nothing moves for the idle timeout, or the gateway shuts down.
+//! One browser session: bytes between a browser transport and a peer, both ways, until
+//! either side ends, nothing moves for the idle timeout, or the gateway shuts down.
 //!
-//! This is the seam between transports. [`pipe`] knows nothing about WebSockets: the
-//! browser side is any `Stream` of [`Inbound`] plus `Sink` of `Bytes`, and the node side any
-//! `AsyncRead + AsyncWrite` pair with a future that resolves when the node's connection is
-//! lost. The WebSocket adapter (`websocket.rs`) maps binary messages to
-//! [`Inbound::Data`], pings and pongs to [`Inbound::Activity`], its refusals (text, too big)
-//! to a [`SessionEnd`], and afterwards turns the [`SessionEnd`] into a close code. A
-//! WebTransport adapter (HTTP/3) will do the same over one bidirectional stream: its reads
-//! become `Data`, its writes take `Bytes`, and the end becomes a session close code.
+//! This is the seam between transports. [`pipe`] knows neither WebSockets nor WebTransport:
+//! the browser side is any `Stream` of [`Inbound`] plus `Sink` of `Bytes`, and the peer any
+//! `AsyncRead + AsyncWrite` pair with a future that resolves when the peer is lost (a node's
+//! connection closing). The adapters ([`crate::session::websocket`],
+//! [`crate::session::webtransport`]) map their frames to [`Inbound`] and their refusals
+//! (text, too big) to a [`SessionEnd`], and afterwards close the session with the code
+//! [`SessionEnd::close_code`] gives, the same number on either transport:
+//!
+//! | end | code | meaning for the browser |
+//! |---|---|---|
+//! | text message | 1003 | the protocol is binary Cap'n Proto |
+//! | message too big | 1009 | bigger than `--max-message-bytes` |
+//! | node ended the stream | 1011 | the node refused what it was sent; reconnect |
+//! | node connection lost | 1012 | service restart: reconnect at once (another node) |
+//! | idle | 1000 | nothing moved for `--idle-timeout-secs` |
+//! | gateway shutting down | 1001 | going away: reconnect |
 //!
 //! The gateway never looks inside the bytes: they are a Cap'n Proto RPC stream between the
 //! browser and its node, and they are never logged.
@@ -23,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Most bytes read from a node at once (one message to the browser).
+/// Most bytes read from a peer at once (one message to the browser).
 const READ_CHUNK: usize = 64 << 10;
 
 /// What a browser transport hands to a session.
@@ -71,6 +79,21 @@ impl SessionEnd {
             SessionEnd::ShuttingDown => "shutting_down",
         }
     }
+
+    /// The close code and reason for this end (see the module docs), or none when the
+    /// browser ended the session itself. `max` is the message-size limit, `idle` the idle
+    /// timeout, both named in the reason.
+    pub fn close_code(self, max: usize, idle: Duration) -> Option<(u16, String)> {
+        Some(match self {
+            SessionEnd::ClientClosed | SessionEnd::ClientFailed => return None,
+            SessionEnd::TextRefused => (1003, "text messages are not accepted: the session is binary".into()),
+            SessionEnd::TooBig => (1009, format!("message too big: at most {max} bytes")),
+            SessionEnd::NodeEnded => (1011, "the server node ended this session".into()),
+            SessionEnd::NodeLost => (1012, "the server node went away; reconnect".into()),
+            SessionEnd::Idle => (1000, format!("idle for {} s", idle.as_secs())),
+            SessionEnd::ShuttingDown => (1001, "the gateway is shutting down".into()),
+        })
+    }
 }
 
 /// What every session shares: its idle timeout and the gateway's shutdown signal.
@@ -82,7 +105,8 @@ pub struct SessionControl {
     pub shutdown: CancellationToken,
 }
 
-/// Pipes bytes between `client` and a node stream until the session ends, and says why.
+/// Pipes bytes between `client` and a peer (`node_read`, `node_write`) until the session
+/// ends, and says why.
 ///
 /// Every `Data` payload is written to `node_write` as is; every read from `node_read` is sent
 /// to the client as one `Bytes`. When the client ends, the node stream is finished (the node
@@ -270,6 +294,23 @@ mod tests {
         let lived = started.elapsed();
         assert!(lived >= Duration::from_secs(720) && lived < Duration::from_secs(722), "{lived:?}");
         drop(h.node);
+    }
+
+    #[test]
+    fn every_end_but_the_browsers_own_has_one_close_code_for_both_transports() {
+        let code = |e: SessionEnd| e.close_code(1000, Duration::from_secs(60)).map(|(c, _)| c);
+        assert_eq!(code(SessionEnd::ClientClosed), None);
+        assert_eq!(code(SessionEnd::ClientFailed), None);
+        assert_eq!(code(SessionEnd::TextRefused), Some(1003));
+        assert_eq!(code(SessionEnd::TooBig), Some(1009));
+        assert_eq!(code(SessionEnd::NodeEnded), Some(1011));
+        assert_eq!(code(SessionEnd::NodeLost), Some(1012));
+        assert_eq!(code(SessionEnd::Idle), Some(1000));
+        assert_eq!(code(SessionEnd::ShuttingDown), Some(1001));
+        let (_, reason) = SessionEnd::TooBig.close_code(1000, Duration::from_secs(60)).unwrap();
+        assert_eq!(reason, "message too big: at most 1000 bytes");
+        let (_, reason) = SessionEnd::Idle.close_code(1000, Duration::from_secs(60)).unwrap();
+        assert_eq!(reason, "idle for 60 s");
     }
 
     #[tokio::test]

@@ -22,7 +22,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine as _;
 
-use crate::app::AppState;
+use crate::session::webtransport;
+use crate::state::AppState;
 
 /// The body of `/transport.json`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,8 +44,8 @@ pub struct WebTransportInfo {
 }
 
 /// The `/transport.json` route.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/transport.json", get(transport_json))
+pub(crate) fn routes(state: &AppState) -> Router {
+    Router::new().route("/transport.json", get(transport_json)).with_state(state.clone())
 }
 
 async fn transport_json(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Json<TransportInfo> {
@@ -69,7 +70,7 @@ fn webtransport_info(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Option
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
                 .or_else(|| uri.authority().map(|a| a.to_string()));
-            format!("https://{}:{}{}", url_host(host.as_deref(), https), https.port(), crate::webtransport::PATH)
+            format!("https://{}:{}{}", url_host(host.as_deref(), https), https.port(), webtransport::PATH)
         }
     };
     Some(WebTransportInfo { url, cert_hashes })

@@ -3,9 +3,9 @@
 //! Each QUIC connection runs an h3 accept loop. A request is handed to the axum router (the
 //! very one HTTPS on TCP uses: same routes, headers, static files and limits) on a task of
 //! its own, with the client's address as `ConnectInfo`; its response is sent back as HTTP/3
-//! frames. A `CONNECT` goes to [`crate::webtransport`]: refused, the loop goes on; accepted,
-//! the connection is the session's from then on. With `--bench-echo`, a `CONNECT` to
-//! `/echo` goes to [`crate::echo`] instead.
+//! frames. A `CONNECT` goes to [`crate::webtransport`] with the endpoints it was given
+//! (`/wt`, and `/echo` with `--bench-echo`): refused, the loop goes on; accepted, the
+//! connection is the session's from then on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,10 +22,10 @@ use quinn::crypto::rustls::QuicServerConfig;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::app::AppState;
 use crate::error::GatewayError;
-use crate::tls::Certificates;
-use crate::{echo, webtransport};
+use crate::listen::tls::Certificates;
+use crate::session::webtransport::{self, Endpoints};
+use crate::session::Sessions;
 
 /// Largest request body taken over HTTP/3 (the gateway's routes take none).
 const MAX_REQUEST_BODY: usize = 64 << 10;
@@ -33,15 +33,15 @@ const MAX_REQUEST_BODY: usize = 64 << 10;
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the QUIC endpoint for HTTP/3 on `addr`.
-pub(crate) fn endpoint(addr: SocketAddr, certs: &Certificates, state: &AppState) -> Result<quinn::Endpoint, GatewayError> {
+pub(crate) fn endpoint(addr: SocketAddr, certs: &Certificates, sessions: &Sessions) -> Result<quinn::Endpoint, GatewayError> {
     let crypto = QuicServerConfig::try_from(certs.quic_config()?).map_err(|e| GatewayError::Certificate(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut t = quinn::TransportConfig::default();
     // Longer than a session's idle timeout, so the session closes it with a reason first.
-    let idle = state.session_control().idle_timeout + Duration::from_secs(10);
+    let idle = sessions.control().idle_timeout + Duration::from_secs(10);
     t.max_idle_timeout(Some(idle.max(Duration::from_secs(30)).try_into().expect("idle timeout fits")));
     // A session's browser may get ahead of its node by at most the message limit.
-    let window = (state.max_message_bytes() as u64).clamp(64 << 10, 16 << 20);
+    let window = (sessions.max_message_bytes() as u64).clamp(64 << 10, 16 << 20);
     t.stream_receive_window(quinn::VarInt::from_u64(window).expect("fits"));
     t.receive_window(quinn::VarInt::from_u64(window * 2).expect("fits"));
     t.max_concurrent_bidi_streams(100u32.into());
@@ -52,8 +52,8 @@ pub(crate) fn endpoint(addr: SocketAddr, certs: &Certificates, state: &AppState)
 
 /// Accepts connections until the gateway shuts down, then waits for them (the caller
 /// bounds the wait) and closes the endpoint.
-pub(crate) async fn serve(endpoint: quinn::Endpoint, router: Router, state: AppState) {
-    let stop = state.shutdown_token().clone();
+pub(crate) async fn serve(endpoint: quinn::Endpoint, router: Router, endpoints: Endpoints) {
+    let stop = endpoints.sessions().control().shutdown.clone();
     let connections = TaskTracker::new();
     loop {
         let incoming = tokio::select! {
@@ -61,14 +61,14 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, router: Router, state: AppS
             () = stop.cancelled() => break,
         };
         let Some(incoming) = incoming else { break };
-        connections.spawn(connection(incoming, router.clone(), state.clone()));
+        connections.spawn(connection(incoming, router.clone(), endpoints.clone()));
     }
     connections.close();
     connections.wait().await;
     endpoint.close(0u32.into(), b"gateway shutting down");
 }
 
-async fn connection(incoming: quinn::Incoming, router: Router, state: AppState) {
+async fn connection(incoming: quinn::Incoming, router: Router, endpoints: Endpoints) {
     let remote = incoming.remote_address();
     let quic = match incoming.await {
         Ok(c) => c,
@@ -92,7 +92,7 @@ async fn connection(incoming: quinn::Incoming, router: Router, state: AppState) 
             return;
         }
     };
-    let stop = state.shutdown_token().clone();
+    let stop = endpoints.sessions().control().shutdown.clone();
     loop {
         let next = tokio::select! {
             n = h3.accept() => n,
@@ -120,16 +120,9 @@ async fn connection(incoming: quinn::Incoming, router: Router, state: AppState) 
                 continue;
             }
         };
-        if webtransport::is_connect(&req) && state.bench_echo() && req.uri().path() == echo::PATH {
-            if let Some((permit, connect)) = echo::accept_webtransport(req, stream, remote, &state).await {
-                echo::run_webtransport(permit, connect, quic, h3, state).await;
-                return;
-            }
-            continue;
-        }
         if webtransport::is_connect(&req) {
-            if let Some(accepted) = webtransport::accept(req, stream, remote, &state).await {
-                webtransport::run(accepted, quic, h3, state).await;
+            if let Some(accepted) = webtransport::accept(req, stream, remote, &endpoints).await {
+                webtransport::run(accepted, quic, h3, endpoints.sessions().clone()).await;
                 return;
             }
             continue;

@@ -1,23 +1,23 @@
-//! Admitting a browser session, whichever transport carries it: the same origin check,
-//! session limits and choice of node for a WebSocket upgrade on `/ws` and a WebTransport
-//! `CONNECT` on `/wt`. A refusal is a plain HTTP status with a sentence, given before any
-//! session exists.
+//! Admitting a browser session, whichever transport and route carries it: the same origin
+//! check, session limits and peer ([`Target`]: a node, or the benchmark's in-process echo)
+//! for a WebSocket upgrade on `/ws` or `/echo` and a WebTransport `CONNECT` on `/wt` or
+//! `/echo`. A refusal is a plain HTTP status with a sentence, given before any session
+//! exists.
 
 use std::net::IpAddr;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
-use crate::limits::{LimitRefusal, SessionPermit};
-use crate::nodes::NodeStream;
+use crate::session::limits::{LimitRefusal, SessionPermit};
+use crate::session::{Peer, Sessions, Target};
 
 /// Seconds a refused browser is asked to wait before retrying.
 pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 /// Why a session was not opened, as an HTTP answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
     /// 403, 429 or 503.
     pub status: StatusCode,
     /// A sentence for people.
@@ -53,13 +53,13 @@ impl IntoResponse for Refusal {
 
 /// Checks that the request comes from a page allowed to open sessions.
 pub(crate) fn check_origin(
-    state: &AppState,
+    sessions: &Sessions,
     headers: &HeaderMap,
     uri: &Uri,
     ip: IpAddr,
     transport: &'static str,
 ) -> Result<(), Refusal> {
-    state.origins().check(headers, uri, &state.own_ports()).map_err(|_| {
+    sessions.origins().check(headers, uri, &sessions.own_ports()).map_err(|_| {
         tracing::info!(transport, "session refused: origin not allowed");
         tracing::debug!(%ip, transport, origin = ?headers.get(header::ORIGIN), "session refused: origin not allowed");
         Refusal::FOREIGN_ORIGIN
@@ -67,8 +67,8 @@ pub(crate) fn check_origin(
 }
 
 /// Takes a session slot for `ip` (the session limits).
-pub(crate) fn take_slot(state: &AppState, ip: IpAddr, transport: &'static str) -> Result<SessionPermit, Refusal> {
-    state.limiter().admit(ip).map_err(|refusal| {
+fn take_slot(sessions: &Sessions, ip: IpAddr, transport: &'static str) -> Result<SessionPermit, Refusal> {
+    sessions.limiter().admit(ip).map_err(|refusal| {
         tracing::info!(transport, refusal = %refusal, "session refused: limit");
         tracing::debug!(%ip, transport, refusal = %refusal, "session refused: limit");
         match refusal {
@@ -78,16 +78,21 @@ pub(crate) fn take_slot(state: &AppState, ip: IpAddr, transport: &'static str) -
     })
 }
 
-/// Takes a session slot for `ip` and opens a stream to a node.
+/// Takes a session slot for `ip` and opens the session's peer (a stream to a node, or an
+/// in-process peer).
 pub(crate) async fn admit(
-    state: &AppState,
+    sessions: &Sessions,
     ip: IpAddr,
     transport: &'static str,
-) -> Result<(SessionPermit, NodeStream), Refusal> {
-    let permit = take_slot(state, ip, transport)?;
-    let stream = state.nodes().open_session().await.map_err(|e| {
-        tracing::warn!(transport, "session refused: {e}");
-        Refusal::NO_NODE
-    })?;
-    Ok((permit, stream))
+    target: Target,
+) -> Result<(SessionPermit, Box<dyn Peer>), Refusal> {
+    let permit = take_slot(sessions, ip, transport)?;
+    let peer: Box<dyn Peer> = match target {
+        Target::Nodes => Box::new(sessions.nodes().open_session().await.map_err(|e| {
+            tracing::warn!(transport, "session refused: {e}");
+            Refusal::NO_NODE
+        })?),
+        Target::Local(open) => open(),
+    };
+    Ok((permit, peer))
 }

@@ -1,18 +1,12 @@
-//! `GET /ws`: a WebSocket is one session with a server node.
+//! `GET /ws`: a WebSocket is one session with a peer (a server node; the benchmark's echo
+//! on `/echo`).
 //!
 //! Before the upgrade the request must pass the origin check (403), the session limits
 //! (503 when the gateway is full, 429 when the address has too many) and find a node that is
-//! up (503). After it, [`WsClient`] adapts the socket to the transport-neutral
-//! [`session::pipe`] and [`close`] turns the session's end into a close code:
-//!
-//! | end | code | meaning for the browser |
-//! |---|---|---|
-//! | text message | 1003 | the protocol is binary Cap'n Proto |
-//! | message too big | 1009 | bigger than `--max-message-bytes` |
-//! | node ended the stream | 1011 | the node refused what it was sent; reconnect |
-//! | node connection lost | 1012 | service restart: reconnect at once (another node) |
-//! | idle | 1000 | nothing moved for `--idle-timeout-secs` |
-//! | gateway shutting down | 1001 | going away: reconnect |
+//! up (503) — `admission.rs`, the same steps as a WebTransport `CONNECT`. After it,
+//! [`WsClient`] adapts the socket to the transport-neutral [`session::pipe`] (binary
+//! messages are data, pings and pongs activity, text and oversize messages refusals) and
+//! [`close`] sends the close code [`SessionEnd::close_code`] gives for the session's end.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,20 +17,17 @@ use std::time::Duration;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, MethodRouter};
 use bytes::Bytes;
-use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 
-use crate::admission;
-use crate::app::AppState;
-use crate::limits::SessionPermit;
-use crate::nodes::NodeStream;
-use crate::session::{self, Inbound, SessionEnd};
+use super::admission;
+use crate::session::limits::SessionPermit;
+use crate::session::{self, Inbound, Peer, SessionEnd, Sessions, Target};
 
 /// How long a closing session waits for the browser's close reply.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -44,14 +35,24 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// frame, so the browser reads the close before the connection is dropped.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
-/// The `/ws` route.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+/// The path of WebSocket sessions with a node.
+pub const PATH: &str = "/ws";
+
+/// A `GET` route that upgrades to a WebSocket session piped to `target`.
+pub fn route(sessions: Sessions, target: Target) -> MethodRouter {
+    get(
+        move |ClientIp(ip): ClientIp,
+              headers: HeaderMap,
+              uri: Uri,
+              ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+            upgrade(sessions.clone(), target, ip, headers, uri, ws)
+        },
+    )
 }
 
 /// The client's IP address (unspecified when the server did not record it, as in tests
 /// that call the router directly). IPv4-mapped IPv6 addresses count as IPv4.
-pub(crate) struct ClientIp(pub IpAddr);
+pub struct ClientIp(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
@@ -67,53 +68,48 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 async fn upgrade(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    sessions: Sessions,
+    target: Target,
+    ip: IpAddr,
     headers: HeaderMap,
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    if let Err(refusal) = admission::check_origin(&state, &headers, &uri, ip, "WebSocket") {
+    if let Err(refusal) = admission::check_origin(&sessions, &headers, &uri, ip, "WebSocket") {
         return refusal.into_response();
     }
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let (permit, stream) = match admission::admit(&state, ip, "WebSocket").await {
+    let (permit, peer) = match admission::admit(&sessions, ip, "WebSocket", target).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };
-    let max = state.max_message_bytes();
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| run(socket, stream, permit, state, ip))
+    let max = sessions.max_message_bytes();
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| run(socket, peer, permit, sessions, ip))
 }
 
-async fn run(socket: WebSocket, mut stream: NodeStream, _permit: SessionPermit, state: AppState, ip: IpAddr) {
-    tracing::debug!(node = %stream.node, %ip, transport = "WebSocket", "session opened");
+async fn run(socket: WebSocket, mut peer: Box<dyn Peer>, _permit: SessionPermit, sessions: Sessions, ip: IpAddr) {
+    tracing::debug!(node = %peer.name(), %ip, transport = "WebSocket", "session opened");
     let started = tokio::time::Instant::now();
     let mut client = WsClient { socket };
-    let ctl = state.session_control();
-    let end =
-        session::pipe(&mut client, &mut stream.recv, &mut stream.send, stream.conn.closed().map(|_| ()), ctl).await;
-    tracing::info!(node = %stream.node, transport = "WebSocket", end = end.as_str(), secs = started.elapsed().as_secs(), "session ended");
-    close(&mut client.socket, end, state.max_message_bytes(), ctl.idle_timeout).await;
+    let ctl = sessions.control();
+    let lost = peer.lost();
+    let (from_peer, to_peer) = peer.halves();
+    let end = session::pipe(&mut client, from_peer, to_peer, lost, ctl).await;
+    tracing::info!(node = %peer.name(), transport = "WebSocket", end = end.as_str(), secs = started.elapsed().as_secs(), "session ended");
+    close(&mut client.socket, end, &sessions).await;
 }
 
 /// Closes the socket as `end` says (see the module docs for the codes).
-async fn close(socket: &mut WebSocket, end: SessionEnd, max: usize, idle: Duration) {
-    let (code, reason): (u16, String) = match end {
-        SessionEnd::ClientClosed => {
+async fn close(socket: &mut WebSocket, end: SessionEnd, sessions: &Sessions) {
+    let Some((code, reason)) = end.close_code(sessions.max_message_bytes(), sessions.control().idle_timeout) else {
+        if end == SessionEnd::ClientClosed {
             // The close reply is queued; flush it.
             let _ = tokio::time::timeout(CLOSE_WAIT, socket.close()).await;
-            return;
         }
-        SessionEnd::ClientFailed => return,
-        SessionEnd::TextRefused => (1003, "text messages are not accepted: the session is binary Cap'n Proto".into()),
-        SessionEnd::TooBig => (1009, format!("message too big: at most {max} bytes")),
-        SessionEnd::NodeEnded => (1011, "the server node ended this session".into()),
-        SessionEnd::NodeLost => (1012, "the server node went away; reconnect".into()),
-        SessionEnd::Idle => (1000, format!("idle for {} s", idle.as_secs())),
-        SessionEnd::ShuttingDown => (1001, "the gateway is shutting down".into()),
+        return;
     };
     let frame = CloseFrame { code, reason: reason.into() };
     if socket.send(Message::Close(Some(frame))).await.is_err() {

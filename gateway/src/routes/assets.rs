@@ -29,7 +29,7 @@ use tower_http::services::ServeDir;
 /// `Cache-Control` of hashed assets.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything else.
-pub const NO_CACHE: &str = "no-cache";
+pub use crate::security::NO_CACHE;
 
 /// Serves `www` at `/` and `pkg` at `/pkg/`.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(www: &Path, pkg: &Path) -> Router<S> {

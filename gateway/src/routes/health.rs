@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::app::AppState;
 use crate::nodes::NodeStatus;
+use crate::state::AppState;
 
 /// The body of `/healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -18,8 +18,8 @@ pub struct Health {
 }
 
 /// The `/healthz` route.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+pub(crate) fn routes(state: &AppState) -> Router {
+    Router::new().route("/healthz", get(healthz)).with_state(state.clone())
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {

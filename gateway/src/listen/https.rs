@@ -4,12 +4,16 @@
 //! Handshakes run concurrently, each within [`HANDSHAKE_TIMEOUT`], so a slow or silent
 //! client never holds up the others; failed handshakes are logged at debug level.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
+use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -17,15 +21,30 @@ use tokio_util::sync::CancellationToken;
 /// Longest time a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Serves `router` over TLS on `tcp` on a task of its own until `stop`.
+pub(crate) fn serve(
+    tcp: TcpListener,
+    tls: rustls::ServerConfig,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<JoinHandle<()>> {
+    let listener = TlsListener::new(tcp, tls, stop.clone())?;
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener.tap_io(|_| {}), service).with_graceful_shutdown(stop.cancelled_owned());
+    Ok(tokio::spawn(async move {
+        let _ = server.into_future().await;
+    }))
+}
+
 /// Accepted, handshaken TLS connections for `axum::serve`.
-pub(crate) struct TlsListener {
+struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
 }
 
 impl TlsListener {
     /// Starts accepting on `tcp` until `stop`.
-    pub(crate) fn new(tcp: TcpListener, tls: rustls::ServerConfig, stop: CancellationToken) -> std::io::Result<Self> {
+    fn new(tcp: TcpListener, tls: rustls::ServerConfig, stop: CancellationToken) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
         let (tx, ready) = mpsc::channel(64);
