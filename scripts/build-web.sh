@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the browser client: the web-client crate for wasm32 (profile wasm-release) and its
-# JavaScript bindings into pkg/.
+# JavaScript bindings into pkg/, then the service worker's precache list (pkg/precache.js).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,3 +15,5 @@ rm -rf pkg
 wasm-bindgen --target web --remove-name-section --out-dir pkg \
   "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$PROFILE/qpq_web.wasm"
 ls -l pkg/*.wasm >&2
+say "listing the files the service worker precaches (pkg/precache.js)"
+python3 scripts/web-precache.py www pkg
