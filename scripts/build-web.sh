@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser client: the web-client crate for wasm32 (profile wasm-release) and its
 # JavaScript bindings into pkg/, then the service worker's precache list (pkg/precache.js).
+# pkg/ is also the npm package @quicproquo/web (a package.json with the workspace version and
+# the SDK README from web-client/sdk/ are written beside them).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -17,3 +19,4 @@ wasm-bindgen --target web --remove-name-section --out-dir pkg \
 ls -l pkg/*.wasm >&2
 say "listing the files the service worker precaches (pkg/precache.js)"
 python3 scripts/web-precache.py www pkg
+write_sdk_package pkg

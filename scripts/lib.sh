@@ -50,7 +50,10 @@ ensure_postgres() {
 }
 
 ensure_node_modules() {
-  if [ ! -d "$ROOT/playwright/node_modules" ]; then
+  # npm ci records what it installed in node_modules/.package-lock.json: reinstall when the
+  # project's lock file is newer (a dependency was added).
+  local pw="$ROOT/playwright"
+  if [ ! -f "$pw/node_modules/.package-lock.json" ] || [ "$pw/package-lock.json" -nt "$pw/node_modules/.package-lock.json" ]; then
     say "installing the Playwright test project's npm packages (no browser download)"
     (cd "$ROOT/playwright" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
   fi
@@ -66,4 +69,56 @@ prepare_browser_stack() {
   export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
   ensure_chromium
   ensure_node_modules
+}
+
+# The workspace version (`[workspace.package] version` in Cargo.toml).
+workspace_version() {
+  awk '/^\[workspace\.package\]/{in_pkg=1; next} /^\[/{in_pkg=0} in_pkg && $1=="version"{gsub(/"/,"",$3); print $3; exit}' "$ROOT/Cargo.toml"
+}
+
+# Turns the wasm-bindgen output in $1 into the npm package @quicproquo/web: package.json
+# (ES module, types, exports) and the SDK's README (web-client/sdk/README.md).
+write_sdk_package() {
+  local dir=$1 version
+  version=$(workspace_version)
+  [ -n "$version" ] || { echo "no [workspace.package] version in Cargo.toml" >&2; return 1; }
+  cp "$ROOT/web-client/sdk/README.md" "$dir/README.md"
+  cat >"$dir/package.json" <<JSON
+{
+  "name": "@quicproquo/web",
+  "version": "$version",
+  "description": "The quicproquo engine for web pages: end-to-end encrypted chat (MLS) in WebAssembly, with IndexedDB storage and WebTransport/WebSocket transports.",
+  "license": "AGPL-3.0-or-later",
+  "type": "module",
+  "main": "./qpq_web.js",
+  "module": "./qpq_web.js",
+  "types": "./qpq_web.d.ts",
+  "exports": {
+    ".": {
+      "types": "./qpq_web.d.ts",
+      "default": "./qpq_web.js"
+    },
+    "./qpq_web_bg.wasm": "./qpq_web_bg.wasm",
+    "./package.json": "./package.json"
+  },
+  "files": [
+    "qpq_web.js",
+    "qpq_web.d.ts",
+    "qpq_web_bg.wasm",
+    "qpq_web_bg.wasm.d.ts",
+    "snippets/",
+    "README.md"
+  ],
+  "sideEffects": false
+}
+JSON
+  say "wrote the npm package @quicproquo/web $version in $dir"
+}
+
+# Copies the repository's files (tracked and new, not ignored; as they are in the working tree)
+# into the directory $1, without git metadata or build output.
+copy_repo() {
+  mkdir -p "$1"
+  (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard --deduplicate |
+    tar --null -T - --ignore-failed-read -cf -) | tar -xf - -C "$1"
 }

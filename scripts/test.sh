@@ -14,6 +14,11 @@ cargo test --workspace --no-fail-fast
 
 step "architecture invariants, wasm imports and size budget"
 scripts/check-invariants.sh
+step "the invariant checker notices a broken rule"
+scripts/test-invariants.sh
+
+step "nothing reads outside the repository"
+scripts/check-self-contained.sh
 
 step "IETF MLS test vectors in headless Chromium (WASM)"
 scripts/conformance-wasm.sh

@@ -3,7 +3,7 @@
 //! encrypted (compose → MLS → changeset) and decrypted (MLS → history → changeset) by the
 //! engine. The delivery service is a direct hand-over of each engine's output.
 
-use qpq_proto::{DeviceAddress, Envelope, EnvelopeKind};
+use qpq_types::{DeviceAddress, Envelope, EnvelopeKind};
 
 use crate::{ClaimedPackage, ConversationKind, Engine, OutboundOp, OutboundResult};
 
@@ -21,11 +21,16 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     let members = members.max(2);
     let mut engines: Vec<Engine> = (0..members)
         .map(|i| {
-            let user = qpq_proto::UserId::parse(&format!("u{i}@bench")).expect("valid name");
+            let user = qpq_types::UserId::parse(&format!("u{i}@bench")).expect("valid name");
             let mut seed = [0u8; 32];
             seed[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
             Engine::create(user, seed, 1)
         })
+        .collect();
+    // Everyone's directory entry, which the receiver checks the group's leaves against.
+    let directory: Vec<_> = engines
+        .iter()
+        .map(|e| (e.user().clone(), e.identity_public_key(), e.device_record().clone()))
         .collect();
     let mut creator = engines.remove(0);
     let conv = creator.create_conversation(ConversationKind::Group, "bench", 1).expect("create");
@@ -48,6 +53,9 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     creator.take_changes();
     let sender = DeviceAddress { user: creator.user().clone(), device: creator.device_id() };
     let receiver = &mut engines[0];
+    for (user, ik, record) in &directory {
+        receiver.learn_devices(user, ik, std::slice::from_ref(record)).expect("records verify");
+    }
     let mut seq = 1;
     let env = |seq: u64, kind, payload: Vec<u8>| Envelope {
         seq,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use qpq_proto::{ChannelId, DeviceId, UserId};
+use qpq_types::{ChannelId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::app_message::MessageId;
@@ -40,6 +40,15 @@ pub struct Conversation {
     /// Entries below this index have had their read receipts sent.
     #[serde(default)]
     pub read_upto: u64,
+    /// Commits the server accepted that this device could not apply (a member's key did not
+    /// match the directory, or they came from a member who forked away that way): each took
+    /// a server epoch, so this device's own commits name `epoch + refused_commits` to the
+    /// server.
+    #[serde(default)]
+    pub refused_commits: u64,
+    /// Hashes of the latest refused commits, so that a copy delivered again counts once.
+    #[serde(default)]
+    pub(crate) refused_recent: Vec<String>,
 }
 
 impl Conversation {

@@ -31,6 +31,21 @@ pub enum EngineError {
     /// A key package or device does not match the signed device records of its user.
     #[error("{0}")]
     Unverified(String),
+    /// A member's leaf (in a Welcome's tree, or added or updated by a commit) does not carry
+    /// the device key the directory registers for that device. The Welcome or commit was
+    /// refused and nothing changed.
+    #[error("a member's key does not match the directory; the change was refused")]
+    UntrustedMember {
+        /// The user the leaf claims to be.
+        user: qpq_types::UserId,
+    },
+    /// The directory now shows another identity key for a user than the one first seen. Its
+    /// devices are not trusted (safety numbers will let people confirm such a change).
+    #[error("the identity key of a contact changed; their new devices are not trusted")]
+    IdentityKeyChanged {
+        /// The user whose identity key changed.
+        user: qpq_types::UserId,
+    },
     /// The users to add or remove are not valid for this conversation.
     #[error("{0}")]
     BadMembers(String),
@@ -69,6 +84,8 @@ impl EngineError {
             EngineError::TooLong { .. } => "too_long",
             EngineError::Empty => "empty",
             EngineError::Unverified(_) => "unverified",
+            EngineError::UntrustedMember { .. } => "untrusted_member",
+            EngineError::IdentityKeyChanged { .. } => "identity_key_changed",
             EngineError::BadMembers(_) => "bad_members",
             EngineError::Invalid(_) => "invalid_message",
             EngineError::NoSuchMessage => "no_such_message",

@@ -6,7 +6,7 @@
 //! disappearing-message timer, changed by a commit with a GroupContextExtensions proposal.
 
 use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, UnknownExtension};
-use qpq_proto::UserId;
+use qpq_types::UserId;
 use serde::{Deserialize, Serialize};
 
 use crate::app_message::CodecError;

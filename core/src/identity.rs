@@ -6,7 +6,7 @@
 use ed25519_dalek::{Signer as _, SigningKey};
 use openmls::prelude::{BasicCredential, Credential, CredentialWithKey, SignatureScheme};
 use openmls_traits::signatures::{Signer, SignerError};
-use qpq_proto::{login_bytes, DeviceAddress, DeviceId, DeviceRecord, UserId};
+use qpq_types::{login_bytes, DeviceAddress, DeviceId, DeviceRecord, UserId};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 

@@ -3,7 +3,7 @@
 //! It holds one device's messaging state — identity and device keys, MLS groups (RFC 9420 via
 //! openmls), conversations and their history, the outbox — and every step that changes it. It
 //! is *sans-IO*: it opens no sockets, reads no clock and touches no browser API. Time comes in
-//! as an argument, randomness as a seed, messages from the server as [`qpq_proto::Envelope`]s;
+//! as an argument, randomness as a seed, messages from the server as [`qpq_types::Envelope`]s;
 //! what must be sent comes out as [`Outbound`] values and what must be stored as a
 //! [`Changeset`] that the shell writes atomically after each step.
 //!

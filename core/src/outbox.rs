@@ -7,7 +7,7 @@
 //! kept as intents and turned into a commit when they reach the head of their conversation; a
 //! commit refused for a stale epoch is rebuilt after the winning commit has been processed.
 
-use qpq_proto::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, ErrorCode, UserId};
+use qpq_types::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::app_message::MessageId;
@@ -71,7 +71,7 @@ impl PendingOp {
     /// A group change not built yet: adds, removes, a key update and/or a new timer.
     pub(crate) fn group_change(
         add: Vec<ClaimedPackage>,
-        remove: Vec<qpq_proto::UserId>,
+        remove: Vec<qpq_types::UserId>,
         self_update: bool,
         set_timer: Option<u32>,
     ) -> Self {

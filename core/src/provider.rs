@@ -61,6 +61,17 @@ impl Provider {
         diff
     }
 
+    /// A copy of the whole MLS storage, to undo a step that must leave no trace (a message held
+    /// until the directory answers, or refused after openmls consumed secrets for it).
+    pub fn snapshot(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        self.storage.values.read().expect("storage lock").clone()
+    }
+
+    /// Puts back a [`Provider::snapshot`].
+    pub fn restore(&self, snapshot: HashMap<Vec<u8>, Vec<u8>>) {
+        *self.storage.values.write().expect("storage lock") = snapshot;
+    }
+
     /// Number of stored entries (for tests and diagnostics).
     #[cfg(test)]
     pub fn len(&self) -> usize {

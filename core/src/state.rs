@@ -12,9 +12,10 @@
 //! | `m/` + len(channel id) + channel id + index (u64 BE) | a history entry (JSON) |
 //! | `o/` + order (u64 BE) | an outbox item (JSON) |
 //! | `k/` + user | verified device records of a user (JSON) |
+//! | `h/` + sequence number (u64 BE) | a delivery held until the directory answers (JSON) |
 //! | `s/` + openmls key | openmls storage value |
 
-use qpq_proto::{ChannelId, UserId};
+use qpq_types::{ChannelId, UserId};
 
 /// The writes of one engine step; the shell applies them in one transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub(crate) enum StateKey {
     Message(ChannelId, u64),
     Outbox(u64),
     Known(UserId),
+    Held(u64),
 }
 
 pub(crate) const MLS_PREFIX: &[u8] = b"s/";
@@ -61,6 +63,7 @@ impl StateKey {
             }
             StateKey::Outbox(o) => [b"o/".as_slice(), &o.to_be_bytes()].concat(),
             StateKey::Known(u) => [b"k/".as_slice(), u.as_str().as_bytes()].concat(),
+            StateKey::Held(seq) => [b"h/".as_slice(), &seq.to_be_bytes()].concat(),
         }
     }
 
@@ -86,6 +89,8 @@ impl StateKey {
                     Some(StateKey::Outbox(u64::from_be_bytes(rest.try_into().ok()?)))
                 } else if let Some(rest) = k.strip_prefix(b"k/") {
                     UserId::parse(std::str::from_utf8(rest).ok()?).ok().map(StateKey::Known)
+                } else if let Some(rest) = k.strip_prefix(b"h/") {
+                    Some(StateKey::Held(u64::from_be_bytes(rest.try_into().ok()?)))
                 } else {
                     None
                 }
@@ -109,6 +114,7 @@ mod tests {
             StateKey::Message(c, 42),
             StateKey::Outbox(7),
             StateKey::Known(UserId::parse("a@b.c").unwrap()),
+            StateKey::Held(9),
         ] {
             assert_eq!(StateKey::parse(&k.to_bytes()), Some(k));
         }

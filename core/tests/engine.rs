@@ -3,10 +3,10 @@
 mod support;
 
 use qpq_core::{Content, ConversationKind, EngineError, Status, SystemEvent};
-use qpq_proto::EnvelopeKind;
+use qpq_types::EnvelopeKind;
 use support::{SimClient, SimServer};
 
-fn epoch_auths(clients: &[&SimClient], conv: &qpq_proto::ChannelId) -> Vec<Vec<u8>> {
+fn epoch_auths(clients: &[&SimClient], conv: &qpq_types::ChannelId) -> Vec<Vec<u8>> {
     clients.iter().map(|c| c.engine.epoch_authenticator(conv).expect("in group")).collect()
 }
 
@@ -123,7 +123,7 @@ fn concurrent_commits_one_wins_the_other_retries_and_nobody_forks() {
     let ra = s.handle(&alice.addr(), &a).unwrap();
     let rb = s.handle(&bob.addr(), &b).unwrap();
     assert!(matches!(ra, qpq_core::OutboundResult::Accepted { .. }));
-    assert!(matches!(rb, qpq_core::OutboundResult::Refused { code: Some(qpq_proto::ErrorCode::StaleEpoch), .. }));
+    assert!(matches!(rb, qpq_core::OutboundResult::Refused { code: Some(qpq_types::ErrorCode::StaleEpoch), .. }));
     alice.engine.outbound_result(a.id, ra, s.time);
     bob.engine.outbound_result(b.id, rb, s.time);
     alice.persist();

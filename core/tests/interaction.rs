@@ -3,13 +3,17 @@
 //! client retries later), crashes between storing and sending, reloads from stored state,
 //! clients offline for many steps, envelopes delivered twice, application messages reordered
 //! within the sender-ratchet window, and, as a hostile server would, ciphertext leaked to
-//! devices that are not members of its epoch.
+//! devices that are not members of its epoch. One member, Mallory, is hostile: she speaks MLS
+//! without the engine's checks and edits or deletes other people's texts, commits a leaf that
+//! claims to be another member's device with her own key, or swaps her leaf's signature key for
+//! one the directory does not know. Honest members refuse her commits (after which she has
+//! forked away and falls silent) and never show her edits.
 //!
 //! After every step: members in the same epoch have equal epoch authenticators (globally, over
 //! the whole run); no client shows a text twice or a text nobody sent; no client shows a text
 //! routed to it only as a leak. After the run, everyone comes online and catches up; then
 //! every member agrees with the server on epoch, members and epoch authenticator, every
-//! outbox is empty, and every text reached every device the server routed it to, unless
+//! outbox is empty (the server's epoch counts the commits they refused), and every text reached every device the server routed it to, unless
 //! that device could not have decrypted it (it joined later, or was more than
 //! `MAX_PAST_EPOCHS` behind) — in which case it failed with a typed error.
 //!
@@ -22,6 +26,10 @@
 //! `QPQ_INTERACTION_TIMES=1` prints each seed's time.
 
 mod support;
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/hostile_sim.rs"]
+mod hostile_sim;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,9 +40,11 @@ use openmls::prelude::{MlsMessageIn, ProtocolMessage};
 use qpq_core::{
     Content, ConversationKind, EngineError, MessageId, OutboundOp, OutboundResult, Status, MAX_PAST_EPOCHS,
 };
-use qpq_proto::{ChannelId, EnvelopeKind};
+use qpq_types::{ChannelId, EnvelopeKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use hostile::Hostile;
+use hostile_sim::{hostile_call, hostile_sync};
 use support::{SimClient, SimServer};
 
 /// How many trace lines a failure report shows.
@@ -87,6 +97,12 @@ struct World {
     s: SimServer,
     clients: Vec<Client>,
     conv: ChannelId,
+    /// The hostile member, and whether a commit of hers was accepted (she has forked away).
+    mallory: Hostile,
+    mallory_forked: bool,
+    /// The honest MLS epoch in which Mallory's commit was accepted: the server's epochs of
+    /// later MLS epochs are one higher.
+    fork_at: Option<u64>,
     step: usize,
     sent: BTreeMap<MessageId, Sent>,
     /// Application payloads whose text is known (from the author's status change).
@@ -129,12 +145,22 @@ impl World {
         let others: Vec<&SimClient> = initial.iter().map(|&i| &rest[i - 1].sim).collect();
         let conv = first[0].sim.start(&mut s, ConversationKind::Group, "fuzz", &others);
         clients[0].joined_at = Some(0);
-        trace(format!("seed {seed}: {n} clients, u0 creates the group with {initial:?}"));
+        let mallory = hostile_sim::hostile_member(&mut s, "mallory", 200);
+        let u0 = &mut clients[0].sim;
+        u0.learn(&s, &mallory.addr.user);
+        let packages = s.claim(&mallory.addr.user, &u0.addr());
+        u0.engine.add_members(&conv, packages).expect("u0 adds mallory");
+        u0.persist();
+        u0.pump(&mut s);
+        trace(format!("seed {seed}: {n} clients, u0 creates the group with {initial:?} and mallory"));
         World {
             rng,
             s,
             clients,
             conv,
+            mallory,
+            mallory_forked: false,
+            fork_at: None,
             step: 0,
             sent: BTreeMap::new(),
             payload_text: BTreeMap::new(),
@@ -144,6 +170,12 @@ impl World {
             auths: BTreeMap::new(),
             counts: BTreeMap::new(),
         }
+    }
+
+    /// The server's epoch of honest MLS epoch `mls` (they differ once Mallory's commit took
+    /// a server epoch that honest members refused).
+    fn server_epoch(&self, mls: u64) -> u64 {
+        mls + u64::from(self.fork_at.is_some_and(|f| mls > f))
     }
 
     fn count(&mut self, what: &'static str) {
@@ -204,6 +236,7 @@ impl World {
                 self.count("reload");
             }
             86..=88 => self.act_leak(),
+            89..=91 => self.act_hostile(),
             _ => {
                 // A client comes back early.
                 if let Some(c) = (0..self.clients.len()).find(|&c| !self.online(c)) {
@@ -350,7 +383,7 @@ impl World {
         }
         let f = self.s.fanout[self.rng.gen_range(0..self.s.fanout.len())].clone();
         let Some(epoch) = epoch_of(&f.payload) else { return };
-        let members = self.s.epoch_members.get(&(f.channel.clone(), epoch)).cloned().unwrap_or_default();
+        let members = self.s.epoch_members.get(&(f.channel.clone(), self.server_epoch(epoch))).cloned().unwrap_or_default();
         let outsiders: Vec<usize> = (0..self.clients.len()).filter(|&c| !members.contains(&self.clients[c].sim.addr())).collect();
         let Some(c) = self.pick(&outsiders) else { return };
         let addr = self.clients[c].sim.addr();
@@ -358,6 +391,60 @@ impl World {
         self.leaks.insert((c, seq));
         trace(format!("{}: the server leaks a message of epoch {epoch} to u{c} as #{seq}", self.step));
         self.count("leak");
+    }
+
+    /// Mallory catches up and then misbehaves once.
+    fn act_hostile(&mut self) {
+        if self.mallory_forked {
+            return;
+        }
+        hostile_sync(&self.s, &mut self.mallory);
+        if !self.mallory.groups.contains_key(&self.conv) {
+            return;
+        }
+        let epoch = self.s.epoch(&self.conv);
+        match self.rng.gen_range(0..4) {
+            0 | 1 => {
+                let victim = {
+                    let members: Vec<_> = self.s.channels[&self.conv]
+                        .members
+                        .iter()
+                        .filter(|d| **d != self.mallory.addr)
+                        .cloned()
+                        .collect();
+                    if members.is_empty() {
+                        return;
+                    }
+                    members[self.rng.gen_range(0..members.len())].clone()
+                };
+                let (what, out) = if self.rng.gen_bool(0.5) {
+                    ("a forged leaf for another member", self.mallory.forged_add(&self.conv, epoch, &victim))
+                } else {
+                    ("a swapped signature key", self.mallory.key_swap(&self.conv, epoch))
+                };
+                let before = self.mallory.groups[&self.conv].epoch().as_u64();
+                let accepted = hostile_call(&mut self.s, &mut self.mallory, out);
+                if accepted {
+                    self.fork_at = Some(before);
+                }
+                trace(format!("{}: mallory commits {what}: {}", self.step, if accepted { "accepted" } else { "refused" }));
+                self.mallory_forked |= accepted;
+                self.count("hostile commit");
+            }
+            _ => {
+                let theirs: Vec<MessageId> = self.sent.keys().copied().collect();
+                let Some(target) = theirs.get(self.rng.gen_range(0..theirs.len().max(1))).copied() else { return };
+                let body = if self.rng.gen_bool(0.5) {
+                    qpq_core::Body::Edit { target, text: "forged".into() }
+                } else {
+                    qpq_core::Body::Delete { target }
+                };
+                let out = self.mallory.message(&self.conv, body, self.s.time);
+                hostile_call(&mut self.s, &mut self.mallory, out);
+                trace(format!("{}: mallory edits or deletes someone else's text", self.step));
+                self.count("hostile edit");
+            }
+        }
     }
 
     /// Sends what the client's outbox has ready. `lose`: the reply is lost; `crash`: the
@@ -430,6 +517,14 @@ impl World {
             let before = engine.history(&self.conv).len();
             let was_active = engine.conversation(&self.conv).is_some_and(|cv| cv.active);
             let result = engine.receive(&e, self.s.time);
+            // A delivery naming members this client has not looked up waits for the
+            // directory, which answers at once here.
+            let refused = self.clients[c].sim.resolve_directory(&self.s);
+            let result = match (result, refused.into_iter().next()) {
+                (Ok(()), Some(err)) => Err(err),
+                (r, _) => r,
+            };
+            let engine = &mut self.clients[c].sim.engine;
             let conv_after = engine.conversation(&self.conv).cloned();
             let shown: Vec<MessageId> = engine.history(&self.conv)[before.min(engine.history(&self.conv).len())..]
                 .iter()
@@ -440,9 +535,14 @@ impl World {
                 self.clients[c].joined_at = conv_after.as_ref().map(|cv| cv.epoch);
             }
             let mut must_decrypt = false;
-            if e.kind == EnvelopeKind::Application && e.channel == self.conv && !self.copies.contains(&(c, e.seq)) {
+            if e.kind == EnvelopeKind::Application
+                && e.channel == self.conv
+                && !self.copies.contains(&(c, e.seq))
+                && e.sender != self.mallory.addr
+            {
                 if let (Some(p), Some(cv), Some(j)) = (epoch_of(&e.payload), &conv_after, self.clients[c].joined_at) {
-                    let member = self.s.epoch_members.get(&(self.conv.clone(), p)).is_some_and(|m| m.contains(&addr));
+                    let member =
+                        self.s.epoch_members.get(&(self.conv.clone(), self.server_epoch(p))).is_some_and(|m| m.contains(&addr));
                     must_decrypt = was_active && member && j <= p && p <= cv.epoch && cv.epoch - p <= MAX_PAST_EPOCHS as u64;
                 }
             }
@@ -555,7 +655,14 @@ impl World {
             if channel.members.contains(&cl.sim.addr()) {
                 let cv = cv.unwrap_or_else(|| panic!("u{c} is a member on the server but has no conversation"));
                 assert!(cv.active, "u{c} is a member on the server but thinks it was removed");
-                assert_eq!(cv.epoch, channel.epoch, "u{c} is in epoch {} but the server is in {}", cv.epoch, channel.epoch);
+                assert_eq!(
+                    cv.epoch + cv.refused_commits,
+                    channel.epoch,
+                    "u{c} is in epoch {} (+{} refused commits) but the server is in {}",
+                    cv.epoch,
+                    cv.refused_commits,
+                    channel.epoch
+                );
                 let users: BTreeSet<_> = channel.members.iter().map(|d| d.user.clone()).collect();
                 assert_eq!(cv.members.iter().cloned().collect::<BTreeSet<_>>(), users, "u{c} sees other members");
                 auths.insert(e.epoch_authenticator(&self.conv).expect("group"));
@@ -572,7 +679,7 @@ impl World {
                 continue;
             }
             let text = self.payload_text.get(&f.payload);
-            for (d, seq) in &f.to {
+            for (d, seq) in f.to.iter().filter(|(d, _)| *d != self.mallory.addr) {
                 let c = self.clients.iter().position(|cl| cl.sim.addr() == *d).expect("a client");
                 let intake = self
                     .intake
@@ -698,7 +805,10 @@ fn random_interactions_keep_members_in_agreement() {
     eprintln!("{seeds} seeds × {steps} steps in {:.1} s; events: {totals:?}", started.elapsed().as_secs_f64());
     assert!(failed.is_empty(), "interaction fuzz failed at seeds {failed:?} (see the traces above)");
     // The run must have exercised what it claims to.
-    for what in ["text", "add", "remove", "update", "reload", "lost reply", "crash before send", "duplicate", "reorder", "leak"] {
+    for what in [
+        "text", "add", "remove", "update", "reload", "lost reply", "crash before send", "duplicate", "reorder", "leak",
+        "hostile commit", "hostile edit",
+    ] {
         assert!(totals.get(what).copied().unwrap_or(0) > 0 || seeds < 20, "no {what} happened in {seeds} seeds");
     }
 }

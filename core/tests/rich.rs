@@ -4,7 +4,7 @@
 mod support;
 
 use qpq_core::{Body, Content, ConversationKind, EngineError, LeaveReason, MessageId, SystemEvent};
-use qpq_proto::ChannelId;
+use qpq_types::ChannelId;
 use support::{SimClient, SimServer};
 
 /// Processes what is queued for `c`, returning each envelope's outcome.

@@ -1,18 +1,18 @@
 //! Running the gateway: bind every listener, serve until told to stop, shut down gracefully.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::{app, https_app, AppState, Listeners};
+use crate::app::{app, https_app};
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::http3;
-use crate::https::TlsListener;
+use crate::listen::{http3, https, plain};
+use crate::routes;
+use crate::state::{AppState, Listeners};
 
 /// A gateway bound to its addresses, ready to [`Gateway::run`].
 pub struct Gateway {
@@ -43,7 +43,7 @@ impl Gateway {
         let https_addr = https.as_ref().map(|l| l.local_addr().expect("bound listener"));
         let quic = match (https_addr, state.certificates()) {
             // The same port number on UDP (it matters when the TCP port was ephemeral).
-            (Some(addr), Some(certs)) if config.serves_http3() => Some(http3::endpoint(addr, certs, &state)?),
+            (Some(addr), Some(certs)) if config.serves_http3() => Some(http3::endpoint(addr, certs, state.sessions())?),
             _ => None,
         };
         state.set_listeners(Listeners {
@@ -79,23 +79,17 @@ impl Gateway {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let token = self.state.shutdown_token().clone();
         let mut servers: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
-        let plain = app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let plain = axum::serve(self.listener, plain).with_graceful_shutdown(token.clone().cancelled_owned());
-        servers.push(("HTTP", tokio::spawn(async move { let _ = plain.into_future().await; })));
+        servers.push(("HTTP", plain::serve(self.listener, app(self.state.clone()), token.clone())));
         if let (Some(tcp), Some(certs)) = (self.https, self.state.certificates()) {
-            match certs.tcp_config().map(|tls| TlsListener::new(tcp, tls, token.clone())) {
-                Ok(Ok(tls)) => {
-                    let service = https_app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-                    let server = axum::serve(tls.tap_io(|_| {}), service).with_graceful_shutdown(token.clone().cancelled_owned());
-                    servers.push(("HTTPS", tokio::spawn(async move { let _ = server.into_future().await; })));
-                }
+            match certs.tcp_config().map(|tls| https::serve(tcp, tls, https_app(self.state.clone()), token.clone())) {
+                Ok(Ok(server)) => servers.push(("HTTPS", server)),
                 Ok(Err(e)) => tracing::error!(error = %e, "HTTPS listener failed; serving without it"),
                 Err(e) => tracing::error!(error = %e, "HTTPS configuration failed; serving without it"),
             }
             tokio::spawn(certs.clone().renew(token.clone()));
         }
         if let Some(endpoint) = self.quic {
-            let server = http3::serve(endpoint, https_app(self.state.clone()), self.state.clone());
+            let server = http3::serve(endpoint, https_app(self.state.clone()), routes::webtransport(&self.state));
             servers.push(("HTTP/3", tokio::spawn(server)));
         }
         let stopped_by_itself = futures::future::select_all(servers.iter_mut().map(|(_, h)| h));

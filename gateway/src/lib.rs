@@ -24,34 +24,43 @@
 //! - store anything or hold user state (the development certificate lives in memory; a
 //!   restart makes a new one).
 //!
-//! For benchmarks only, `--bench-echo` adds `/echo` ([`echo`]): a WebSocket and a WebTransport
-//! session that send back what they receive, with no node behind them.
+//! For benchmarks only, `--bench-echo` adds `/echo` ([`echo`]): WebSocket and WebTransport
+//! sessions through the same admission, adapters and [`session::pipe`], with an in-process
+//! echo instead of a node behind them.
 //!
-//! [`app`] builds the router (testable with `tower::ServiceExt::oneshot`), [`Gateway`] runs
-//! it, [`spawn`] runs it on a thread of its own for tests and benchmarks.
+//! The source is in wings, each depending only on those listed before it:
+//! - `config.rs`, `error.rs`, [`security`] (headers, CSP, origin policy): the ground floor;
+//! - `nodes/`: the node pool;
+//! - `session/`: sessions whichever transport carries them — [`session::pipe`], admission,
+//!   [`limits`], [`stream_limit`], and the [`websocket`](session::websocket) and
+//!   [`webtransport`] adapters with the WebTransport wire details;
+//! - `listen/`: plain HTTP, HTTPS, HTTP/3 and the TLS certificate ([`tls`]);
+//! - `state.rs`: [`AppState`], built from the configuration;
+//! - `routes/`: the route sets ([`assets`], [`health`](routes::health), [`transport_info`],
+//!   [`echo`], `/ws`), each taking the state as an argument;
+//! - `app.rs`: [`app`] merges the route sets into the router (testable with
+//!   `tower::ServiceExt::oneshot`); `gateway.rs`: [`Gateway`] binds and runs the listeners,
+//!   [`spawn`] runs it on a thread of its own for tests and benchmarks.
+//!
+//! `scripts/import-cycles.py gateway/src` checks that no wing imports one after it.
 
-mod admission;
 mod app;
-pub mod assets;
 mod config;
-pub mod echo;
 mod error;
 mod gateway;
-mod health;
-mod http3;
-mod https;
-pub mod limits;
+pub mod listen;
 pub mod nodes;
+pub mod routes;
 pub mod security;
 pub mod session;
-pub mod stream_limit;
-pub mod tls;
-pub mod transport_info;
-pub mod webtransport;
-mod websocket;
+mod state;
 
-pub use app::{app, https_app, AppState, Listeners};
+pub use app::{app, https_app};
 pub use config::{Config, DEFAULT_NODE_CERT};
 pub use error::GatewayError;
 pub use gateway::{spawn, Gateway, RunningGateway};
-pub use health::Health;
+pub use listen::tls;
+pub use routes::health::Health;
+pub use routes::{assets, echo, transport_info};
+pub use session::{limits, stream_limit, webtransport};
+pub use state::{AppState, Listeners};

@@ -1,4 +1,6 @@
-//! Security headers on every response, and the `Origin` check that guards `/ws`.
+//! The gateway's browser-facing policy, shared by the routes and the session adapters:
+//! security headers on every response (the WebTransport `CONNECT` answers included), and the
+//! `Origin` check that guards `/ws` and `/wt`. It depends on nothing but [`crate::error`].
 //!
 //! The Content-Security-Policy allows no inline script and no `eval` (only
 //! `'wasm-unsafe-eval'`, which WebAssembly compilation needs); `frame-ancestors` is the one
@@ -18,6 +20,10 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::GatewayError;
+
+/// `Cache-Control` of every response but a found content-hashed asset (see
+/// [`crate::assets`]), refusals given outside the router included.
+pub const NO_CACHE: &str = "no-cache";
 
 /// The Content-Security-Policy for the given `frame-ancestors` sources.
 pub fn content_security_policy(frame_ancestors: &str) -> String {

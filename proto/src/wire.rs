@@ -2,8 +2,11 @@
 //! validates, so a malformed value from the network becomes a `bad_request` error, never a
 //! panic.
 
-use crate::domain::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, DomainError, Envelope, EnvelopeKind, UserId};
-use crate::error_code::{ErrorCode, RemoteError};
+use qpq_types::{
+    ChannelId, DeviceAddress, DeviceId, DeviceRecord, DomainError, Envelope, EnvelopeKind, ErrorCode,
+    RemoteError, UserId,
+};
+
 use crate::node_capnp::{device_address, device_record, envelope};
 
 /// Builds the exception a server returns for `code`.

@@ -73,6 +73,7 @@ impl CertificateBundle {
         if cp.exists() && kp.exists() {
             let cert = read(&cp)?;
             let key = read(&kp)?;
+            restrict_to_owner(&kp)?;
             return Ok(CertificateBundle {
                 chain: vec![CertificateDer::from(cert)],
                 key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
@@ -81,7 +82,7 @@ impl CertificateBundle {
         let b = Self::generate(names, validity)?;
         std::fs::create_dir_all(dir).map_err(|e| CertError::Io { path: dir.to_path_buf(), source: e })?;
         write(&cp, b.chain[0].as_ref())?;
-        write(&kp, b.key.secret_der())?;
+        write_private(&kp, b.key.secret_der())?;
         Ok(b)
     }
 
@@ -123,6 +124,43 @@ fn write(p: &Path, data: &[u8]) -> Result<(), CertError> {
     std::fs::write(p, data).map_err(|e| CertError::Io { path: p.to_path_buf(), source: e })
 }
 
+/// Takes read access away from everyone but the owner (a key file left by an older version).
+fn restrict_to_owner(p: &Path) -> Result<(), CertError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let io = |e| CertError::Io { path: p.to_path_buf(), source: e };
+        let mode = std::fs::metadata(p).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    let _ = p;
+    Ok(())
+}
+
+/// Writes a secret (a private key) readable by its owner only: created with mode 0600 on Unix,
+/// so there is no moment at which another account can read it.
+pub fn write_private(p: &Path, data: &[u8]) -> Result<(), CertError> {
+    use std::io::Write as _;
+    let io = |e| CertError::Io { path: p.to_path_buf(), source: e };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        let mut f = options.open(p).map_err(io)?;
+        // An older file keeps its mode on open; tighten it too.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        f.write_all(data).map_err(io)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(p).and_then(|mut f| f.write_all(data)).map_err(io)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +173,26 @@ mod tests {
         let b = CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_private_key_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string()];
+        CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
+        let keys: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("key"))
+            .collect();
+        assert_eq!(keys.len(), 1, "one key file: {keys:?}");
+        let mode = std::fs::metadata(&keys[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "key file mode {mode:o}");
+        // A key file left world-readable by an older version is tightened when loaded.
+        std::fs::set_permissions(&keys[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+        CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
+        assert_eq!(std::fs::metadata(&keys[0]).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

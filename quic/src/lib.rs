@@ -11,7 +11,7 @@ mod config;
 mod pin;
 mod validity;
 
-pub use cert::{CertError, CertificateBundle};
+pub use cert::{write_private, CertError, CertificateBundle};
 pub use config::{client_config, client_endpoint, server_config, Trust, ALPN_NODE};
 pub use pin::PinnedVerifier;
 pub use validity::validity;

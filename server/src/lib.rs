@@ -4,13 +4,14 @@
 //! identities, device records, key packages, channel membership, per-device delivery queues,
 //! encrypted blobs — in SQLite (embedded default) or PostgreSQL (several nodes on one
 //! database, woken through LISTEN/NOTIFY). It never sees plaintext: message payloads are MLS
-//! ciphertext, and neither they nor keys are ever logged; users appear in logs only as short
-//! hashes.
+//! ciphertext, and neither they nor keys are ever logged; users appear in logs only as keyed
+//! pseudonyms (`log_key.rs`).
 //!
 //! It deliberately does not render, decrypt or interpret messages, and does not serve
 //! browsers directly: the gateway does that.
 
 mod config;
+mod log_key;
 mod node;
 mod rpc;
 pub mod storage;

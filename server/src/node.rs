@@ -14,6 +14,7 @@ use qpq_quic::{CertificateBundle, ALPN_NODE};
 use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::log_key::LogKey;
 use crate::rpc::{self, Ctx, WakeHub};
 use crate::storage::{self, Storage};
 
@@ -47,7 +48,8 @@ impl Node {
         let endpoint = quinn::Endpoint::server(server_config, config.listen)
             .with_context(|| format!("listening on {}", config.listen))?;
         let hub = WakeHub::start(&storage);
-        Ok(Node { endpoint, ctx: Rc::new(Ctx { storage, config, hub }), fingerprint: bundle.fingerprint() })
+        let log_key = LogKey::load_or_create(&config.data_dir)?;
+        Ok(Node { endpoint, ctx: Rc::new(Ctx { storage, config, hub, log_key }), fingerprint: bundle.fingerprint() })
     }
 
     /// The address it listens on.

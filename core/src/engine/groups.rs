@@ -2,7 +2,7 @@
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup, ProtocolVersion};
-use qpq_proto::{ChannelId, DeviceAddress, UserId};
+use qpq_types::{ChannelId, DeviceAddress, UserId};
 
 use super::{create_config, Engine, Event, CIPHERSUITE};
 use crate::conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
@@ -58,6 +58,8 @@ impl Engine {
                 len: 0,
                 disappear_secs: 0,
                 read_upto: 0,
+                refused_commits: 0,
+                refused_recent: Vec::new(),
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -199,8 +201,10 @@ impl Engine {
         let mut removed_users: Vec<UserId> = remove_devs.iter().map(|d| d.user.clone()).collect();
         removed_users.dedup();
 
+        let skew = self.conversations.get(conv).map_or(0, |c| c.refused_commits);
         let group = self.groups.get_mut(conv).expect("checked above");
-        let epoch = group.epoch().as_u64();
+        // The server's epoch counts every commit it accepted, also those this device refused.
+        let epoch = group.epoch().as_u64() + skew;
         let new_exts = match set_timer {
             Some(secs) => {
                 let mut meta = GroupMeta::from_extensions(group.extensions())?;
@@ -219,9 +223,11 @@ impl Engine {
         if let Some(exts) = new_exts {
             builder = builder.propose_group_context_extensions(exts).map_err(EngineError::mls)?;
         }
+        let mut builder = builder.load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider)).map_err(EngineError::mls)?;
+        if let Some(ext) = super::directory::epoch_offset_extension(skew) {
+            builder = builder.create_group_info_with_extensions([ext]).map_err(EngineError::mls)?;
+        }
         let bundle = builder
-            .load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider))
-            .map_err(EngineError::mls)?
             .build(
                 openmls_traits::OpenMlsProvider::rand(&self.provider),
                 openmls_traits::OpenMlsProvider::crypto(&self.provider),
@@ -292,7 +298,7 @@ impl Engine {
     pub(super) fn system_message(
         &mut self,
         sender: UserId,
-        sender_device: qpq_proto::DeviceId,
+        sender_device: qpq_types::DeviceId,
         now: u64,
         ev: SystemEvent,
     ) -> Message {

@@ -1,11 +1,16 @@
 //! Receiving: Welcomes, commits and application messages from the delivery queue.
 
 use openmls::prelude::tls_codec::Deserialize as _;
-use openmls::prelude::{
-    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, StagedWelcome,
-};
-use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
+use std::collections::BTreeSet;
 
+use openmls::prelude::{
+    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProtocolMessage, Sender, StagedCommit, StagedWelcome,
+};
+use qpq_types::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
+
+use openmls_traits::types::HashType;
+
+use super::directory::{epoch_offset, Intake, LeafCheck};
 use super::{join_config, Engine};
 use crate::app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind};
 use crate::conversation::{Content, Conversation, Message, Status, SystemEvent};
@@ -14,6 +19,9 @@ use crate::group_meta::GroupMeta;
 use crate::identity::device_of_credential;
 use crate::outbox::PendingOp;
 use crate::state::StateKey;
+
+/// How many refused commits a conversation remembers, to count a copy delivered again once.
+const REFUSED_REMEMBERED: usize = 16;
 
 impl Engine {
     /// Processes one envelope from the delivery queue. Envelopes at or below
@@ -26,23 +34,73 @@ impl Engine {
         }
         self.cursor = env.seq;
         self.dirty.insert(StateKey::Cursor);
-        let r = match env.kind {
-            EnvelopeKind::Welcome => self.receive_welcome(env, now),
-            EnvelopeKind::Application | EnvelopeKind::Commit | EnvelopeKind::Proposal => {
-                self.receive_group_message(env, now)
-            }
-        };
+        let r = self.intake_or_hold(env, now);
         if let Err(e) = &r {
-            if self.conversations.contains_key(&env.channel)
-                && !matches!(e, EngineError::NotActive | EngineError::Ignored(_))
-            {
-                self.note_failure(&env.channel, now, format!("a message could not be read ({})", e.code()));
-            }
+            self.after_failure(env, e, now);
         }
         r
     }
 
-    fn receive_welcome(&mut self, env: &Envelope, now: u64) -> Result<(), EngineError> {
+    /// Processes one delivery; users in `asked` were fetched from the directory for it.
+    pub(super) fn intake(&mut self, env: &Envelope, now: u64, asked: &BTreeSet<UserId>) -> Result<Intake, EngineError> {
+        match env.kind {
+            EnvelopeKind::Welcome => self.receive_welcome(env, now, asked),
+            EnvelopeKind::Application | EnvelopeKind::Commit | EnvelopeKind::Proposal => {
+                self.receive_group_message(env, now, asked)
+            }
+        }
+    }
+
+    /// Shows why a delivery was rejected in its conversation. A rejected commit still took an
+    /// epoch at the server, which the conversation counts so its own next commit names the
+    /// server's epoch.
+    pub(super) fn after_failure(&mut self, env: &Envelope, e: &EngineError, now: u64) {
+        if matches!(e, EngineError::NotActive | EngineError::Ignored(_)) {
+            return;
+        }
+        if !self.conversations.contains_key(&env.channel) {
+            return;
+        }
+        if env.kind == EnvelopeKind::Commit {
+            self.count_refused_commit(env);
+        }
+        let why = match e {
+            EngineError::UntrustedMember { .. } => e.to_string(),
+            _ => format!("a message could not be read ({})", e.code()),
+        };
+        self.note_failure(&env.channel, now, why);
+    }
+
+    /// Counts a commit the server accepted but this device could not apply, once: a copy
+    /// delivered again, or one of an epoch already passed, took no new server epoch.
+    fn count_refused_commit(&mut self, env: &Envelope) {
+        let Some(group) = self.groups.get(&env.channel) else { return };
+        let ours = group.epoch().as_u64();
+        let theirs = MlsMessageIn::tls_deserialize_exact(env.payload.as_slice())
+            .ok()
+            .and_then(|m| m.try_into_protocol_message().ok())
+            .map(|pm| pm.epoch().as_u64());
+        if theirs.is_none_or(|e| e < ours) {
+            return;
+        }
+        let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
+        let Ok(hash) = openmls_traits::crypto::OpenMlsCrypto::hash(crypto, HashType::Sha2_256, &env.payload) else {
+            return;
+        };
+        let hash = hex::encode(&hash[..16]);
+        let Some(c) = self.conversations.get_mut(&env.channel) else { return };
+        if !c.active || c.refused_recent.contains(&hash) {
+            return;
+        }
+        if c.refused_recent.len() >= REFUSED_REMEMBERED {
+            c.refused_recent.remove(0);
+        }
+        c.refused_recent.push(hash);
+        c.refused_commits += 1;
+        self.dirty.insert(StateKey::Conversation(env.channel.clone()));
+    }
+
+    fn receive_welcome(&mut self, env: &Envelope, now: u64, asked: &BTreeSet<UserId>) -> Result<Intake, EngineError> {
         if let Some(c) = self.conversations.get(&env.channel) {
             if c.active {
                 return Err(EngineError::Invalid("a Welcome for a conversation we are in".into()));
@@ -56,12 +114,28 @@ impl Engine {
         // A conversation we were removed from keeps its inactive group (for reading back what
         // it shows) until a Welcome adds us again; that Welcome replaces it.
         let rejoin = self.conversations.contains_key(&env.channel);
+        // openmls deletes the key package the Welcome used; a Welcome held or refused below
+        // must leave it in place.
+        let snapshot = self.mls_snapshot();
         let builder =
             StagedWelcome::build_from_welcome(&self.provider, &join_config(), welcome).map_err(EngineError::mls)?;
+        let offset = epoch_offset(builder.processed_welcome().unverified_group_info().extensions());
         let builder = if rejoin { builder.replace_old_group() } else { builder };
         let staged = builder.build().map_err(EngineError::mls)?;
         if staged.group_context().group_id().as_slice() != env.channel.as_bytes() {
             return Err(EngineError::Invalid("the Welcome is for another conversation".into()));
+        }
+        let mut check = LeafCheck::new(asked);
+        let verdict = staged
+            .members()
+            .try_for_each(|m| self.check_leaf(&m.credential, &m.signature_key, &mut check).map(|_| ()));
+        match verdict.map(|_| check.outcome()) {
+            Ok(Intake::Done) => {}
+            other => {
+                drop(staged);
+                self.mls_rollback(&env.channel, snapshot);
+                return other;
+            }
         }
         let inviter = staged
             .welcome_sender()
@@ -93,16 +167,18 @@ impl Engine {
                 len: prev_len,
                 disappear_secs: meta.disappear_secs,
                 read_upto: prev_len,
+                refused_commits: offset,
+                refused_recent: Vec::new(),
             },
         );
         self.sync_conversation(&id);
         let mut m = self.system_message(inviter.user, inviter.device, now, SystemEvent::Joined);
         m.server_time = env.server_time;
         self.append(&id, m, false);
-        Ok(())
+        Ok(Intake::Done)
     }
 
-    fn receive_group_message(&mut self, env: &Envelope, now: u64) -> Result<(), EngineError> {
+    fn receive_group_message(&mut self, env: &Envelope, now: u64, asked: &BTreeSet<UserId>) -> Result<Intake, EngineError> {
         let conv = env.channel.clone();
         if !self.groups.contains_key(&conv) {
             return Err(EngineError::NoSuchConversation);
@@ -117,6 +193,8 @@ impl Engine {
             return Err(EngineError::Invalid("the message is for another conversation".into()));
         }
         self.reconcile_own_commit(&conv, &pm, now);
+        // Processing a commit consumes secrets; one held or refused below must leave none.
+        let snapshot = pm.is_handshake_message().then(|| self.mls_snapshot());
 
         let group = self.groups.get_mut(&conv).expect("checked above");
         // Members of the current epoch, to name removed members after the merge.
@@ -126,12 +204,27 @@ impl Engine {
             .collect();
         let processed = group.process_message(&self.provider, pm).map_err(EngineError::mls)?;
         let sender = device_of_credential(processed.credential())?;
+        let processed_sender = processed.sender().clone();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let bytes = app.into_bytes();
-                self.receive_app_message(&conv, &sender, &bytes, env.server_time, now)
+                self.receive_app_message(&conv, &sender, &bytes, env.server_time, now).map(|_| Intake::Done)
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let committer = match processed_sender {
+                    Sender::Member(i) => Some(i.u32()),
+                    _ => None,
+                };
+                match self.check_commit_leaves(&staged, committer, &before, asked) {
+                    Ok(Intake::Done) => {}
+                    other => {
+                        drop(staged);
+                        if let Some(s) = snapshot {
+                            self.mls_rollback(&conv, s);
+                        }
+                        return other;
+                    }
+                }
                 let mut added: Vec<UserId> = staged
                     .add_proposals()
                     .filter_map(|p| device_of_credential(p.add_proposal().key_package().leaf_node().credential()).ok())
@@ -166,7 +259,7 @@ impl Engine {
                     self.append(&conv, m, true);
                     self.pending_receipts.remove(&conv);
                     self.drop_conversation_outbox(&conv);
-                    return Ok(());
+                    return Ok(Intake::Done);
                 }
                 if !added.is_empty() {
                     let mut m = self.system_message(who.clone(), dev, now, SystemEvent::Added(added));
@@ -178,11 +271,50 @@ impl Engine {
                     m.server_time = env.server_time;
                     self.append(&conv, m, false);
                 }
-                Ok(())
+                Ok(Intake::Done)
             }
-            ProcessedMessageContent::OwnPrivateMessage => Ok(()),
+            ProcessedMessageContent::OwnPrivateMessage => Ok(Intake::Done),
             _ => Err(EngineError::Invalid("proposals by reference are not used".into())),
         }
+    }
+
+    /// Checks every leaf a staged commit would put into the tree: added members' leaves must be
+    /// registered devices, and an updated leaf (an Update proposal's, or the committer's update
+    /// path) must name the same device as the leaf it replaces and carry its registered key.
+    fn check_commit_leaves(
+        &self,
+        staged: &StagedCommit,
+        committer: Option<u32>,
+        before: &[(u32, DeviceAddress)],
+        asked: &BTreeSet<UserId>,
+    ) -> Result<Intake, EngineError> {
+        let mut check = LeafCheck::new(asked);
+        let same_device = |index: Option<u32>, addr: &DeviceAddress| {
+            let old = index.and_then(|i| before.iter().find(|(j, _)| *j == i)).map(|(_, d)| d);
+            if old == Some(addr) {
+                Ok(())
+            } else {
+                Err(EngineError::UntrustedMember { user: addr.user.clone() })
+            }
+        };
+        for p in staged.add_proposals() {
+            let leaf = p.add_proposal().key_package().leaf_node();
+            self.check_leaf(leaf.credential(), leaf.signature_key().as_slice(), &mut check)?;
+        }
+        for p in staged.update_proposals() {
+            let leaf = p.update_proposal().leaf_node();
+            let addr = self.check_leaf(leaf.credential(), leaf.signature_key().as_slice(), &mut check)?;
+            let index = match p.sender() {
+                Sender::Member(i) => Some(i.u32()),
+                _ => None,
+            };
+            same_device(index, &addr)?;
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let addr = self.check_leaf(leaf.credential(), leaf.signature_key().as_slice(), &mut check)?;
+            same_device(committer, &addr)?;
+        }
+        Ok(check.outcome())
     }
 
     /// Before processing `pm`, settles our own in-flight commit for `conv` from what `pm`

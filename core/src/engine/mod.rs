@@ -5,6 +5,7 @@
 //! the step asked for. Time (`now`, ms since the Unix epoch) is an argument; network work comes
 //! out as [`Outbound`] values and goes in as [`Envelope`]s.
 
+mod directory;
 mod groups;
 mod intake;
 mod outbound;
@@ -17,7 +18,7 @@ use openmls::prelude::{
     SenderRatchetConfiguration, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls::prelude::KeyPackage;
-use qpq_proto::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
+use qpq_types::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,8 @@ pub struct Engine {
     meta: Meta,
     cursor: u64,
     known: BTreeMap<UserId, KnownUser>,
+    /// Deliveries waiting for directory records, by sequence number (see `directory.rs`).
+    held: BTreeMap<u64, directory::Held>,
     /// Delivery receipts waiting to be sent (not persisted: at worst one is lost).
     pending_receipts: BTreeMap<ChannelId, Vec<MessageId>>,
     /// Read receipts waiting to be sent (not persisted, like delivery receipts).
@@ -147,6 +150,7 @@ impl Engine {
             meta: Meta::default(),
             cursor: 0,
             known: BTreeMap::new(),
+            held: BTreeMap::new(),
             pending_receipts: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
             typing: BTreeMap::new(),
@@ -167,6 +171,7 @@ impl Engine {
         let mut history: HashMap<ChannelId, Vec<Message>> = HashMap::new();
         let mut outbox = BTreeMap::new();
         let mut known = BTreeMap::new();
+        let mut held = BTreeMap::new();
         for (k, v) in entries {
             if let Some(rest) = k.strip_prefix(MLS_PREFIX) {
                 mls.push((rest.to_vec(), v));
@@ -190,6 +195,9 @@ impl Engine {
                 }
                 Some(StateKey::Known(u)) => {
                     known.insert(u, json(&v, "known devices")?);
+                }
+                Some(StateKey::Held(seq)) => {
+                    held.insert(seq, json(&v, "held delivery")?);
                 }
                 None => {}
             }
@@ -224,6 +232,7 @@ impl Engine {
             meta,
             cursor,
             known,
+            held,
             pending_receipts: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
             typing: BTreeMap::new(),
@@ -245,6 +254,7 @@ impl Engine {
                 StateKey::Message(c, i) => self.message(c, *i).map(to_json),
                 StateKey::Outbox(o) => self.outbox.get(o).map(to_json),
                 StateKey::Known(u) => self.known.get(u).map(to_json),
+                StateKey::Held(seq) => self.held.get(seq).map(to_json),
             };
             match value {
                 Some(v) => cs.puts.push((key.to_bytes(), v)),
@@ -313,39 +323,6 @@ impl Engine {
             .build(CIPHERSUITE, &self.provider, self.identity.signer(), self.identity.credential_with_key())
             .map_err(EngineError::mls)?;
         bundle.key_package().tls_serialize_detached().map_err(EngineError::mls)
-    }
-
-    /// Records the device records of `user`, checked against its identity key. The first
-    /// identity key seen for a user is kept; a different one later is refused (key
-    /// transparency will decide such changes).
-    pub fn learn_devices(
-        &mut self,
-        user: &UserId,
-        identity_key: &[u8; 32],
-        records: &[DeviceRecord],
-    ) -> Result<(), EngineError> {
-        if let Some(k) = self.known.get(user) {
-            if k.identity_key != identity_key {
-                return Err(EngineError::Unverified(format!(
-                    "the identity key of {user} changed; not trusting its new devices"
-                )));
-            }
-        }
-        let mut devices = BTreeMap::new();
-        for r in records {
-            if &r.user != user {
-                return Err(EngineError::Unverified(format!("a device record of {user} names {}", r.user)));
-            }
-            r.verify(identity_key)
-                .map_err(|_| EngineError::Unverified(format!("a device record of {user} is not signed by its identity key")))?;
-            devices.insert(r.device_id, hex::encode(r.device_key));
-        }
-        let k = KnownUser { identity_key: identity_key.to_vec(), devices };
-        if self.known.get(user) != Some(&k) {
-            self.known.insert(user.clone(), k);
-            self.dirty.insert(StateKey::Known(user.clone()));
-        }
-        Ok(())
     }
 
     // --- reading state --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! answers.
 
 use openmls::prelude::tls_codec::Serialize as _;
-use qpq_proto::{ChannelId, ClientMsgId, ErrorCode};
+use qpq_types::{ChannelId, ClientMsgId, ErrorCode};
 
 use super::Engine;
 use crate::app_message::{
@@ -151,7 +151,8 @@ impl Engine {
                 },
             }),
             PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer } => {
-                let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64());
+                let skew = self.conversations.get(&conv).map_or(0, |c| c.refused_commits);
+                let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64() + skew);
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
                     if e <= r {
                         return None; // wait for the commit that won
@@ -213,7 +214,7 @@ impl Engine {
         &self,
         conv: &ChannelId,
         add: &[crate::outbox::ClaimedPackage],
-        remove: &[qpq_proto::UserId],
+        remove: &[qpq_types::UserId],
         self_update: bool,
         set_timer: Option<u32>,
     ) -> bool {

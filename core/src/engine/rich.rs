@@ -8,7 +8,7 @@
 //! written by the same person. Anything else is refused with [`EngineError::Ignored`] and
 //! changes nothing.
 
-use qpq_proto::{ChannelId, DeviceAddress, UserId};
+use qpq_types::{ChannelId, DeviceAddress, UserId};
 
 use super::{Engine, Event, TYPING_TIMEOUT_MS};
 use crate::app_message::{AppMessage, Body, LeaveReason, MessageId, MAX_REACTION_BYTES, MAX_TEXT_BYTES};

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
-use qpq_proto::{
+use qpq_types::{
     ChannelId, ClientMsgId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, ErrorCode, UserId,
 };
 
@@ -174,6 +174,13 @@ impl SimServer {
     }
 }
 
+impl SimServer {
+    /// The channel's current epoch (0 for an unknown channel).
+    pub fn epoch(&self, channel: &ChannelId) -> u64 {
+        self.channels.get(channel).map_or(0, |c| c.epoch)
+    }
+}
+
 impl SimClient {
     pub fn new(server: &mut SimServer, name: &str, seed: u8) -> SimClient {
         let user = UserId::parse(&format!("{name}@sim.test")).unwrap();
@@ -242,7 +249,37 @@ impl SimClient {
             let _ = self.engine.receive(&e, server.time);
             self.persist();
         }
+        self.answer_directory(server);
         n
+    }
+
+    /// Answers what the engine asks of the directory (as a shell does with `listDevices`) and
+    /// lets it go on with the deliveries it held; returns the refusals.
+    pub fn answer_directory(&mut self, server: &SimServer) -> Vec<qpq_core::EngineError> {
+        let refused = self.resolve_directory(server);
+        self.persist();
+        refused
+    }
+
+    /// [`SimClient::answer_directory`] without storing the result.
+    pub fn resolve_directory(&mut self, server: &SimServer) -> Vec<qpq_core::EngineError> {
+        let mut refused = Vec::new();
+        for _ in 0..16 {
+            let need = self.engine.directory_needed();
+            if need.is_empty() {
+                break;
+            }
+            for u in need {
+                match server.identities.get(&u) {
+                    Some((ik, recs)) => {
+                        let _ = self.engine.learn_devices(&u, ik, recs);
+                    }
+                    None => self.engine.directory_lacks(&u),
+                }
+            }
+            refused.extend(self.engine.resume(server.time));
+        }
+        refused
     }
 
     pub fn learn(&mut self, server: &SimServer, user: &UserId) {

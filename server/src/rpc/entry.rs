@@ -11,7 +11,7 @@ use qpq_proto::{login_bytes, wire, DeviceId, ErrorCode, UserId, MIN_PROTOCOL_VER
 use rand::RngCore;
 
 use super::session::SessionImpl;
-use super::{now_ms, redact, store_err, Ctx};
+use super::{now_ms, store_err, Ctx};
 
 /// How long a login challenge stays valid.
 const CHALLENGE_TTL: Duration = Duration::from_secs(60);
@@ -95,7 +95,7 @@ impl node_service::Server for Entry {
                 .create_user(&user, &ik, &device, now_ms())
                 .await
                 .map_err(|e| store_err("create_user", e))?;
-            tracing::info!(user = %redact(user.as_str()), "registered");
+            tracing::info!(user = %self.ctx.log_key.pseudonym(user.as_str()), "registered");
             Ok(())
         }
     }
@@ -143,7 +143,7 @@ impl node_service::Server for Entry {
             let key = VerifyingKey::from_bytes(&record.device_key).map_err(|_| failed())?;
             key.verify_strict(&login_bytes(&self.ctx.config.domain, &user, &device, nonce), &Signature::from_bytes(&sig))
                 .map_err(|_| failed())?;
-            tracing::debug!(user = %redact(user.as_str()), "logged in");
+            tracing::debug!(user = %self.ctx.log_key.pseudonym(user.as_str()), "logged in");
             let session: qpq_proto::node_capnp::session::Client =
                 capnp_rpc::new_client(SessionImpl::new(self.ctx.clone(), addr));
             results.get().set_session(session);

@@ -17,6 +17,7 @@ use qpq_proto::{wire, ErrorCode};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::config::Config;
+use crate::log_key::LogKey;
 use crate::storage::{Storage, StoreError};
 
 pub(crate) use delivery::WakeHub;
@@ -26,6 +27,8 @@ pub(crate) struct Ctx {
     pub storage: Arc<dyn Storage>,
     pub config: Config,
     pub hub: Rc<WakeHub>,
+    /// The secret behind the pseudonyms that stand for users in logs.
+    pub log_key: LogKey,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -57,12 +60,6 @@ pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
     wire::error(code, e.to_string())
 }
 
-/// A short stable pseudonym for a user or device in logs (SHA-256 prefix), so logs can be
-/// correlated without naming people.
-pub(crate) fn redact(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
-}
 
 /// Serves one bidirectional stream as an RPC session until it ends.
 pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: quinn::RecvStream) {

@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::delivery;
-use super::{now_ms, redact, store_err, Ctx};
+use super::{now_ms, store_err, Ctx};
 use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow};
 
 /// Most key packages accepted in one upload.
@@ -502,7 +502,7 @@ impl session::Server for SessionImpl {
                 .delete_user(&self.device.user, until)
                 .await
                 .map_err(|e| store_err("delete_user", e))?;
-            tracing::info!(user = %redact(self.device.user.as_str()), "account deleted");
+            tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "account deleted");
             Ok(())
         }
     }

@@ -8,8 +8,11 @@
 //!
 //! Time is an argument (`now`, ms since the Unix epoch), so tests control it.
 
+mod backend;
 mod error;
 pub mod postgres;
+mod rows;
+mod scripts;
 pub mod sqlite;
 #[cfg(test)]
 mod conformance;

@@ -1,175 +1,140 @@
-//! Encrypted files, stored in order-checked chunks. A chunk upload holds its blob's row lock.
+//! PostgreSQL statements for blobs and expiry. A chunk upload holds its blob's row.
 
-use qpq_proto::{ChannelId, DeviceAddress};
-use sqlx::{PgConnection, PgPool};
+use async_trait::async_trait;
+use qpq_proto::DeviceAddress;
 
-use super::accounts::device_key;
-use super::rows::{self, db, int, TxError};
-use crate::storage::{BlobRow, Millis, StoreError};
+use super::PgTx;
+use crate::storage::backend::{BlobSql, ExpirySql};
+use crate::storage::rows::{db, int, BlobCols, TxError};
+use crate::storage::{BlobRow, Millis};
 
-/// The columns of a blob: id, channel, size, chunk size, chunks stored, expiry.
-type BlobCols = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
-
-pub(super) async fn create_blob(
-    pool: &PgPool,
-    blob: &BlobRow,
-    owner: &DeviceAddress,
-    now: Millis,
-) -> Result<(), TxError> {
-    const OP: &str = "create blob";
-    check_shape(blob)?;
-    let mut tx = pool.begin().await.map_err(db(OP))?;
-    let channel: Option<i32> = sqlx::query_scalar("SELECT 1 FROM channels WHERE id = $1")
+#[async_trait]
+impl BlobSql for PgTx {
+    async fn insert_blob(&mut self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
+        let inserted = sqlx::query(
+            "INSERT INTO blobs (id, channel, size, chunk_size, chunks_stored, expires_at, owner_user, owner_device, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&blob.id[..])
         .bind(blob.channel.as_bytes())
-        .fetch_optional(&mut *tx)
+        .bind(int(blob.size))
+        .bind(i64::from(blob.chunk_size))
+        .bind(int(blob.expires_at))
+        .bind(owner.user.as_str())
+        .bind(&owner.device.0[..])
+        .bind(int(now))
+        .execute(&mut *self.conn)
         .await
-        .map_err(db(OP))?;
-    if channel.is_none() {
-        return Err(StoreError::NoSuchChannel.into());
+        .map_err(db(self.conn.op))?;
+        Ok(inserted.rows_affected() == 1)
     }
-    if device_key(&mut tx, owner, OP).await?.is_none() {
-        return Err(StoreError::NoSuchDevice.into());
-    }
-    let inserted = sqlx::query(
-        "INSERT INTO blobs (id, channel, size, chunk_size, chunks_stored, expires_at, owner_user, owner_device, created_at)
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&blob.id[..])
-    .bind(blob.channel.as_bytes())
-    .bind(int(blob.size))
-    .bind(i64::from(blob.chunk_size))
-    .bind(int(blob.expires_at))
-    .bind(owner.user.as_str())
-    .bind(&owner.device.0[..])
-    .bind(int(now))
-    .execute(&mut *tx)
-    .await
-    .map_err(db(OP))?;
-    if inserted.rows_affected() == 0 {
-        // Ids are 16 random bytes chosen by the server: a clash is a server fault.
-        return Err(StoreError::Backend(format!("{OP}: the blob id is already in use")).into());
-    }
-    tx.commit().await.map_err(db(OP))
-}
 
-pub(super) async fn blob(pool: &PgPool, id: &[u8; 16], now: Millis) -> Result<Option<BlobRow>, TxError> {
-    let mut conn = pool.acquire().await.map_err(db("read blob"))?;
-    read_blob(&mut conn, id, now, "").await
-}
+    async fn blob_row(&mut self, id: &[u8; 16], now: Millis) -> Result<Option<BlobCols>, TxError> {
+        sqlx::query_as(
+            "SELECT id, channel, size, chunk_size, chunks_stored, expires_at FROM blobs
+             WHERE id = $1 AND (expires_at = 0 OR expires_at > $2)",
+        )
+        .bind(&id[..])
+        .bind(int(now))
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
 
-pub(super) async fn put_chunk(
-    pool: &PgPool,
-    id: &[u8; 16],
-    index: u32,
-    data: &[u8],
-    now: Millis,
-) -> Result<BlobRow, TxError> {
-    const OP: &str = "store chunk";
-    let mut tx = pool.begin().await.map_err(db(OP))?;
-    let mut row = read_blob(&mut tx, id, now, " FOR NO KEY UPDATE").await?.ok_or(StoreError::NoSuchBlob)?;
-    check_chunk(&row, index, data.len())?;
-    if index < row.chunks_stored {
-        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM blob_chunks WHERE blob = $1 AND idx = $2")
+    async fn lock_blob(&mut self, id: &[u8; 16], now: Millis) -> Result<Option<BlobCols>, TxError> {
+        sqlx::query_as(
+            "SELECT id, channel, size, chunk_size, chunks_stored, expires_at FROM blobs
+             WHERE id = $1 AND (expires_at = 0 OR expires_at > $2) FOR NO KEY UPDATE",
+        )
+        .bind(&id[..])
+        .bind(int(now))
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
+    async fn chunk(&mut self, id: &[u8; 16], index: u32) -> Result<Option<Vec<u8>>, TxError> {
+        sqlx::query_scalar("SELECT data FROM blob_chunks WHERE blob = $1 AND idx = $2")
             .bind(&id[..])
             .bind(i64::from(index))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *self.conn)
             .await
-            .map_err(db(OP))?;
-        return if stored.as_deref() == Some(data) {
-            Ok(row)
-        } else {
-            Err(StoreError::BadChunk(format!("chunk {index} differs from the one stored")).into())
-        };
+            .map_err(db(self.conn.op))
     }
-    sqlx::query("INSERT INTO blob_chunks (blob, idx, data) VALUES ($1, $2, $3)")
+
+    async fn live_chunk(&mut self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, TxError> {
+        sqlx::query_scalar(
+            "SELECT c.data FROM blob_chunks c JOIN blobs b ON b.id = c.blob
+             WHERE b.id = $1 AND c.idx = $2 AND (b.expires_at = 0 OR b.expires_at > $3)",
+        )
+        .bind(&id[..])
+        .bind(i64::from(index))
+        .bind(int(now))
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
+    async fn append_chunk(&mut self, id: &[u8; 16], index: u32, data: &[u8]) -> Result<(), TxError> {
+        sqlx::query(
+            "WITH stored AS (INSERT INTO blob_chunks (blob, idx, data) VALUES ($1, $2, $3))
+             UPDATE blobs SET chunks_stored = chunks_stored + 1 WHERE id = $1",
+        )
         .bind(&id[..])
         .bind(i64::from(index))
         .bind(data)
-        .execute(&mut *tx)
+        .execute(&mut *self.conn)
         .await
-        .map_err(db(OP))?;
-    sqlx::query("UPDATE blobs SET chunks_stored = chunks_stored + 1 WHERE id = $1")
-        .bind(&id[..])
-        .execute(&mut *tx)
+        .map_err(db(self.conn.op))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ExpirySql for PgTx {
+    async fn delete_expired_envelopes(&mut self, now: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM envelopes WHERE expires_at > 0 AND expires_at <= $1")
+            .bind(int(now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_expired_blobs(&mut self, now: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM blobs WHERE expires_at > 0 AND expires_at <= $1")
+            .bind(int(now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_unreachable_blobs(&mut self) -> Result<u64, TxError> {
+        let done = sqlx::query(
+            "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = blobs.channel)",
+        )
+        .execute(&mut *self.conn)
         .await
-        .map_err(db(OP))?;
-    tx.commit().await.map_err(db(OP))?;
-    row.chunks_stored += 1;
-    Ok(row)
-}
-
-pub(super) async fn get_chunk(
-    pool: &PgPool,
-    id: &[u8; 16],
-    index: u32,
-    now: Millis,
-) -> Result<Option<Vec<u8>>, TxError> {
-    sqlx::query_scalar(
-        "SELECT c.data FROM blob_chunks c JOIN blobs b ON b.id = c.blob
-         WHERE b.id = $1 AND c.idx = $2 AND (b.expires_at = 0 OR b.expires_at > $3)",
-    )
-    .bind(&id[..])
-    .bind(i64::from(index))
-    .bind(int(now))
-    .fetch_optional(pool)
-    .await
-    .map_err(db("read chunk"))
-}
-
-/// The blob unless absent or expired; `lock` is appended to the query (a row lock or "").
-async fn read_blob(
-    conn: &mut PgConnection,
-    id: &[u8; 16],
-    now: Millis,
-    lock: &'static str,
-) -> Result<Option<BlobRow>, TxError> {
-    const OP: &str = "read blob";
-    let sql = format!(
-        "SELECT id, channel, size, chunk_size, chunks_stored, expires_at FROM blobs
-         WHERE id = $1 AND (expires_at = 0 OR expires_at > $2){lock}"
-    );
-    let found: Option<BlobCols> =
-        sqlx::query_as(&sql).bind(&id[..]).bind(int(now)).fetch_optional(&mut *conn).await.map_err(db(OP))?;
-    Ok(found.map(|cols| blob_row(cols, OP)).transpose()?)
-}
-
-/// Refuses shapes whose chunk arithmetic would not work (zero-sized chunks, too many chunks,
-/// sizes the database cannot hold).
-fn check_shape(blob: &BlobRow) -> Result<(), StoreError> {
-    if blob.size > 0 && blob.chunk_size == 0 {
-        return Err(StoreError::BadChunk("the chunk size must be positive".into()));
+        .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
     }
-    if i64::try_from(blob.size).is_err()
-        || (blob.size > 0 && blob.size.div_ceil(u64::from(blob.chunk_size)) > u64::from(u32::MAX))
-    {
-        return Err(StoreError::BadChunk("the file is too large".into()));
-    }
-    Ok(())
-}
 
-/// Chunk `index` of `data_len` bytes must be the next one or a stored one, of the right length.
-fn check_chunk(row: &BlobRow, index: u32, data_len: usize) -> Result<(), StoreError> {
-    check_shape(row)?;
-    let Some(expected) = row.chunk_len(index) else {
-        return Err(StoreError::BadChunk(format!("chunk {index} is past the end of the file")));
-    };
-    if data_len != expected {
-        return Err(StoreError::BadChunk(format!("chunk {index} must be {expected} bytes, got {data_len}")));
+    async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM sent_messages WHERE server_time < $1")
+            .bind(int(before))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
     }
-    if index > row.chunks_stored {
-        return Err(StoreError::BadChunk(format!("chunk {} is expected next, got {index}", row.chunks_stored)));
-    }
-    Ok(())
-}
 
-fn blob_row(cols: BlobCols, op: &'static str) -> Result<BlobRow, StoreError> {
-    let (id, channel, size, chunk_size, chunks_stored, expires_at) = cols;
-    Ok(BlobRow {
-        id: rows::fixed(id, op)?,
-        channel: ChannelId::from_slice(&channel).map_err(|_| rows::corrupt(op))?,
-        size: rows::uint(size, op)?,
-        chunk_size: rows::uint32(chunk_size, op)?,
-        chunks_stored: rows::uint32(chunks_stored, op)?,
-        expires_at: rows::uint(expires_at, op)?,
-    })
+    async fn delete_expired_reservations(&mut self, now: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM reserved_names WHERE reserved_until <= $1")
+            .bind(int(now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
 }

@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::rows::{db, TxError};
+use crate::storage::rows::{db, describe, TxError};
 use crate::storage::StoreError;
 
 /// The NOTIFY channel.
@@ -57,7 +57,7 @@ impl Listener {
         node: u64,
         wake: broadcast::Sender<DeviceAddress>,
     ) -> Result<Self, StoreError> {
-        let listener = listen(&options).await.map_err(|e| super::rows::describe("listen for wake-ups", &e))?;
+        let listener = listen(&options).await.map_err(|e| describe("listen for wake-ups", &e))?;
         let task = tokio::spawn(forward(listener, options, node, wake));
         Ok(Listener { task })
     }
@@ -100,7 +100,7 @@ async fn forward(
             // The connection dropped and PgListener reconnected (and re-LISTENed) already.
             Ok(None) => tracing::warn!("wake-up listener reconnected; wake-ups in between were missed"),
             Err(e) => {
-                tracing::warn!(error = %super::rows::describe("listen for wake-ups", &e), "wake-up listener failed; reconnecting");
+                tracing::warn!(error = %describe("listen for wake-ups", &e), "wake-up listener failed; reconnecting");
                 listener = reconnect(&options).await;
             }
         }
@@ -118,7 +118,7 @@ async fn reconnect(options: &PgConnectOptions) -> PgListener {
                 return listener;
             }
             Err(e) => {
-                tracing::warn!(error = %super::rows::describe("listen for wake-ups", &e), "wake-up listener still disconnected");
+                tracing::warn!(error = %describe("listen for wake-ups", &e), "wake-up listener still disconnected");
                 pause = (pause * 2).min(BACKOFF_LAST);
             }
         }

@@ -1,0 +1,203 @@
+//! What a person starts: chats and groups, membership, messages and the changes to them,
+//! leaving and deleting the account. Each is one engine step, stored and then sent by the pump.
+
+use qpq_core::{ClaimedPackage, ConversationKind, MessageId};
+use qpq_proto::{ChannelId, UserId};
+
+use super::Client;
+use crate::api::Session;
+use crate::error::ClientError;
+use crate::{Platform, StateStore};
+
+/// How long deleting an account waits for the notices to its conversations to be sent.
+const ACCOUNT_NOTICE_TIMEOUT_MS: u64 = 10_000;
+
+impl<S: StateStore, P: Platform> Client<S, P> {
+    /// Opens the 1:1 chat with `peer`, creating it if there is none.
+    pub async fn start_chat(&self, peer: &UserId) -> Result<ChannelId, ClientError> {
+        let me = self.user();
+        if *peer == me {
+            return Err(ClientError::Input("that is you; start a chat with someone else".into()));
+        }
+        let existing = self.with_engine(|e| {
+            e.conversations()
+                .into_iter()
+                .find(|c| c.kind == ConversationKind::Direct && c.active && c.members.contains(peer) && c.members.len() <= 2)
+                .map(|c| c.id.clone())
+        });
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let session = self.session()?;
+        let packages = self.claim_for(&session, std::slice::from_ref(peer)).await?;
+        self.create_with(ConversationKind::Direct, "", packages).await
+    }
+
+    /// Creates a group named `name` with `members` (plus this user).
+    pub async fn create_group(&self, name: &str, members: &[UserId]) -> Result<ChannelId, ClientError> {
+        if name.trim().is_empty() {
+            return Err(ClientError::Input("give the group a name".into()));
+        }
+        let me = self.user();
+        let others: Vec<UserId> = dedup(members.iter().filter(|u| **u != me).cloned().collect());
+        let session = self.session()?;
+        let packages = self.claim_for(&session, &others).await?;
+        self.create_with(ConversationKind::Group, name, packages).await
+    }
+
+    async fn create_with(&self, kind: ConversationKind, name: &str, mut packages: Vec<ClaimedPackage>) -> Result<ChannelId, ClientError> {
+        // Our own other devices join too.
+        let session = self.session()?;
+        let me = self.user();
+        packages.extend(self.claim_for(&session, std::slice::from_ref(&me)).await.unwrap_or_default());
+        let now = self.inner.platform.now_ms();
+        let id = {
+            let mut e = self.inner.engine.borrow_mut();
+            e.check_packages(&packages)?;
+            let id = e.create_conversation(kind, name, now)?;
+            if !packages.is_empty() {
+                e.add_members(&id, packages)?;
+            }
+            id
+        };
+        self.step_done().await?;
+        Ok(id)
+    }
+
+    /// Adds every device of `users` to a conversation.
+    pub async fn add_members(&self, conv: &ChannelId, users: &[UserId]) -> Result<(), ClientError> {
+        let session = self.session()?;
+        let users = dedup(users.to_vec());
+        let present = self.with_engine(|e| e.conversation(conv).map(|c| c.members.clone())).ok_or(ClientError::Engine(qpq_core::EngineError::NoSuchConversation))?;
+        if let Some(u) = users.iter().find(|u| present.contains(u)) {
+            return Err(ClientError::Input(format!("{u} is already a member")));
+        }
+        let packages = self.claim_for(&session, &users).await?;
+        self.inner.engine.borrow_mut().add_members(conv, packages)?;
+        self.step_done().await
+    }
+
+    /// Removes every device of `users` from a conversation.
+    pub async fn remove_members(&self, conv: &ChannelId, users: &[UserId]) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().remove_members(conv, dedup(users.to_vec()))?;
+        self.step_done().await
+    }
+
+    /// Sends a text message (it waits in the outbox while offline).
+    pub async fn send_text(&self, conv: &ChannelId, text: &str) -> Result<MessageId, ClientError> {
+        let now = self.inner.platform.now_ms();
+        let id = self.inner.engine.borrow_mut().send_text(conv, text, None, now)?;
+        self.step_done().await?;
+        Ok(id)
+    }
+
+    /// Sends a text message replying to `reply_to` (an earlier message of the conversation).
+    pub async fn send_reply(&self, conv: &ChannelId, text: &str, reply_to: MessageId) -> Result<MessageId, ClientError> {
+        let now = self.inner.platform.now_ms();
+        let id = {
+            let mut e = self.inner.engine.borrow_mut();
+            if e.message_by_id(conv, &reply_to).is_none_or(|m| !m.is_content()) {
+                return Err(ClientError::Engine(qpq_core::EngineError::NoSuchMessage));
+            }
+            e.send_text(conv, text, Some(reply_to), now)?
+        };
+        self.step_done().await?;
+        Ok(id)
+    }
+
+    /// Marks a conversation read (sending read receipts for what others wrote).
+    pub async fn mark_read(&self, conv: &ChannelId) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().mark_read(conv);
+        self.step_done().await
+    }
+
+    /// Adds or takes back a reaction to a message.
+    pub async fn react(&self, conv: &ChannelId, target: MessageId, emoji: &str, remove: bool) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().react(conv, target, emoji, remove, now)?;
+        self.step_done().await
+    }
+
+    /// Changes the text of one of this user's messages for everyone.
+    pub async fn edit_message(&self, conv: &ChannelId, target: MessageId, text: &str) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().edit_message(conv, target, text, now)?;
+        self.step_done().await
+    }
+
+    /// Deletes one of this user's messages for everyone.
+    pub async fn delete_message(&self, conv: &ChannelId, target: MessageId) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().delete_message(conv, target, now)?;
+        self.step_done().await
+    }
+
+    /// Tells the members this user started or stopped typing. Nothing is queued while
+    /// offline: a stale "typing" is worse than none.
+    pub async fn set_typing(&self, conv: &ChannelId, active: bool) -> Result<(), ClientError> {
+        if self.session().is_err() {
+            return Ok(());
+        }
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().set_typing(conv, active, now)?;
+        self.step_done().await
+    }
+
+    /// Sets the conversation's disappearing-message timer (seconds, 0 for off).
+    pub async fn set_disappearing(&self, conv: &ChannelId, secs: u32) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().set_disappearing(conv, secs)?;
+        self.step_done().await
+    }
+
+    /// Leaves a conversation; the other members remove this user's devices.
+    pub async fn leave_conversation(&self, conv: &ChannelId) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().leave_conversation(conv, qpq_core::LeaveReason::Left, now)?;
+        self.step_done().await
+    }
+
+    /// Deletes the account on the server. First every conversation is told (members then
+    /// see "… deleted their account" and remove its devices); that notice is sent if it
+    /// can be within ten seconds. The caller then clears local storage.
+    pub async fn delete_account(&self) -> Result<(), ClientError> {
+        let session = self.session()?;
+        let now = self.inner.platform.now_ms();
+        {
+            let mut e = self.inner.engine.borrow_mut();
+            let active: Vec<ChannelId> = e.conversations().iter().filter(|c| c.active).map(|c| c.id.clone()).collect();
+            for conv in active {
+                // A conversation that cannot be told is still left; the deletion goes on.
+                let _ = e.leave_conversation(&conv, qpq_core::LeaveReason::AccountDeleted, now);
+            }
+        }
+        self.step_done().await?;
+        self.wait_for(ACCOUNT_NOTICE_TIMEOUT_MS, |e| e.outbox_len() == 0).await;
+        session.delete_account().await?;
+        self.stop();
+        Ok(())
+    }
+
+    /// Claims key packages for every device of `users`, after checking their device records.
+    async fn claim_for(&self, session: &Session, users: &[UserId]) -> Result<Vec<ClaimedPackage>, ClientError> {
+        let me = self.user();
+        let mut out = Vec::new();
+        for u in users {
+            let (ik, records) = session.list_devices(u).await?;
+            self.inner.engine.borrow_mut().learn_devices(u, &ik, &records)?;
+            let claimed = session.claim_key_packages(u).await?;
+            if claimed.is_empty() && *u != me {
+                return Err(ClientError::Input(format!(
+                    "{u} cannot be reached right now (no device has announced keys); try again later"
+                )));
+            }
+            out.extend(claimed.into_iter().map(|c| ClaimedPackage { user: u.clone(), device: c.device, key_package: c.key_package }));
+        }
+        Ok(out)
+    }
+}
+
+fn dedup(mut v: Vec<UserId>) -> Vec<UserId> {
+    v.sort();
+    v.dedup();
+    v
+}

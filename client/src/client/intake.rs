@@ -1,0 +1,177 @@
+//! Delivery intake and persistence: the subscription's listener hands each batch of envelopes
+//! to the engine, the directory records the engine asks for are fetched (so it can go on with
+//! deliveries it held), the result is stored, and only then acknowledged. `persist` is the one way
+//! any step reaches the state store: nothing a step implies is sent before it returns.
+
+use std::rc::{Rc, Weak};
+
+use capnp::capability::Rc as CapRc;
+use futures::future::FutureExt;
+use qpq_core::{Changeset, Engine};
+use qpq_proto::node_capnp::listener;
+use qpq_proto::{wire, EnvelopeKind, ErrorCode};
+
+use super::{Client, ClientEvent, Inner};
+use crate::api::Session;
+use crate::error::ClientError;
+use crate::{Platform, StateStore};
+
+impl<S: StateStore, P: Platform> Client<S, P> {
+    /// Stores everything the engine changed, then tells the UI. Nothing the changes imply
+    /// may be sent before this returns.
+    pub(crate) async fn persist(&self) -> Result<(), ClientError> {
+        let _guard = self.inner.persist_lock.lock().await;
+        let fresh = self.inner.engine.borrow_mut().take_changes();
+        let changes = match self.inner.unsaved.borrow_mut().take() {
+            Some(old) => merge(old, fresh),
+            None => fresh,
+        };
+        if !changes.is_empty() {
+            if let Err(e) = self.inner.store.apply(changes.clone()).await {
+                *self.inner.unsaved.borrow_mut() = Some(changes);
+                self.emit(ClientEvent::Notice(format!("could not save on this device: {e}")));
+                return Err(ClientError::Store(e));
+            }
+        }
+        let events = self.inner.engine.borrow_mut().drain_events();
+        for ev in events {
+            self.emit(ClientEvent::Engine(ev));
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// The listener the server delivers to, holding this client weakly (a stopped client
+    /// refuses deliveries instead of being kept alive by the connection).
+    pub(super) fn listener(&self) -> listener::Client {
+        capnp_rpc::new_client(ListenerImpl { client: Rc::downgrade(&self.inner) })
+    }
+
+    /// Processes a batch of deliveries: engine, store, then acknowledge.
+    async fn take_delivery(&self, envelopes: Vec<qpq_proto::Envelope>) -> Result<(), ClientError> {
+        let now = self.inner.platform.now_ms();
+        let mut last = None;
+        let mut welcomed = false;
+        for env in &envelopes {
+            let r = self.inner.engine.borrow_mut().receive(env, now);
+            if let Err(e) = r {
+                self.emit(ClientEvent::Notice(format!("a message could not be read: {e}")));
+            }
+            welcomed |= env.kind == EnvelopeKind::Welcome;
+            last = Some(env.seq);
+        }
+        if let Ok(session) = self.session() {
+            self.answer_directory(&session).await;
+        }
+        self.persist().await?;
+        if let (Some(seq), Ok(session)) = (last, self.session()) {
+            let me = self.clone();
+            self.inner.platform.spawn(
+                async move {
+                    let _ = session.ack(seq).await;
+                    if welcomed {
+                        if let Err(e) = me.top_up_key_packages(&session).await {
+                            me.emit(ClientEvent::Notice(format!("could not publish new keys: {e}")));
+                        }
+                    }
+                }
+                .boxed_local(),
+            );
+        }
+        self.kick();
+        Ok(())
+    }
+
+    /// Fetches the directory records the engine waits for (deliveries naming members it has
+    /// not verified yet), hands them over and lets the engine go on with what it held. A user
+    /// the directory does not know is reported as such; any other failure leaves the
+    /// deliveries held (they are stored) for the next delivery or session. Refusals are told
+    /// to the UI.
+    pub(super) async fn answer_directory(&self, session: &Session) {
+        for _ in 0..8 {
+            let needed = self.with_engine(Engine::directory_needed);
+            if needed.is_empty() {
+                return;
+            }
+            for user in &needed {
+                match session.list_devices(user).await {
+                    Ok((ik, records)) => {
+                        let learned = self.inner.engine.borrow_mut().learn_devices(user, &ik, &records);
+                        if let Err(e) = learned {
+                            self.emit(ClientEvent::Notice(e.to_string()));
+                        }
+                    }
+                    Err(e) if e.code() == ErrorCode::NoSuchUser.as_str() => {
+                        self.inner.engine.borrow_mut().directory_lacks(user);
+                    }
+                    Err(_) => return,
+                }
+            }
+            let now = self.inner.platform.now_ms();
+            let refused = self.inner.engine.borrow_mut().resume(now);
+            for e in refused {
+                self.emit(ClientEvent::Notice(format!("a message could not be read: {e}")));
+            }
+        }
+    }
+}
+
+struct ListenerImpl<S: StateStore, P: Platform> {
+    client: Weak<Inner<S, P>>,
+}
+
+impl<S: StateStore, P: Platform> listener::Server for ListenerImpl<S, P> {
+    fn deliver(
+        self: CapRc<Self>,
+        params: listener::DeliverParams,
+        _: listener::DeliverResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let client = self.client.upgrade().map(|inner| Client { inner });
+        async move {
+            let Some(client) = client else {
+                return Err(capnp::Error::disconnected("the client has stopped".into()));
+            };
+            let envs = params.get()?.get_envelopes()?.iter().map(wire::read_envelope).collect::<Result<Vec<_>, _>>()?;
+            client
+                .take_delivery(envs)
+                .await
+                .map_err(|e| capnp::Error::failed(format!("the client could not store the delivery: {e}")))
+        }
+    }
+}
+
+/// Combines two changesets; the later one wins for a key in both.
+fn merge(old: Changeset, new: Changeset) -> Changeset {
+    use std::collections::BTreeMap;
+    let mut m: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    for cs in [old, new] {
+        for (k, v) in cs.puts {
+            m.insert(k, Some(v));
+        }
+        for k in cs.deletes {
+            m.insert(k, None);
+        }
+    }
+    let mut out = Changeset::default();
+    for (k, v) in m {
+        match v {
+            Some(v) => out.puts.push((k, v)),
+            None => out.deletes.push(k),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_changes_win_when_merging() {
+        let old = Changeset { puts: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"1".to_vec())], deletes: vec![b"c".to_vec()] };
+        let new = Changeset { puts: vec![(b"c".to_vec(), b"2".to_vec())], deletes: vec![b"a".to_vec()] };
+        let m = merge(old, new);
+        assert_eq!(m.puts, vec![(b"b".to_vec(), b"1".to_vec()), (b"c".to_vec(), b"2".to_vec())]);
+        assert_eq!(m.deletes, vec![b"a".to_vec()]);
+    }
+}

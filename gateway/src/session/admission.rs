@@ -1,0 +1,98 @@
+//! Admitting a browser session, whichever transport and route carries it: the same origin
+//! check, session limits and peer ([`Target`]: a node, or the benchmark's in-process echo)
+//! for a WebSocket upgrade on `/ws` or `/echo` and a WebTransport `CONNECT` on `/wt` or
+//! `/echo`. A refusal is a plain HTTP status with a sentence, given before any session
+//! exists.
+
+use std::net::IpAddr;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use crate::session::limits::{LimitRefusal, SessionPermit};
+use crate::session::{Peer, Sessions, Target};
+
+/// Seconds a refused browser is asked to wait before retrying.
+pub(crate) const RETRY_AFTER_SECS: &str = "5";
+
+/// Why a session was not opened, as an HTTP answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 403, 429 or 503.
+    pub status: StatusCode,
+    /// A sentence for people.
+    pub text: &'static str,
+}
+
+impl Refusal {
+    const FOREIGN_ORIGIN: Refusal =
+        Refusal { status: StatusCode::FORBIDDEN, text: "this origin may not open sessions here" };
+    const FULL: Refusal = Refusal { status: StatusCode::SERVICE_UNAVAILABLE, text: "the gateway is full; try again shortly" };
+    const TOO_MANY: Refusal = Refusal {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        text: "too many sessions from your address; close some and try again",
+    };
+    const NO_NODE: Refusal =
+        Refusal { status: StatusCode::SERVICE_UNAVAILABLE, text: "no server node is available; try again shortly" };
+
+    /// Whether the browser should retry later (it gets a `Retry-After`).
+    pub(crate) fn retry_after(self) -> Option<HeaderValue> {
+        (self.status != StatusCode::FORBIDDEN).then(|| HeaderValue::from_static(RETRY_AFTER_SECS))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, self.text).into_response();
+        if let Some(v) = self.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// Checks that the request comes from a page allowed to open sessions.
+pub(crate) fn check_origin(
+    sessions: &Sessions,
+    headers: &HeaderMap,
+    uri: &Uri,
+    ip: IpAddr,
+    transport: &'static str,
+) -> Result<(), Refusal> {
+    sessions.origins().check(headers, uri, &sessions.own_ports()).map_err(|_| {
+        tracing::info!(transport, "session refused: origin not allowed");
+        tracing::debug!(%ip, transport, origin = ?headers.get(header::ORIGIN), "session refused: origin not allowed");
+        Refusal::FOREIGN_ORIGIN
+    })
+}
+
+/// Takes a session slot for `ip` (the session limits).
+fn take_slot(sessions: &Sessions, ip: IpAddr, transport: &'static str) -> Result<SessionPermit, Refusal> {
+    sessions.limiter().admit(ip).map_err(|refusal| {
+        tracing::info!(transport, refusal = %refusal, "session refused: limit");
+        tracing::debug!(%ip, transport, refusal = %refusal, "session refused: limit");
+        match refusal {
+            LimitRefusal::Full => Refusal::FULL,
+            LimitRefusal::TooManyFromAddress => Refusal::TOO_MANY,
+        }
+    })
+}
+
+/// Takes a session slot for `ip` and opens the session's peer (a stream to a node, or an
+/// in-process peer).
+pub(crate) async fn admit(
+    sessions: &Sessions,
+    ip: IpAddr,
+    transport: &'static str,
+    target: Target,
+) -> Result<(SessionPermit, Box<dyn Peer>), Refusal> {
+    let permit = take_slot(sessions, ip, transport)?;
+    let peer: Box<dyn Peer> = match target {
+        Target::Nodes => Box::new(sessions.nodes().open_session().await.map_err(|e| {
+            tracing::warn!(transport, "session refused: {e}");
+            Refusal::NO_NODE
+        })?),
+        Target::Local(open) => open(),
+    };
+    Ok((permit, peer))
+}

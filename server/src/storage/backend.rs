@@ -1,0 +1,263 @@
+//! The per-backend layer: what the transaction scripts (`scripts/`) need from a database,
+//! one primitive statement at a time.
+//!
+//! A backend supplies its SQL dialect (the text of each statement below), its locking (the
+//! `lock_*` statements take row or advisory locks on PostgreSQL; on SQLite, whose single
+//! writer holds the whole database from `BEGIN IMMEDIATE` on, they are plain reads or
+//! nothing), its wake-up transport (`announce`) and its retry rule. Everything the
+//! statements mean — the order of checks, refusals, idempotency, fan-out — is written once
+//! in the scripts.
+
+use std::ops::{Deref, DerefMut};
+
+use async_trait::async_trait;
+use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, EnvelopeKind, UserId};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Transaction};
+use tokio::sync::broadcast;
+
+use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, TxError};
+use super::{BlobRow, KeyPackageRow, Millis};
+
+/// A database one storage runs on. Every backend gets [`super::Storage`] from this.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A transaction (or, for reads, a plain connection) with the statements.
+    type Tx: Tx + AccountSql + ChannelSql + BlobSql + ExpirySql;
+
+    /// Begins a write transaction for `op` under the backend's locking rules.
+    async fn write(&self, op: &'static str) -> Result<Self::Tx, TxError>;
+
+    /// A connection for reads of `op` that need no transaction (one statement each).
+    async fn read(&self, op: &'static str) -> Result<Self::Tx, TxError>;
+
+    /// True when a transaction that failed with `e` may simply be run again.
+    fn retryable(&self, e: &sqlx::Error) -> bool;
+
+    /// The local wake-up channel.
+    fn wake(&self) -> &broadcast::Sender<DeviceAddress>;
+}
+
+/// A connection as a script holds it: a transaction, or a pooled connection for reads, and
+/// the operation its errors are reported under.
+pub struct Conn<DB: Database> {
+    inner: Inner<DB>,
+    /// The operation, named in errors.
+    pub(super) op: &'static str,
+}
+
+enum Inner<DB: Database> {
+    Tx(Transaction<'static, DB>),
+    Read(PoolConnection<DB>),
+}
+
+impl<DB: Database> Conn<DB> {
+    /// A write transaction.
+    pub(super) fn tx(tx: Transaction<'static, DB>, op: &'static str) -> Self {
+        Conn { inner: Inner::Tx(tx), op }
+    }
+
+    /// A connection for reads.
+    pub(super) fn read(conn: PoolConnection<DB>, op: &'static str) -> Self {
+        Conn { inner: Inner::Read(conn), op }
+    }
+
+    /// Commits the transaction (nothing to do for a read connection). Dropping a `Conn`
+    /// without committing rolls the transaction back.
+    pub(super) async fn finish(self) -> Result<(), TxError> {
+        match self.inner {
+            Inner::Tx(tx) => tx.commit().await.map_err(db(self.op)),
+            Inner::Read(_) => Ok(()),
+        }
+    }
+}
+
+impl<DB: Database> Deref for Conn<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        match &self.inner {
+            Inner::Tx(tx) => tx,
+            Inner::Read(conn) => conn,
+        }
+    }
+}
+
+impl<DB: Database> DerefMut for Conn<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match &mut self.inner {
+            Inner::Tx(tx) => tx,
+            Inner::Read(conn) => conn,
+        }
+    }
+}
+
+/// The end of a transaction.
+#[async_trait]
+pub trait Tx: Send + Sized {
+    /// Commits.
+    async fn commit(self) -> Result<(), TxError>;
+}
+
+/// A message on its way into delivery queues.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The channel.
+    pub channel: &'a ChannelId,
+    /// The sending device.
+    pub sender: &'a DeviceAddress,
+    /// What it is.
+    pub kind: EnvelopeKind,
+    /// The MLS message.
+    pub payload: &'a [u8],
+    /// When undelivered copies expire (0 = never).
+    pub expires_at: Millis,
+    /// Server time.
+    pub now: Millis,
+}
+
+/// Users, devices and key packages. Devices are named by their internal key (`i64`) once
+/// looked up.
+#[async_trait]
+pub trait AccountSql: Send {
+    /// Serialises registrations and deletions of `user`'s name until the transaction ends.
+    async fn lock_name(&mut self, user: &UserId) -> Result<(), TxError>;
+    /// When the name's reservation ends, if reserved.
+    async fn reserved_until(&mut self, user: &UserId) -> Result<Option<i64>, TxError>;
+    /// Inserts the user unless the name is taken; true when inserted.
+    async fn insert_user(&mut self, user: &UserId, identity_key: &[u8; 32], now: Millis) -> Result<bool, TxError>;
+    /// Ends the name's reservation.
+    async fn delete_reservation(&mut self, user: &UserId) -> Result<(), TxError>;
+    /// Reserves the name until `until` (or later, when already reserved longer).
+    async fn reserve_name(&mut self, user: &UserId, until: Millis) -> Result<(), TxError>;
+    /// The user's identity key.
+    async fn identity_key(&mut self, user: &UserId) -> Result<Option<Vec<u8>>, TxError>;
+    /// True when the user exists.
+    async fn user_exists(&mut self, user: &UserId) -> Result<bool, TxError>;
+    /// True when the user exists, holding its row so its devices can be counted and added.
+    async fn lock_user(&mut self, user: &UserId) -> Result<bool, TxError>;
+    /// Deletes the user (its devices, key packages, queues, memberships and blobs go with
+    /// it); true when it existed.
+    async fn delete_user(&mut self, user: &UserId) -> Result<bool, TxError>;
+    /// Forgets the idempotency records of the user's devices.
+    async fn delete_sent_by(&mut self, user: &UserId) -> Result<(), TxError>;
+
+    /// Stores a device.
+    async fn insert_device(&mut self, record: &DeviceRecord, now: Millis) -> Result<(), TxError>;
+    /// The device's internal key.
+    async fn device_key(&mut self, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
+    /// The device's internal key, holding its row (key-package uploads and claims).
+    async fn lock_device(&mut self, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
+    /// The user's devices' keys and ids in creation order, holding their rows.
+    async fn lock_devices_of(&mut self, user: &UserId) -> Result<Vec<(i64, Vec<u8>)>, TxError>;
+    /// Holds the user's device rows in key order for deleting them.
+    async fn lock_devices_for_delete(&mut self, user: &UserId) -> Result<(), TxError>;
+    /// How many devices the user has.
+    async fn device_count(&mut self, user: &UserId) -> Result<i64, TxError>;
+    /// The user's device records in creation order.
+    async fn device_rows(&mut self, user: &UserId) -> Result<Vec<DeviceCols>, TxError>;
+    /// One device's record.
+    async fn device_row(&mut self, device: &DeviceAddress) -> Result<Option<DeviceCols>, TxError>;
+    /// Deletes a device (with its key packages, queue and memberships); true when it existed.
+    async fn delete_device(&mut self, device: &DeviceAddress) -> Result<bool, TxError>;
+
+    /// True when any of `hashes` was claimed before.
+    async fn any_claimed(&mut self, hashes: &[&[u8; 32]]) -> Result<bool, TxError>;
+    /// Remembers a claimed package's hash.
+    async fn remember_claimed(&mut self, hash: &[u8]) -> Result<(), TxError>;
+    /// Stores one-time packages in order, keeping a package already waiting once.
+    async fn insert_one_time(&mut self, device: i64, packages: &[KeyPackageRow]) -> Result<(), TxError>;
+    /// Removes the device's oldest one-time package: (hash, data).
+    async fn pop_one_time(&mut self, device: i64) -> Result<Option<(Vec<u8>, Vec<u8>)>, TxError>;
+    /// How many one-time packages the device has.
+    async fn one_time_count(&mut self, device: i64) -> Result<i64, TxError>;
+    /// How many one-time packages the device at `device` has.
+    async fn one_time_count_of(&mut self, device: &DeviceAddress) -> Result<i64, TxError>;
+    /// Removes the device's last-resort package.
+    async fn delete_last_resort(&mut self, device: i64) -> Result<(), TxError>;
+    /// Stores the device's last-resort package (after [`AccountSql::delete_last_resort`]).
+    async fn insert_last_resort(&mut self, device: i64, package: &KeyPackageRow) -> Result<(), TxError>;
+    /// The device's last-resort package.
+    async fn last_resort(&mut self, device: i64) -> Result<Option<Vec<u8>>, TxError>;
+}
+
+/// Channels, membership and delivery queues.
+#[async_trait]
+pub trait ChannelSql: Send {
+    /// Inserts the channel at epoch 0 unless the id is taken; true when inserted.
+    async fn insert_channel(&mut self, channel: &ChannelId, creator: &DeviceAddress, now: Millis) -> Result<bool, TxError>;
+    /// The channel's creator (user, device id).
+    async fn channel_creator(&mut self, channel: &ChannelId) -> Result<Option<AddressCols>, TxError>;
+    /// The channel joined with each member, in one statement (one snapshot).
+    async fn channel_rows(&mut self, channel: &ChannelId) -> Result<Vec<ChannelMemberCols>, TxError>;
+    /// True when the channel exists.
+    async fn channel_exists(&mut self, channel: &ChannelId) -> Result<bool, TxError>;
+    /// True when the channel exists, holding it so its membership cannot change (fan-out).
+    async fn share_channel(&mut self, channel: &ChannelId) -> Result<bool, TxError>;
+    /// The channel's epoch, holding it for a commit (one commit per epoch).
+    async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError>;
+    /// Sets the channel's epoch.
+    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError>;
+    /// The internal key of `device` when it is a member of `channel`.
+    async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
+    /// The members of `channel` but `except`.
+    async fn other_members(&mut self, channel: &ChannelId, except: i64) -> Result<Vec<i64>, TxError>;
+    /// Makes the devices `keys` members (already members stay).
+    async fn add_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError>;
+    /// Ends the membership of the devices `keys`.
+    async fn remove_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError>;
+
+    /// Records an enqueue or commit under its idempotency key; false when the key is taken
+    /// (then nothing is recorded).
+    async fn claim_sent(&mut self, message: &Outgoing<'_>, client_msg_id: &[u8; 16], kind: i16, epoch: u64) -> Result<bool, TxError>;
+    /// The recorded (epoch, server time) under an idempotency key.
+    async fn sent(&mut self, sender: &DeviceAddress, client_msg_id: &[u8; 16], kind: i16) -> Result<Option<(i64, i64)>, TxError>;
+
+    /// Holds the rows of the devices `keys` (sorted, without repeats) in that order, so
+    /// their sequence numbers are given out in commit order; returns those that exist.
+    async fn lock_devices(&mut self, keys: &[i64]) -> Result<Vec<i64>, TxError>;
+    /// Queues `message` for the held devices `keys` (without repeats), each under its next
+    /// sequence number.
+    async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError>;
+    /// The addresses of the devices `keys`.
+    async fn addresses(&mut self, keys: &[i64]) -> Result<Vec<AddressCols>, TxError>;
+    /// Tells other nodes, when this transaction commits, that `devices` have new envelopes.
+    async fn announce(&mut self, devices: &[DeviceAddress]) -> Result<(), TxError>;
+
+    /// Up to `limit` unexpired envelopes of `device` after `after`, in order.
+    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<EnvelopeCols>, TxError>;
+    /// Deletes the envelopes of `device` up to `up_to`.
+    async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError>;
+}
+
+/// Blobs and their chunks.
+#[async_trait]
+pub trait BlobSql: Send {
+    /// Inserts an empty blob unless its id is taken; true when inserted.
+    async fn insert_blob(&mut self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<bool, TxError>;
+    /// The blob unless absent or expired at `now`.
+    async fn blob_row(&mut self, id: &[u8; 16], now: Millis) -> Result<Option<BlobCols>, TxError>;
+    /// Like [`BlobSql::blob_row`], holding the row for a chunk upload.
+    async fn lock_blob(&mut self, id: &[u8; 16], now: Millis) -> Result<Option<BlobCols>, TxError>;
+    /// A stored chunk.
+    async fn chunk(&mut self, id: &[u8; 16], index: u32) -> Result<Option<Vec<u8>>, TxError>;
+    /// A stored chunk of a blob that has not expired at `now`.
+    async fn live_chunk(&mut self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, TxError>;
+    /// Stores the next chunk and counts it.
+    async fn append_chunk(&mut self, id: &[u8; 16], index: u32, data: &[u8]) -> Result<(), TxError>;
+}
+
+/// Deleting what has expired; each returns how many rows went.
+#[async_trait]
+pub trait ExpirySql: Send {
+    /// Queue entries expired at `now`.
+    async fn delete_expired_envelopes(&mut self, now: Millis) -> Result<u64, TxError>;
+    /// Blobs expired at `now` (chunks go with them).
+    async fn delete_expired_blobs(&mut self, now: Millis) -> Result<u64, TxError>;
+    /// Blobs whose channel has no members left.
+    async fn delete_unreachable_blobs(&mut self) -> Result<u64, TxError>;
+    /// Idempotency records older than `before`.
+    async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError>;
+    /// Name reservations ended at `now`.
+    async fn delete_expired_reservations(&mut self, now: Millis) -> Result<u64, TxError>;
+}

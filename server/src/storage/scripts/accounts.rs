@@ -1,0 +1,152 @@
+//! Users, devices and key packages.
+//!
+//! Lock order (shared with `messaging`): a user's row or name lock, then channel rows, then
+//! device rows in ascending internal key. Claims and uploads of key packages for a device
+//! hold its row, so a package can neither be handed out twice nor re-uploaded while claimed.
+
+use qpq_proto::{DeviceAddress, DeviceId, DeviceRecord, UserId};
+
+use crate::storage::backend::{AccountSql, Backend, Tx};
+use crate::storage::rows::{self, count32, int, TxError};
+use crate::storage::{Claimed, KeyPackageRow, Millis, StoreError};
+
+pub(super) async fn create_user<B: Backend>(
+    b: &B,
+    user: &UserId,
+    identity_key: &[u8; 32],
+    first: &DeviceRecord,
+    now: Millis,
+) -> Result<(), TxError> {
+    if first.user != *user {
+        // The first device must belong to the user being created.
+        return Err(StoreError::NoSuchUser.into());
+    }
+    let mut tx = b.write("create user").await?;
+    tx.lock_name(user).await?;
+    if tx.reserved_until(user).await?.is_some_and(|until| until > int(now)) {
+        return Err(StoreError::UserExists.into());
+    }
+    if !tx.insert_user(user, identity_key, now).await? {
+        return Err(StoreError::UserExists.into());
+    }
+    tx.insert_device(first, now).await?;
+    tx.delete_reservation(user).await?;
+    tx.commit().await
+}
+
+pub(super) async fn identity_key<B: Backend>(b: &B, user: &UserId) -> Result<Option<[u8; 32]>, TxError> {
+    const OP: &str = "read identity key";
+    let key = b.read(OP).await?.identity_key(user).await?;
+    Ok(key.map(|k| rows::fixed(k, OP)).transpose()?)
+}
+
+pub(super) async fn devices<B: Backend>(b: &B, user: &UserId) -> Result<Vec<DeviceRecord>, TxError> {
+    const OP: &str = "list devices";
+    let found = b.read(OP).await?.device_rows(user).await?;
+    Ok(found.into_iter().map(|cols| rows::device_record(cols, OP)).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn device<B: Backend>(b: &B, device: &DeviceAddress) -> Result<Option<DeviceRecord>, TxError> {
+    const OP: &str = "read device";
+    let found = b.read(OP).await?.device_row(device).await?;
+    Ok(found.map(|cols| rows::device_record(cols, OP)).transpose()?)
+}
+
+pub(super) async fn add_device<B: Backend>(b: &B, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), TxError> {
+    let mut tx = b.write("add device").await?;
+    // Holding the user makes the count and the insert one step for concurrent adds.
+    if !tx.lock_user(&record.user).await? {
+        return Err(StoreError::NoSuchUser.into());
+    }
+    if tx.device_key(&record.address()).await?.is_some() {
+        return Err(StoreError::DeviceExists.into());
+    }
+    let count = tx.device_count(&record.user).await?;
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max {
+        return Err(StoreError::TooManyDevices.into());
+    }
+    tx.insert_device(record, now).await?;
+    tx.commit().await
+}
+
+pub(super) async fn revoke_device<B: Backend>(b: &B, device: &DeviceAddress) -> Result<(), TxError> {
+    let mut tx = b.write("revoke device").await?;
+    // Key packages, queue and memberships go with the row (ON DELETE CASCADE).
+    if !tx.delete_device(device).await? {
+        return Err(StoreError::NoSuchDevice.into());
+    }
+    tx.commit().await
+}
+
+pub(super) async fn delete_user<B: Backend>(b: &B, user: &UserId, reserved_until: Millis) -> Result<(), TxError> {
+    let mut tx = b.write("delete user").await?;
+    tx.lock_name(user).await?;
+    // Take the device rows in the usual order before the cascade deletes them.
+    tx.lock_devices_for_delete(user).await?;
+    // Devices (with their key packages, queues, memberships) and blobs go with the row.
+    if !tx.delete_user(user).await? {
+        return Err(StoreError::NoSuchUser.into());
+    }
+    tx.delete_sent_by(user).await?;
+    tx.reserve_name(user, reserved_until).await?;
+    tx.commit().await
+}
+
+pub(super) async fn add_key_packages<B: Backend>(
+    b: &B,
+    device: &DeviceAddress,
+    packages: &[KeyPackageRow],
+    last_resort: Option<&KeyPackageRow>,
+) -> Result<u32, TxError> {
+    let mut tx = b.write("add key packages").await?;
+    let id = tx.lock_device(device).await?.ok_or(StoreError::NoSuchDevice)?;
+    let hashes: Vec<&[u8; 32]> = packages.iter().chain(last_resort).map(|p| &p.hash).collect();
+    if tx.any_claimed(&hashes).await? {
+        // The transaction is dropped unfinished: nothing of the call is stored.
+        return Err(StoreError::KeyPackageReused.into());
+    }
+    if !packages.is_empty() {
+        tx.insert_one_time(id, packages).await?;
+    }
+    if let Some(package) = last_resort {
+        tx.delete_last_resort(id).await?;
+        tx.insert_last_resort(id, package).await?;
+    }
+    let count = tx.one_time_count(id).await?;
+    tx.commit().await?;
+    Ok(count32(count))
+}
+
+pub(super) async fn claim_key_packages<B: Backend>(
+    b: &B,
+    user: &UserId,
+    except: Option<&DeviceAddress>,
+) -> Result<Vec<Claimed>, TxError> {
+    const OP: &str = "claim key packages";
+    let mut tx = b.write(OP).await?;
+    if !tx.user_exists(user).await? {
+        return Err(StoreError::NoSuchUser.into());
+    }
+    // Concurrent claims for a device queue on its row: each pops a different package.
+    let devices = tx.lock_devices_of(user).await?;
+    let mut claimed = Vec::with_capacity(devices.len());
+    for (id, device_id) in devices {
+        let device = DeviceId(rows::fixed(device_id, OP)?);
+        if except.is_some_and(|e| e.user == *user && e.device == device) {
+            continue;
+        }
+        if let Some((hash, data)) = tx.pop_one_time(id).await? {
+            tx.remember_claimed(&hash).await?;
+            claimed.push(Claimed { device, data, last_resort: false });
+        } else if let Some(data) = tx.last_resort(id).await? {
+            claimed.push(Claimed { device, data, last_resort: true });
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+pub(super) async fn key_package_count<B: Backend>(b: &B, device: &DeviceAddress) -> Result<u32, TxError> {
+    let count = b.read("count key packages").await?.one_time_count_of(device).await?;
+    Ok(count32(count))
+}

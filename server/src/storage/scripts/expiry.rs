@@ -1,0 +1,19 @@
+//! Deleting what has expired, in one transaction.
+
+use crate::storage::backend::{Backend, ExpirySql, Tx};
+use crate::storage::rows::TxError;
+use crate::storage::{ExpiryStats, Millis};
+
+pub(super) async fn expire<B: Backend>(b: &B, now: Millis, records_before: Millis) -> Result<ExpiryStats, TxError> {
+    let mut tx = b.write("expire").await?;
+    let envelopes = tx.delete_expired_envelopes(now).await?;
+    // Chunks go with their blob (ON DELETE CASCADE).
+    let blobs = tx.delete_expired_blobs(now).await?;
+    // Blobs nobody can reach any more: readable only by members of their channel, which
+    // has none left.
+    let unreachable = tx.delete_unreachable_blobs().await?;
+    let sent = tx.delete_sent_before(records_before).await?;
+    let reservations = tx.delete_expired_reservations(now).await?;
+    tx.commit().await?;
+    Ok(ExpiryStats { envelopes, blobs: blobs + unreachable, records: sent + reservations })
+}

@@ -1,0 +1,236 @@
+//! Channels, commits with epoch fencing, fan-out with idempotency, and the per-device
+//! delivery queues.
+//!
+//! A commit holds its channel (`lock_channel`), an enqueue shares it (`share_channel`), so
+//! membership cannot change under a fan-out and exactly one commit per epoch wins. Every
+//! fan-out then holds the recipients' device rows in ascending key and bumps their sequence
+//! numbers: the next writer to a device waits for this transaction to end, so sequence
+//! numbers become visible in order and a reader never sees N+1 before N. The idempotency
+//! key is claimed before anything is queued, so a concurrent retry waits for the first
+//! attempt and then finds it.
+
+use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
+
+use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, Tx};
+use crate::storage::rows::{self, TxError, SENT_APPLICATION, SENT_COMMIT};
+use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError};
+
+pub(super) async fn create_channel<B: Backend>(
+    b: &B,
+    channel: &ChannelId,
+    creator: &DeviceAddress,
+    now: Millis,
+) -> Result<ChannelRow, TxError> {
+    const OP: &str = "create channel";
+    let mut tx = b.write(OP).await?;
+    let creator_key = tx.device_key(creator).await?;
+    if !tx.insert_channel(channel, creator, now).await? {
+        let (user, device) = tx.channel_creator(channel).await?.ok_or_else(|| rows::corrupt(OP))?;
+        if user != creator.user.as_str() || device != creator.device.0 {
+            return Err(StoreError::ChannelExists.into());
+        }
+        // A retry by the creator: the channel as it is now.
+        let row = read_channel(&mut tx, channel).await?.ok_or_else(|| rows::corrupt(OP))?;
+        tx.commit().await?;
+        return Ok(row);
+    }
+    let creator_key = creator_key.ok_or(StoreError::NoSuchDevice)?;
+    tx.add_members(channel, &[creator_key]).await?;
+    tx.commit().await?;
+    Ok(ChannelRow { id: channel.clone(), epoch: 0, created_at: now, members: vec![creator.clone()] })
+}
+
+pub(super) async fn channel<B: Backend>(b: &B, channel: &ChannelId) -> Result<Option<ChannelRow>, TxError> {
+    let mut conn = b.read("read channel").await?;
+    read_channel(&mut conn, channel).await
+}
+
+/// Applies a commit; returns the outcome and the devices to wake locally once committed.
+pub(super) async fn commit<B: Backend>(
+    b: &B,
+    input: &CommitInput,
+) -> Result<(CommitOutcome, Vec<DeviceAddress>), TxError> {
+    const OP: &str = "commit";
+    let mut tx = b.write(OP).await?;
+    let epoch = tx.lock_channel(&input.channel).await?.ok_or(StoreError::NoSuchChannel)?;
+    let current = rows::uint(epoch, OP)?;
+    let sender = tx.member_key(&input.channel, &input.sender).await?.ok_or(StoreError::NotMember)?;
+    let next = current.checked_add(1).ok_or(StoreError::StaleEpoch { current })?;
+    let commit = Outgoing {
+        channel: &input.channel,
+        sender: &input.sender,
+        kind: EnvelopeKind::Commit,
+        payload: &input.commit,
+        expires_at: 0,
+        now: input.now,
+    };
+    if let Some((epoch, server_time)) = claim_sent(&mut tx, &commit, &input.client_msg_id.0, SENT_COMMIT, next).await? {
+        return Ok((CommitOutcome { epoch, server_time, duplicate: true }, Vec::new()));
+    }
+    if input.epoch != current {
+        // Dropping the transaction releases the idempotency key again.
+        return Err(StoreError::StaleEpoch { current }.into());
+    }
+    let mut added = Vec::with_capacity(input.add.len());
+    for device in &input.add {
+        added.push(tx.device_key(device).await?.ok_or(StoreError::NoSuchDevice)?);
+    }
+    added.sort_unstable();
+    added.dedup();
+    let mut removed = Vec::with_capacity(input.remove.len());
+    for device in &input.remove {
+        // Removing a device that is gone already changes nothing.
+        if let Some(key) = tx.device_key(device).await? {
+            removed.push(key);
+        }
+    }
+    removed.sort_unstable();
+    removed.dedup();
+
+    let members = tx.other_members(&input.channel, sender).await?;
+    let mut to_lock = members.clone();
+    to_lock.extend_from_slice(&added);
+    let locked = lock_devices(&mut tx, to_lock).await?;
+    if added.iter().any(|key| !locked.contains(key)) {
+        // Revoked while this commit was being applied.
+        return Err(StoreError::NoSuchDevice.into());
+    }
+    // Current members (removed ones included) get the commit before membership changes.
+    let recipients: Vec<i64> = members.into_iter().filter(|key| locked.contains(key)).collect();
+    push(&mut tx, &recipients, &commit).await?;
+    let welcome = Outgoing { kind: EnvelopeKind::Welcome, payload: &input.welcome, ..commit };
+    push(&mut tx, &added, &welcome).await?;
+    if !removed.is_empty() {
+        tx.remove_members(&input.channel, &removed).await?;
+    }
+    if !added.is_empty() {
+        tx.add_members(&input.channel, &added).await?;
+    }
+    tx.set_epoch(&input.channel, next).await?;
+
+    let mut woken_keys = recipients;
+    woken_keys.extend_from_slice(&added);
+    let woken = addresses(&mut tx, woken_keys, OP).await?;
+    tx.announce(&woken).await?;
+    tx.commit().await?;
+    Ok((CommitOutcome { epoch: next, server_time: input.now, duplicate: false }, woken))
+}
+
+/// Queues an application message; returns the outcome and the devices to wake locally.
+pub(super) async fn enqueue<B: Backend>(
+    b: &B,
+    input: &EnqueueInput,
+) -> Result<(EnqueueOutcome, Vec<DeviceAddress>), TxError> {
+    const OP: &str = "enqueue";
+    let mut tx = b.write(OP).await?;
+    if !tx.share_channel(&input.channel).await? {
+        return Err(StoreError::NoSuchChannel.into());
+    }
+    let sender = tx.member_key(&input.channel, &input.sender).await?.ok_or(StoreError::NotMember)?;
+    let message = Outgoing {
+        channel: &input.channel,
+        sender: &input.sender,
+        kind: EnvelopeKind::Application,
+        payload: &input.payload,
+        expires_at: input.expires_at,
+        now: input.now,
+    };
+    if let Some((_, server_time)) = claim_sent(&mut tx, &message, &input.client_msg_id.0, SENT_APPLICATION, 0).await? {
+        return Ok((EnqueueOutcome { server_time, duplicate: true }, Vec::new()));
+    }
+    let members = tx.other_members(&input.channel, sender).await?;
+    let recipients = lock_devices(&mut tx, members).await?;
+    push(&mut tx, &recipients, &message).await?;
+    let woken = addresses(&mut tx, recipients, OP).await?;
+    tx.announce(&woken).await?;
+    tx.commit().await?;
+    Ok((EnqueueOutcome { server_time: input.now, duplicate: false }, woken))
+}
+
+pub(super) async fn fetch<B: Backend>(
+    b: &B,
+    device: &DeviceAddress,
+    after: u64,
+    limit: u32,
+    now: Millis,
+) -> Result<Vec<Envelope>, TxError> {
+    const OP: &str = "fetch";
+    let found = b.read(OP).await?.envelopes(device, after, limit, now).await?;
+    Ok(found.into_iter().map(|cols| rows::envelope(cols, OP)).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn ack<B: Backend>(b: &B, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
+    let mut tx = b.write("acknowledge").await?;
+    tx.delete_envelopes(device, up_to).await?;
+    tx.commit().await
+}
+
+/// The channel with its members, from one statement (one snapshot).
+async fn read_channel<T: ChannelSql>(tx: &mut T, channel: &ChannelId) -> Result<Option<ChannelRow>, TxError> {
+    const OP: &str = "read channel";
+    let found = tx.channel_rows(channel).await?;
+    let Some(&(epoch, created_at, _, _)) = found.first() else {
+        return Ok(None);
+    };
+    let mut members = Vec::with_capacity(found.len());
+    for (_, _, user, device) in found {
+        if let (Some(user), Some(device)) = (user, device) {
+            members.push(rows::address((user, device), OP)?);
+        }
+    }
+    members.sort();
+    Ok(Some(ChannelRow {
+        id: channel.clone(),
+        epoch: rows::uint(epoch, OP)?,
+        created_at: rows::uint(created_at, OP)?,
+        members,
+    }))
+}
+
+/// Records an enqueue or commit under its idempotency key. When the key was taken, returns
+/// the recorded (epoch, server time) instead and records nothing.
+async fn claim_sent<T: ChannelSql>(
+    tx: &mut T,
+    message: &Outgoing<'_>,
+    client_msg_id: &[u8; 16],
+    kind: i16,
+    epoch: u64,
+) -> Result<Option<(u64, u64)>, TxError> {
+    const OP: &str = "read idempotency record";
+    if tx.claim_sent(message, client_msg_id, kind, epoch).await? {
+        return Ok(None);
+    }
+    let (epoch, time) = tx.sent(message.sender, client_msg_id, kind).await?.ok_or_else(|| rows::corrupt(OP))?;
+    Ok(Some((rows::uint(epoch, OP)?, rows::uint(time, OP)?)))
+}
+
+/// Holds the device rows of `keys` in ascending order; returns those that still exist.
+async fn lock_devices<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>) -> Result<Vec<i64>, TxError> {
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(keys);
+    }
+    tx.lock_devices(&keys).await
+}
+
+/// Queues a message for the held devices `keys`, each under its next sequence number.
+async fn push<T: ChannelSql>(tx: &mut T, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tx.push(keys, message).await
+}
+
+/// The addresses of the devices `keys`, sorted and without repeats.
+async fn addresses<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>, op: &'static str) -> Result<Vec<DeviceAddress>, TxError> {
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = tx.addresses(&keys).await?;
+    let mut woken = found.into_iter().map(|cols| rows::address(cols, op)).collect::<Result<Vec<_>, _>>()?;
+    woken.sort();
+    Ok(woken)
+}

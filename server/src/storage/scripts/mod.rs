@@ -1,0 +1,180 @@
+//! The transaction scripts, written once over [`Backend`]: every storage operation's checks,
+//! refusals and writes, in order. Each script begins its own transaction, so a failed
+//! attempt is rolled back and can be run again; [`retrying`] applies the backend's rule for
+//! that. Any type implementing [`Backend`] is a [`Storage`].
+
+mod accounts;
+mod blobs;
+mod expiry;
+mod messaging;
+
+use std::future::Future;
+
+use async_trait::async_trait;
+use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, Envelope, UserId};
+use tokio::sync::broadcast;
+
+use super::backend::Backend;
+use super::rows::{describe, TxError};
+use super::{
+    BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
+    Millis, Storage, StoreError,
+};
+
+/// How often a transaction the backend may retry is tried again.
+const RETRIES: u32 = 8;
+
+/// Runs `attempt` until it succeeds, is refused, or fails in a way `backend` does not retry
+/// (each attempt is its own transaction, rolled back on failure).
+async fn retrying<B, T, F, Fut>(backend: &B, mut attempt: F) -> Result<T, StoreError>
+where
+    B: Backend,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TxError>>,
+{
+    let mut left = RETRIES;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(TxError::Refused(e)) => return Err(e),
+            Err(TxError::Db(op, e)) => {
+                if left > 0 && backend.retryable(&e) {
+                    left -= 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                return Err(describe(op, &e));
+            }
+        }
+    }
+}
+
+/// Wakes local subscribers of `devices` (called after the commit that queued for them;
+/// other nodes, if any, hear of it through the backend's `announce`).
+fn wake_all<B: Backend>(backend: &B, devices: Vec<DeviceAddress>) {
+    for device in devices {
+        // No subscriber is not an error: envelopes wait in the queue.
+        let _ = backend.wake().send(device);
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Storage for B {
+    async fn create_user(
+        &self,
+        user: &UserId,
+        identity_key: &[u8; 32],
+        first_device: &DeviceRecord,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        retrying(self, || accounts::create_user(self, user, identity_key, first_device, now)).await
+    }
+
+    async fn identity_key(&self, user: &UserId) -> Result<Option<[u8; 32]>, StoreError> {
+        retrying(self, || accounts::identity_key(self, user)).await
+    }
+
+    async fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError> {
+        retrying(self, || accounts::devices(self, user)).await
+    }
+
+    async fn device(&self, device: &DeviceAddress) -> Result<Option<DeviceRecord>, StoreError> {
+        retrying(self, || accounts::device(self, device)).await
+    }
+
+    async fn add_device(&self, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), StoreError> {
+        retrying(self, || accounts::add_device(self, record, max, now)).await
+    }
+
+    async fn revoke_device(&self, device: &DeviceAddress) -> Result<(), StoreError> {
+        retrying(self, || accounts::revoke_device(self, device)).await
+    }
+
+    async fn delete_user(&self, user: &UserId, reserved_until: Millis) -> Result<(), StoreError> {
+        retrying(self, || accounts::delete_user(self, user, reserved_until)).await
+    }
+
+    async fn add_key_packages(
+        &self,
+        device: &DeviceAddress,
+        packages: &[KeyPackageRow],
+        last_resort: Option<&KeyPackageRow>,
+    ) -> Result<u32, StoreError> {
+        retrying(self, || accounts::add_key_packages(self, device, packages, last_resort)).await
+    }
+
+    async fn claim_key_packages(
+        &self,
+        user: &UserId,
+        except: Option<&DeviceAddress>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        retrying(self, || accounts::claim_key_packages(self, user, except)).await
+    }
+
+    async fn key_package_count(&self, device: &DeviceAddress) -> Result<u32, StoreError> {
+        retrying(self, || accounts::key_package_count(self, device)).await
+    }
+
+    async fn create_channel(
+        &self,
+        channel: &ChannelId,
+        creator: &DeviceAddress,
+        now: Millis,
+    ) -> Result<ChannelRow, StoreError> {
+        retrying(self, || messaging::create_channel(self, channel, creator, now)).await
+    }
+
+    async fn channel(&self, channel: &ChannelId) -> Result<Option<ChannelRow>, StoreError> {
+        retrying(self, || messaging::channel(self, channel)).await
+    }
+
+    async fn commit(&self, input: &CommitInput) -> Result<CommitOutcome, StoreError> {
+        let (outcome, woken) = retrying(self, || messaging::commit(self, input)).await?;
+        wake_all(self, woken);
+        Ok(outcome)
+    }
+
+    async fn enqueue(&self, input: &EnqueueInput) -> Result<EnqueueOutcome, StoreError> {
+        let (outcome, woken) = retrying(self, || messaging::enqueue(self, input)).await?;
+        wake_all(self, woken);
+        Ok(outcome)
+    }
+
+    async fn fetch(
+        &self,
+        device: &DeviceAddress,
+        after: u64,
+        limit: u32,
+        now: Millis,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        retrying(self, || messaging::fetch(self, device, after, limit, now)).await
+    }
+
+    async fn ack(&self, device: &DeviceAddress, up_to: u64) -> Result<(), StoreError> {
+        retrying(self, || messaging::ack(self, device, up_to)).await
+    }
+
+    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<(), StoreError> {
+        retrying(self, || blobs::create_blob(self, blob, owner, now)).await
+    }
+
+    async fn blob(&self, id: &[u8; 16], now: Millis) -> Result<Option<BlobRow>, StoreError> {
+        retrying(self, || blobs::blob(self, id, now)).await
+    }
+
+    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], now: Millis) -> Result<BlobRow, StoreError> {
+        retrying(self, || blobs::put_chunk(self, id, index, data, now)).await
+    }
+
+    async fn get_chunk(&self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, StoreError> {
+        retrying(self, || blobs::get_chunk(self, id, index, now)).await
+    }
+
+    async fn expire(&self, now: Millis, records_before: Millis) -> Result<ExpiryStats, StoreError> {
+        retrying(self, || expiry::expire(self, now, records_before)).await
+    }
+
+    fn wakeups(&self) -> broadcast::Receiver<DeviceAddress> {
+        self.wake().subscribe()
+    }
+}
