@@ -1,6 +1,7 @@
 // quicproquo in the browser: load the engine, make sure this is the only tab using it, open
 // (or create) the account, and show the app.
 
+import { installOfflineSupport } from "./app-update.js";
 import { loadEngine } from "./engine.js";
 import { locksSupported, takeOverEngineLock, tryTakeEngineLock, waitForEngineLock } from "./engine-lock.js";
 import { describeError } from "./errors.js";
@@ -23,6 +24,8 @@ async function main() {
   // The download starts at once, whether or not this tab may use the engine yet.
   const engine = loadEngine(showLoadProgress);
   engine.catch(() => {}); // reported where it is awaited
+  // The offline copy is made once the engine is here, so the two downloads do not compete.
+  engine.finally(installOfflineSupport).catch(() => {});
   const lock = await tryTakeEngineLock();
   if (lock) await run(engine, lock);
   else offerToUseHere(engine, takenOver ? "taken-over" : "open-elsewhere");

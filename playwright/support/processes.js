@@ -101,18 +101,20 @@ export async function startServer({ name, port, dataDir, logDir, database }) {
 /**
  * Starts the gateway in front of `nodes` and waits until it reports at least one node up.
  * It serves plain HTTP on `port` and HTTPS (TCP) plus HTTP/3 and WebTransport (UDP) on
- * `httpsPort`; `args` are extra flags (e.g. `--no-http3`).
- * @param {{port: number, httpsPort: number, nodes: {addr: string, cert: string}[], logDir: string, args?: string[]}} o
+ * `httpsPort`; `args` are extra flags (e.g. `--no-http3`). It serves the repository's www/ and
+ * pkg/ unless `www` and `pkg` name other copies (another deployment of the app).
+ * @param {{port: number, httpsPort: number, nodes: {addr: string, cert: string}[], logDir: string,
+ *   args?: string[], www?: string, pkg?: string}} o
  */
-export async function startGateway({ port, httpsPort, nodes, logDir, args: extra = [] }) {
+export async function startGateway({ port, httpsPort, nodes, logDir, args: extra = [], www, pkg }) {
   await ensureTcpPortFree(port, "the gateway");
   await ensureTcpPortFree(httpsPort, "the gateway's HTTPS");
   await ensureUdpPortFree(httpsPort, "the gateway's HTTP/3");
   const args = [
     "--listen", `127.0.0.1:${port}`,
     "--https-listen", `127.0.0.1:${httpsPort}`,
-    "--www", path.join(ROOT, "www"),
-    "--pkg", path.join(ROOT, "pkg"),
+    "--www", www ?? path.join(ROOT, "www"),
+    "--pkg", pkg ?? path.join(ROOT, "pkg"),
     "--node-retry-max-ms", "1000",
     "--shutdown-grace-secs", "2",
     "--log", "info",

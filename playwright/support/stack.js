@@ -12,7 +12,8 @@ import { psql, startGateway, startServer } from "./processes.js";
 export const GATEWAY_PORT = Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
 /** HTTPS on TCP and HTTP/3 + WebTransport on UDP. */
 export const GATEWAY_HTTPS_PORT = Number(process.env.QPQ_TEST_GATEWAY_HTTPS_PORT ?? 18443);
-export const NODE_PORTS = [17443, 17444];
+/** The nodes' QUIC ports (QPQ_TEST_NODE_PORTS="a,b" moves them, e.g. beside another run). */
+export const NODE_PORTS = (process.env.QPQ_TEST_NODE_PORTS ?? "17443,17444").split(",").map(Number);
 export const BASE_URL = `http://127.0.0.1:${GATEWAY_PORT}`;
 
 /** The app's URL for a transport: `?transport=` forces one; "auto" is the default. */

@@ -1,7 +1,9 @@
 import { test, expect } from "../support/stack.js";
 
 test("the first load shows progress, and a failed download is explained", async ({ stack, browser, appUrl }) => {
-  const context = await browser.newContext();
+  // Both pages are first loads: without the service worker the first page installs, which
+  // would answer the second page's engine download from its offline copy (tests/pwa.spec.js).
+  const context = await browser.newContext({ serviceWorkers: "block" });
   try {
     // Hold the engine's download until the progress has been seen.
     const page = await context.newPage();

@@ -14,6 +14,9 @@
 //! requests is awaited (values are encrypted before it starts), so a reload or a crash
 //! between steps never leaves half a step stored.
 
+use std::future::Future;
+use std::rc::Rc;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
@@ -28,8 +31,9 @@ const KV: &str = "kv";
 const META: &str = "meta";
 
 /// The IndexedDB [`qpq_client::StateStore`].
+#[derive(Clone)]
 pub struct IdbStore {
-    db: Rexie,
+    db: Rc<Rexie>,
     values: Sealer,
     downloads: Sealer,
 }
@@ -62,6 +66,19 @@ impl Sealer {
             .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: place })
             .map_err(|_| "a stored value does not decrypt (damaged or from another key)".to_string())
     }
+}
+
+/// Runs one IndexedDB step to its end even when its caller stops waiting for it (a connection
+/// attempt given up, a stopped client): the step's requests keep their callbacks until the
+/// browser answers, so no answer ever reaches a callback already freed (which the browser
+/// reports as an uncaught "closure invoked … after being dropped"), and a write once begun is
+/// committed or aborted as a whole by the browser, never left to chance.
+async fn to_completion<T: 'static>(step: impl Future<Output = Result<T, String>> + 'static) -> Result<T, String> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = tx.send(step.await);
+    });
+    rx.await.unwrap_or_else(|_| Err("the browser database step did not finish".into()))
 }
 
 fn err(what: &str, e: impl std::fmt::Debug) -> String {
@@ -106,7 +123,7 @@ impl IdbStore {
         Hkdf::<sha2::Sha256>::new(None, &dek)
             .expand(b"qpq downloads v1", &mut downloads)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Ok(IdbStore { db, values: Sealer::new(&dek), downloads: Sealer::new(&downloads) })
+        Ok(IdbStore { db: Rc::new(db), values: Sealer::new(&dek), downloads: Sealer::new(&downloads) })
     }
 
     /// The sealer of downloaded files (a key of its own, derived from the data key).
@@ -116,6 +133,11 @@ impl IdbStore {
 
     /// Removes every entry and the keys (after the account was deleted).
     pub async fn clear(&self) -> Result<(), String> {
+        let this = self.clone();
+        to_completion(async move { this.clear_now().await }).await
+    }
+
+    async fn clear_now(&self) -> Result<(), String> {
         let tx = self.db.transaction(&[KV, META], TransactionMode::ReadWrite).map_err(|e| err("clear", e))?;
         tx.store(KV).map_err(|e| err("clear", e))?.clear().await.map_err(|e| err("clear", e))?;
         tx.store(META).map_err(|e| err("clear", e))?.clear().await.map_err(|e| err("clear", e))?;
@@ -175,6 +197,18 @@ impl IdbStore {
 
 impl qpq_client::StateStore for IdbStore {
     async fn load(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        let this = self.clone();
+        to_completion(async move { this.load_now().await }).await
+    }
+
+    async fn apply(&self, changes: Changeset) -> Result<(), String> {
+        let this = self.clone();
+        to_completion(async move { this.apply_now(changes).await }).await
+    }
+}
+
+impl IdbStore {
+    async fn load_now(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
         let tx = self.db.transaction(&[KV], TransactionMode::ReadOnly).map_err(|e| err("read", e))?;
         let store = tx.store(KV).map_err(|e| err("read", e))?;
         let keys = store.get_all_keys(None, None).await.map_err(|e| err("read", e))?;
@@ -192,7 +226,7 @@ impl qpq_client::StateStore for IdbStore {
             .collect()
     }
 
-    async fn apply(&self, changes: Changeset) -> Result<(), String> {
+    async fn apply_now(&self, changes: Changeset) -> Result<(), String> {
         // Encrypt first: nothing but IndexedDB requests may be awaited inside the transaction.
         let puts: Vec<(JsValue, Option<JsValue>)> = changes
             .puts

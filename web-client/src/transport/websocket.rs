@@ -34,6 +34,10 @@ struct Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        // Every handler goes, `onopen` too: a connection attempt abandoned while connecting
+        // drops its open callback right after this, and an open event already queued must
+        // not reach a dropped closure.
+        self.ws.set_onopen(None);
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
         self.ws.set_onerror(None);
