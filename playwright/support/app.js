@@ -41,6 +41,20 @@ export async function startChat(page, who) {
   await expect(page.getByRole("heading", { level: 2, name: `${who}@${DOMAIN}` })).toBeVisible();
 }
 
+/**
+ * Alice and Bob sign up, Alice writes `first` in a new 1:1 chat and Bob answers `reply`; returns
+ * once Alice sees both.
+ */
+export async function chatOfTwo(alice, bob, first, reply) {
+  await createAccount(alice, "alice");
+  await createAccount(bob, "bob");
+  await startChat(alice, "bob");
+  await send(alice, first);
+  await openConversation(bob, `alice@${DOMAIN}`);
+  await send(bob, reply);
+  await expectChat(alice, [first, reply]);
+}
+
 /** Creates a group through the New group dialog. */
 export async function createGroup(page, name, members) {
   await page.getByRole("button", { name: "New group" }).click();

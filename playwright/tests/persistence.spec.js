@@ -14,18 +14,13 @@ import {
   ownMessage,
   send,
   startChat,
+  chatOfTwo,
 } from "../support/app.js";
 
 test("a reload keeps the account, the conversations and the history", async ({ stack, newPerson }) => {
   const alice = await newPerson();
   const bob = await newPerson();
-  await createAccount(alice, "alice");
-  await createAccount(bob, "bob");
-  await startChat(alice, "bob");
-  await send(alice, "before the reload");
-  await openConversation(bob, "alice@localhost");
-  await send(bob, "reply before the reload");
-  await expectChat(alice, ["before the reload", "reply before the reload"]);
+  await chatOfTwo(alice, bob, "before the reload", "reply before the reload");
   await expect(ownMessage(alice, "before the reload").locator(".msg-status")).toHaveText(DELIVERED);
 
   await alice.reload();

@@ -19,7 +19,7 @@ import {
   openConversation,
   ownMessage,
   send,
-  startChat,
+  chatOfTwo,
 } from "../support/app.js";
 
 /** Waits until the page's service worker is active and its offline copy complete. */
@@ -82,13 +82,7 @@ test("Chromium finds the app installable", async ({ stack, appUrl }) => {
 test("with the gateway stopped, a reload shows the app and its history", async ({ stack, newPerson }) => {
   const alice = await newPerson();
   const bob = await newPerson();
-  await createAccount(alice, "alice");
-  await createAccount(bob, "bob");
-  await startChat(alice, "bob");
-  await send(alice, "before the outage");
-  await openConversation(bob, "alice@localhost");
-  await send(bob, "reply before the outage");
-  await expectChat(alice, ["before the outage", "reply before the outage"]);
+  await chatOfTwo(alice, bob, "before the outage", "reply before the outage");
   await expectOfflineReady(alice);
 
   await stack.gateway.stop();
