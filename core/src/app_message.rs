@@ -22,6 +22,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tlv::CodecError;
 use crate::tlv::{get_varint, put_field, put_varint, Fields};
 
 /// The format version this build writes.
@@ -177,26 +178,6 @@ pub struct AppMessage {
     pub sent_at: u64,
     /// The content.
     pub body: Body,
-}
-
-/// Why bytes are not an application message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CodecError {
-    /// The input ended inside a field.
-    #[error("the message is truncated")]
-    Truncated,
-    /// A varint is longer than 10 bytes or overflows.
-    #[error("a number in the message is malformed")]
-    BadVarint,
-    /// A required field is missing.
-    #[error("the message lacks its {0}")]
-    Missing(&'static str),
-    /// A field has the wrong size or content.
-    #[error("the message's {0} is malformed")]
-    Malformed(&'static str),
-    /// The message is empty or of an unknown format version.
-    #[error("unknown message format {0}")]
-    Version(u8),
 }
 
 mod kind {

@@ -9,7 +9,7 @@ use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, Unkno
 use qpq_types::UserId;
 use serde::{Deserialize, Serialize};
 
-use crate::app_message::CodecError;
+use crate::tlv::CodecError;
 use crate::tlv::{get_varint, put_field, put_varint, Fields};
 
 /// The private-use extension type carrying [`GroupMeta`].

@@ -1,7 +1,26 @@
 //! Tag–length–value fields with LEB128 varints: the building block of the engine's own
 //! formats (application messages, group metadata). Readers skip unknown tags.
 
-use crate::app_message::CodecError;
+/// Why bytes are not a well-formed record of the engine's own formats (an application
+/// message or group metadata).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The input ended inside a field.
+    #[error("the message is truncated")]
+    Truncated,
+    /// A varint is longer than 10 bytes or overflows.
+    #[error("a number in the message is malformed")]
+    BadVarint,
+    /// A required field is missing.
+    #[error("the message lacks its {0}")]
+    Missing(&'static str),
+    /// A field has the wrong size or content.
+    #[error("the message's {0} is malformed")]
+    Malformed(&'static str),
+    /// The message is empty or of an unknown format version.
+    #[error("unknown message format {0}")]
+    Version(u8),
+}
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {

@@ -1,29 +1,12 @@
 //! Certificates: generate, persist, load, fingerprint.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
-/// Why a certificate could not be made or loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        source: std::io::Error,
-    },
-    /// The file holds no usable certificate or key.
-    #[error("{0}")]
-    Invalid(String),
-    /// Generating failed.
-    #[error("could not generate a certificate: {0}")]
-    Generate(String),
-}
+use crate::error::CertError;
 
 /// A certificate chain and its private key.
 #[derive(Debug)]
@@ -194,5 +177,14 @@ mod tests {
         std::fs::set_permissions(&keys[0], std::fs::Permissions::from_mode(0o644)).unwrap();
         CertificateBundle::load_or_generate(dir.path(), &names, Duration::from_secs(86400)).unwrap();
         assert_eq!(std::fs::metadata(&keys[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_generated_certificate_spans_exactly_its_validity() {
+        let b = CertificateBundle::generate(&["localhost".into()], Duration::from_secs(13 * 86400)).unwrap();
+        let (nb, na) = b.validity().unwrap();
+        assert_eq!(na.duration_since(nb).unwrap(), Duration::from_secs(13 * 86400));
+        let now = std::time::SystemTime::now();
+        assert!(nb < now && now < na);
     }
 }

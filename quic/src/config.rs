@@ -7,7 +7,8 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::CertificateDer;
 
-use crate::cert::{CertError, CertificateBundle};
+use crate::cert::CertificateBundle;
+use crate::error::CertError;
 use crate::pin::PinnedVerifier;
 
 /// ALPN of the node protocol: Cap'n Proto RPC, one session per bidirectional stream.

@@ -8,10 +8,12 @@
 
 mod cert;
 mod config;
+mod error;
 mod pin;
 mod validity;
 
-pub use cert::{write_private, CertError, CertificateBundle};
+pub use cert::{write_private, CertificateBundle};
+pub use error::CertError;
 pub use config::{client_config, client_endpoint, server_config, Trust, ALPN_NODE};
 pub use pin::PinnedVerifier;
 pub use validity::validity;

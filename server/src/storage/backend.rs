@@ -19,6 +19,9 @@ use tokio::sync::broadcast;
 use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, TxError};
 use super::{BlobRow, KeyPackageRow, Millis};
 
+/// How many wake-ups a slow subscriber may fall behind before it misses some.
+pub(super) const WAKE_CAPACITY: usize = 4096;
+
 /// A database one storage runs on. Every backend gets [`super::Storage`] from this.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {

@@ -9,6 +9,7 @@
 //! Time is an argument (`now`, ms since the Unix epoch), so tests control it.
 
 mod backend;
+mod binds;
 mod error;
 pub mod postgres;
 mod rows;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use qpq_proto::{DeviceAddress, DeviceRecord, UserId};
 
 use super::PgTx;
+use crate::storage::binds;
 use crate::storage::backend::AccountSql;
 use crate::storage::rows::{db, int, DeviceCols, TxError};
 use crate::storage::{KeyPackageRow, Millis};
@@ -288,13 +289,8 @@ impl AccountSql for PgTx {
     }
 
     async fn insert_last_resort(&mut self, device: i64, package: &KeyPackageRow) -> Result<(), TxError> {
-        sqlx::query("INSERT INTO key_packages (device, hash, data, last_resort) VALUES ($1, $2, $3, TRUE)")
-            .bind(device)
-            .bind(&package.hash[..])
-            .bind(&package.data)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(db(self.conn.op))?;
+        let statement = sqlx::query("INSERT INTO key_packages (device, hash, data, last_resort) VALUES ($1, $2, $3, TRUE)");
+        binds::key_package(statement, device, package).execute(&mut *self.conn).await.map_err(db(self.conn.op))?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use qpq_proto::DeviceAddress;
 
 use super::PgTx;
+use crate::storage::binds;
 use crate::storage::backend::{BlobSql, ExpirySql};
 use crate::storage::rows::{db, int, BlobCols, TxError};
 use crate::storage::{BlobRow, Millis};
@@ -11,21 +12,11 @@ use crate::storage::{BlobRow, Millis};
 #[async_trait]
 impl BlobSql for PgTx {
     async fn insert_blob(&mut self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
-        let inserted = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO blobs (id, channel, size, chunk_size, chunks_stored, expires_at, owner_user, owner_device, created_at)
              VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&blob.id[..])
-        .bind(blob.channel.as_bytes())
-        .bind(int(blob.size))
-        .bind(i64::from(blob.chunk_size))
-        .bind(int(blob.expires_at))
-        .bind(owner.user.as_str())
-        .bind(&owner.device.0[..])
-        .bind(int(now))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(db(self.conn.op))?;
+        );
+        let inserted = binds::blob(statement, blob, owner, now).execute(&mut *self.conn).await.map_err(db(self.conn.op))?;
         Ok(inserted.rows_affected() == 1)
     }
 

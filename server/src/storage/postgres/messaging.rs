@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use qpq_proto::{ChannelId, DeviceAddress};
 
 use super::{wakeups, PgTx};
+use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Outgoing};
 use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::Millis;
@@ -128,35 +129,23 @@ impl ChannelSql for PgTx {
     }
 
     async fn claim_sent(&mut self, message: &Outgoing<'_>, client_msg_id: &[u8; 16], kind: i16, epoch: u64) -> Result<bool, TxError> {
-        let inserted = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(message.sender.user.as_str())
-        .bind(&message.sender.device.0[..])
-        .bind(&client_msg_id[..])
-        .bind(kind)
-        .bind(message.channel.as_bytes())
-        .bind(int(epoch))
-        .bind(int(message.now))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(db(self.conn.op))?;
+        );
+        let inserted = binds::sent_message(statement, message, client_msg_id, kind, epoch)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
         Ok(inserted.rows_affected() == 1)
     }
 
     async fn sent(&mut self, sender: &DeviceAddress, client_msg_id: &[u8; 16], kind: i16) -> Result<Option<(i64, i64)>, TxError> {
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "SELECT epoch, server_time FROM sent_messages
              WHERE sender_user = $1 AND sender_device = $2 AND client_msg_id = $3 AND kind = $4",
-        )
-        .bind(sender.user.as_str())
-        .bind(&sender.device.0[..])
-        .bind(&client_msg_id[..])
-        .bind(kind)
-        .fetch_optional(&mut *self.conn)
-        .await
-        .map_err(db(self.conn.op))
+        );
+        binds::sent_key(statement, sender, client_msg_id, kind).fetch_optional(&mut *self.conn).await.map_err(db(self.conn.op))
     }
 
     async fn lock_devices(&mut self, keys: &[i64]) -> Result<Vec<i64>, TxError> {

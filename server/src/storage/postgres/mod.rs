@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 use tokio::sync::broadcast;
 
-use super::backend::{Backend, Conn, Tx};
+use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
 use super::StoreError;
 
@@ -33,9 +33,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Session advisory lock held while migrating, so nodes starting together migrate one by one.
 const MIGRATION_LOCK: i64 = 0x7170_7100_6d69_6772;
-
-/// How many wake-ups a slow subscriber may fall behind before it misses some.
-const WAKE_CAPACITY: usize = 4096;
 
 /// Connections per node.
 const POOL_SIZE: u32 = 16;

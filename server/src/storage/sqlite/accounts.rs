@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use qpq_proto::{DeviceAddress, DeviceRecord, UserId};
 use sqlx::Sqlite;
 
+use crate::storage::binds;
 use crate::storage::backend::{AccountSql, Conn};
 use crate::storage::rows::{db, int, DeviceCols, TxError};
 use crate::storage::{KeyPackageRow, Millis};
@@ -205,16 +206,11 @@ impl AccountSql for Conn<Sqlite> {
 
     async fn insert_one_time(&mut self, device: i64, packages: &[KeyPackageRow]) -> Result<(), TxError> {
         for package in packages {
-            sqlx::query(
+            let statement = sqlx::query(
                 "INSERT INTO key_packages (device, hash, data, last_resort) VALUES (?, ?, ?, 0)
                  ON CONFLICT DO NOTHING",
-            )
-            .bind(device)
-            .bind(&package.hash[..])
-            .bind(&package.data)
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
+            );
+            binds::key_package(statement, device, package).execute(&mut **self).await.map_err(db(self.op))?;
         }
         Ok(())
     }
@@ -261,13 +257,8 @@ impl AccountSql for Conn<Sqlite> {
     }
 
     async fn insert_last_resort(&mut self, device: i64, package: &KeyPackageRow) -> Result<(), TxError> {
-        sqlx::query("INSERT INTO key_packages (device, hash, data, last_resort) VALUES (?, ?, ?, 1)")
-            .bind(device)
-            .bind(&package.hash[..])
-            .bind(&package.data)
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
+        let statement = sqlx::query("INSERT INTO key_packages (device, hash, data, last_resort) VALUES (?, ?, ?, 1)");
+        binds::key_package(statement, device, package).execute(&mut **self).await.map_err(db(self.op))?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use qpq_proto::{ChannelId, DeviceAddress};
 use sqlx::Sqlite;
 
 use super::key_list;
+use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Conn, Outgoing};
 use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::Millis;
@@ -127,35 +128,23 @@ impl ChannelSql for Conn<Sqlite> {
     }
 
     async fn claim_sent(&mut self, message: &Outgoing<'_>, client_msg_id: &[u8; 16], kind: i16, epoch: u64) -> Result<bool, TxError> {
-        let inserted = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(message.sender.user.as_str())
-        .bind(&message.sender.device.0[..])
-        .bind(&client_msg_id[..])
-        .bind(kind)
-        .bind(message.channel.as_bytes())
-        .bind(int(epoch))
-        .bind(int(message.now))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        );
+        let inserted = binds::sent_message(statement, message, client_msg_id, kind, epoch)
+            .execute(&mut **self)
+            .await
+            .map_err(db(self.op))?;
         Ok(inserted.rows_affected() == 1)
     }
 
     async fn sent(&mut self, sender: &DeviceAddress, client_msg_id: &[u8; 16], kind: i16) -> Result<Option<(i64, i64)>, TxError> {
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "SELECT epoch, server_time FROM sent_messages
              WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ? AND kind = ?",
-        )
-        .bind(sender.user.as_str())
-        .bind(&sender.device.0[..])
-        .bind(&client_msg_id[..])
-        .bind(kind)
-        .fetch_optional(&mut **self)
-        .await
-        .map_err(db(self.op))
+        );
+        binds::sent_key(statement, sender, client_msg_id, kind).fetch_optional(&mut **self).await.map_err(db(self.op))
     }
 
     async fn lock_devices(&mut self, keys: &[i64]) -> Result<Vec<i64>, TxError> {

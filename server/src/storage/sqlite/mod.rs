@@ -21,14 +21,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Sqlite;
 use tokio::sync::broadcast;
 
-use super::backend::{Backend, Conn, Tx};
+use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
 use super::StoreError;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// How many wake-ups a slow subscriber may fall behind before it misses some.
-const WAKE_CAPACITY: usize = 4096;
 
 /// How long a connection waits for a lock held by something outside this process (a backup
 /// tool, say) before giving up.

@@ -1,0 +1,101 @@
+//! The argument lists of statements that both dialects write alike but for their
+//! placeholders (`?` in SQLite, `$n` in PostgreSQL). Each list is bound here once, in the
+//! order its statement names the columns; the backends keep only the SQL text and how they
+//! run it.
+
+use qpq_proto::DeviceAddress;
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Database, Encode, Type};
+
+use super::backend::Outgoing;
+use super::rows::int;
+use super::{BlobRow, KeyPackageRow, Millis};
+
+/// The column types the shared lists bind, for any sqlx database that has them.
+pub(super) trait Binds<'q>: Sized {
+    fn text(self, v: &'q str) -> Self;
+    fn bytes(self, v: &'q [u8]) -> Self;
+    fn int(self, v: i64) -> Self;
+    fn small(self, v: i16) -> Self;
+}
+
+impl<'q, DB: Database> Binds<'q> for Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    i16: Encode<'q, DB> + Type<DB>,
+{
+    fn text(self, v: &'q str) -> Self {
+        self.bind(v)
+    }
+    fn bytes(self, v: &'q [u8]) -> Self {
+        self.bind(v)
+    }
+    fn int(self, v: i64) -> Self {
+        self.bind(v)
+    }
+    fn small(self, v: i16) -> Self {
+        self.bind(v)
+    }
+}
+
+impl<'q, DB: Database, O> Binds<'q> for QueryAs<'q, DB, O, <DB as Database>::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    i16: Encode<'q, DB> + Type<DB>,
+{
+    fn text(self, v: &'q str) -> Self {
+        self.bind(v)
+    }
+    fn bytes(self, v: &'q [u8]) -> Self {
+        self.bind(v)
+    }
+    fn int(self, v: i64) -> Self {
+        self.bind(v)
+    }
+    fn small(self, v: i16) -> Self {
+        self.bind(v)
+    }
+}
+
+/// `sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)`.
+pub(super) fn sent_message<'q, Q: Binds<'q>>(
+    q: Q,
+    m: &'q Outgoing<'_>,
+    client_msg_id: &'q [u8; 16],
+    kind: i16,
+    epoch: u64,
+) -> Q {
+    q.text(m.sender.user.as_str())
+        .bytes(&m.sender.device.0[..])
+        .bytes(&client_msg_id[..])
+        .small(kind)
+        .bytes(m.channel.as_bytes())
+        .int(int(epoch))
+        .int(int(m.now))
+}
+
+/// A sent message's key: `sender_user, sender_device, client_msg_id, kind`.
+pub(super) fn sent_key<'q, Q: Binds<'q>>(q: Q, sender: &'q DeviceAddress, client_msg_id: &'q [u8; 16], kind: i16) -> Q {
+    q.text(sender.user.as_str()).bytes(&sender.device.0[..]).bytes(&client_msg_id[..]).small(kind)
+}
+
+/// `key_packages (device, hash, data)`.
+pub(super) fn key_package<'q, Q: Binds<'q>>(q: Q, device: i64, package: &'q KeyPackageRow) -> Q {
+    q.int(device).bytes(&package.hash[..]).bytes(&package.data[..])
+}
+
+/// `blobs (id, channel, size, chunk_size, expires_at, owner_user, owner_device, created_at)`.
+pub(super) fn blob<'q, Q: Binds<'q>>(q: Q, blob: &'q BlobRow, owner: &'q DeviceAddress, now: Millis) -> Q {
+    q.bytes(&blob.id[..])
+        .bytes(blob.channel.as_bytes())
+        .int(int(blob.size))
+        .int(i64::from(blob.chunk_size))
+        .int(int(blob.expires_at))
+        .text(owner.user.as_str())
+        .bytes(&owner.device.0[..])
+        .int(int(now))
+}
