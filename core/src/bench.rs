@@ -37,7 +37,7 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     let mut packages = Vec::new();
     for e in engines.iter_mut() {
         creator
-            .learn_devices(e.user(), &e.identity_public_key(), std::slice::from_ref(e.device_record()))
+            .learn_devices(e.user(), &e.identity_public_key(), std::slice::from_ref(e.device_record()), 1)
             .expect("records verify");
         let kp = e.generate_key_packages(1).expect("key package").remove(0);
         packages.push(ClaimedPackage { user: e.user().clone(), device: e.device_id(), key_package: kp });
@@ -54,7 +54,7 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     let sender = DeviceAddress { user: creator.user().clone(), device: creator.device_id() };
     let receiver = &mut engines[0];
     for (user, ik, record) in &directory {
-        receiver.learn_devices(user, ik, std::slice::from_ref(record)).expect("records verify");
+        receiver.learn_devices(user, ik, std::slice::from_ref(record), 1).expect("records verify");
     }
     let mut seq = 1;
     let env = |seq: u64, kind, payload: Vec<u8>| Envelope {

@@ -105,6 +105,13 @@ pub enum SystemEvent {
     Left,
     /// The sender deleted their account.
     AccountDeleted,
+    /// The directory shows a new identity key for the sender (a new safety number). With
+    /// `was_verified`, the old one had been verified and nothing is sent to them until the
+    /// new one is.
+    SafetyNumberChanged {
+        /// Whether the person had verified the old number.
+        was_verified: bool,
+    },
 }
 
 /// What a history entry shows.

@@ -1,6 +1,6 @@
 //! Errors of the engine. None of them carries key material or message content.
 
-use crate::app_message::CodecError;
+use crate::tlv::CodecError;
 
 /// Why an engine call failed. Each variant has a stable [`EngineError::code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,11 +39,17 @@ pub enum EngineError {
         /// The user the leaf claims to be.
         user: qpq_types::UserId,
     },
-    /// The directory now shows another identity key for a user than the one first seen. Its
-    /// devices are not trusted (safety numbers will let people confirm such a change).
-    #[error("the identity key of a contact changed; their new devices are not trusted")]
+    /// The directory shows another identity key for this device's own user than its own.
+    #[error("the directory shows another identity key for your own account; nothing was changed")]
     IdentityKeyChanged {
         /// The user whose identity key changed.
+        user: qpq_types::UserId,
+    },
+    /// A contact's identity key changed after the person verified their safety number:
+    /// nothing is sent to conversations with them until the new number is verified.
+    #[error("{user}'s safety number has changed since you verified it; compare the new number (Safety number) before writing to them")]
+    SafetyNumberChanged {
+        /// The contact.
         user: qpq_types::UserId,
     },
     /// The users to add or remove are not valid for this conversation.
@@ -86,6 +92,7 @@ impl EngineError {
             EngineError::Unverified(_) => "unverified",
             EngineError::UntrustedMember { .. } => "untrusted_member",
             EngineError::IdentityKeyChanged { .. } => "identity_key_changed",
+            EngineError::SafetyNumberChanged { .. } => "safety_number_changed",
             EngineError::BadMembers(_) => "bad_members",
             EngineError::Invalid(_) => "invalid_message",
             EngineError::NoSuchMessage => "no_such_message",

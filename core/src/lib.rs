@@ -27,7 +27,10 @@ pub use app_message::{
     MAX_TEXT_BYTES,
 };
 pub use conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
-pub use engine::{Engine, Event, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES, TYPING_TIMEOUT_MS};
+pub use engine::{
+    safety_digits, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
+    SAFETY_NUMBER_DIGITS, TYPING_TIMEOUT_MS,
+};
 pub use error::EngineError;
 pub use group_meta::{GroupMeta, MAX_DISAPPEAR_SECS, MAX_NAME_BYTES};
 pub use identity::{credential_for, device_of_credential};

@@ -269,7 +269,7 @@ impl World {
         let Some(o) = self.pick(&candidates) else { return };
         let user = self.clients[o].sim.user();
         let (ik, recs) = self.s.identities.get(&user).expect("registered").clone();
-        self.clients[c].sim.engine.learn_devices(&user, &ik, &recs).expect("valid records");
+        self.clients[c].sim.engine.learn_devices(&user, &ik, &recs, self.s.time).expect("valid records");
         let addr = self.clients[c].sim.addr();
         let packages = self.s.claim(&user, &addr);
         if packages.is_empty() {

@@ -33,6 +33,20 @@ export interface ConversationView {
   lastMessage?: MessageView | null;
   /** Disappearing-message timer in seconds, 0 when off. */
   disappearSecs: number;
+  /** Members whose safety number you verified. */
+  verifiedMembers: string[];
+  /** Members whose safety number changed after you verified it: nothing is sent here until you verify the new one. */
+  changedMembers: string[];
+}
+/** The safety number with a contact: the same 60 digits on both sides. */
+export interface SafetyNumberView {
+  user: string;
+  /** Twelve groups of five digits. */
+  digits: string;
+  verification: "unverified" | "verified" | "changed";
+  /** The QR code of the digits: qrSize × qrSize modules, row by row, "1" dark. */
+  qrSize: number;
+  qrModules: string;
 }
 /** One reaction on a message: the emoji and who gave it. */
 export interface ReactionView {
@@ -327,6 +341,29 @@ impl QpqClient {
     pub async fn remove_members(&self, conversation: String, members: Vec<String>) -> Result<(), JsValue> {
         let users = self.users(&members)?;
         self.client.remove_members(&channel(&conversation)?, &users).await.map_err(client_error)
+    }
+
+    /// The safety number with `user` (fetching their directory records first when online,
+    /// so a changed identity key shows).
+    #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "SafetyNumberView")]
+    pub async fn safety_number(&self, user: String) -> Result<JsValue, JsValue> {
+        let user = self.client.resolve_user(&user).map_err(client_error)?;
+        let n = self.client.safety_number(&user).await.map_err(client_error)?;
+        Ok(to_js(&views::safety_number_view(&user, &n)))
+    }
+
+    /// Marks `user` verified after the person compared `digits` (the number shown) with theirs.
+    #[wasm_bindgen(js_name = markVerified)]
+    pub async fn mark_verified(&self, user: String, digits: String) -> Result<(), JsValue> {
+        let user = self.client.resolve_user(&user).map_err(client_error)?;
+        self.client.mark_verified(&user, &digits).await.map_err(client_error)
+    }
+
+    /// Takes back the verification of `user`.
+    #[wasm_bindgen(js_name = clearVerified)]
+    pub async fn clear_verified(&self, user: String) -> Result<(), JsValue> {
+        let user = self.client.resolve_user(&user).map_err(client_error)?;
+        self.client.clear_verified(&user).await.map_err(client_error)
     }
 
     /// Sends a text message; resolves to its id. It waits in the outbox while offline.

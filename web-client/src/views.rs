@@ -2,7 +2,9 @@
 //! a UI shows for system events. Platform-independent so it is tested natively.
 
 use qpq_client::{ClientEvent, ConnState};
-use qpq_core::{Content, Conversation, ConversationKind, Engine, Event, Message, Status, SystemEvent};
+use qpq_core::{
+    Content, Conversation, ConversationKind, Engine, Event, Message, SafetyNumber, Status, SystemEvent, Verification,
+};
 use qpq_proto::{ChannelId, UserId};
 use serde::Serialize;
 
@@ -32,6 +34,11 @@ pub struct ConversationView {
     pub last_message: Option<MessageView>,
     /// Disappearing-message timer in seconds, 0 when off.
     pub disappear_secs: u32,
+    /// Members whose safety number this person verified.
+    pub verified_members: Vec<String>,
+    /// Members whose identity key changed after this person verified it (nothing is sent
+    /// here until the new number is verified).
+    pub changed_members: Vec<String>,
 }
 
 /// One reaction on a message.
@@ -175,6 +182,12 @@ pub fn system_text(ev: &SystemEvent, by: &UserId, me: &UserId) -> String {
         SystemEvent::Left => format!("{who} left"),
         SystemEvent::AccountDeleted if by == me => "You deleted your account".into(),
         SystemEvent::AccountDeleted => format!("{who} deleted their account"),
+        SystemEvent::SafetyNumberChanged { was_verified: true } => format!(
+            "{who}'s safety number changed. You had verified it: compare the new number (Safety number) before writing to them"
+        ),
+        SystemEvent::SafetyNumberChanged { was_verified: false } => {
+            format!("{who}'s safety number changed (a new identity key, after reinstalling or a new account)")
+        }
     }
 }
 
@@ -298,6 +311,50 @@ pub fn conversation_view(c: &Conversation, engine: &Engine) -> ConversationView 
         created_by: c.created_by.to_string(),
         last_message: engine.history(&c.id).last().map(|m| message_view(m, me)),
         disappear_secs: c.disappear_secs,
+        verified_members: members_in(c, engine, Verification::Verified),
+        changed_members: members_in(c, engine, Verification::ChangedSinceVerified),
+    }
+}
+
+fn members_in(c: &Conversation, engine: &Engine, v: Verification) -> Vec<String> {
+    c.members.iter().filter(|u| engine.verification(u) == v).map(|u| u.to_string()).collect()
+}
+
+/// The safety number with a contact, as the **Safety number** screen shows it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetyNumberView {
+    /// The contact (name@domain).
+    pub user: String,
+    /// 60 digits in twelve groups of five.
+    pub digits: String,
+    /// "unverified", "verified" or "changed" (changed since it was verified).
+    pub verification: &'static str,
+    /// The QR code of the digits: `qrSize` × `qrSize` modules, row by row, "1" dark.
+    pub qr_size: u32,
+    /// See `qr_size`.
+    pub qr_modules: String,
+}
+
+/// The view of a safety number; the QR code holds the 60 digits (numeric mode).
+pub fn safety_number_view(user: &UserId, n: &SafetyNumber) -> SafetyNumberView {
+    let (qr_size, qr_modules) = match qrcode::QrCode::with_error_correction_level(n.digits.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => (
+            code.width() as u32,
+            code.to_colors().iter().map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' }).collect(),
+        ),
+        Err(_) => (0, String::new()),
+    };
+    SafetyNumberView {
+        user: user.to_string(),
+        digits: n.grouped(),
+        verification: match n.verification {
+            Verification::Unverified => "unverified",
+            Verification::Verified => "verified",
+            Verification::ChangedSinceVerified => "changed",
+        },
+        qr_size,
+        qr_modules,
     }
 }
 
@@ -347,11 +404,36 @@ mod tests {
         assert_eq!(system_text(&SystemEvent::Added(vec![bob.clone()]), &me, &me), "You added bob@x");
         assert_eq!(system_text(&SystemEvent::Joined, &bob, &me), "bob@x added you");
         assert_eq!(system_text(&SystemEvent::AccountDeleted, &bob, &me), "bob@x deleted their account");
+        let changed = system_text(&SystemEvent::SafetyNumberChanged { was_verified: true }, &bob, &me);
+        assert!(changed.starts_with("bob@x's safety number changed") && changed.contains("Safety number"));
         assert_eq!(system_text(&SystemEvent::Left, &me, &me), "You left");
         assert_eq!(system_text(&SystemEvent::TimerChanged(3600), &bob, &me), "bob@x set disappearing messages to 1 hour");
         assert_eq!(system_text(&SystemEvent::TimerChanged(0), &me, &me), "You turned off disappearing messages");
         assert_eq!(duration_words(30), "30 seconds");
         assert_eq!(duration_words(604_800), "1 week");
+    }
+
+    #[test]
+    fn the_safety_qr_code_reads_back_as_the_digits() {
+        let digits = "0123456789".repeat(6);
+        let n = SafetyNumber { digits: digits.clone(), verification: Verification::Verified };
+        let v = safety_number_view(&UserId::parse("bob@x").unwrap(), &n);
+        assert_eq!(v.verification, "verified");
+        assert_eq!(v.digits.split(' ').count(), 12);
+        let size = v.qr_size as usize;
+        assert!(size >= 21 && v.qr_modules.len() == size * size);
+        // Draw it as the page does (4 light modules around, 4 pixels each) and decode it.
+        let (quiet, scale) = (4, 4);
+        let side = (size + 2 * quiet) * scale;
+        let modules = v.qr_modules.as_bytes();
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+            let (mx, my) = ((x / scale).wrapping_sub(quiet), (y / scale).wrapping_sub(quiet));
+            if mx < size && my < size && modules[my * size + mx] == b'1' { 0 } else { 255 }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().expect("the code decodes");
+        assert_eq!(content, digits);
     }
 
     #[test]

@@ -10,6 +10,7 @@ import { ConversationList } from "./conversation-list.js";
 import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
 import { GroupInfo, wireDeleteAccount } from "./group-info.js";
+import { SafetyNumberDialog } from "./safety-number.js";
 import { ConfirmDialog } from "./confirm.js";
 import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
@@ -61,7 +62,8 @@ export class ChatApp {
       { id: "delete-message-dialog", title: "Delete this message?", action: "Delete for everyone", busy: "Deleting…" },
       signal,
     );
-    this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), signal);
+    this.safety = new SafetyNumberDialog(client, signal);
+    this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     // Replying to or editing a message: a line above the composer says which, with Cancel.
     /** @type {{ mode: "reply" | "edit", message: object } | null} */
@@ -84,7 +86,7 @@ export class ChatApp {
       clearTimeout(this.typingIdle);
     });
     this.input.addEventListener("input", () => this.typed(), { signal });
-    wireStartDialogs(client, (id) => this.open(id), signal);
+    wireStartDialogs(client, (id) => this.open(id), (user) => this.safety.open(user), signal);
     wireTransportSelect(byId("transport-select"), signal);
 
     this.composer.addEventListener("submit", (e) => this.submit(e), { signal });

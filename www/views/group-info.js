@@ -16,10 +16,12 @@ export class GroupInfo {
   /**
    * @param {import("/pkg/qpq_web.js").QpqClient} client
    * @param {HTMLElement} header where the "Group info" button goes
+   * @param {import("./safety-number.js").SafetyNumberDialog} safety the Safety number screen
    * @param {AbortSignal} signal removes the listeners when the app stops
    */
-  constructor(client, header, signal) {
+  constructor(client, header, safety, signal) {
     this.client = client;
+    this.safety = safety;
     this.me = client.user();
     /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
     this.conversation = null;
@@ -74,9 +76,7 @@ export class GroupInfo {
     setText(this.title, group ? c.title || "Untitled group" : `Chat with ${c.title}`);
     const when = c.createdAt ? new Date(c.createdAt).toLocaleString() : "an unknown time";
     setText(this.created, `Created by ${c.createdBy === this.me ? "you" : c.createdBy} on ${when}`);
-    this.members.replaceChildren(
-      ...c.members.map((u) => h("li", {}, h("span", { class: "member-name", dir: "auto", text: u === this.me ? `${u} (you)` : u }))),
-    );
+    this.members.replaceChildren(...c.members.map((u) => this.member(c, u)));
     const value = String(c.disappearSecs);
     if (!TIMERS.includes(c.disappearSecs) && !this.timer.querySelector(`option[value="${value}"]`)) {
       this.timer.append(h("option", { value, text: durationText(c.disappearSecs) }));
@@ -84,6 +84,25 @@ export class GroupInfo {
     if (document.activeElement !== this.timer) this.timer.value = value;
     this.timer.disabled = !c.active;
     this.leave.hidden = !group || !c.active;
+  }
+
+  /** A member's line: the name, whether their safety number is verified, and a way to it. */
+  member(c, user) {
+    if (user === this.me) return h("li", {}, h("span", { class: "member-name", dir: "auto", text: `${user} (you)` }));
+    const state = c.changedMembers?.includes(user) ? "safety number changed" : c.verifiedMembers?.includes(user) ? "verified" : null;
+    return h(
+      "li",
+      {},
+      h("span", { class: "member-name", dir: "auto", text: user }),
+      state ? h("span", { class: state === "verified" ? "badge" : "badge warn", text: state }) : null,
+      h("button", {
+        type: "button",
+        class: "secondary small",
+        "aria-label": `Safety number of ${user}`,
+        text: "Safety number",
+        on: { click: () => this.safety.open(user) },
+      }),
+    );
   }
 
   open() {

@@ -1,6 +1,6 @@
 // The "New chat" and "New group" dialogs.
 
-import { byId, setText } from "../dom.js";
+import { byId, h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { splitNames } from "../format.js";
 
@@ -48,10 +48,15 @@ class InputProblem extends Error {}
 /**
  * @param {import("/pkg/qpq_web.js").QpqClient} client
  * @param {(id: string) => void} onOpen opens a conversation
+ * @param {(user: string) => void} showSafetyNumber opens the Safety number screen of a person
  * @param {AbortSignal} signal
  */
-export function wireStartDialogs(client, onOpen, signal) {
+export function wireStartDialogs(client, onOpen, showSafetyNumber, signal) {
   const recipient = byId("new-chat-recipient");
+  // When the person's safety number changed since it was verified, the way to compare it.
+  const safety = h("button", { type: "button", class: "secondary", hidden: true, text: "Safety number" });
+  byId("new-chat-error").after(safety);
+  safety.addEventListener("click", () => showSafetyNumber(safety.dataset.user ?? ""), { signal });
   wireDialog({
     dialog: byId("new-chat-dialog"),
     opener: byId("new-chat-open"),
@@ -63,8 +68,17 @@ export function wireStartDialogs(client, onOpen, signal) {
     signal,
     action: async () => {
       const name = recipient.value.trim();
+      safety.hidden = true;
       if (!name) throw new InputProblem("Type the name of the person to chat with.");
-      return client.startChat(name);
+      try {
+        return await client.startChat(name);
+      } catch (e) {
+        if (e?.code === "safety_number_changed") {
+          safety.dataset.user = name;
+          safety.hidden = false;
+        }
+        throw e;
+      }
     },
   });
 

@@ -1,7 +1,7 @@
 //! What a person starts: chats and groups, membership, messages and the changes to them,
 //! leaving and deleting the account. Each is one engine step, stored and then sent by the pump.
 
-use qpq_core::{ClaimedPackage, ConversationKind, MessageId};
+use qpq_core::{ClaimedPackage, ConversationKind, MessageId, SafetyNumber, Verification};
 use qpq_proto::{ChannelId, UserId};
 
 use super::Client;
@@ -177,13 +177,46 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         Ok(())
     }
 
+    /// The safety number with `peer`. Online, their directory records are fetched first, so a
+    /// changed identity key shows (with its notice) before the number is compared; offline,
+    /// the number for the key last seen.
+    pub async fn safety_number(&self, peer: &UserId) -> Result<SafetyNumber, ClientError> {
+        if let Ok(session) = self.session() {
+            let (ik, records) = session.list_devices(peer).await?;
+            let now = self.inner.platform.now_ms();
+            self.inner.engine.borrow_mut().learn_devices(peer, &ik, &records, now)?;
+            self.step_done().await?;
+        }
+        self.with_engine(|e| e.safety_number(peer)).ok_or_else(|| {
+            ClientError::Input(format!("there is no safety number with {peer} yet; start a chat with them first"))
+        })
+    }
+
+    /// Marks `peer` verified: the person compared `digits`, the number they were shown.
+    pub async fn mark_verified(&self, peer: &UserId, digits: &str) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().mark_verified(peer, digits)?;
+        self.step_done().await
+    }
+
+    /// Takes back the verification of `peer`.
+    pub async fn clear_verified(&self, peer: &UserId) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().clear_verified(peer);
+        self.step_done().await
+    }
+
     /// Claims key packages for every device of `users`, after checking their device records.
     async fn claim_for(&self, session: &Session, users: &[UserId]) -> Result<Vec<ClaimedPackage>, ClientError> {
         let me = self.user();
         let mut out = Vec::new();
         for u in users {
             let (ik, records) = session.list_devices(u).await?;
-            self.inner.engine.borrow_mut().learn_devices(u, &ik, &records)?;
+            self.inner.engine.borrow_mut().learn_devices(u, &ik, &records, self.inner.platform.now_ms())?;
+            if self.with_engine(|e| e.verification(u)) == Verification::ChangedSinceVerified {
+                // Their key packages stay unclaimed until the person verifies the new number;
+                // the notice of the change is stored now.
+                self.step_done().await?;
+                return Err(qpq_core::EngineError::SafetyNumberChanged { user: u.clone() }.into());
+            }
             let claimed = session.claim_key_packages(u).await?;
             if claimed.is_empty() && *u != me {
                 return Err(ClientError::Input(format!(

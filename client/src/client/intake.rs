@@ -96,7 +96,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             for user in &needed {
                 match session.list_devices(user).await {
                     Ok((ik, records)) => {
-                        let learned = self.inner.engine.borrow_mut().learn_devices(user, &ik, &records);
+                        let learned = self.inner.engine.borrow_mut().learn_devices(user, &ik, &records, self.inner.platform.now_ms());
                         if let Err(e) = learned {
                             self.emit(ClientEvent::Notice(e.to_string()));
                         }

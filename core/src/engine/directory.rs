@@ -24,7 +24,7 @@ use qpq_types::{ChannelId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, 
 use openmls::messages::group_info::GroupInfo;
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, KnownUser};
+use super::{Engine, KnownUser, Verification};
 use crate::error::EngineError;
 use crate::identity::device_of_credential;
 use crate::state::StateKey;
@@ -133,24 +133,23 @@ impl<'a> LeafCheck<'a> {
 }
 
 impl Engine {
-    /// Records the device records of `user`, checked against its identity key. The first
-    /// identity key seen for a user is kept (for this device's own user: its own identity key);
-    /// a different one later is refused with [`EngineError::IdentityKeyChanged`] and the
-    /// records already known stay. Either way, deliveries held for `user` may now go on
-    /// ([`Engine::resume`]).
+    /// Records the device records of `user`, checked against its identity key. A user's first
+    /// identity key is taken as it is (trust on first use; the safety number lets the person
+    /// confirm it). When the directory later shows another one, the new key and its records
+    /// are taken, every conversation with the user shows a notice, and a verified contact is
+    /// held back from until the person verifies the new number ([`super::safety`]). This
+    /// device's own user must keep its own identity key: another one is refused with
+    /// [`EngineError::IdentityKeyChanged`]. Either way, deliveries held for `user` may now go
+    /// on ([`Engine::resume`]).
     pub fn learn_devices(
         &mut self,
         user: &UserId,
         identity_key: &[u8; 32],
         records: &[DeviceRecord],
+        now: u64,
     ) -> Result<(), EngineError> {
         self.answered(user);
-        let expected = if user == self.user() {
-            Some(self.identity_public_key().to_vec())
-        } else {
-            self.known.get(user).map(|k| k.identity_key.clone())
-        };
-        if expected.is_some_and(|k| k != identity_key) {
+        if user == self.user() && identity_key != &self.identity_public_key() {
             return Err(EngineError::IdentityKeyChanged { user: user.clone() });
         }
         let mut devices = BTreeMap::new();
@@ -162,7 +161,15 @@ impl Engine {
                 .map_err(|_| EngineError::Unverified(format!("a device record of {user} is not signed by its identity key")))?;
             devices.insert(r.device_id, hex::encode(r.device_key));
         }
-        let k = KnownUser { identity_key: identity_key.to_vec(), devices };
+        let verification = match self.known.get(user) {
+            Some(k) if k.identity_key != identity_key => {
+                let was = k.verification;
+                self.identity_changed(user, was, now)
+            }
+            Some(k) => k.verification,
+            None => Verification::Unverified,
+        };
+        let k = KnownUser { identity_key: identity_key.to_vec(), devices, verification };
         if self.known.get(user) != Some(&k) {
             self.known.insert(user.clone(), k);
             self.dirty.insert(StateKey::Known(user.clone()));

@@ -144,6 +144,7 @@ impl Engine {
             return Err(EngineError::Unverified(format!("a key package of {} uses another cipher suite", p.user)));
         }
         let addr = device_of_credential(kp.leaf_node().credential())?;
+        self.require_verified_unchanged(&p.user)?;
         if addr.user != p.user || addr.device != p.device {
             return Err(EngineError::Unverified(format!("a key package of {} names another device", p.user)));
         }

@@ -10,6 +10,9 @@ mod groups;
 mod intake;
 mod outbound;
 mod rich;
+mod safety;
+
+pub use safety::{safety_digits, SafetyNumber, Verification, SAFETY_NUMBER_DIGITS};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -89,6 +92,9 @@ pub(crate) struct KnownUser {
     #[serde(with = "crate::outbox::hex_bytes")]
     identity_key: Vec<u8>,
     devices: BTreeMap<DeviceId, String>,
+    /// Whether the person compared the safety number for `identity_key`.
+    #[serde(default)]
+    verification: Verification,
 }
 
 /// One device's messaging engine. See the module documentation.

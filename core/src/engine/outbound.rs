@@ -27,6 +27,7 @@ impl Engine {
         now: u64,
     ) -> Result<MessageId, EngineError> {
         self.require_active(conv)?;
+        self.require_trusted_members(conv)?;
         if text.trim().is_empty() {
             return Err(EngineError::Empty);
         }
@@ -41,6 +42,7 @@ impl Engine {
     /// first): the reference, with its key, travels in an MLS message like a text.
     pub fn send_file(&mut self, conv: &ChannelId, file: FileRef, now: u64) -> Result<MessageId, EngineError> {
         self.require_active(conv)?;
+        self.require_trusted_members(conv)?;
         if file.chunk_size == 0 || file.chunk_size > MAX_FILE_CHUNK_BYTES {
             return Err(EngineError::Invalid("the file's chunk size is out of range".into()));
         }

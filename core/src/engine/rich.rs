@@ -30,6 +30,7 @@ impl Engine {
         now: u64,
     ) -> Result<(), EngineError> {
         self.require_active(conv)?;
+        self.require_trusted_members(conv)?;
         let emoji = emoji.trim();
         if emoji.is_empty() || emoji.len() > MAX_REACTION_BYTES {
             return Err(EngineError::BadValue(format!(
@@ -49,6 +50,7 @@ impl Engine {
     /// Replaces the text of one of this user's own text messages for everyone.
     pub fn edit_message(&mut self, conv: &ChannelId, target: MessageId, text: &str, now: u64) -> Result<(), EngineError> {
         self.require_active(conv)?;
+        self.require_trusted_members(conv)?;
         if text.trim().is_empty() {
             return Err(EngineError::Empty);
         }
@@ -69,6 +71,7 @@ impl Engine {
     /// on every device of every member; the entry shows "message deleted".
     pub fn delete_message(&mut self, conv: &ChannelId, target: MessageId, now: u64) -> Result<(), EngineError> {
         self.require_active(conv)?;
+        self.require_trusted_members(conv)?;
         self.own_message(conv, &target)?;
         let me = self.user().clone();
         self.apply_delete(conv, &me, target)?;

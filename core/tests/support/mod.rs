@@ -272,7 +272,7 @@ impl SimClient {
             for u in need {
                 match server.identities.get(&u) {
                     Some((ik, recs)) => {
-                        let _ = self.engine.learn_devices(&u, ik, recs);
+                        let _ = self.engine.learn_devices(&u, ik, recs, server.time);
                     }
                     None => self.engine.directory_lacks(&u),
                 }
@@ -284,7 +284,7 @@ impl SimClient {
 
     pub fn learn(&mut self, server: &SimServer, user: &UserId) {
         let (ik, recs) = server.identities.get(user).expect("known").clone();
-        self.engine.learn_devices(user, &ik, &recs).unwrap();
+        self.engine.learn_devices(user, &ik, &recs, server.time).unwrap();
         self.persist();
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use qpq_client::files::Cancel;
-use qpq_core::{Conversation, MessageId};
+use qpq_core::{Conversation, MessageId, Verification};
 use qpq_native::{DiskSink, DiskSource, NativeClient};
 use qpq_proto::{ChannelId, UserId};
 
@@ -30,6 +30,8 @@ which `send` and `reply` print too):
   download N M PATH         save the file of message M to PATH (checked; an interrupted
                             download left in PATH.part continues)
   leave N                   leave conversation N (its history stays here)
+  safety USER               the safety number with USER (compare it with theirs)
+  verify USER DIGITS...     mark USER verified after comparing the number DIGITS
   devices                   your devices
   status                    connection state
   quit";
@@ -144,6 +146,17 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
             client.leave_conversation(&conv_at(client, n)?).await?;
             println!("left conversation {n}");
         }
+        ["safety", u] => {
+            let user = client.resolve_user(u).map_err(|e| anyhow!("{e}"))?;
+            let n = client.safety_number(&user).await?;
+            println!("safety number with {user} ({}):", verification_text(n.verification));
+            println!("  {}", n.grouped());
+        }
+        ["verify", u, ..] => {
+            let user = client.resolve_user(u).map_err(|e| anyhow!("{e}"))?;
+            client.mark_verified(&user, non_empty(rest(line, 2), "the digits")?).await?;
+            println!("{user} is verified");
+        }
         ["devices"] => {
             let (_, devices) = client.session()?.list_devices(&client.user()).await?;
             let mine = client.with_engine(|e| e.device_id());
@@ -156,6 +169,14 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
         _ => println!("unknown command; type `help`"),
     }
     Ok(())
+}
+
+fn verification_text(v: Verification) -> &'static str {
+    match v {
+        Verification::Unverified => "not verified",
+        Verification::Verified => "verified",
+        Verification::ChangedSinceVerified => "CHANGED since you verified it",
+    }
 }
 
 fn position(client: &NativeClient, id: &ChannelId) -> String {

@@ -59,6 +59,10 @@ fn system_text(sender: &UserId, ev: &SystemEvent) -> String {
         SystemEvent::TimerChanged(s) => format!("— {sender} set disappearing messages to {s} s"),
         SystemEvent::Left => format!("— {sender} left"),
         SystemEvent::AccountDeleted => format!("— {sender} deleted their account"),
+        SystemEvent::SafetyNumberChanged { was_verified: true } => {
+            format!("— {sender}'s safety number changed; you had verified it: compare the new one (/safety {sender})")
+        }
+        SystemEvent::SafetyNumberChanged { was_verified: false } => format!("— {sender}'s safety number changed"),
     }
 }
 
