@@ -126,10 +126,12 @@ mod tests {
         assert_eq!(e.code, Some(ErrorCode::StaleEpoch));
         assert_eq!(e.message, "the conversation is at epoch 4");
         let e = RemoteError::from_description("connection reset");
+        assert_eq!(e.code, None);
         assert_eq!(e.retry_after_ms(), None);
         let text = RemoteError::wire_text(ErrorCode::RateLimited, &rate_limited_sentence("logins", 1250));
         let e = RemoteError::from_description(&format!("remote exception: {text}"));
         assert_eq!((e.code, e.retry_after_ms()), (Some(ErrorCode::RateLimited), Some(1250)));
-        assert_eq!(e.code, None);
+        assert_eq!(ErrorCode::parse("quota_exceeded"), Some(ErrorCode::QuotaExceeded));
+        assert_eq!(ErrorCode::parse("device_revoked"), Some(ErrorCode::DeviceRevoked));
     }
 }
