@@ -67,7 +67,7 @@ impl WakeHub {
                     Ok(Wake::Gone(device)) => hub.check_sessions(Some(device)),
                     // Missed some: wake everybody (they fetch and find what is there) and
                     // look up every logged-in device.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(Wake::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         hub.wake_all();
                         hub.check_sessions(None);
                     }

@@ -1397,17 +1397,24 @@ mod postgres_cluster {
 
         // Wake-ups sent while a listener reconnects are lost; keep sending until one arrives.
         let mut msg = 1;
+        // The listener that reconnected says so first (a resync: everything may have been
+        // missed); a wake-up still delivered by the dying connection may come before it.
+        let mut resynced = false;
         let arrived = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 store_enqueue(a, &channel, &alice, msg).await;
                 msg += 1;
-                if let Ok(Ok(device)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                    return device;
+                if let Ok(Ok(wake)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+                    match wake {
+                        Wake::Resync => resynced = true,
+                        wake if resynced => return wake,
+                        _ => {}
+                    }
                 }
             }
         })
         .await
-        .expect("wake-ups resume after the listener reconnects");
+        .expect("a resync, then wake-ups again, after the listener reconnects");
         assert_eq!(arrived, Wake::Queue(bob.device));
     }
 }

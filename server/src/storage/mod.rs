@@ -36,6 +36,9 @@ pub enum Wake {
     Queue(DeviceId),
     /// The device was revoked or its account deleted: its sessions end.
     Gone(DeviceId),
+    /// Wake-ups from other nodes may have been missed (the PostgreSQL listener reconnected):
+    /// every subscriber fetches and every logged-in device is looked up again.
+    Resync,
 }
 
 /// A key package as stored: its hash (SHA-256 of the bytes) identifies it for the

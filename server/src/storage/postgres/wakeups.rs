@@ -99,10 +99,14 @@ async fn forward(
                 }
             }
             // The connection dropped and PgListener reconnected (and re-LISTENed) already.
-            Ok(None) => tracing::warn!("wake-up listener reconnected; wake-ups in between were missed"),
+            Ok(None) => {
+                tracing::warn!("wake-up listener reconnected; wake-ups in between were missed");
+                let _ = wake.send(Wake::Resync);
+            }
             Err(e) => {
                 tracing::warn!(error = %describe("listen for wake-ups", &e), "wake-up listener failed; reconnecting");
                 listener = reconnect(&options).await;
+                let _ = wake.send(Wake::Resync);
             }
         }
     }
@@ -135,6 +139,8 @@ fn payloads(node: u64, wakes: &[Wake]) -> Vec<String> {
         let line = match w {
             Wake::Queue(d) => format!("\nq {}", d.to_hex()),
             Wake::Gone(d) => format!("\ng {}", d.to_hex()),
+            // Local only: never sent to other nodes.
+            Wake::Resync => continue,
         };
         if current.len() + line.len() > MAX_PAYLOAD && current.len() > header.len() {
             out.push(std::mem::replace(&mut current, header.clone()));
