@@ -9,7 +9,7 @@
 #
 # Errors are Cap'n Proto exceptions whose reason starts with a stable code, then ": ", then a
 # human sentence, e.g. "not_member: you are not a member of this conversation". Codes are listed
-# in proto/src/error_code.rs.
+# in types/src/error_code.rs.
 
 @0x99b9af36864462f8;
 
