@@ -41,11 +41,14 @@ impl StreamKill {
     }
 }
 
+/// The logged-in streams of this node, by device id: each with the full address to look up.
+type LoggedIn = HashMap<DeviceId, Vec<(DeviceAddress, Weak<StreamKill>)>>;
+
 /// Routes storage wake-ups to the subscriptions and logged-in streams of this node.
 pub(crate) struct WakeHub {
     storage: Arc<dyn Storage>,
     waiters: RefCell<HashMap<DeviceId, Vec<Weak<Notify>>>>,
-    sessions: RefCell<HashMap<DeviceId, Vec<(DeviceAddress, Weak<StreamKill>)>>>,
+    sessions: RefCell<LoggedIn>,
 }
 
 impl WakeHub {

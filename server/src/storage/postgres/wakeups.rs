@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn device(n: u8) -> Wake {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             Wake::Gone(DeviceId([n; 16]))
         } else {
             Wake::Queue(DeviceId([n; 16]))
