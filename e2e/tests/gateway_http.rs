@@ -227,6 +227,17 @@ async fn healthz_is_503_while_no_node_is_up() {
 }
 
 #[tokio::test]
+async fn public_healthz_says_only_whether_the_gateway_is_healthy() {
+    let mut s = site(&[]);
+    s.config.healthz_details = false;
+    let resp = get(&router(&s.config), "/healthz", &[]).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = String::from_utf8(body(resp).await).unwrap();
+    assert_eq!(text, r#"{"status":"unavailable"}"#, "no node addresses or session counts");
+    assert!(!text.contains(NOWHERE));
+}
+
+#[tokio::test]
 async fn healthz_reports_a_node_that_is_up() {
     let dir = tempfile::tempdir().unwrap();
     let node = qpq_server::spawn(qpq_server::Config::for_tests(dir.path())).unwrap();

@@ -113,6 +113,16 @@ pub struct Config {
     #[arg(long, env = "QPQ_GATEWAY_MAX_SESSIONS_PER_IP", default_value_t = 64)]
     pub max_sessions_per_ip: usize,
 
+    /// New sessions per minute from one client IP address (a bucket of this many that
+    /// refills continuously); more are refused with 429 and a `Retry-After`. 0: unlimited.
+    #[arg(long, env = "QPQ_GATEWAY_SESSIONS_PER_MIN_PER_IP", default_value_t = 300)]
+    pub sessions_per_min_per_ip: u32,
+
+    /// Let `/healthz` also list node addresses, their state and session counts. Off by
+    /// default: the public answer says only whether the gateway is healthy.
+    #[arg(long, env = "QPQ_GATEWAY_HEALTHZ_DETAILS")]
+    pub healthz_details: bool,
+
     /// Seconds without any frame in either direction (pings count) after which a session is
     /// closed.
     #[arg(long, env = "QPQ_GATEWAY_IDLE_TIMEOUT_SECS", default_value_t = 120)]
@@ -208,6 +218,8 @@ impl Config {
         c.node_retry_max_ms = 1_000;
         c.shutdown_grace_secs = 2;
         c.log = "warn".into();
+        // The tests read node states from /healthz.
+        c.healthz_details = true;
         c
     }
 }

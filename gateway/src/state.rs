@@ -49,6 +49,7 @@ struct Shared {
     listeners: RwLock<Listeners>,
     webtransport_url: Option<String>,
     bench_echo: bool,
+    healthz_details: bool,
 }
 
 impl AppState {
@@ -78,8 +79,14 @@ impl AppState {
                 listeners: RwLock::new(listeners),
                 webtransport_url: config.webtransport_url.clone(),
                 bench_echo: config.bench_echo,
+                healthz_details: config.healthz_details,
             }),
         })
+    }
+
+    /// Whether `/healthz` lists the nodes.
+    pub fn healthz_details(&self) -> bool {
+        self.inner.healthz_details
     }
 
     /// The server nodes.

@@ -9,7 +9,7 @@
 #
 # Errors are Cap'n Proto exceptions whose reason starts with a stable code, then ": ", then a
 # human sentence, e.g. "not_member: you are not a member of this conversation". Codes are listed
-# in proto/src/error_code.rs.
+# in types/src/error_code.rs.
 
 @0x99b9af36864462f8;
 
@@ -103,7 +103,13 @@ interface NodeService {
   # Reserved: @4 federation relay (server-to-server), @5 key-transparency log heads.
 }
 
-# What a logged-in device may do. Every method checks the caller against the data it touches.
+# What a logged-in device may do. Every method checks the caller against the data it touches,
+# and that the calling device still exists: once it is revoked or its account deleted, every
+# call fails with `device_revoked` and the node closes the session's stream. Bounds: a session
+# has at most one subscription and a bounded number of calls in flight (`quota_exceeded`);
+# accounts have quotas (queue depth per device, file bytes, key packages held:
+# `quota_exceeded`) and rate limits (logins, claims, sends: `rate_limited`, whose sentence
+# ends "retry after N ms"). Every envelope expires (the server's lifetime, 30 days by default).
 interface Session {
   whoami @0 () -> (device :DeviceAddress);
 
@@ -128,7 +134,10 @@ interface Session {
           -> (serverTime :UInt64, duplicate :Bool);
 
   # --- delivery queue of the calling device ---
-  fetch @11 (after :UInt64, limit :UInt32) -> (envelopes :List(Envelope));
+  # At most `limit` envelopes and, past the first, at most `maxBytes` of payload (0: the
+  # server's bound, 4 MiB; larger values are lowered to it). The bound is applied in the
+  # server's query, so a large queue costs the server no more than one answer.
+  fetch @11 (after :UInt64, limit :UInt32, maxBytes :UInt32) -> (envelopes :List(Envelope));
   ack @12 (upTo :UInt64) -> ();
   # The server calls `listener.deliver` with every envelope after `after`, in order, then with
   # each new one as it arrives, waiting for each call to return before the next. Dropping the

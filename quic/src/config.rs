@@ -24,11 +24,17 @@ pub enum Trust {
 }
 
 fn transport(idle: Duration) -> quinn::TransportConfig {
+    // A gateway multiplexes every browser session to a node over one connection.
+    transport_with_streams(idle, 1 << 16)
+}
+
+/// The transport settings of [`server_config`] with at most `max_bidi` concurrent
+/// bidirectional streams per connection (a node sets its own cap with this).
+pub fn transport_with_streams(idle: Duration, max_bidi: u32) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
     t.keep_alive_interval(Some(idle / 3));
-    // A gateway multiplexes every browser session to a node over one connection.
-    t.max_concurrent_bidi_streams((1u32 << 16).into());
+    t.max_concurrent_bidi_streams(max_bidi.into());
     t.max_concurrent_uni_streams(0u32.into());
     t
 }

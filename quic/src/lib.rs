@@ -13,7 +13,7 @@ mod pin;
 mod validity;
 
 pub use cert::{write_private, CertificateBundle};
+pub use config::{client_config, client_endpoint, server_config, transport_with_streams, Trust, ALPN_NODE};
 pub use error::CertError;
-pub use config::{client_config, client_endpoint, server_config, Trust, ALPN_NODE};
 pub use pin::PinnedVerifier;
 pub use validity::validity;

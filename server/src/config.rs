@@ -61,6 +61,48 @@ pub struct Config {
     #[arg(long, env = "QPQ_NAME_COOLDOWN_DAYS", default_value_t = 30)]
     pub name_cooldown_days: u64,
 
+    /// Days an envelope waits in a delivery queue before it is dropped undelivered, whatever
+    /// its kind (commits, Welcomes and messages without a timer included); a disappearing
+    /// message's own timer is used when shorter.
+    #[arg(long, env = "QPQ_ENVELOPE_DAYS", default_value_t = 30)]
+    pub envelope_days: u64,
+
+    /// Most envelopes waiting in one device's queue; a message that would go past it is
+    /// refused with `quota_exceeded`.
+    #[arg(long, env = "QPQ_MAX_QUEUE_PER_DEVICE", default_value_t = 10_000)]
+    pub max_queue_per_device: u64,
+
+    /// Most bytes of files (blobs) one account may hold at once.
+    #[arg(long, env = "QPQ_MAX_BLOB_BYTES_PER_ACCOUNT", default_value_t = 1 << 30)]
+    pub max_blob_bytes_per_account: u64,
+
+    /// Most one-time key packages one device may hold.
+    #[arg(long, env = "QPQ_MAX_KEY_PACKAGES_PER_DEVICE", default_value_t = 200)]
+    pub max_key_packages_per_device: u32,
+
+    /// Most calls one session may have in flight; more are refused with `quota_exceeded`.
+    #[arg(long, env = "QPQ_MAX_CALLS_IN_FLIGHT", default_value_t = 64)]
+    pub max_calls_in_flight: u32,
+
+    /// Most concurrent streams (sessions) on one QUIC connection. A gateway carries all its
+    /// browser sessions to a node on one connection, so this matches its session limit.
+    #[arg(long, env = "QPQ_MAX_STREAMS_PER_CONNECTION", default_value_t = 10_000)]
+    pub max_streams_per_connection: u32,
+
+    /// Most QUIC connections from one IP address at once.
+    #[arg(long, env = "QPQ_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub max_connections_per_address: usize,
+
+    /// Rate limits, as `burst/per-minute` pairs: registrations (node-wide), and per account
+    /// logins, key-package claims and sent messages (enqueues and commits).
+    #[command(flatten)]
+    pub rates: crate::rate::RateConfig,
+
+    /// Close a device's open sessions as soon as it is revoked or its account deleted (on
+    /// by default; tests turn it off to reach the per-call check behind it).
+    #[arg(skip = true)]
+    pub close_revoked_sessions: bool,
+
     /// Seconds without traffic after which a QUIC connection is closed.
     #[arg(long, env = "QPQ_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,

@@ -13,8 +13,10 @@
 mod config;
 mod log_key;
 mod node;
+pub mod rate;
 mod rpc;
 pub mod storage;
 
 pub use config::Config;
+pub use rate::RateConfig;
 pub use node::{spawn, Node, RunningNode};

@@ -4,7 +4,9 @@
 //! `tokio::task::LocalSet`; the database drivers do their blocking work on their own threads.
 //! [`spawn`] runs a node on a thread of its own, which is what `main` and the tests use.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::rate::NodeRates;
 use crate::rpc::{self, Ctx, WakeHub};
 use crate::storage::{self, Storage};
 
@@ -22,12 +25,35 @@ use crate::storage::{self, Storage};
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 /// How long idempotency records are kept (a client retrying later than this may duplicate).
 const IDEMPOTENCY_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How long the hash of a claimed key package is kept: longer than a key package lives
+/// (openmls gives it 12 weeks), after which clients refuse the package whoever offers it.
+const CLAIMED_RETENTION_MS: u64 = 90 * 24 * 3600 * 1000;
 
 /// A node bound to its address, ready to [`Node::run`].
 pub struct Node {
     endpoint: quinn::Endpoint,
     ctx: Rc<Ctx>,
     fingerprint: String,
+    /// Open connections per remote IP address.
+    connections: Rc<RefCell<HashMap<IpAddr, usize>>>,
+}
+
+/// Counts one open connection of an address for as long as it lives.
+struct ConnectionSlot {
+    ip: IpAddr,
+    counts: Rc<RefCell<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.borrow_mut();
+        if let Some(n) = c.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Node {
@@ -44,12 +70,22 @@ impl Node {
         let storage: Arc<dyn Storage> = storage::open(&config.database_url())
             .await
             .with_context(|| "opening the database")?;
-        let server_config = qpq_quic::server_config(&bundle, &[ALPN_NODE], config.idle_timeout())?;
+        let mut server_config = qpq_quic::server_config(&bundle, &[ALPN_NODE], config.idle_timeout())?;
+        server_config.transport_config(Arc::new(qpq_quic::transport_with_streams(
+            config.idle_timeout(),
+            config.max_streams_per_connection.max(1),
+        )));
         let endpoint = quinn::Endpoint::server(server_config, config.listen)
             .with_context(|| format!("listening on {}", config.listen))?;
         let hub = WakeHub::start(&storage);
         let log_key = LogKey::load_or_create(&config.data_dir)?;
-        Ok(Node { endpoint, ctx: Rc::new(Ctx { storage, config, hub, log_key }), fingerprint: bundle.fingerprint() })
+        let rates = NodeRates::new(&config.rates);
+        Ok(Node {
+            endpoint,
+            ctx: Rc::new(Ctx { storage, config, hub, log_key, rates }),
+            fingerprint: bundle.fingerprint(),
+            connections: Rc::default(),
+        })
     }
 
     /// The address it listens on.
@@ -70,9 +106,11 @@ impl Node {
             loop {
                 tick.tick().await;
                 let now = rpc::now_ms();
-                match storage.expire(now, now.saturating_sub(IDEMPOTENCY_RETENTION_MS)).await {
+                let (records, claims) =
+                    (now.saturating_sub(IDEMPOTENCY_RETENTION_MS), now.saturating_sub(CLAIMED_RETENTION_MS));
+                match storage.expire(now, records, claims).await {
                     Ok(s) if s != Default::default() => {
-                        tracing::info!(envelopes = s.envelopes, blobs = s.blobs, records = s.records, "expired")
+                        tracing::info!(envelopes = s.envelopes, blobs = s.blobs, records = s.records, channels = s.channels, claimed = s.claimed, "expired")
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "expiry failed"),
@@ -84,8 +122,22 @@ impl Node {
             tokio::select! {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    let ip = incoming.remote_address().ip();
+                    let slot = {
+                        let mut counts = self.connections.borrow_mut();
+                        let n = counts.entry(ip).or_insert(0);
+                        if *n >= self.ctx.config.max_connections_per_address {
+                            drop(counts);
+                            tracing::debug!("connection refused: too many from one address");
+                            incoming.refuse();
+                            continue;
+                        }
+                        *n += 1;
+                        ConnectionSlot { ip, counts: self.connections.clone() }
+                    };
                     let ctx = self.ctx.clone();
                     tokio::task::spawn_local(async move {
+                        let _slot = slot;
                         match incoming.await {
                             Ok(conn) => serve_connection(ctx, conn).await,
                             Err(e) => tracing::debug!(error = %e, "handshake failed"),

@@ -45,7 +45,9 @@ codes! {
     NoKeyPackage => "no_key_package", "A device of the user has no key package left.";
     NoSuchBlob => "no_such_blob", "No blob with that id (or it expired).";
     BadChunk => "bad_chunk", "A chunk is out of order, of the wrong size or beyond the end.";
-    RateLimited => "rate_limited", "Too many requests; try again later.";
+    RateLimited => "rate_limited", "Too many requests; the sentence ends with `retry after N ms`.";
+    QuotaExceeded => "quota_exceeded", "A quota is used up: a queue, file bytes, key packages held, subscriptions or calls in flight.";
+    DeviceRevoked => "device_revoked", "The calling device was revoked or its account deleted; its session is over.";
     Internal => "internal", "The server failed; the request may be retried.";
 }
 
@@ -88,6 +90,20 @@ impl RemoteError {
     }
 }
 
+impl RemoteError {
+    /// For `rate_limited`: how long to wait before trying again, read from the sentence's
+    /// `retry after N ms`.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        let (_, rest) = self.message.rsplit_once("retry after ")?;
+        rest.strip_suffix(" ms")?.parse().ok()
+    }
+}
+
+/// The sentence of a `rate_limited` refusal: what was limited, and when to try again.
+pub fn rate_limited_sentence(what: &str, retry_after_ms: u64) -> String {
+    format!("too many {what}; retry after {retry_after_ms} ms")
+}
+
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.code {
@@ -111,5 +127,11 @@ mod tests {
         assert_eq!(e.message, "the conversation is at epoch 4");
         let e = RemoteError::from_description("connection reset");
         assert_eq!(e.code, None);
+        assert_eq!(e.retry_after_ms(), None);
+        let text = RemoteError::wire_text(ErrorCode::RateLimited, &rate_limited_sentence("logins", 1250));
+        let e = RemoteError::from_description(&format!("remote exception: {text}"));
+        assert_eq!((e.code, e.retry_after_ms()), (Some(ErrorCode::RateLimited), Some(1250)));
+        assert_eq!(ErrorCode::parse("quota_exceeded"), Some(ErrorCode::QuotaExceeded));
+        assert_eq!(ErrorCode::parse("device_revoked"), Some(ErrorCode::DeviceRevoked));
     }
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod h3client;
+pub mod raw;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -1,4 +1,6 @@
-//! `GET /healthz`: whether the gateway can serve sessions, and how each node is doing.
+//! `GET /healthz`: whether the gateway can serve sessions. Publicly that is all it says;
+//! with `--healthz-details` (for an operator's private network) it also lists each node's
+//! address, state and session count.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +15,8 @@ use crate::state::AppState;
 pub struct Health {
     /// `"ok"` when at least one node is up (HTTP 200), else `"unavailable"` (HTTP 503).
     pub status: String,
-    /// Every node, in the order given.
+    /// Every node, in the order given — only with `--healthz-details`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeStatus>,
 }
 
@@ -29,5 +32,6 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
+    let nodes = if state.healthz_details() { nodes } else { Vec::new() };
     (code, Json(Health { status: status.into(), nodes }))
 }

@@ -22,21 +22,43 @@ pub struct Refusal {
     pub status: StatusCode,
     /// A sentence for people.
     pub text: &'static str,
+    /// For a rate limit: when a new session will be admitted (0: the usual retry time).
+    pub retry_after_ms: u64,
 }
 
 impl Refusal {
     const FOREIGN_ORIGIN: Refusal =
-        Refusal { status: StatusCode::FORBIDDEN, text: "this origin may not open sessions here" };
-    const FULL: Refusal = Refusal { status: StatusCode::SERVICE_UNAVAILABLE, text: "the gateway is full; try again shortly" };
+        Refusal { status: StatusCode::FORBIDDEN, text: "this origin may not open sessions here", retry_after_ms: 0 };
+    const FULL: Refusal = Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        text: "the gateway is full; try again shortly",
+        retry_after_ms: 0,
+    };
     const TOO_MANY: Refusal = Refusal {
         status: StatusCode::TOO_MANY_REQUESTS,
         text: "too many sessions from your address; close some and try again",
+        retry_after_ms: 0,
     };
-    const NO_NODE: Refusal =
-        Refusal { status: StatusCode::SERVICE_UNAVAILABLE, text: "no server node is available; try again shortly" };
+    const NO_NODE: Refusal = Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        text: "no server node is available; try again shortly",
+        retry_after_ms: 0,
+    };
 
-    /// Whether the browser should retry later (it gets a `Retry-After`).
+    /// A rate-limit refusal: retry after `ms`.
+    fn rate_limited(ms: u64) -> Refusal {
+        Refusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            text: "rate_limited: too many new sessions from your address; retry after the time in Retry-After",
+            retry_after_ms: ms,
+        }
+    }
+
+    /// Whether the browser should retry later (it gets a `Retry-After`, in whole seconds).
     pub(crate) fn retry_after(self) -> Option<HeaderValue> {
+        if self.retry_after_ms > 0 {
+            return Some(HeaderValue::from(self.retry_after_ms.div_ceil(1000)));
+        }
         (self.status != StatusCode::FORBIDDEN).then(|| HeaderValue::from_static(RETRY_AFTER_SECS))
     }
 }
@@ -74,6 +96,7 @@ fn take_slot(sessions: &Sessions, ip: IpAddr, transport: &'static str) -> Result
         match refusal {
             LimitRefusal::Full => Refusal::FULL,
             LimitRefusal::TooManyFromAddress => Refusal::TOO_MANY,
+            LimitRefusal::RateLimited { retry_after_ms } => Refusal::rate_limited(retry_after_ms),
         }
     })
 }

@@ -1,5 +1,6 @@
 //! Admission of sessions: at most so many at once in total and per client IP address (for
-//! IPv6, per /64 network: one subscriber usually holds a whole /64).
+//! IPv6, per /64 network: one subscriber usually holds a whole /64), and at most so many new
+//! ones a minute per address (a [`TokenBucket`] per address, time as an argument).
 //!
 //! A [`SessionPermit`] is taken before the WebSocket upgrade (so a refusal is a plain HTTP
 //! status) and held by the session until it ends; dropping it frees the slot. Permits also
@@ -8,6 +9,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use qpq_types::TokenBucket;
 
 use tokio::sync::watch;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -22,7 +26,16 @@ pub enum LimitRefusal {
     /// This address has as many sessions as one address may have.
     #[error("too many sessions from your address; close some and try again")]
     TooManyFromAddress,
+    /// This address opened as many sessions as it may in a minute.
+    #[error("too many new sessions from your address; retry after {retry_after_ms} ms")]
+    RateLimited {
+        /// When the next session will be admitted.
+        retry_after_ms: u64,
+    },
 }
+
+/// Beyond this many addresses, those whose buckets refilled are forgotten.
+const MAX_RATE_KEYS: usize = 100_000;
 
 struct Counts {
     total: usize,
@@ -38,18 +51,52 @@ pub struct SessionLimiter {
     max_per_ip: usize,
     counts: Arc<Mutex<Counts>>,
     tracker: TaskTracker,
+    /// New sessions per minute per address (0: unlimited).
+    opens_per_min: u32,
+    opens: Arc<Mutex<HashMap<IpAddr, TokenBucket>>>,
+    /// The clock's zero: admission times are ms since then.
+    epoch: Instant,
 }
 
 impl SessionLimiter {
     /// A limiter allowing `max_total` sessions, `max_per_ip` from one address.
     pub fn new(max_total: usize, max_per_ip: usize) -> Self {
         let counts = Counts { total: 0, by_ip: HashMap::new(), watch: watch::channel(0).0 };
-        SessionLimiter { max_total, max_per_ip, counts: Arc::new(Mutex::new(counts)), tracker: TaskTracker::new() }
+        SessionLimiter {
+            max_total,
+            max_per_ip,
+            counts: Arc::new(Mutex::new(counts)),
+            tracker: TaskTracker::new(),
+            opens_per_min: 0,
+            opens: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Also limits new sessions to `per_min` a minute per address (0: unlimited).
+    pub fn with_rate(mut self, per_min: u32) -> Self {
+        self.opens_per_min = per_min;
+        self
     }
 
     /// Admits a session from `ip`, or says why not.
     pub fn admit(&self, ip: IpAddr) -> Result<SessionPermit, LimitRefusal> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.admit_at(ip, now)
+    }
+
+    /// Admits a session from `ip` at `now` (ms on any clock that only moves forward), or says
+    /// why not.
+    pub fn admit_at(&self, ip: IpAddr, now: u64) -> Result<SessionPermit, LimitRefusal> {
         let ip = bucket(ip);
+        if self.opens_per_min > 0 {
+            let mut opens = self.opens.lock().unwrap_or_else(|e| e.into_inner());
+            if opens.len() >= MAX_RATE_KEYS && !opens.contains_key(&ip) {
+                opens.retain(|_, b| !b.is_full(self.opens_per_min, now));
+            }
+            let b = opens.entry(ip).or_insert_with(|| TokenBucket::full(self.opens_per_min, now));
+            b.take(self.opens_per_min, now).map_err(|retry_after_ms| LimitRefusal::RateLimited { retry_after_ms })?;
+        }
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if c.total >= self.max_total {
             return Err(LimitRefusal::Full);
@@ -142,6 +189,23 @@ mod tests {
         assert!(l.admit("2001:db8:1:3::1".parse().unwrap()).is_ok(), "another /64");
         let _v4 = l.admit("192.0.2.1".parse().unwrap()).unwrap();
         assert_eq!(l.admit("::ffff:192.0.2.1".parse().unwrap()).err(), Some(LimitRefusal::TooManyFromAddress));
+    }
+
+    #[test]
+    fn new_sessions_per_address_are_rate_limited_on_a_simulated_clock() {
+        let l = SessionLimiter::new(1000, 1000).with_rate(6); // one every 10 s, 6 saved up
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(l.admit_at(a, 0).unwrap());
+        }
+        assert_eq!(l.admit_at(a, 0).err(), Some(LimitRefusal::RateLimited { retry_after_ms: 10_000 }));
+        assert_eq!(l.admit_at(a, 4_000).err(), Some(LimitRefusal::RateLimited { retry_after_ms: 6_000 }));
+        let _b = l.admit_at(b, 4_000).expect("another address has its own bucket");
+        drop(held);
+        assert!(l.admit_at(a, 4_000).is_err(), "closing sessions does not refill the rate");
+        let _a = l.admit_at(a, 10_000).expect("time does");
+        assert_eq!(l.active(), 2);
     }
 
     #[tokio::test]

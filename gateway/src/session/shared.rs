@@ -42,7 +42,8 @@ impl Sessions {
         Ok(Sessions {
             inner: Arc::new(Inner {
                 nodes,
-                limiter: SessionLimiter::new(config.max_sessions, config.max_sessions_per_ip),
+                limiter: SessionLimiter::new(config.max_sessions, config.max_sessions_per_ip)
+                    .with_rate(config.sessions_per_min_per_ip),
                 origins: OriginPolicy::new(&config.allow_origins)?,
                 control: SessionControl { idle_timeout: config.idle_timeout(), shutdown: CancellationToken::new() },
                 max_message_bytes: config.max_message_bytes,

@@ -92,10 +92,15 @@ pub(crate) async fn accept(
     let sessions = &endpoints.sessions;
     let ip = remote.ip().to_canonical();
     let checked = match endpoints.target(req.uri().path()) {
-        None => Err(Refusal { status: StatusCode::NOT_FOUND, text: "no WebTransport endpoint here; sessions are on /wt" }),
+        None => Err(Refusal {
+            status: StatusCode::NOT_FOUND,
+            text: "no WebTransport endpoint here; sessions are on /wt",
+            retry_after_ms: 0,
+        }),
         Some(_) if !wt::is_webtransport(&req) => Err(Refusal {
             status: StatusCode::BAD_REQUEST,
             text: "only WebTransport (CONNECT with :protocol webtransport) is served here",
+            retry_after_ms: 0,
         }),
         Some(target) => admission::check_origin(sessions, req.headers(), req.uri(), ip, "WebTransport").map(|()| target),
     };

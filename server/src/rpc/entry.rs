@@ -10,8 +10,9 @@ use qpq_proto::node_capnp::node_service;
 use qpq_proto::{login_bytes, wire, DeviceId, ErrorCode, UserId, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use rand::RngCore;
 
+use super::delivery::StreamKill;
 use super::session::SessionImpl;
-use super::{now_ms, store_err, Ctx};
+use super::{now_ms, rate_err, store_err, Ctx};
 
 /// How long a login challenge stays valid.
 const CHALLENGE_TTL: Duration = Duration::from_secs(60);
@@ -28,11 +29,13 @@ pub(crate) struct Entry {
     ctx: Rc<Ctx>,
     /// The one outstanding challenge of this stream; `login` consumes it.
     challenge: RefCell<Option<Challenge>>,
+    /// Closes this stream once a device it logged in as is gone.
+    kill: Rc<StreamKill>,
 }
 
 impl Entry {
-    pub fn new(ctx: Rc<Ctx>) -> Self {
-        Entry { ctx, challenge: RefCell::new(None) }
+    pub fn new(ctx: Rc<Ctx>, kill: Rc<StreamKill>) -> Self {
+        Entry { ctx, challenge: RefCell::new(None), kill }
     }
 
     fn check_domain(&self, user: &UserId) -> Result<(), capnp::Error> {
@@ -90,6 +93,7 @@ impl node_service::Server for Entry {
             device
                 .verify(&ik)
                 .map_err(|_| wire::error(ErrorCode::BadSignature, "the device record is not signed by the identity key"))?;
+            self.ctx.rates.registration(now_ms()).map_err(|ms| rate_err("registrations", ms))?;
             self.ctx
                 .storage
                 .create_user(&user, &ik, &device, now_ms())
@@ -139,11 +143,16 @@ impl node_service::Server for Entry {
                 return Err(failed());
             }
             let addr = qpq_proto::DeviceAddress { user: user.clone(), device };
+            self.ctx.rates.login(&user, now_ms()).map_err(|ms| rate_err("logins", ms))?;
+            // A revoked device, or one of a deleted account, has no record: it cannot log in.
             let record = self.ctx.storage.device(&addr).await.map_err(|e| store_err("device", e))?.ok_or_else(failed)?;
             let key = VerifyingKey::from_bytes(&record.device_key).map_err(|_| failed())?;
             key.verify_strict(&login_bytes(&self.ctx.config.domain, &user, &device, nonce), &Signature::from_bytes(&sig))
                 .map_err(|_| failed())?;
             tracing::debug!(user = %self.ctx.log_key.pseudonym(user.as_str()), "logged in");
+            if self.ctx.config.close_revoked_sessions {
+                self.ctx.hub.watch_session(&addr, &self.kill);
+            }
             let session: qpq_proto::node_capnp::session::Client =
                 capnp_rpc::new_client(SessionImpl::new(self.ctx.clone(), addr));
             results.get().set_session(session);

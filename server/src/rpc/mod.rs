@@ -18,9 +18,14 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::rate::NodeRates;
 use crate::storage::{Storage, StoreError};
 
 pub(crate) use delivery::WakeHub;
+use delivery::StreamKill;
+
+/// How long a stream whose device is gone may still flush answers before it is closed.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What every RPC object of a node shares.
 pub(crate) struct Ctx {
@@ -29,6 +34,8 @@ pub(crate) struct Ctx {
     pub hub: Rc<WakeHub>,
     /// The secret behind the pseudonyms that stand for users in logs.
     pub log_key: LogKey,
+    /// The node's rate limits (per account, and node-wide for registrations).
+    pub rates: NodeRates,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -51,7 +58,11 @@ pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
         StoreError::NotMember => ErrorCode::NotMember,
         StoreError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
         StoreError::NoSuchBlob => ErrorCode::NoSuchBlob,
+        StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         StoreError::BadChunk(_) => ErrorCode::BadChunk,
+        StoreError::Revoked => {
+            return wire::error(ErrorCode::DeviceRevoked, e.to_string());
+        }
         StoreError::Config(_) | StoreError::Backend(_) => {
             tracing::error!(op, error = %e, "storage failed");
             return wire::error(ErrorCode::Internal, "the server could not complete the request; try again");
@@ -61,6 +72,11 @@ pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
 }
 
 
+/// A `rate_limited` refusal for `what`, with the time to wait.
+pub(crate) fn rate_err(what: &str, retry_after_ms: u64) -> capnp::Error {
+    wire::error(ErrorCode::RateLimited, qpq_proto::rate_limited_sentence(what, retry_after_ms))
+}
+
 /// Serves one bidirectional stream as an RPC session until it ends.
 pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: quinn::RecvStream) {
     let mut opts = capnp::message::ReaderOptions::new();
@@ -69,9 +85,23 @@ pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: qu
     let words = (ctx.config.max_message_bytes.max(ctx.config.max_chunk_bytes as usize) + (64 << 10)) / 8 * 2;
     opts.traversal_limit_in_words(Some(words)).nesting_limit(64);
     let network = twoparty::VatNetwork::new(recv.compat(), send.compat_write(), Side::Server, opts);
-    let entry: qpq_proto::node_capnp::node_service::Client = capnp_rpc::new_client(entry::Entry::new(ctx));
+    // Fired when the device this stream logged in as is revoked or its account deleted.
+    let kill = Rc::new(StreamKill::default());
+    let entry: qpq_proto::node_capnp::node_service::Client =
+        capnp_rpc::new_client(entry::Entry::new(ctx, kill.clone()));
     let rpc = RpcSystem::new(Box::new(network), Some(entry.client));
-    if let Err(e) = rpc.await {
-        tracing::debug!(error = %e, "session ended with an error");
+    tokio::pin!(rpc);
+    tokio::select! {
+        r = &mut rpc => if let Err(e) = r {
+            tracing::debug!(error = %e, "session ended with an error");
+        },
+        _ = kill.fired() => {
+            // A moment for answers already on their way (the deleteAccount or revokeDevice
+            // that ended this very device gets its reply); new calls meanwhile are refused
+            // with `device_revoked`. Then dropping the RPC system drops the stream: every
+            // call of the session fails, its subscriptions end, and the peer sees it finish.
+            let _ = tokio::time::timeout(KILL_GRACE, &mut rpc).await;
+            tracing::info!("session closed: its device was revoked or its account deleted");
+        }
     }
 }

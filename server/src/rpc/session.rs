@@ -1,6 +1,13 @@
 //! What a logged-in device may do. Every method checks the calling device against the data
 //! it touches; nothing here trusts a user or device named in the parameters.
+//!
+//! Every method begins with [`SessionImpl::begin`]: a slot among the session's calls in
+//! flight (at most `--max-calls-in-flight`, else `quota_exceeded`) and the check that the
+//! calling device still exists (`device_revoked` once it was revoked or its account
+//! deleted). Methods that write also repeat that check as the first statement of their
+//! storage transaction, so nothing is written for a device revoked meanwhile.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -11,7 +18,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::delivery;
-use super::{now_ms, store_err, Ctx};
+use super::{now_ms, rate_err, store_err, Ctx};
 use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow};
 
 /// Most key packages accepted in one upload.
@@ -24,16 +31,68 @@ const MAX_COMMIT_DEVICES: u32 = 1000;
 const MAX_TTL_SECS: u32 = 365 * 24 * 3600;
 /// Most envelopes returned by one fetch.
 pub(crate) const MAX_FETCH: u32 = 500;
+/// Most payload bytes one fetch returns when the caller names no smaller bound (at least one
+/// envelope is always returned).
+pub(crate) const MAX_FETCH_BYTES: u64 = 4 << 20;
 
 /// A session capability bound to one device.
 pub(crate) struct SessionImpl {
     ctx: Rc<Ctx>,
     device: DeviceAddress,
+    /// Calls of this session being served now.
+    in_flight: Rc<Cell<u32>>,
+    /// True while this session's subscription runs (one per session).
+    subscribed: Rc<Cell<bool>>,
+}
+
+/// One call in flight; dropping it frees the slot.
+struct Call(Rc<Cell<u32>>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 impl SessionImpl {
     pub fn new(ctx: Rc<Ctx>, device: DeviceAddress) -> Self {
-        SessionImpl { ctx, device }
+        SessionImpl { ctx, device, in_flight: Rc::default(), subscribed: Rc::default() }
+    }
+
+    /// Where every method starts: a slot among the calls in flight, then the check that the
+    /// calling device still exists.
+    async fn begin(&self) -> Result<Call, capnp::Error> {
+        let n = self.in_flight.get();
+        let max = self.ctx.config.max_calls_in_flight;
+        if n >= max {
+            return Err(wire::error(
+                ErrorCode::QuotaExceeded,
+                format!("this session already has {max} calls in flight; wait for their answers"),
+            ));
+        }
+        self.in_flight.set(n + 1);
+        let call = Call(self.in_flight.clone());
+        self.ctx.storage.caller_alive(&self.device).await.map_err(|e| store_err("check caller", e))?;
+        Ok(call)
+    }
+
+    /// When an envelope sent now expires: the node's envelope lifetime, or the message's own
+    /// timer when shorter.
+    fn expiry(&self, now: u64, ttl_secs: u32) -> u64 {
+        let lifetime = self.ctx.config.envelope_days.saturating_mul(86_400_000);
+        let ttl = u64::from(ttl_secs) * 1000;
+        let keep = match (ttl, lifetime) {
+            (0, 0) => return 0,
+            (0, l) => l,
+            (t, 0) => t,
+            (t, l) => t.min(l),
+        };
+        now.saturating_add(keep)
+    }
+
+    /// Takes one of the account's sends (enqueues and commits).
+    fn take_send(&self) -> Result<(), capnp::Error> {
+        self.ctx.rates.send(&self.device.user, now_ms()).map_err(|ms| rate_err("messages sent", ms))
     }
 
     /// The channel, if the caller is one of its members.
@@ -103,6 +162,7 @@ impl session::Server for SessionImpl {
         mut results: session::WhoamiResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             wire::write_device_address(results.get().init_device(), &self.device);
             Ok(())
         }
@@ -114,6 +174,7 @@ impl session::Server for SessionImpl {
         mut results: session::ListDevicesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let user = wire::read_user(params.get()?.get_user()?, "user")?;
             let st = &self.ctx.storage;
             let ik = st
@@ -138,6 +199,7 @@ impl session::Server for SessionImpl {
         _: session::AddDeviceResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let record = wire::read_device_record(params.get()?.get_device()?)?;
             if record.user != self.device.user {
                 return Err(wire::bad("device", "you can only add devices to your own account"));
@@ -154,7 +216,7 @@ impl session::Server for SessionImpl {
                 .map_err(|_| wire::error(ErrorCode::BadSignature, "the device record is not signed by your identity key"))?;
             self.ctx
                 .storage
-                .add_device(&record, MAX_DEVICES_PER_USER, now_ms())
+                .add_device(&record, MAX_DEVICES_PER_USER, Some(&self.device), now_ms())
                 .await
                 .map_err(|e| store_err("add_device", e))?;
             Ok(())
@@ -167,9 +229,11 @@ impl session::Server for SessionImpl {
         _: session::RevokeDeviceResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let device = wire::read_device_id(params.get()?.get_device_id()?, "deviceId")?;
             let addr = DeviceAddress { user: self.device.user.clone(), device };
-            self.ctx.storage.revoke_device(&addr).await.map_err(|e| store_err("revoke_device", e))?;
+            self.ctx.storage.revoke_device(&addr, Some(&self.device)).await.map_err(|e| store_err("revoke_device", e))?;
+            tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "device revoked");
             Ok(())
         }
     }
@@ -180,6 +244,7 @@ impl session::Server for SessionImpl {
         mut results: session::UploadKeyPackagesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let list = p.get_packages()?;
             if list.len() > MAX_KEY_PACKAGES_PER_UPLOAD {
@@ -203,7 +268,7 @@ impl session::Server for SessionImpl {
             let n = self
                 .ctx
                 .storage
-                .add_key_packages(&self.device, &rows, lr.as_ref())
+                .add_key_packages(&self.device, &rows, lr.as_ref(), self.ctx.config.max_key_packages_per_device)
                 .await
                 .map_err(|e| store_err("add_key_packages", e))?;
             results.get().set_available(n);
@@ -217,11 +282,13 @@ impl session::Server for SessionImpl {
         mut results: session::ClaimKeyPackagesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let user = wire::read_user(params.get()?.get_user()?, "user")?;
+            self.ctx.rates.claim(&self.device.user, now_ms()).map_err(|ms| rate_err("key-package claims", ms))?;
             let claimed = self
                 .ctx
                 .storage
-                .claim_key_packages(&user, Some(&self.device))
+                .claim_key_packages(&user, Some(&self.device), now_ms())
                 .await
                 .map_err(|e| store_err("claim_key_packages", e))?;
             let mut list = results.get().init_packages(claimed.len() as u32);
@@ -241,6 +308,7 @@ impl session::Server for SessionImpl {
         mut results: session::KeyPackageCountResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let n = self.ctx.storage.key_package_count(&self.device).await.map_err(|e| store_err("key_package_count", e))?;
             results.get().set_available(n);
             Ok(())
@@ -253,6 +321,7 @@ impl session::Server for SessionImpl {
         mut results: session::CreateChannelResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
             let row = self
                 .ctx
@@ -271,6 +340,7 @@ impl session::Server for SessionImpl {
         mut results: session::ChannelInfoResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
             let row = self.member_channel(&id).await?;
             write_channel(results.get().init_info(), &row);
@@ -284,6 +354,7 @@ impl session::Server for SessionImpl {
         mut results: session::CommitResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let r = params.get()?.get_request()?;
             let channel = wire::read_channel(r.get_channel_id()?, "channelId")?;
             let commit = r.get_commit()?;
@@ -302,6 +373,8 @@ impl session::Server for SessionImpl {
             if !add.is_empty() && welcome.is_empty() {
                 return Err(wire::bad("welcome", "devices are added but there is no Welcome"));
             }
+            self.take_send()?;
+            let now = now_ms();
             let input = CommitInput {
                 channel,
                 sender: self.device.clone(),
@@ -311,7 +384,9 @@ impl session::Server for SessionImpl {
                 add,
                 remove,
                 client_msg_id: client_msg_id(r.get_client_msg_id()?)?,
-                now: now_ms(),
+                expires_at: self.expiry(now, 0),
+                max_queue: self.ctx.config.max_queue_per_device,
+                now,
             };
             let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
             let mut res = results.get();
@@ -327,6 +402,7 @@ impl session::Server for SessionImpl {
         mut results: session::EnqueueResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
             let payload = p.get_payload()?;
@@ -338,13 +414,15 @@ impl session::Server for SessionImpl {
             if ttl > MAX_TTL_SECS {
                 return Err(wire::bad("ttlSeconds", format!("at most {MAX_TTL_SECS}")));
             }
+            self.take_send()?;
             let now = now_ms();
             let input = EnqueueInput {
                 channel,
                 sender: self.device.clone(),
                 payload: payload.to_vec(),
                 client_msg_id: client_msg_id(p.get_client_msg_id()?)?,
-                expires_at: if ttl == 0 { 0 } else { now + u64::from(ttl) * 1000 },
+                expires_at: self.expiry(now, ttl),
+                max_queue: self.ctx.config.max_queue_per_device,
                 now,
             };
             let out = self.ctx.storage.enqueue(&input).await.map_err(|e| store_err("enqueue", e))?;
@@ -361,9 +439,15 @@ impl session::Server for SessionImpl {
         mut results: session::FetchResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let limit = p.get_limit().clamp(1, MAX_FETCH);
-            let envs = delivery::fetch_batch(&self.ctx, &self.device, p.get_after(), limit).await?;
+            // 0 (a client that names no bound): the server's.
+            let max_bytes = match u64::from(p.get_max_bytes()) {
+                0 => MAX_FETCH_BYTES,
+                b => b.min(MAX_FETCH_BYTES),
+            };
+            let envs = delivery::fetch_batch(&self.ctx, &self.device, p.get_after(), limit, max_bytes).await?;
             let mut list = results.get().init_envelopes(envs.len() as u32);
             for (i, e) in envs.iter().enumerate() {
                 wire::write_envelope(list.reborrow().get(i as u32), e);
@@ -378,6 +462,7 @@ impl session::Server for SessionImpl {
         _: session::AckResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let up_to = params.get()?.get_up_to();
             self.ctx.storage.ack(&self.device, up_to).await.map_err(|e| store_err("ack", e))?;
             Ok(())
@@ -390,9 +475,17 @@ impl session::Server for SessionImpl {
         mut results: session::SubscribeResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let listener = p.get_listener()?;
-            let handle = delivery::start(self.ctx.clone(), self.device.clone(), listener, p.get_after());
+            if self.subscribed.get() {
+                return Err(wire::error(
+                    ErrorCode::QuotaExceeded,
+                    "this session already has a subscription; drop its handle before subscribing again",
+                ));
+            }
+            let handle =
+                delivery::start(self.ctx.clone(), self.device.clone(), listener, p.get_after(), self.subscribed.clone());
             results.get().set_handle(handle);
             Ok(())
         }
@@ -404,6 +497,7 @@ impl session::Server for SessionImpl {
         mut results: session::CreateBlobResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
             self.member_channel(&channel).await?;
@@ -431,7 +525,11 @@ impl session::Server for SessionImpl {
                 chunks_stored: 0,
                 expires_at: now + if ttl == 0 { retention } else { ttl.min(retention) },
             };
-            self.ctx.storage.create_blob(&row, &self.device, now).await.map_err(|e| store_err("create_blob", e))?;
+            self.ctx
+                .storage
+                .create_blob(&row, &self.device, cfg.max_blob_bytes_per_account, now)
+                .await
+                .map_err(|e| store_err("create_blob", e))?;
             write_blob(results.get().init_info(), &row);
             Ok(())
         }
@@ -443,13 +541,14 @@ impl session::Server for SessionImpl {
         mut results: session::PutChunkResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let blob = self.member_blob(p.get_blob_id()?).await?;
             let data = p.get_data()?;
             let row = self
                 .ctx
                 .storage
-                .put_chunk(&blob.id, p.get_index(), data, now_ms())
+                .put_chunk(&blob.id, p.get_index(), data, Some(&self.device), now_ms())
                 .await
                 .map_err(|e| store_err("put_chunk", e))?;
             write_blob(results.get().init_info(), &row);
@@ -463,6 +562,7 @@ impl session::Server for SessionImpl {
         mut results: session::GetChunkResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let p = params.get()?;
             let blob = self.member_blob(p.get_blob_id()?).await?;
             let index = p.get_index();
@@ -484,6 +584,7 @@ impl session::Server for SessionImpl {
         mut results: session::BlobInfoResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let blob = self.member_blob(params.get()?.get_blob_id()?).await?;
             write_blob(results.get().init_info(), &blob);
             Ok(())
@@ -496,10 +597,11 @@ impl session::Server for SessionImpl {
         _: session::DeleteAccountResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         async move {
+            let _call = self.begin().await?;
             let until = now_ms() + self.ctx.config.name_cooldown_days * 86_400_000;
             self.ctx
                 .storage
-                .delete_user(&self.device.user, until)
+                .delete_user(&self.device.user, until, Some(&self.device))
                 .await
                 .map_err(|e| store_err("delete_user", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "account deleted");

@@ -17,7 +17,7 @@ use sqlx::{Database, Transaction};
 use tokio::sync::broadcast;
 
 use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, TxError};
-use super::{BlobRow, KeyPackageRow, Millis};
+use super::{BlobRow, KeyPackageRow, Millis, Wake};
 
 /// How many wake-ups a slow subscriber may fall behind before it misses some.
 pub(super) const WAKE_CAPACITY: usize = 4096;
@@ -38,7 +38,7 @@ pub trait Backend: Send + Sync + 'static {
     fn retryable(&self, e: &sqlx::Error) -> bool;
 
     /// The local wake-up channel.
-    fn wake(&self) -> &broadcast::Sender<DeviceAddress>;
+    fn wake(&self) -> &broadcast::Sender<Wake>;
 }
 
 /// A connection as a script holds it: a transaction, or a pooled connection for reads, and
@@ -166,8 +166,8 @@ pub trait AccountSql: Send {
 
     /// True when any of `hashes` was claimed before.
     async fn any_claimed(&mut self, hashes: &[&[u8; 32]]) -> Result<bool, TxError>;
-    /// Remembers a claimed package's hash.
-    async fn remember_claimed(&mut self, hash: &[u8]) -> Result<(), TxError>;
+    /// Remembers a claimed package's hash, claimed at `now`.
+    async fn remember_claimed(&mut self, hash: &[u8], now: Millis) -> Result<(), TxError>;
     /// Stores one-time packages in order, keeping a package already waiting once.
     async fn insert_one_time(&mut self, device: i64, packages: &[KeyPackageRow]) -> Result<(), TxError>;
     /// Removes the device's oldest one-time package: (hash, data).
@@ -219,16 +219,20 @@ pub trait ChannelSql: Send {
     /// Holds the rows of the devices `keys` (sorted, without repeats) in that order, so
     /// their sequence numbers are given out in commit order; returns those that exist.
     async fn lock_devices(&mut self, keys: &[i64]) -> Result<Vec<i64>, TxError>;
+    /// How many of the held devices `keys` already have `max` or more envelopes waiting
+    /// (counted from the oldest waiting sequence number to the newest, gaps included).
+    async fn full_queues(&mut self, keys: &[i64], max: u64) -> Result<i64, TxError>;
     /// Queues `message` for the held devices `keys` (without repeats), each under its next
     /// sequence number.
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError>;
     /// The addresses of the devices `keys`.
     async fn addresses(&mut self, keys: &[i64]) -> Result<Vec<AddressCols>, TxError>;
-    /// Tells other nodes, when this transaction commits, that `devices` have new envelopes.
-    async fn announce(&mut self, devices: &[DeviceAddress]) -> Result<(), TxError>;
+    /// Tells other nodes, when this transaction commits, what happened to these devices.
+    async fn announce(&mut self, wakes: &[Wake]) -> Result<(), TxError>;
 
-    /// Up to `limit` unexpired envelopes of `device` after `after`, in order.
-    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<EnvelopeCols>, TxError>;
+    /// Up to `limit` unexpired envelopes of `device` after `after`, in order, stopping before
+    /// the one that would take the payloads past `max_bytes` (the first is always included).
+    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError>;
     /// Deletes the envelopes of `device` up to `up_to`.
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError>;
 }
@@ -248,6 +252,8 @@ pub trait BlobSql: Send {
     async fn live_chunk(&mut self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, TxError>;
     /// Stores the next chunk and counts it.
     async fn append_chunk(&mut self, id: &[u8; 16], index: u32, data: &[u8]) -> Result<(), TxError>;
+    /// The total size of the unexpired blobs `user`'s devices created.
+    async fn owned_blob_bytes(&mut self, user: &UserId, now: Millis) -> Result<i64, TxError>;
 }
 
 /// Deleting what has expired; each returns how many rows went.
@@ -259,6 +265,10 @@ pub trait ExpirySql: Send {
     async fn delete_expired_blobs(&mut self, now: Millis) -> Result<u64, TxError>;
     /// Blobs whose channel has no members left.
     async fn delete_unreachable_blobs(&mut self) -> Result<u64, TxError>;
+    /// Channels with no members left (their blobs go with them).
+    async fn delete_empty_channels(&mut self) -> Result<u64, TxError>;
+    /// Hashes of key packages claimed before `before`.
+    async fn delete_claimed_before(&mut self, before: Millis) -> Result<u64, TxError>;
     /// Idempotency records older than `before`.
     async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError>;
     /// Name reservations ended at `now`.

@@ -17,7 +17,7 @@ use tokio::sync::Barrier;
 
 use super::{
     BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
-    Millis, Storage, StoreError,
+    Millis, Storage, StoreError, Wake,
 };
 
 /// Every test, once per backend. `$make` is an `async fn() -> (Arc<dyn Storage>, Guard)`;
@@ -53,6 +53,9 @@ macro_rules! storage_conformance {
             blobs_expire,
             expire_removes_expired_envelopes_blobs_and_old_records,
             blobs_nobody_can_reach_are_collected,
+            fetch_is_bounded_by_bytes,
+            quotas_refuse_and_change_nothing,
+            claimed_hashes_are_forgotten_after_their_retention,
             wakeups_name_the_recipients_of_enqueues_and_commits,
         );
     };
@@ -205,7 +208,7 @@ async fn register(store: &dyn Storage, name: &str, devices: u8) -> Vec<DeviceAdd
     let u = user(name);
     store.create_user(&u, &identity(&u), &record(&u, 1), T0).await.expect("create user");
     for n in 2..=devices {
-        store.add_device(&record(&u, n), MAX_DEVICES_PER_USER, T0).await.expect("add device");
+        store.add_device(&record(&u, n), MAX_DEVICES_PER_USER, None, T0).await.expect("add device");
     }
     (1..=devices).map(|n| addr(&u, n)).collect()
 }
@@ -235,6 +238,8 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
         add: Vec::new(),
         remove: Vec::new(),
         client_msg_id: msg_id(msg),
+        expires_at: 0,
+        max_queue: u64::MAX,
         now,
     }
 }
@@ -252,6 +257,7 @@ fn enqueue_input(
         payload: format!("message {msg}").into_bytes(),
         client_msg_id: msg_id(msg),
         expires_at,
+        max_queue: u64::MAX,
         now,
     }
 }
@@ -270,7 +276,7 @@ async fn group(store: &dyn Storage, n: u8, members: &[DeviceAddress]) -> Channel
 
 /// Everything queued for `device`, from the start.
 async fn queue(store: &dyn Storage, device: &DeviceAddress, now: Millis) -> Vec<Envelope> {
-    store.fetch(device, 0, 10_000, now).await.expect("fetch")
+    store.fetch(device, 0, 10_000, u64::MAX, now).await.expect("fetch")
 }
 
 /// The (kind, payload) of everything queued for `device` after its setup Welcome.
@@ -288,17 +294,44 @@ fn sorted(mut devices: Vec<DeviceAddress>) -> Vec<DeviceAddress> {
     devices
 }
 
-/// Waits until wake-ups for all of `expected` arrived; fails on any other device or a timeout.
-async fn expect_wakeups(rx: &mut tokio::sync::broadcast::Receiver<DeviceAddress>, expected: &[DeviceAddress]) {
-    let expected: BTreeSet<DeviceAddress> = expected.iter().cloned().collect();
-    let mut seen = BTreeSet::new();
-    while seen != expected {
-        let device = tokio::time::timeout(WAKE_TIMEOUT, rx.recv())
+/// Waits until "new envelopes" wake-ups for all of `expected` arrived; fails on any other
+/// wake-up or a timeout.
+async fn expect_wakeups(rx: &mut tokio::sync::broadcast::Receiver<Wake>, expected: &[DeviceAddress]) {
+    let wakes: Vec<Wake> = expected.iter().map(|d| Wake::Queue(d.device)).collect();
+    expect_wakes(rx, &wakes).await;
+}
+
+/// Waits until all of `expected` arrived; fails on any other wake-up or a timeout. Wake-ups
+/// name device ids only, and the tests' users share ids (`[n; 16]`), so they are compared as
+/// a multiset.
+async fn expect_wakes(rx: &mut tokio::sync::broadcast::Receiver<Wake>, expected: &[Wake]) {
+    let mut want: Vec<String> = expected.iter().map(|w| format!("{w:?}")).collect();
+    want.sort();
+    let mut seen = Vec::new();
+    while seen.len() < want.len() {
+        let wake = tokio::time::timeout(WAKE_TIMEOUT, rx.recv())
             .await
-            .unwrap_or_else(|_| panic!("no wake-up within {WAKE_TIMEOUT:?}; got {seen:?}, want {expected:?}"))
+            .unwrap_or_else(|_| panic!("no wake-up within {WAKE_TIMEOUT:?}; got {seen:?}, want {want:?}"))
             .expect("wake-up channel open");
-        assert!(expected.contains(&device), "unexpected wake-up for {device}");
-        seen.insert(device);
+        seen.push(format!("{wake:?}"));
+    }
+    seen.sort();
+    assert_eq!(seen, want, "the wake-ups");
+}
+
+/// Waits for `Wake::Gone(device)`, skipping "new envelopes" wake-ups (late ones from
+/// earlier steps may still arrive from another node).
+async fn expect_gone(rx: &mut tokio::sync::broadcast::Receiver<Wake>, device: DeviceId) {
+    loop {
+        let wake = tokio::time::timeout(WAKE_TIMEOUT, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no Gone wake-up within {WAKE_TIMEOUT:?}"))
+            .expect("wake-up channel open");
+        match wake {
+            Wake::Gone(d) if d == device => return,
+            Wake::Queue(_) => continue,
+            other => panic!("unexpected wake-up {other:?}"),
+        }
     }
 }
 
@@ -308,7 +341,7 @@ async fn read_gap_free(store: Arc<dyn Storage>, device: DeviceAddress, first: u6
     let mut cursor = first - 1;
     let mut seen = Vec::new();
     while seen.len() < usize::try_from(total).expect("small total") {
-        let batch = store.fetch(&device, cursor, 1000, T0).await.expect("fetch");
+        let batch = store.fetch(&device, cursor, 1000, u64::MAX, T0).await.expect("fetch");
         for envelope in batch {
             assert_eq!(envelope.seq, cursor + 1, "sequence numbers must become visible in order, without gaps");
             cursor = envelope.seq;
@@ -352,7 +385,7 @@ mod cases {
     pub(super) async fn deleted_name_is_reserved_until_the_reservation_passes(store: Arc<dyn Storage>) {
         let alice = user("alice");
         register(&*store, "alice", 1).await;
-        store.delete_user(&alice, T0 + 1000).await.unwrap();
+        store.delete_user(&alice, T0 + 1000, None).await.unwrap();
         assert_eq!(store.identity_key(&alice).await.unwrap(), None);
         for now in [T0 + 1, T0 + 999] {
             assert_eq!(
@@ -364,15 +397,15 @@ mod cases {
         store.create_user(&alice, &[7; 32], &record(&alice, 3), T0 + 1000).await.unwrap();
         assert_eq!(store.identity_key(&alice).await.unwrap(), Some([7; 32]));
         assert_eq!(store.devices(&alice).await.unwrap(), vec![record(&alice, 3)]);
-        assert_eq!(store.delete_user(&user("nobody"), T0).await, Err(StoreError::NoSuchUser));
+        assert_eq!(store.delete_user(&user("nobody"), T0, None).await, Err(StoreError::NoSuchUser));
     }
 
     pub(super) async fn delete_user_removes_everything_of_theirs(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 2).await;
         let bob = register(&*store, "bob", 1).await;
         let channel = group(&*store, 1, &[bob[0].clone(), alice[0].clone(), alice[1].clone()]).await;
-        store.add_key_packages(&alice[0], &[key_package("a1")], Some(&key_package("a-last"))).await.unwrap();
-        store.add_key_packages(&bob[0], &[key_package("b1")], None).await.unwrap();
+        store.add_key_packages(&alice[0], &[key_package("a1")], Some(&key_package("a-last")), u32::MAX).await.unwrap();
+        store.add_key_packages(&bob[0], &[key_package("b1")], None, u32::MAX).await.unwrap();
         store.enqueue(&enqueue_input(&channel, &bob[0], 1, 0, T0)).await.unwrap();
         let blob = |id: u8| BlobRow {
             id: [id; 16],
@@ -382,17 +415,20 @@ mod cases {
             chunks_stored: 0,
             expires_at: 0,
         };
-        store.create_blob(&blob(1), &alice[0], T0).await.unwrap();
-        store.create_blob(&blob(2), &bob[0], T0).await.unwrap();
+        store.create_blob(&blob(1), &alice[0], u64::MAX, T0).await.unwrap();
+        store.create_blob(&blob(2), &bob[0], u64::MAX, T0).await.unwrap();
 
-        store.delete_user(&alice[0].user, T0 + 100).await.unwrap();
+        store.delete_user(&alice[0].user, T0 + 100, None).await.unwrap();
 
         assert_eq!(store.identity_key(&alice[0].user).await.unwrap(), None);
         assert_eq!(store.devices(&alice[0].user).await.unwrap(), vec![]);
         assert_eq!(store.device(&alice[1]).await.unwrap(), None);
-        assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 0);
-        assert_eq!(store.fetch(&alice[1], 0, 100, T0).await.unwrap(), vec![]);
-        assert_eq!(store.claim_key_packages(&alice[0].user, None).await, Err(StoreError::NoSuchUser));
+        // Every device of the account is gone: calls made as one of them are refused.
+        assert_eq!(store.key_package_count(&alice[0]).await, Err(StoreError::Revoked));
+        assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await, Err(StoreError::Revoked));
+        assert_eq!(store.caller_alive(&alice[0]).await, Err(StoreError::Revoked));
+        assert_eq!(store.claim_key_packages(&bob[0].user, Some(&alice[0]), T0).await, Err(StoreError::Revoked));
+        assert_eq!(store.claim_key_packages(&alice[0].user, None, T0).await, Err(StoreError::NoSuchUser));
         assert_eq!(store.channel(&channel).await.unwrap().unwrap().members, vec![bob[0].clone()]);
         assert_eq!(store.blob(&[1; 16], T0).await.unwrap(), None);
         // Bob's things stay.
@@ -403,7 +439,7 @@ mod cases {
         // Registering the name again later starts from nothing.
         register_at(&*store, "alice", T0 + 100).await;
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 0);
-        assert_eq!(store.fetch(&alice[0], 0, 100, T0).await.unwrap(), vec![]);
+        assert_eq!(store.fetch(&alice[0], 0, 100, u64::MAX, T0).await.unwrap(), vec![]);
         assert_eq!(store.channel(&channel).await.unwrap().unwrap().members, vec![bob[0].clone()]);
     }
 
@@ -415,21 +451,21 @@ mod cases {
     pub(super) async fn add_device_enforces_the_device_limit(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 1).await[0].user.clone();
         for n in 2..=5 {
-            store.add_device(&record(&alice, n), MAX_DEVICES_PER_USER, T0).await.unwrap();
+            store.add_device(&record(&alice, n), MAX_DEVICES_PER_USER, None, T0).await.unwrap();
         }
         assert_eq!(store.devices(&alice).await.unwrap().len(), 5);
         assert_eq!(
-            store.add_device(&record(&alice, 6), MAX_DEVICES_PER_USER, T0).await,
+            store.add_device(&record(&alice, 6), MAX_DEVICES_PER_USER, None, T0).await,
             Err(StoreError::TooManyDevices)
         );
-        assert_eq!(store.add_device(&record(&alice, 3), MAX_DEVICES_PER_USER, T0).await, Err(StoreError::DeviceExists));
+        assert_eq!(store.add_device(&record(&alice, 3), MAX_DEVICES_PER_USER, None, T0).await, Err(StoreError::DeviceExists));
         assert_eq!(
-            store.add_device(&record(&user("nobody"), 1), MAX_DEVICES_PER_USER, T0).await,
+            store.add_device(&record(&user("nobody"), 1), MAX_DEVICES_PER_USER, None, T0).await,
             Err(StoreError::NoSuchUser)
         );
         assert_eq!(store.devices(&alice).await.unwrap().len(), 5);
-        store.revoke_device(&addr(&alice, 2)).await.unwrap();
-        store.add_device(&record(&alice, 6), MAX_DEVICES_PER_USER, T0).await.unwrap();
+        store.revoke_device(&addr(&alice, 2), None).await.unwrap();
+        store.add_device(&record(&alice, 6), MAX_DEVICES_PER_USER, None, T0).await.unwrap();
         assert_eq!(store.devices(&alice).await.unwrap().len(), 5);
     }
 
@@ -444,7 +480,7 @@ mod cases {
                     let (store, barrier, rec) = (store.clone(), barrier.clone(), record(&u, 10 + i as u8));
                     tokio::spawn(async move {
                         barrier.wait().await;
-                        store.add_device(&rec, MAX_DEVICES_PER_USER, T0).await
+                        store.add_device(&rec, MAX_DEVICES_PER_USER, None, T0).await
                     })
                 })
                 .collect();
@@ -466,7 +502,7 @@ mod cases {
         for n in [3, 7, 1] {
             let mut rec = record(&alice, n);
             rec.created_at = T0 - u64::from(n); // signing times do not decide the order
-            store.add_device(&rec, MAX_DEVICES_PER_USER, T0).await.unwrap();
+            store.add_device(&rec, MAX_DEVICES_PER_USER, None, T0).await.unwrap();
         }
         let ids: Vec<u8> = store.devices(&alice).await.unwrap().iter().map(|d| d.device_id.0[0]).collect();
         assert_eq!(ids, vec![9, 3, 7, 1]);
@@ -476,27 +512,37 @@ mod cases {
         let alice = register(&*store, "alice", 2).await;
         let bob = register(&*store, "bob", 1).await;
         let channel = group(&*store, 1, &[bob[0].clone(), alice[0].clone(), alice[1].clone()]).await;
-        store.add_key_packages(&alice[1], &[key_package("a")], Some(&key_package("last"))).await.unwrap();
+        store.add_key_packages(&alice[1], &[key_package("a")], Some(&key_package("last")), u32::MAX).await.unwrap();
         store.enqueue(&enqueue_input(&channel, &bob[0], 1, 0, T0)).await.unwrap();
         assert_eq!(queue(&*store, &alice[1], T0).await.len(), 2);
 
-        store.revoke_device(&alice[1]).await.unwrap();
+        store.revoke_device(&alice[1], None).await.unwrap();
 
         assert_eq!(store.device(&alice[1]).await.unwrap(), None);
         assert_eq!(store.devices(&alice[0].user).await.unwrap(), vec![record(&alice[0].user, 1)]);
-        assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 0);
-        assert_eq!(store.fetch(&alice[1], 0, 100, T0).await.unwrap(), vec![]);
-        assert_eq!(store.claim_key_packages(&alice[0].user, None).await.unwrap(), vec![]);
+        // The revoked device's calls are refused; its key packages are gone.
+        assert_eq!(store.key_package_count(&alice[1]).await, Err(StoreError::Revoked));
+        assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await, Err(StoreError::Revoked));
+        assert_eq!(store.ack(&alice[1], u64::MAX).await, Err(StoreError::Revoked));
+        assert_eq!(store.claim_key_packages(&alice[0].user, None, T0).await.unwrap(), vec![]);
         assert_eq!(
             store.channel(&channel).await.unwrap().unwrap().members,
             sorted(vec![alice[0].clone(), bob[0].clone()])
         );
-        assert_eq!(store.enqueue(&enqueue_input(&channel, &alice[1], 2, 0, T0)).await, Err(StoreError::NotMember));
-        assert_eq!(store.revoke_device(&alice[1]).await, Err(StoreError::NoSuchDevice));
+        assert_eq!(store.enqueue(&enqueue_input(&channel, &alice[1], 2, 0, T0)).await, Err(StoreError::Revoked));
+        assert_eq!(store.commit(&commit_input(&channel, &alice[1], 1, 9, T0)).await, Err(StoreError::Revoked));
+        assert_eq!(
+            store.add_device(&record(&alice[0].user, 3), MAX_DEVICES_PER_USER, Some(&alice[1]), T0).await,
+            Err(StoreError::Revoked)
+        );
+        assert_eq!(store.revoke_device(&alice[0], Some(&alice[1])).await, Err(StoreError::Revoked));
+        assert_eq!(store.delete_user(&alice[0].user, T0, Some(&alice[1])).await, Err(StoreError::Revoked));
+        assert!(store.device(&alice[0]).await.unwrap().is_some(), "the revoked device changed nothing");
+        assert_eq!(store.revoke_device(&alice[1], None).await, Err(StoreError::NoSuchDevice));
 
         // Enrolled again, it is a new device: no queue, no membership, no packages.
-        store.add_device(&record(&alice[0].user, 2), MAX_DEVICES_PER_USER, T0).await.unwrap();
-        assert_eq!(store.fetch(&alice[1], 0, 100, T0).await.unwrap(), vec![]);
+        store.add_device(&record(&alice[0].user, 2), MAX_DEVICES_PER_USER, None, T0).await.unwrap();
+        assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await.unwrap(), vec![]);
         assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 0);
         assert_eq!(store.enqueue(&enqueue_input(&channel, &alice[1], 3, 0, T0)).await, Err(StoreError::NotMember));
     }
@@ -507,31 +553,31 @@ mod cases {
         let alice = register(&*store, "alice", 2).await;
         let u = &alice[0].user;
         let left = store
-            .add_key_packages(&alice[0], &[key_package("a"), key_package("b")], Some(&key_package("last")))
+            .add_key_packages(&alice[0], &[key_package("a"), key_package("b")], Some(&key_package("last")), u32::MAX)
             .await
             .unwrap();
         assert_eq!(left, 2);
         let one_time = |tag: &str| Claimed { device: alice[0].device, data: key_package(tag).data, last_resort: false };
         let last = Claimed { device: alice[0].device, data: key_package("last").data, last_resort: true };
 
-        assert_eq!(store.claim_key_packages(u, None).await.unwrap(), vec![one_time("a")]);
+        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![one_time("a")]);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
-        assert_eq!(store.claim_key_packages(u, None).await.unwrap(), vec![one_time("b")]);
+        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![one_time("b")]);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 0);
         // The last-resort package is handed out and kept.
-        assert_eq!(store.claim_key_packages(u, None).await.unwrap(), vec![last.clone()]);
-        assert_eq!(store.claim_key_packages(u, None).await.unwrap(), vec![last]);
+        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![last.clone()]);
+        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![last]);
 
         // A new last-resort package replaces the old one.
-        assert_eq!(store.add_key_packages(&alice[0], &[], Some(&key_package("last 2"))).await.unwrap(), 0);
-        let claimed = store.claim_key_packages(u, None).await.unwrap();
+        assert_eq!(store.add_key_packages(&alice[0], &[], Some(&key_package("last 2")), u32::MAX).await.unwrap(), 0);
+        let claimed = store.claim_key_packages(u, None, T0).await.unwrap();
         assert_eq!(
             claimed,
             vec![Claimed { device: alice[0].device, data: key_package("last 2").data, last_resort: true }]
         );
         // A retried upload of a package still waiting stores it once.
-        store.add_key_packages(&alice[0], &[key_package("c")], None).await.unwrap();
-        assert_eq!(store.add_key_packages(&alice[0], &[key_package("c")], None).await.unwrap(), 1);
+        store.add_key_packages(&alice[0], &[key_package("c")], None, u32::MAX).await.unwrap();
+        assert_eq!(store.add_key_packages(&alice[0], &[key_package("c")], None, u32::MAX).await.unwrap(), 1);
     }
 
     pub(super) async fn claim_skips_the_excepted_device_and_devices_without_packages(store: Arc<dyn Storage>) {
@@ -539,56 +585,56 @@ mod cases {
         let bob = register(&*store, "bob", 1).await;
         let u = &alice[0].user;
         for (n, device) in alice.iter().enumerate().take(3) {
-            store.add_key_packages(device, &[key_package(&format!("a{n}"))], None).await.unwrap();
+            store.add_key_packages(device, &[key_package(&format!("a{n}"))], None, u32::MAX).await.unwrap();
         }
         // Device 4 has no packages at all and is left out.
-        let claimed = store.claim_key_packages(u, Some(&alice[0])).await.unwrap();
+        let claimed = store.claim_key_packages(u, Some(&alice[0]), T0).await.unwrap();
         let devices: Vec<DeviceId> = claimed.iter().map(|c| c.device).collect();
         assert_eq!(devices, vec![alice[1].device, alice[2].device]);
         assert_eq!(claimed[0].data, key_package("a1").data);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
         // Excepting another user's device excepts nothing here.
-        let claimed = store.claim_key_packages(u, Some(&bob[0])).await.unwrap();
+        let claimed = store.claim_key_packages(u, Some(&bob[0]), T0).await.unwrap();
         assert_eq!(claimed.iter().map(|c| c.device).collect::<Vec<_>>(), vec![alice[0].device]);
-        assert_eq!(store.claim_key_packages(&user("nobody"), None).await, Err(StoreError::NoSuchUser));
-        assert_eq!(store.claim_key_packages(&bob[0].user, None).await.unwrap(), vec![]);
+        assert_eq!(store.claim_key_packages(&user("nobody"), None, T0).await, Err(StoreError::NoSuchUser));
+        assert_eq!(store.claim_key_packages(&bob[0].user, None, T0).await.unwrap(), vec![]);
     }
 
     pub(super) async fn reused_key_package_is_refused_and_nothing_of_the_call_is_stored(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 2).await;
         let u = &alice[0].user;
-        store.add_key_packages(&alice[0], &[key_package("a"), key_package("b")], None).await.unwrap();
-        store.claim_key_packages(u, None).await.unwrap(); // hands out "a"
+        store.add_key_packages(&alice[0], &[key_package("a"), key_package("b")], None, u32::MAX).await.unwrap();
+        store.claim_key_packages(u, None, T0).await.unwrap(); // hands out "a"
 
         for (packages, last_resort) in
             [(vec![key_package("c"), key_package("a")], None), (vec![key_package("d")], Some(key_package("a")))]
         {
             assert_eq!(
-                store.add_key_packages(&alice[0], &packages, last_resort.as_ref()).await,
+                store.add_key_packages(&alice[0], &packages, last_resort.as_ref(), u32::MAX).await,
                 Err(StoreError::KeyPackageReused)
             );
         }
         // On another device of the same user too.
         assert_eq!(
-            store.add_key_packages(&alice[1], &[key_package("a")], None).await,
+            store.add_key_packages(&alice[1], &[key_package("a")], None, u32::MAX).await,
             Err(StoreError::KeyPackageReused)
         );
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
         assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 0);
-        let claimed = store.claim_key_packages(u, None).await.unwrap();
+        let claimed = store.claim_key_packages(u, None, T0).await.unwrap();
         assert_eq!(claimed.iter().map(|c| c.data.clone()).collect::<Vec<_>>(), vec![key_package("b").data]);
         // Neither "c", "d" nor a last-resort package was stored.
-        assert_eq!(store.claim_key_packages(u, None).await.unwrap(), vec![]);
+        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![]);
         assert_eq!(
-            store.add_key_packages(&addr(&user("nobody"), 1), &[key_package("e")], None).await,
-            Err(StoreError::NoSuchDevice)
+            store.add_key_packages(&addr(&user("nobody"), 1), &[key_package("e")], None, u32::MAX).await,
+            Err(StoreError::Revoked)
         );
     }
 
     pub(super) async fn concurrent_claims_never_hand_out_the_same_package(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 1).await;
         let packages: Vec<KeyPackageRow> = (0..20).map(|n| key_package(&format!("p{n}"))).collect();
-        store.add_key_packages(&alice[0], &packages, Some(&key_package("last"))).await.unwrap();
+        store.add_key_packages(&alice[0], &packages, Some(&key_package("last")), u32::MAX).await.unwrap();
         let claimers = 26;
         let barrier = Arc::new(Barrier::new(claimers));
         let tasks: Vec<_> = (0..claimers)
@@ -596,7 +642,7 @@ mod cases {
                 let (store, barrier, u) = (store.clone(), barrier.clone(), alice[0].user.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.claim_key_packages(&u, None).await
+                    store.claim_key_packages(&u, None, T0).await
                 })
             })
             .collect();
@@ -631,7 +677,7 @@ mod cases {
         assert_eq!(store.create_channel(&channel, &bob[0], T0).await, Err(StoreError::ChannelExists));
         assert_eq!(
             store.create_channel(&channel_id(2), &addr(&user("nobody"), 1), T0).await,
-            Err(StoreError::NoSuchDevice)
+            Err(StoreError::Revoked)
         );
         assert_eq!(store.channel(&channel_id(2)).await.unwrap(), None);
         // A retry after the channel moved on returns it as it is now.
@@ -837,7 +883,8 @@ mod cases {
         assert_eq!(store.enqueue(&enqueue_input(&channel, &carol, 3, 0, T0)).await, Err(StoreError::NotMember));
         assert_eq!(
             store.enqueue(&enqueue_input(&channel, &addr(&user("nobody"), 1), 4, 0, T0)).await,
-            Err(StoreError::NotMember)
+            Err(StoreError::Revoked),
+            "a sender that does not exist is refused before anything else"
         );
         assert_eq!(queue(&*store, &carol, T0).await, vec![]);
     }
@@ -850,20 +897,20 @@ mod cases {
         for n in 1..=5 {
             store.enqueue(&enqueue_input(&channel, &alice, n, 0, T0)).await.unwrap();
         }
-        let all = store.fetch(&bob, welcome_seq, 100, T0).await.unwrap();
+        let all = store.fetch(&bob, welcome_seq, 100, u64::MAX, T0).await.unwrap();
         let payloads: Vec<Vec<u8>> = all.iter().map(|e| e.payload.clone()).collect();
         assert_eq!(payloads, (1..=5).map(|n| format!("message {n}").into_bytes()).collect::<Vec<_>>());
         assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "in increasing order");
         assert!(all[0].seq > welcome_seq);
 
-        let first = store.fetch(&bob, welcome_seq, 2, T0).await.unwrap();
+        let first = store.fetch(&bob, welcome_seq, 2, u64::MAX, T0).await.unwrap();
         assert_eq!(first, all[..2].to_vec());
-        let rest = store.fetch(&bob, first[1].seq, 10, T0).await.unwrap();
+        let rest = store.fetch(&bob, first[1].seq, 10, u64::MAX, T0).await.unwrap();
         assert_eq!(rest, all[2..].to_vec());
-        assert_eq!(store.fetch(&bob, all[4].seq, 10, T0).await.unwrap(), vec![]);
-        assert_eq!(store.fetch(&bob, 0, 0, T0).await.unwrap(), vec![]);
-        assert_eq!(store.fetch(&bob, u64::MAX, 10, T0).await.unwrap(), vec![]);
-        assert_eq!(store.fetch(&addr(&user("nobody"), 1), 0, 10, T0).await.unwrap(), vec![]);
+        assert_eq!(store.fetch(&bob, all[4].seq, 10, u64::MAX, T0).await.unwrap(), vec![]);
+        assert_eq!(store.fetch(&bob, 0, 0, u64::MAX, T0).await.unwrap(), vec![]);
+        assert_eq!(store.fetch(&bob, u64::MAX, 10, u64::MAX, T0).await.unwrap(), vec![]);
+        assert_eq!(store.fetch(&addr(&user("nobody"), 1), 0, 10, u64::MAX, T0).await, Err(StoreError::Revoked));
     }
 
     pub(super) async fn fetch_leaves_out_expired_envelopes(store: Arc<dyn Storage>) {
@@ -901,7 +948,7 @@ mod cases {
         assert!(next[0].seq > all[3].seq, "a sequence number is never reused after an ack");
         // Acking someone else's range or an unknown device changes nothing else.
         store.ack(&alice, u64::MAX).await.unwrap();
-        store.ack(&addr(&user("nobody"), 1), u64::MAX).await.unwrap();
+        assert_eq!(store.ack(&addr(&user("nobody"), 1), u64::MAX).await, Err(StoreError::Revoked));
         assert_eq!(queue(&*store, &bob, T0).await, next);
     }
 
@@ -946,7 +993,7 @@ mod cases {
         let channel = channel_id(1);
         store.create_channel(&channel, &alice, T0).await.unwrap();
         let blob = BlobRow { id: [5; 16], channel, size: 10, chunk_size: 4, chunks_stored: 0, expires_at };
-        store.create_blob(&blob, &alice, T0).await.unwrap();
+        store.create_blob(&blob, &alice, u64::MAX, T0).await.unwrap();
         (alice, blob)
     }
 
@@ -955,14 +1002,14 @@ mod cases {
         let id = blob.id;
         assert_eq!(store.blob(&id, T0).await.unwrap(), Some(blob.clone()));
         let chunks: [&[u8]; 3] = [b"0123", b"4567", b"89"];
-        let row = store.put_chunk(&id, 0, chunks[0], T0).await.unwrap();
+        let row = store.put_chunk(&id, 0, chunks[0], None, T0).await.unwrap();
         assert_eq!((row.chunks_stored, row.complete()), (1, false));
-        assert_eq!(store.put_chunk(&id, 0, chunks[0], T0).await.unwrap().chunks_stored, 1, "a retry is accepted");
-        store.put_chunk(&id, 1, chunks[1], T0).await.unwrap();
-        let row = store.put_chunk(&id, 2, chunks[2], T0).await.unwrap();
+        assert_eq!(store.put_chunk(&id, 0, chunks[0], None, T0).await.unwrap().chunks_stored, 1, "a retry is accepted");
+        store.put_chunk(&id, 1, chunks[1], None, T0).await.unwrap();
+        let row = store.put_chunk(&id, 2, chunks[2], None, T0).await.unwrap();
         assert_eq!(row, BlobRow { chunks_stored: 3, ..blob.clone() });
         assert!(row.complete());
-        assert_eq!(store.put_chunk(&id, 1, chunks[1], T0).await.unwrap(), row);
+        assert_eq!(store.put_chunk(&id, 1, chunks[1], None, T0).await.unwrap(), row);
         assert_eq!(store.blob(&id, T0).await.unwrap(), Some(row));
         for (i, chunk) in chunks.iter().enumerate() {
             assert_eq!(store.get_chunk(&id, i as u32, T0).await.unwrap().as_deref(), Some(*chunk));
@@ -973,47 +1020,47 @@ mod cases {
 
         // An empty file is complete at once.
         let empty = BlobRow { id: [7; 16], size: 0, chunk_size: 4, ..blob.clone() };
-        store.create_blob(&empty, &alice, T0).await.unwrap();
+        store.create_blob(&empty, &alice, u64::MAX, T0).await.unwrap();
         assert!(store.blob(&empty.id, T0).await.unwrap().unwrap().complete());
         let unknown_channel = BlobRow { id: [8; 16], channel: channel_id(9), ..blob };
-        assert_eq!(store.create_blob(&unknown_channel, &alice, T0).await, Err(StoreError::NoSuchChannel));
+        assert_eq!(store.create_blob(&unknown_channel, &alice, u64::MAX, T0).await, Err(StoreError::NoSuchChannel));
     }
 
     pub(super) async fn bad_chunks_are_refused(store: Arc<dyn Storage>) {
         let (alice, blob) = blob_fixture(&*store, 0).await;
         let id = blob.id;
         let bad = |r: Result<BlobRow, StoreError>| matches!(r, Err(StoreError::BadChunk(_)));
-        assert!(bad(store.put_chunk(&id, 1, b"4567", T0).await), "out of order");
-        assert!(bad(store.put_chunk(&id, 0, b"012", T0).await), "too short");
-        assert!(bad(store.put_chunk(&id, 0, b"01234", T0).await), "too long");
-        store.put_chunk(&id, 0, b"0123", T0).await.unwrap();
-        assert!(bad(store.put_chunk(&id, 0, b"0124", T0).await), "different bytes");
-        assert!(bad(store.put_chunk(&id, 2, b"89", T0).await), "skips a chunk");
-        store.put_chunk(&id, 1, b"4567", T0).await.unwrap();
-        assert!(bad(store.put_chunk(&id, 2, b"8", T0).await), "short last chunk");
-        store.put_chunk(&id, 2, b"89", T0).await.unwrap();
-        assert!(bad(store.put_chunk(&id, 3, b"", T0).await), "past the end");
-        assert_eq!(store.put_chunk(&[6; 16], 0, b"0123", T0).await, Err(StoreError::NoSuchBlob));
+        assert!(bad(store.put_chunk(&id, 1, b"4567", None, T0).await), "out of order");
+        assert!(bad(store.put_chunk(&id, 0, b"012", None, T0).await), "too short");
+        assert!(bad(store.put_chunk(&id, 0, b"01234", None, T0).await), "too long");
+        store.put_chunk(&id, 0, b"0123", None, T0).await.unwrap();
+        assert!(bad(store.put_chunk(&id, 0, b"0124", None, T0).await), "different bytes");
+        assert!(bad(store.put_chunk(&id, 2, b"89", None, T0).await), "skips a chunk");
+        store.put_chunk(&id, 1, b"4567", None, T0).await.unwrap();
+        assert!(bad(store.put_chunk(&id, 2, b"8", None, T0).await), "short last chunk");
+        store.put_chunk(&id, 2, b"89", None, T0).await.unwrap();
+        assert!(bad(store.put_chunk(&id, 3, b"", None, T0).await), "past the end");
+        assert_eq!(store.put_chunk(&[6; 16], 0, b"0123", None, T0).await, Err(StoreError::NoSuchBlob));
         assert_eq!(store.get_chunk(&id, 0, T0).await.unwrap().as_deref(), Some(&b"0123"[..]));
         assert_eq!(store.blob(&id, T0).await.unwrap().unwrap().chunks_stored, 3);
 
         let zero = BlobRow { id: [9; 16], chunk_size: 0, ..blob.clone() };
-        assert!(matches!(store.create_blob(&zero, &alice, T0).await, Err(StoreError::BadChunk(_))));
+        assert!(matches!(store.create_blob(&zero, &alice, u64::MAX, T0).await, Err(StoreError::BadChunk(_))));
         let huge = BlobRow { id: [10; 16], size: u64::MAX, chunk_size: 1, ..blob };
-        assert!(matches!(store.create_blob(&huge, &alice, T0).await, Err(StoreError::BadChunk(_))));
+        assert!(matches!(store.create_blob(&huge, &alice, u64::MAX, T0).await, Err(StoreError::BadChunk(_))));
         assert_eq!(store.blob(&[9; 16], T0).await.unwrap(), None);
     }
 
     pub(super) async fn blobs_expire(store: Arc<dyn Storage>) {
         let (_, blob) = blob_fixture(&*store, T0 + 100).await;
         let id = blob.id;
-        store.put_chunk(&id, 0, b"0123", T0 + 99).await.unwrap();
+        store.put_chunk(&id, 0, b"0123", None, T0 + 99).await.unwrap();
         assert!(store.blob(&id, T0 + 99).await.unwrap().is_some());
         assert_eq!(store.blob(&id, T0 + 100).await.unwrap(), None);
         assert_eq!(store.get_chunk(&id, 0, T0 + 100).await.unwrap(), None);
-        assert_eq!(store.put_chunk(&id, 1, b"4567", T0 + 100).await, Err(StoreError::NoSuchBlob));
-        assert_eq!(store.expire(T0 + 99, 0).await.unwrap().blobs, 0);
-        assert_eq!(store.expire(T0 + 100, 0).await.unwrap().blobs, 1);
+        assert_eq!(store.put_chunk(&id, 1, b"4567", None, T0 + 100).await, Err(StoreError::NoSuchBlob));
+        assert_eq!(store.expire(T0 + 99, 0, 0).await.unwrap().blobs, 0);
+        assert_eq!(store.expire(T0 + 100, 0, 0).await.unwrap().blobs, 1);
         assert_eq!(store.blob(&id, T0).await.unwrap(), None, "gone, not only hidden");
         assert_eq!(store.get_chunk(&id, 0, T0).await.unwrap(), None);
     }
@@ -1035,12 +1082,12 @@ mod cases {
             chunks_stored: 0,
             expires_at: T0 + 100,
         };
-        store.create_blob(&blob, &alice, T0).await.unwrap();
-        store.put_chunk(&blob.id, 0, b"x", T0).await.unwrap();
+        store.create_blob(&blob, &alice, u64::MAX, T0).await.unwrap();
+        store.put_chunk(&blob.id, 0, b"x", None, T0).await.unwrap();
 
-        let stats = store.expire(T0 + 100, T0 + 50).await.unwrap();
-        assert_eq!(stats, ExpiryStats { envelopes: 2, blobs: 1, records: 2 });
-        assert_eq!(store.expire(T0 + 100, T0 + 50).await.unwrap(), Default::default());
+        let stats = store.expire(T0 + 100, T0 + 50, 0).await.unwrap();
+        assert_eq!(stats, ExpiryStats { envelopes: 2, blobs: 1, records: 2, channels: 0, claimed: 0 });
+        assert_eq!(store.expire(T0 + 100, T0 + 50, 0).await.unwrap(), Default::default());
         // The envelopes are gone even for a reader with an older clock.
         let left: Vec<Vec<u8>> = received(&*store, &bob).await.into_iter().map(|(_, p)| p).collect();
         assert_eq!(left, vec![b"message 2".to_vec()]);
@@ -1057,18 +1104,106 @@ mod cases {
         let emptied = group(&*store, 2, &[alice.clone(), bob.clone()]).await;
         for (id, channel) in [([1; 16], &kept), ([2; 16], &emptied)] {
             let blob = BlobRow { id, channel: channel.clone(), size: 1, chunk_size: 1, chunks_stored: 0, expires_at: 0 };
-            store.create_blob(&blob, &alice, T0).await.unwrap();
-            store.put_chunk(&id, 0, b"x", T0).await.unwrap();
+            store.create_blob(&blob, &alice, u64::MAX, T0).await.unwrap();
+            store.put_chunk(&id, 0, b"x", None, T0).await.unwrap();
         }
         // Both members leave the second channel: its blob can no longer be read by anyone.
         let mut leave = commit_input(&emptied, &alice, 1, 50, T0);
         leave.remove = vec![alice.clone(), bob.clone()];
         store.commit(&leave).await.unwrap();
-        let stats = store.expire(T0, 0).await.unwrap();
+        let stats = store.expire(T0, 0, 0).await.unwrap();
         assert_eq!(stats.blobs, 1);
+        assert_eq!(stats.channels, 1, "the channel without members is pruned");
+        assert_eq!(store.channel(&emptied).await.unwrap(), None);
+        assert!(store.channel(&kept).await.unwrap().is_some(), "a channel with members stays");
         assert_eq!(store.blob(&[2; 16], T0).await.unwrap(), None);
         assert!(store.blob(&[1; 16], T0).await.unwrap().is_some(), "a blob of a live channel stays");
         assert_eq!(store.get_chunk(&[1; 16], 0, T0).await.unwrap(), Some(b"x".to_vec()));
+    }
+
+    pub(super) async fn fetch_is_bounded_by_bytes(store: Arc<dyn Storage>) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let channel = group(&*store, 1, &[alice.clone(), bob.clone()]).await;
+        let welcome = queue(&*store, &bob, T0).await[0].seq;
+        for n in 0..5u8 {
+            let mut input = enqueue_input(&channel, &alice, u32::from(n) + 1, 0, T0);
+            input.payload = vec![n; 100];
+            store.enqueue(&input).await.unwrap();
+        }
+        let sizes = |envs: Vec<Envelope>| envs.iter().map(|e| e.payload.len()).collect::<Vec<_>>();
+        let got = store.fetch(&bob, welcome, 100, 250, T0).await.unwrap();
+        assert_eq!(sizes(got), vec![100, 100], "a third envelope would pass 250 bytes");
+        let got = store.fetch(&bob, welcome, 100, 300, T0).await.unwrap();
+        assert_eq!(sizes(got), vec![100, 100, 100]);
+        let got = store.fetch(&bob, welcome, 100, 1, T0).await.unwrap();
+        assert_eq!(sizes(got), vec![100], "the first envelope comes whatever its size");
+        let got = store.fetch(&bob, welcome, 2, 10_000, T0).await.unwrap();
+        assert_eq!(sizes(got), vec![100, 100], "the count limit still holds");
+        let all = store.fetch(&bob, welcome, 100, u64::MAX, T0).await.unwrap();
+        let first = store.fetch(&bob, welcome, 100, 200, T0).await.unwrap();
+        let rest = store.fetch(&bob, first.last().unwrap().seq, 100, 10_000, T0).await.unwrap();
+        assert_eq!([first, rest].concat(), all, "batches continue where the last ended");
+    }
+
+    pub(super) async fn claimed_hashes_are_forgotten_after_their_retention(store: Arc<dyn Storage>) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        store.add_key_packages(&alice, &[key_package("old")], None, u32::MAX).await.unwrap();
+        store.claim_key_packages(&alice.user, None, T0 + 10).await.unwrap();
+        let old = [key_package("old")];
+        let again = || store.add_key_packages(&alice, &old, None, u32::MAX);
+        assert_eq!(again().await, Err(StoreError::KeyPackageReused));
+        assert_eq!(store.expire(T0 + 20, 0, T0 + 10).await.unwrap().claimed, 0, "claimed at the horizon: kept");
+        assert_eq!(again().await, Err(StoreError::KeyPackageReused));
+        assert_eq!(store.expire(T0 + 20, 0, T0 + 11).await.unwrap().claimed, 1);
+        assert_eq!(again().await, Ok(1), "a hash past its retention is forgotten");
+    }
+
+    pub(super) async fn quotas_refuse_and_change_nothing(store: Arc<dyn Storage>) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        // Key packages held per device.
+        let packages: Vec<KeyPackageRow> = (0..3).map(|n| key_package(&format!("q{n}"))).collect();
+        assert!(matches!(store.add_key_packages(&alice, &packages, None, 2).await, Err(StoreError::QuotaExceeded(_))));
+        assert_eq!(store.key_package_count(&alice).await.unwrap(), 0, "nothing of the refused upload is stored");
+        assert_eq!(store.add_key_packages(&alice, &packages[..2], None, 2).await.unwrap(), 2);
+        assert!(matches!(
+            store.add_key_packages(&alice, &packages[2..], None, 2).await,
+            Err(StoreError::QuotaExceeded(_))
+        ));
+
+        // Queue depth per device: bob holds the Welcome, so two more fill a queue of three.
+        let channel = group(&*store, 1, &[alice.clone(), bob.clone()]).await;
+        let send = |msg: u32| {
+            let mut input = enqueue_input(&channel, &alice, msg, 0, T0);
+            input.max_queue = 3;
+            input
+        };
+        store.enqueue(&send(1)).await.unwrap();
+        store.enqueue(&send(2)).await.unwrap();
+        assert!(matches!(store.enqueue(&send(3)).await, Err(StoreError::QuotaExceeded(_))));
+        assert_eq!(queue(&*store, &bob, T0).await.len(), 3, "the refused message was not queued");
+        let mut commit = commit_input(&channel, &alice, 1, 4, T0);
+        commit.max_queue = 3;
+        assert!(matches!(store.commit(&commit).await, Err(StoreError::QuotaExceeded(_))));
+        assert_eq!(store.channel(&channel).await.unwrap().unwrap().epoch, 1, "the refused commit took no epoch");
+        // Once bob catches up there is room again.
+        let last = queue(&*store, &bob, T0).await.last().unwrap().seq;
+        store.ack(&bob, last).await.unwrap();
+        store.enqueue(&send(5)).await.unwrap();
+        // Removing a device whose queue is full is always possible.
+        store.enqueue(&send(6)).await.unwrap();
+        store.enqueue(&send(7)).await.unwrap();
+        commit.remove = vec![bob.clone()];
+        commit.client_msg_id = msg_id(8);
+        store.commit(&commit).await.unwrap();
+
+        // File bytes per account.
+        let blob = |id: u8, size: u64| BlobRow { id: [id; 16], channel: channel.clone(), size, chunk_size: 4, chunks_stored: 0, expires_at: 0 };
+        store.create_blob(&blob(1, 6), &alice, 10, T0).await.unwrap();
+        assert!(matches!(store.create_blob(&blob(2, 6), &alice, 10, T0).await, Err(StoreError::QuotaExceeded(_))));
+        assert_eq!(store.blob(&[2; 16], T0).await.unwrap(), None);
+        store.create_blob(&blob(3, 4), &alice, 10, T0).await.unwrap();
     }
 
     pub(super) async fn wakeups_name_the_recipients_of_enqueues_and_commits(store: Arc<dyn Storage>) {
@@ -1085,6 +1220,13 @@ mod cases {
         store.commit(&input).await.unwrap();
         expect_wakeups(&mut rx, &[alice[0].clone(), alice[1].clone(), carol.clone()]).await;
         assert!(rx.try_recv().is_err(), "nobody else is woken");
+        // A revocation and a deletion announce the devices that are gone.
+        store.revoke_device(&alice[1], Some(&alice[0])).await.unwrap();
+        expect_wakes(&mut rx, &[Wake::Gone(alice[1].device)]).await;
+        let dave = register(&*store, "dave", 2).await;
+        store.delete_user(&dave[0].user, T0, Some(&dave[1])).await.unwrap();
+        expect_wakes(&mut rx, &[Wake::Gone(dave[0].device), Wake::Gone(dave[1].device)]).await;
+        assert!(rx.try_recv().is_err(), "nothing else is announced");
     }
 }
 
@@ -1133,6 +1275,9 @@ mod postgres_cluster {
         a.commit(&input).await.unwrap();
         expect_wakeups(&mut rx, &[bob.clone(), carol.clone()]).await;
         assert_eq!(queue(&**b, &carol, T0).await.len(), 1);
+        // A revocation on one node is heard on the other.
+        a.revoke_device(&carol, None).await.unwrap();
+        expect_gone(&mut rx, carol.device).await;
     }
 
     async fn store_enqueue(store: &Arc<dyn Storage>, channel: &ChannelId, sender: &DeviceAddress, msg: u32) {
@@ -1207,14 +1352,14 @@ mod postgres_cluster {
         let (nodes, _db) = nodes(2).await;
         let alice = register(&*nodes[0], "alice", 1).await.remove(0);
         let packages: Vec<KeyPackageRow> = (0..16).map(|n| key_package(&format!("p{n}"))).collect();
-        nodes[0].add_key_packages(&alice, &packages, None).await.unwrap();
+        nodes[0].add_key_packages(&alice, &packages, None, u32::MAX).await.unwrap();
         let barrier = Arc::new(Barrier::new(20));
         let tasks: Vec<_> = (0..20)
             .map(|i| {
                 let (node, barrier, u) = (nodes[i % 2].clone(), barrier.clone(), alice.user.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    node.claim_key_packages(&u, None).await
+                    node.claim_key_packages(&u, None, T0).await
                 })
             })
             .collect();
@@ -1252,17 +1397,24 @@ mod postgres_cluster {
 
         // Wake-ups sent while a listener reconnects are lost; keep sending until one arrives.
         let mut msg = 1;
+        // The listener that reconnected says so first (a resync: everything may have been
+        // missed); a wake-up still delivered by the dying connection may come before it.
+        let mut resynced = false;
         let arrived = tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 store_enqueue(a, &channel, &alice, msg).await;
                 msg += 1;
-                if let Ok(Ok(device)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                    return device;
+                if let Ok(Ok(wake)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+                    match wake {
+                        Wake::Resync => resynced = true,
+                        wake if resynced => return wake,
+                        _ => {}
+                    }
                 }
             }
         })
         .await
-        .expect("wake-ups resume after the listener reconnects");
-        assert_eq!(arrived, bob);
+        .expect("a resync, then wake-ups again, after the listener reconnects");
+        assert_eq!(arrived, Wake::Queue(bob.device));
     }
 }

@@ -36,6 +36,12 @@ pub enum StoreError {
         /// The channel's current epoch.
         current: u64,
     },
+    /// The calling device was revoked or its account deleted.
+    #[error("this device was revoked or its account deleted; sign in on a device that is still registered")]
+    Revoked,
+    /// An account or device quota is used up.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// No such blob (or it expired).
     #[error("no such file")]
     NoSuchBlob,

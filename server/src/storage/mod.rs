@@ -29,6 +29,19 @@ pub use error::StoreError;
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
 
+/// What a wake-up says about one device. Wake-ups name devices by their 16 random bytes only
+/// (no user names); they are hints — a receiver looks in storage before it acts on one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Wake {
+    /// The device has new envelopes.
+    Queue(DeviceId),
+    /// The device was revoked or its account deleted: its sessions end.
+    Gone(DeviceId),
+    /// Wake-ups from other nodes may have been missed (the PostgreSQL listener reconnected):
+    /// every subscriber fetches and every logged-in device is looked up again.
+    Resync,
+}
+
 /// A key package as stored: its hash (SHA-256 of the bytes) identifies it for the
 /// "claimed once" rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +95,10 @@ pub struct CommitInput {
     pub remove: Vec<DeviceAddress>,
     /// Idempotency key, unique per sender device.
     pub client_msg_id: ClientMsgId,
+    /// When undelivered copies of the commit and the Welcome expire (0 = never).
+    pub expires_at: Millis,
+    /// Most envelopes a recipient's queue may hold; past it the commit is `QuotaExceeded`.
+    pub max_queue: u64,
     /// Server time of the call.
     pub now: Millis,
 }
@@ -110,6 +127,8 @@ pub struct EnqueueInput {
     pub client_msg_id: ClientMsgId,
     /// When undelivered copies expire (0 = never).
     pub expires_at: Millis,
+    /// Most envelopes a recipient's queue may hold; past it the enqueue is `QuotaExceeded`.
+    pub max_queue: u64,
     /// Server time of the call.
     pub now: Millis,
 }
@@ -174,6 +193,10 @@ pub struct ExpiryStats {
     pub blobs: u64,
     /// Idempotency records and login leftovers past their retention.
     pub records: u64,
+    /// Channels without members.
+    pub channels: u64,
+    /// Hashes of key packages claimed long enough ago.
+    pub claimed: u64,
 }
 
 /// The storage every server node uses. Implementations must be correct when many nodes and
@@ -203,37 +226,43 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Adds a device to an existing user. `TooManyDevices` when the user already has `max`
     /// (checked atomically); `NoSuchUser`; adding an existing device id again is
-    /// `DeviceExists`.
-    async fn add_device(&self, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), StoreError>;
+    /// `DeviceExists`. With `by` (the calling device), `Revoked` unless it still exists, in
+    /// the same transaction.
+    async fn add_device(&self, record: &DeviceRecord, max: usize, by: Option<&DeviceAddress>, now: Millis) -> Result<(), StoreError>;
 
-    /// Removes a device with its key packages, delivery queue and channel memberships.
-    /// `NoSuchDevice` when absent.
-    async fn revoke_device(&self, device: &DeviceAddress) -> Result<(), StoreError>;
+    /// Removes a device with its key packages, delivery queue and channel memberships, and
+    /// announces it [`Wake::Gone`]. `NoSuchDevice` when absent; `Revoked` when `by` is gone.
+    async fn revoke_device(&self, device: &DeviceAddress, by: Option<&DeviceAddress>) -> Result<(), StoreError>;
 
     /// Removes the user and everything of theirs (devices, key packages, queues, memberships,
-    /// blobs they created). The name stays reserved until `reserved_until`.
-    async fn delete_user(&self, user: &UserId, reserved_until: Millis) -> Result<(), StoreError>;
+    /// blobs they created), announcing every device [`Wake::Gone`]. The name stays reserved
+    /// until `reserved_until`. `Revoked` when `by` is gone.
+    async fn delete_user(&self, user: &UserId, reserved_until: Millis, by: Option<&DeviceAddress>) -> Result<(), StoreError>;
 
     // --- key packages ---------------------------------------------------------------------
 
     /// Stores one-time key packages for `device` and, when given, replaces its last-resort
-    /// package. A package whose hash was claimed before is refused with `KeyPackageReused`
-    /// (nothing of the call is stored). Returns how many one-time packages are available.
+    /// package. A package whose hash was claimed before is refused with `KeyPackageReused`,
+    /// and more than `max_held` one-time packages with `QuotaExceeded` (nothing of the call is
+    /// stored either way). Returns how many one-time packages are available.
     async fn add_key_packages(
         &self,
         device: &DeviceAddress,
         packages: &[KeyPackageRow],
         last_resort: Option<&KeyPackageRow>,
+        max_held: u32,
     ) -> Result<u32, StoreError>;
 
     /// Claims one package for every device of `user` except `except`: removes and returns a
     /// one-time package (remembering its hash as claimed), or returns the last-resort package
     /// (kept) when none is left. Devices with neither are left out. Concurrent claims never
-    /// hand the same one-time package to two callers. `NoSuchUser` when unknown.
+    /// hand the same one-time package to two callers. `NoSuchUser` when unknown; `Revoked`
+    /// when `except` (the caller) is gone. A claimed hash is remembered as claimed at `now`.
     async fn claim_key_packages(
         &self,
         user: &UserId,
         except: Option<&DeviceAddress>,
+        now: Millis,
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// How many one-time packages `device` has left.
@@ -266,24 +295,30 @@ pub trait Storage: Send + Sync + 'static {
     // --- delivery queues ------------------------------------------------------------------
 
     /// Up to `limit` envelopes of `device` with `seq > after`, in order, leaving out expired
-    /// ones. Sequence numbers per device only grow and are never reused, even after acks.
-    async fn fetch(&self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<Envelope>, StoreError>;
+    /// ones, and stopping before the envelope whose payload would take the total past
+    /// `max_bytes` (the first is returned whatever its size, so a reader always progresses);
+    /// the cut is made in the query, so payloads past it are never loaded. Sequence numbers
+    /// per device only grow and are never reused, even after acks. `Revoked` when `device`
+    /// is gone.
+    async fn fetch(&self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<Envelope>, StoreError>;
 
     /// Deletes the envelopes of `device` with `seq <= up_to`.
     async fn ack(&self, device: &DeviceAddress, up_to: u64) -> Result<(), StoreError>;
 
     // --- blobs ----------------------------------------------------------------------------
 
-    /// Creates an empty blob readable by members of `channel`.
-    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<(), StoreError>;
+    /// Creates an empty blob readable by members of `channel`. `QuotaExceeded` when the
+    /// owner's account would hold more than `max_owned` bytes of unexpired blobs.
+    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, max_owned: u64, now: Millis) -> Result<(), StoreError>;
 
     /// A blob's metadata (`None` when absent or expired at `now`).
     async fn blob(&self, id: &[u8; 16], now: Millis) -> Result<Option<BlobRow>, StoreError>;
 
     /// Stores chunk `index`. It must be the next one (`index == chunks_stored`) or a repeat of
     /// a stored one with identical bytes (a retry); anything else is `BadChunk`. The length
-    /// must be [`BlobRow::chunk_len`]. Returns the updated metadata.
-    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], now: Millis) -> Result<BlobRow, StoreError>;
+    /// must be [`BlobRow::chunk_len`]. Returns the updated metadata. `Revoked` when `by` is
+    /// gone.
+    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], by: Option<&DeviceAddress>, now: Millis) -> Result<BlobRow, StoreError>;
 
     /// One stored chunk.
     async fn get_chunk(&self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, StoreError>;
@@ -291,13 +326,17 @@ pub trait Storage: Send + Sync + 'static {
     // --- maintenance and wake-ups -----------------------------------------------------------
 
     /// Deletes what has expired at `now`: queue entries, blobs, and idempotency records older
-    /// than `records_before`; and blobs nobody can reach any more (their channel has no
-    /// members left).
-    async fn expire(&self, now: Millis, records_before: Millis) -> Result<ExpiryStats, StoreError>;
+    /// than `records_before`; hashes of key packages claimed before `claims_before`; and
+    /// channels nobody is a member of any more, with their blobs.
+    async fn expire(&self, now: Millis, records_before: Millis, claims_before: Millis) -> Result<ExpiryStats, StoreError>;
 
-    /// Devices with new envelopes, from this node and (PostgreSQL) every other node using the
-    /// same database. Lagging receivers miss wake-ups, never envelopes: subscribers fetch.
-    fn wakeups(&self) -> broadcast::Receiver<DeviceAddress>;
+    /// Devices with new envelopes, and devices that are gone, from this node and (PostgreSQL)
+    /// every other node using the same database. Lagging receivers miss wake-ups, never
+    /// envelopes: subscribers fetch, and sessions re-check their device on every call.
+    fn wakeups(&self) -> broadcast::Receiver<Wake>;
+
+    /// `Ok` while `caller` exists; `Revoked` once it was revoked or its account deleted.
+    async fn caller_alive(&self, caller: &DeviceAddress) -> Result<(), StoreError>;
 }
 
 /// Opens the storage named by `url`: `sqlite://PATH` (created if missing) or

@@ -219,9 +219,10 @@ impl AccountSql for PgTx {
         Ok(found.is_some())
     }
 
-    async fn remember_claimed(&mut self, hash: &[u8]) -> Result<(), TxError> {
-        sqlx::query("INSERT INTO claimed_key_packages (hash) VALUES ($1) ON CONFLICT DO NOTHING")
+    async fn remember_claimed(&mut self, hash: &[u8], now: Millis) -> Result<(), TxError> {
+        sqlx::query("INSERT INTO claimed_key_packages (hash, claimed_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(hash)
+            .bind(int(now))
             .execute(&mut *self.conn)
             .await
             .map_err(db(self.conn.op))?;

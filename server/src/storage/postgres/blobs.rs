@@ -1,7 +1,7 @@
 //! PostgreSQL statements for blobs and expiry. A chunk upload holds its blob's row.
 
 use async_trait::async_trait;
-use qpq_proto::DeviceAddress;
+use qpq_proto::{DeviceAddress, UserId};
 
 use super::PgTx;
 use crate::storage::binds;
@@ -11,6 +11,18 @@ use crate::storage::{BlobRow, Millis};
 
 #[async_trait]
 impl BlobSql for PgTx {
+    async fn owned_blob_bytes(&mut self, user: &UserId, now: Millis) -> Result<i64, TxError> {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs
+             WHERE owner_user = $1 AND (expires_at = 0 OR expires_at > $2)",
+        )
+        .bind(user.as_str())
+        .bind(int(now))
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
     async fn insert_blob(&mut self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
         let statement = sqlx::query(
             "INSERT INTO blobs (id, channel, size, chunk_size, chunks_stored, expires_at, owner_user, owner_device, created_at)
@@ -101,6 +113,16 @@ impl ExpirySql for PgTx {
         Ok(done.rows_affected())
     }
 
+    async fn delete_empty_channels(&mut self) -> Result<u64, TxError> {
+        let done = sqlx::query(
+            "DELETE FROM channels WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = channels.id)",
+        )
+        .execute(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_unreachable_blobs(&mut self) -> Result<u64, TxError> {
         let done = sqlx::query(
             "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = blobs.channel)",
@@ -108,6 +130,15 @@ impl ExpirySql for PgTx {
         .execute(&mut *self.conn)
         .await
         .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_claimed_before(&mut self, before: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM claimed_key_packages WHERE claimed_at < $1")
+            .bind(int(before))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
         Ok(done.rows_affected())
     }
 

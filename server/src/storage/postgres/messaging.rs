@@ -10,7 +10,7 @@ use super::{wakeups, PgTx};
 use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Outgoing};
 use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
-use crate::storage::Millis;
+use crate::storage::{Millis, Wake};
 
 #[async_trait]
 impl ChannelSql for PgTx {
@@ -156,6 +156,18 @@ impl ChannelSql for PgTx {
             .map_err(db(self.conn.op))
     }
 
+    async fn full_queues(&mut self, keys: &[i64], max: u64) -> Result<i64, TxError> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices d WHERE d.id = ANY($1)
+             AND d.last_seq + 1 - COALESCE((SELECT MIN(e.seq) FROM envelopes e WHERE e.device = d.id), d.last_seq + 1) >= $2",
+        )
+        .bind(keys)
+        .bind(int(max))
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
         sqlx::query(
             "WITH bumped AS (
@@ -186,22 +198,31 @@ impl ChannelSql for PgTx {
             .map_err(db(self.conn.op))
     }
 
-    async fn announce(&mut self, devices: &[DeviceAddress]) -> Result<(), TxError> {
-        wakeups::notify(&mut self.conn, self.node, devices).await
+    async fn announce(&mut self, wakes: &[Wake]) -> Result<(), TxError> {
+        wakeups::notify(&mut self.conn, self.node, wakes).await
     }
 
-    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
+    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
+        // The cut is computed over payload lengths only; payloads past it are never read.
         sqlx::query_as(
-            "SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
-             FROM envelopes e JOIN devices d ON d.id = e.device
-             WHERE d.user_name = $1 AND d.device_id = $2 AND e.seq > $3 AND (e.expires_at = 0 OR e.expires_at > $4)
-             ORDER BY e.seq LIMIT $5",
+            "WITH cut AS (
+                 SELECT e.device, e.seq, SUM(octet_length(e.payload)) OVER (ORDER BY e.seq) AS running,
+                        ROW_NUMBER() OVER (ORDER BY e.seq) AS n
+                 FROM envelopes e
+                 WHERE e.device = (SELECT id FROM devices WHERE user_name = $1 AND device_id = $2)
+                   AND e.seq > $3 AND (e.expires_at = 0 OR e.expires_at > $4)
+                 ORDER BY e.seq LIMIT $5)
+             SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
+             FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
+             WHERE cut.n = 1 OR cut.running <= $6
+             ORDER BY e.seq",
         )
         .bind(device.user.as_str())
         .bind(&device.device.0[..])
         .bind(int(after))
         .bind(int(now))
         .bind(i64::from(limit))
+        .bind(int(max_bytes))
         .fetch_all(&mut *self.conn)
         .await
         .map_err(db(self.conn.op))

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use qpq_proto::DeviceAddress;
+
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Postgres;
@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
-use super::StoreError;
+use super::{StoreError, Wake};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -45,7 +45,7 @@ pub struct PgStorage {
     pool: PgPool,
     /// Random per process; tells this node's notifications from other nodes'.
     node: u64,
-    wake: broadcast::Sender<DeviceAddress>,
+    wake: broadcast::Sender<Wake>,
     /// Forwards other nodes' wake-ups to `wake` until dropped.
     _listener: wakeups::Listener,
 }
@@ -110,7 +110,7 @@ impl Backend for PgStorage {
         matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
     }
 
-    fn wake(&self) -> &broadcast::Sender<DeviceAddress> {
+    fn wake(&self) -> &broadcast::Sender<Wake> {
         &self.wake
     }
 }

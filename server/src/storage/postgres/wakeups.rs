@@ -3,20 +3,21 @@
 //! nodes' notifications to the local broadcast channel.
 //!
 //! A notification's payload is the sending node's id on the first line, then one
-//! `<device id hex> <user>` line per device: routing metadata only. The node skips its own
+//! `q <device id hex>` (new envelopes) or `g <device id hex>` (the device is gone) line per
+//! device: a device's 16 random bytes, never a user name. The node skips its own
 //! notifications because it has already woken its subscribers right after the commit.
 //! Notifications sent while the listener is reconnecting are lost; subscribers fetch anyway.
 
 use std::time::Duration;
 
-use qpq_proto::{DeviceAddress, DeviceId, UserId};
+use qpq_proto::DeviceId;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgConnection;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::storage::rows::{db, describe, TxError};
-use crate::storage::StoreError;
+use crate::storage::{StoreError, Wake};
 
 /// The NOTIFY channel.
 pub(super) const CHANNEL: &str = "qpq_wakeup";
@@ -31,9 +32,9 @@ const MAX_PAYLOAD: usize = 7000;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_LAST: Duration = Duration::from_secs(5);
 
-/// Sends the wake-ups for `devices` as part of the current transaction.
-pub(super) async fn notify(conn: &mut PgConnection, node: u64, devices: &[DeviceAddress]) -> Result<(), TxError> {
-    for payload in payloads(node, devices) {
+/// Sends `wakes` as part of the current transaction.
+pub(super) async fn notify(conn: &mut PgConnection, node: u64, wakes: &[Wake]) -> Result<(), TxError> {
+    for payload in payloads(node, wakes) {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)
@@ -55,7 +56,7 @@ impl Listener {
     pub(super) async fn start(
         options: PgConnectOptions,
         node: u64,
-        wake: broadcast::Sender<DeviceAddress>,
+        wake: broadcast::Sender<Wake>,
     ) -> Result<Self, StoreError> {
         let listener = listen(&options).await.map_err(|e| describe("listen for wake-ups", &e))?;
         let task = tokio::spawn(forward(listener, options, node, wake));
@@ -88,20 +89,24 @@ async fn forward(
     mut listener: PgListener,
     options: PgConnectOptions,
     node: u64,
-    wake: broadcast::Sender<DeviceAddress>,
+    wake: broadcast::Sender<Wake>,
 ) {
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
-                for device in parse(notification.payload(), node) {
-                    let _ = wake.send(device);
+                for w in parse(notification.payload(), node) {
+                    let _ = wake.send(w);
                 }
             }
             // The connection dropped and PgListener reconnected (and re-LISTENed) already.
-            Ok(None) => tracing::warn!("wake-up listener reconnected; wake-ups in between were missed"),
+            Ok(None) => {
+                tracing::warn!("wake-up listener reconnected; wake-ups in between were missed");
+                let _ = wake.send(Wake::Resync);
+            }
             Err(e) => {
                 tracing::warn!(error = %describe("listen for wake-ups", &e), "wake-up listener failed; reconnecting");
                 listener = reconnect(&options).await;
+                let _ = wake.send(Wake::Resync);
             }
         }
     }
@@ -125,13 +130,18 @@ async fn reconnect(options: &PgConnectOptions) -> PgListener {
     }
 }
 
-/// Splits the wake-ups for `devices` into payloads below [`MAX_PAYLOAD`] bytes.
-fn payloads(node: u64, devices: &[DeviceAddress]) -> Vec<String> {
+/// Splits `wakes` into payloads below [`MAX_PAYLOAD`] bytes.
+fn payloads(node: u64, wakes: &[Wake]) -> Vec<String> {
     let header = format!("{node:016x}");
     let mut out = Vec::new();
     let mut current = header.clone();
-    for device in devices {
-        let line = format!("\n{} {}", device.device.to_hex(), device.user);
+    for w in wakes {
+        let line = match w {
+            Wake::Queue(d) => format!("\nq {}", d.to_hex()),
+            Wake::Gone(d) => format!("\ng {}", d.to_hex()),
+            // Local only: never sent to other nodes.
+            Wake::Resync => continue,
+        };
         if current.len() + line.len() > MAX_PAYLOAD && current.len() > header.len() {
             out.push(std::mem::replace(&mut current, header.clone()));
         }
@@ -143,8 +153,8 @@ fn payloads(node: u64, devices: &[DeviceAddress]) -> Vec<String> {
     out
 }
 
-/// The devices in a payload from another node; nothing for our own or a malformed one.
-fn parse(payload: &str, node: u64) -> Vec<DeviceAddress> {
+/// The wake-ups in a payload from another node; nothing for our own or a malformed one.
+fn parse(payload: &str, node: u64) -> Vec<Wake> {
     let mut lines = payload.lines();
     let from = lines.next().and_then(|h| u64::from_str_radix(h, 16).ok());
     if from.is_none_or(|from| from == node) {
@@ -152,9 +162,13 @@ fn parse(payload: &str, node: u64) -> Vec<DeviceAddress> {
     }
     lines
         .filter_map(|line| {
-            let (device, user) = line.split_once(' ')?;
+            let (kind, device) = line.split_once(' ')?;
             let device = DeviceId::from_slice(&hex::decode(device).ok()?).ok()?;
-            Some(DeviceAddress { user: UserId::parse(user).ok()?, device })
+            match kind {
+                "q" => Some(Wake::Queue(device)),
+                "g" => Some(Wake::Gone(device)),
+                _ => None,
+            }
         })
         .collect()
 }
@@ -163,18 +177,28 @@ fn parse(payload: &str, node: u64) -> Vec<DeviceAddress> {
 mod tests {
     use super::*;
 
-    fn device(n: u8) -> DeviceAddress {
-        DeviceAddress { user: UserId::parse(&format!("user{n}@example.org")).unwrap(), device: DeviceId([n; 16]) }
+    fn device(n: u8) -> Wake {
+        if n.is_multiple_of(3) {
+            Wake::Gone(DeviceId([n; 16]))
+        } else {
+            Wake::Queue(DeviceId([n; 16]))
+        }
     }
 
     #[test]
     fn payloads_round_trip_and_stay_small() {
-        let devices: Vec<DeviceAddress> = (0..200).map(device).collect();
-        let payloads = payloads(7, &devices);
-        assert!(payloads.len() > 1, "200 devices need several notifications");
+        let wakes: Vec<Wake> = (0..255).map(device).collect();
+        let payloads = payloads(7, &wakes);
+        assert!(payloads.len() > 1, "255 devices need several notifications");
         assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
-        let parsed: Vec<DeviceAddress> = payloads.iter().flat_map(|p| parse(p, 8)).collect();
-        assert_eq!(parsed, devices);
+        let parsed: Vec<Wake> = payloads.iter().flat_map(|p| parse(p, 8)).collect();
+        assert_eq!(parsed, wakes);
+    }
+
+    #[test]
+    fn payloads_carry_no_user_names() {
+        let payload = &payloads(7, &[device(1), device(3)])[0];
+        assert_eq!(payload, &format!("{:016x}\nq {}\ng {}", 7, "01".repeat(16), "03".repeat(16)));
     }
 
     #[test]
@@ -182,7 +206,7 @@ mod tests {
         let payload = &payloads(7, &[device(1)])[0];
         assert!(parse(payload, 7).is_empty(), "a node does not wake itself twice");
         assert!(parse("", 8).is_empty());
-        assert!(parse("zz\n0101 a@b", 8).is_empty());
-        assert_eq!(parse("7\nnot-hex a@b\n01 a@b", 8), Vec::<DeviceAddress>::new());
+        assert!(parse("zz\nq 0101", 8).is_empty());
+        assert_eq!(parse("7\nq not-hex\nq 01\nx 0101010101010101010101010101010\n0101 a@b", 8), Vec::<Wake>::new());
     }
 }

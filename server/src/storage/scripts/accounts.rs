@@ -6,9 +6,10 @@
 
 use qpq_proto::{DeviceAddress, DeviceId, DeviceRecord, UserId};
 
-use crate::storage::backend::{AccountSql, Backend, Tx};
+use super::check_caller;
+use crate::storage::backend::{AccountSql, Backend, ChannelSql, Tx};
 use crate::storage::rows::{self, count32, int, TxError};
-use crate::storage::{Claimed, KeyPackageRow, Millis, StoreError};
+use crate::storage::{Claimed, KeyPackageRow, Millis, StoreError, Wake};
 
 pub(super) async fn create_user<B: Backend>(
     b: &B,
@@ -52,8 +53,19 @@ pub(super) async fn device<B: Backend>(b: &B, device: &DeviceAddress) -> Result<
     Ok(found.map(|cols| rows::device_record(cols, OP)).transpose()?)
 }
 
-pub(super) async fn add_device<B: Backend>(b: &B, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), TxError> {
+pub(super) async fn caller_alive<B: Backend>(b: &B, caller: &DeviceAddress) -> Result<(), TxError> {
+    check_caller(&mut b.read("check caller").await?, Some(caller)).await
+}
+
+pub(super) async fn add_device<B: Backend>(
+    b: &B,
+    record: &DeviceRecord,
+    max: usize,
+    by: Option<&DeviceAddress>,
+    now: Millis,
+) -> Result<(), TxError> {
     let mut tx = b.write("add device").await?;
+    check_caller(&mut tx, by).await?;
     // Holding the user makes the count and the insert one step for concurrent adds.
     if !tx.lock_user(&record.user).await? {
         return Err(StoreError::NoSuchUser.into());
@@ -69,27 +81,50 @@ pub(super) async fn add_device<B: Backend>(b: &B, record: &DeviceRecord, max: us
     tx.commit().await
 }
 
-pub(super) async fn revoke_device<B: Backend>(b: &B, device: &DeviceAddress) -> Result<(), TxError> {
+/// Revokes a device; returns the wake-up that ends its sessions on this node.
+pub(super) async fn revoke_device<B: Backend>(
+    b: &B,
+    device: &DeviceAddress,
+    by: Option<&DeviceAddress>,
+) -> Result<Vec<Wake>, TxError> {
     let mut tx = b.write("revoke device").await?;
+    check_caller(&mut tx, by).await?;
     // Key packages, queue and memberships go with the row (ON DELETE CASCADE).
     if !tx.delete_device(device).await? {
         return Err(StoreError::NoSuchDevice.into());
     }
-    tx.commit().await
+    let gone = vec![Wake::Gone(device.device)];
+    tx.announce(&gone).await?;
+    tx.commit().await?;
+    Ok(gone)
 }
 
-pub(super) async fn delete_user<B: Backend>(b: &B, user: &UserId, reserved_until: Millis) -> Result<(), TxError> {
-    let mut tx = b.write("delete user").await?;
+/// Deletes a user; returns the wake-ups that end its devices' sessions on this node.
+pub(super) async fn delete_user<B: Backend>(
+    b: &B,
+    user: &UserId,
+    reserved_until: Millis,
+    by: Option<&DeviceAddress>,
+) -> Result<Vec<Wake>, TxError> {
+    const OP: &str = "delete user";
+    let mut tx = b.write(OP).await?;
     tx.lock_name(user).await?;
+    check_caller(&mut tx, by).await?;
     // Take the device rows in the usual order before the cascade deletes them.
     tx.lock_devices_for_delete(user).await?;
+    let mut gone = Vec::new();
+    for cols in tx.device_rows(user).await? {
+        gone.push(Wake::Gone(rows::device_record(cols, OP)?.device_id));
+    }
     // Devices (with their key packages, queues, memberships) and blobs go with the row.
     if !tx.delete_user(user).await? {
         return Err(StoreError::NoSuchUser.into());
     }
     tx.delete_sent_by(user).await?;
     tx.reserve_name(user, reserved_until).await?;
-    tx.commit().await
+    tx.announce(&gone).await?;
+    tx.commit().await?;
+    Ok(gone)
 }
 
 pub(super) async fn add_key_packages<B: Backend>(
@@ -97,9 +132,11 @@ pub(super) async fn add_key_packages<B: Backend>(
     device: &DeviceAddress,
     packages: &[KeyPackageRow],
     last_resort: Option<&KeyPackageRow>,
+    max_held: u32,
 ) -> Result<u32, TxError> {
     let mut tx = b.write("add key packages").await?;
-    let id = tx.lock_device(device).await?.ok_or(StoreError::NoSuchDevice)?;
+    // Only the device itself uploads: gone means revoked.
+    let id = tx.lock_device(device).await?.ok_or(StoreError::Revoked)?;
     let hashes: Vec<&[u8; 32]> = packages.iter().chain(last_resort).map(|p| &p.hash).collect();
     if tx.any_claimed(&hashes).await? {
         // The transaction is dropped unfinished: nothing of the call is stored.
@@ -113,6 +150,13 @@ pub(super) async fn add_key_packages<B: Backend>(
         tx.insert_last_resort(id, package).await?;
     }
     let count = tx.one_time_count(id).await?;
+    if count > i64::from(max_held) {
+        // Dropped unfinished: nothing of the call is stored.
+        return Err(StoreError::QuotaExceeded(format!(
+            "a device may hold at most {max_held} key packages; it would hold {count}"
+        ))
+        .into());
+    }
     tx.commit().await?;
     Ok(count32(count))
 }
@@ -121,9 +165,12 @@ pub(super) async fn claim_key_packages<B: Backend>(
     b: &B,
     user: &UserId,
     except: Option<&DeviceAddress>,
+    now: Millis,
 ) -> Result<Vec<Claimed>, TxError> {
     const OP: &str = "claim key packages";
     let mut tx = b.write(OP).await?;
+    // The excepted device is the caller.
+    check_caller(&mut tx, except).await?;
     if !tx.user_exists(user).await? {
         return Err(StoreError::NoSuchUser.into());
     }
@@ -136,7 +183,7 @@ pub(super) async fn claim_key_packages<B: Backend>(
             continue;
         }
         if let Some((hash, data)) = tx.pop_one_time(id).await? {
-            tx.remember_claimed(&hash).await?;
+            tx.remember_claimed(&hash, now).await?;
             claimed.push(Claimed { device, data, last_resort: false });
         } else if let Some(data) = tx.last_resort(id).await? {
             claimed.push(Claimed { device, data, last_resort: true });
@@ -147,6 +194,8 @@ pub(super) async fn claim_key_packages<B: Backend>(
 }
 
 pub(super) async fn key_package_count<B: Backend>(b: &B, device: &DeviceAddress) -> Result<u32, TxError> {
-    let count = b.read("count key packages").await?.one_time_count_of(device).await?;
+    let mut conn = b.read("count key packages").await?;
+    check_caller(&mut conn, Some(device)).await?;
+    let count = conn.one_time_count_of(device).await?;
     Ok(count32(count))
 }

@@ -2,6 +2,7 @@
 
 use qpq_proto::DeviceAddress;
 
+use super::check_caller;
 use crate::storage::backend::{AccountSql, Backend, BlobSql, ChannelSql, Tx};
 use crate::storage::rows::{self, TxError};
 use crate::storage::{BlobRow, Millis, StoreError};
@@ -10,16 +11,25 @@ pub(super) async fn create_blob<B: Backend>(
     b: &B,
     blob: &BlobRow,
     owner: &DeviceAddress,
+    max_owned: u64,
     now: Millis,
 ) -> Result<(), TxError> {
     const OP: &str = "create blob";
     check_shape(blob)?;
     let mut tx = b.write(OP).await?;
+    // Holding the user makes the sum and the insert one step for concurrent uploads.
+    tx.lock_user(&owner.user).await?;
+    check_caller(&mut tx, Some(owner)).await?;
+    let owned = rows::uint(tx.owned_blob_bytes(&owner.user, now).await?, OP)?;
+    if owned.saturating_add(blob.size) > max_owned {
+        return Err(StoreError::QuotaExceeded(format!(
+            "an account may hold at most {max_owned} bytes of files; it holds {owned} and this one is {}",
+            blob.size
+        ))
+        .into());
+    }
     if !tx.channel_exists(&blob.channel).await? {
         return Err(StoreError::NoSuchChannel.into());
-    }
-    if tx.device_key(owner).await?.is_none() {
-        return Err(StoreError::NoSuchDevice.into());
     }
     if !tx.insert_blob(blob, owner, now).await? {
         // Ids are 16 random bytes chosen by the server: a clash is a server fault.
@@ -39,10 +49,12 @@ pub(super) async fn put_chunk<B: Backend>(
     id: &[u8; 16],
     index: u32,
     data: &[u8],
+    by: Option<&DeviceAddress>,
     now: Millis,
 ) -> Result<BlobRow, TxError> {
     const OP: &str = "store chunk";
     let mut tx = b.write(OP).await?;
+    check_caller(&mut tx, by).await?;
     let found = tx.lock_blob(id, now).await?.ok_or(StoreError::NoSuchBlob)?;
     let mut row = rows::blob_row(found, OP)?;
     check_chunk(&row, index, data.len())?;

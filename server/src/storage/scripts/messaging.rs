@@ -11,9 +11,10 @@
 
 use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 
+use super::check_caller;
 use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, Tx};
 use crate::storage::rows::{self, TxError, SENT_APPLICATION, SENT_COMMIT};
-use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError};
+use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError, Wake};
 
 pub(super) async fn create_channel<B: Backend>(
     b: &B,
@@ -23,7 +24,7 @@ pub(super) async fn create_channel<B: Backend>(
 ) -> Result<ChannelRow, TxError> {
     const OP: &str = "create channel";
     let mut tx = b.write(OP).await?;
-    let creator_key = tx.device_key(creator).await?;
+    let creator_key = tx.device_key(creator).await?.ok_or(StoreError::Revoked)?;
     if !tx.insert_channel(channel, creator, now).await? {
         let (user, device) = tx.channel_creator(channel).await?.ok_or_else(|| rows::corrupt(OP))?;
         if user != creator.user.as_str() || device != creator.device.0 {
@@ -34,7 +35,6 @@ pub(super) async fn create_channel<B: Backend>(
         tx.commit().await?;
         return Ok(row);
     }
-    let creator_key = creator_key.ok_or(StoreError::NoSuchDevice)?;
     tx.add_members(channel, &[creator_key]).await?;
     tx.commit().await?;
     Ok(ChannelRow { id: channel.clone(), epoch: 0, created_at: now, members: vec![creator.clone()] })
@@ -49,9 +49,10 @@ pub(super) async fn channel<B: Backend>(b: &B, channel: &ChannelId) -> Result<Op
 pub(super) async fn commit<B: Backend>(
     b: &B,
     input: &CommitInput,
-) -> Result<(CommitOutcome, Vec<DeviceAddress>), TxError> {
+) -> Result<(CommitOutcome, Vec<Wake>), TxError> {
     const OP: &str = "commit";
     let mut tx = b.write(OP).await?;
+    check_caller(&mut tx, Some(&input.sender)).await?;
     let epoch = tx.lock_channel(&input.channel).await?.ok_or(StoreError::NoSuchChannel)?;
     let current = rows::uint(epoch, OP)?;
     let sender = tx.member_key(&input.channel, &input.sender).await?.ok_or(StoreError::NotMember)?;
@@ -61,7 +62,7 @@ pub(super) async fn commit<B: Backend>(
         sender: &input.sender,
         kind: EnvelopeKind::Commit,
         payload: &input.commit,
-        expires_at: 0,
+        expires_at: input.expires_at,
         now: input.now,
     };
     if let Some((epoch, server_time)) = claim_sent(&mut tx, &commit, &input.client_msg_id.0, SENT_COMMIT, next).await? {
@@ -97,6 +98,10 @@ pub(super) async fn commit<B: Backend>(
     }
     // Current members (removed ones included) get the commit before membership changes.
     let recipients: Vec<i64> = members.into_iter().filter(|key| locked.contains(key)).collect();
+    // A device being removed takes the commit whatever its queue holds, so an abandoned
+    // device can always be removed.
+    let must_fit: Vec<i64> = locked.iter().copied().filter(|key| !removed.contains(key)).collect();
+    check_room(&mut tx, &must_fit, input.max_queue).await?;
     push(&mut tx, &recipients, &commit).await?;
     let welcome = Outgoing { kind: EnvelopeKind::Welcome, payload: &input.welcome, ..commit };
     push(&mut tx, &added, &welcome).await?;
@@ -110,7 +115,7 @@ pub(super) async fn commit<B: Backend>(
 
     let mut woken_keys = recipients;
     woken_keys.extend_from_slice(&added);
-    let woken = addresses(&mut tx, woken_keys, OP).await?;
+    let woken = queue_wakes(addresses(&mut tx, woken_keys, OP).await?);
     tx.announce(&woken).await?;
     tx.commit().await?;
     Ok((CommitOutcome { epoch: next, server_time: input.now, duplicate: false }, woken))
@@ -120,9 +125,10 @@ pub(super) async fn commit<B: Backend>(
 pub(super) async fn enqueue<B: Backend>(
     b: &B,
     input: &EnqueueInput,
-) -> Result<(EnqueueOutcome, Vec<DeviceAddress>), TxError> {
+) -> Result<(EnqueueOutcome, Vec<Wake>), TxError> {
     const OP: &str = "enqueue";
     let mut tx = b.write(OP).await?;
+    check_caller(&mut tx, Some(&input.sender)).await?;
     if !tx.share_channel(&input.channel).await? {
         return Err(StoreError::NoSuchChannel.into());
     }
@@ -140,8 +146,9 @@ pub(super) async fn enqueue<B: Backend>(
     }
     let members = tx.other_members(&input.channel, sender).await?;
     let recipients = lock_devices(&mut tx, members).await?;
+    check_room(&mut tx, &recipients, input.max_queue).await?;
     push(&mut tx, &recipients, &message).await?;
-    let woken = addresses(&mut tx, recipients, OP).await?;
+    let woken = queue_wakes(addresses(&mut tx, recipients, OP).await?);
     tx.announce(&woken).await?;
     tx.commit().await?;
     Ok((EnqueueOutcome { server_time: input.now, duplicate: false }, woken))
@@ -152,17 +159,41 @@ pub(super) async fn fetch<B: Backend>(
     device: &DeviceAddress,
     after: u64,
     limit: u32,
+    max_bytes: u64,
     now: Millis,
 ) -> Result<Vec<Envelope>, TxError> {
     const OP: &str = "fetch";
-    let found = b.read(OP).await?.envelopes(device, after, limit, now).await?;
+    let mut conn = b.read(OP).await?;
+    check_caller(&mut conn, Some(device)).await?;
+    let found = conn.envelopes(device, after, limit, max_bytes, now).await?;
     Ok(found.into_iter().map(|cols| rows::envelope(cols, OP)).collect::<Result<_, _>>()?)
 }
 
 pub(super) async fn ack<B: Backend>(b: &B, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
     let mut tx = b.write("acknowledge").await?;
+    check_caller(&mut tx, Some(device)).await?;
     tx.delete_envelopes(device, up_to).await?;
     tx.commit().await
+}
+
+/// `QuotaExceeded` when a queue of the held devices `keys` is full.
+async fn check_room<T: ChannelSql>(tx: &mut T, keys: &[i64], max: u64) -> Result<(), TxError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let full = tx.full_queues(keys, max).await?;
+    if full > 0 {
+        return Err(StoreError::QuotaExceeded(format!(
+            "{full} recipient device(s) already have {max} undelivered messages waiting; try again once they catch up"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// "New envelopes" for each device.
+fn queue_wakes(devices: Vec<DeviceAddress>) -> Vec<Wake> {
+    devices.into_iter().map(|d| Wake::Queue(d.device)).collect()
 }
 
 /// The channel with its members, from one statement (one snapshot).

@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, Envelope, UserId};
 use tokio::sync::broadcast;
 
-use super::backend::Backend;
+use super::backend::{AccountSql, Backend};
 use super::rows::{describe, TxError};
 use super::{
     BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
-    Millis, Storage, StoreError,
+    Millis, Storage, StoreError, Wake,
 };
 
 /// How often a transaction the backend may retry is tried again.
@@ -49,12 +49,22 @@ where
     }
 }
 
-/// Wakes local subscribers of `devices` (called after the commit that queued for them;
-/// other nodes, if any, hear of it through the backend's `announce`).
-fn wake_all<B: Backend>(backend: &B, devices: Vec<DeviceAddress>) {
-    for device in devices {
+/// Wakes local subscribers and sessions (called after the commit that changed them; other
+/// nodes, if any, hear of it through the backend's `announce`).
+fn wake_all<B: Backend>(backend: &B, wakes: Vec<Wake>) {
+    for w in wakes {
         // No subscriber is not an error: envelopes wait in the queue.
-        let _ = backend.wake().send(device);
+        let _ = backend.wake().send(w);
+    }
+}
+
+/// The first statement of every script a session calls: its device still exists
+/// (`Revoked` once it was revoked or its account deleted). `None` for calls made by the node
+/// itself.
+async fn check_caller<T: AccountSql>(tx: &mut T, caller: Option<&DeviceAddress>) -> Result<(), TxError> {
+    match caller {
+        Some(c) if tx.device_key(c).await?.is_none() => Err(StoreError::Revoked.into()),
+        _ => Ok(()),
     }
 }
 
@@ -82,16 +92,24 @@ impl<B: Backend> Storage for B {
         retrying(self, || accounts::device(self, device)).await
     }
 
-    async fn add_device(&self, record: &DeviceRecord, max: usize, now: Millis) -> Result<(), StoreError> {
-        retrying(self, || accounts::add_device(self, record, max, now)).await
+    async fn add_device(&self, record: &DeviceRecord, max: usize, by: Option<&DeviceAddress>, now: Millis) -> Result<(), StoreError> {
+        retrying(self, || accounts::add_device(self, record, max, by, now)).await
     }
 
-    async fn revoke_device(&self, device: &DeviceAddress) -> Result<(), StoreError> {
-        retrying(self, || accounts::revoke_device(self, device)).await
+    async fn revoke_device(&self, device: &DeviceAddress, by: Option<&DeviceAddress>) -> Result<(), StoreError> {
+        let gone = retrying(self, || accounts::revoke_device(self, device, by)).await?;
+        wake_all(self, gone);
+        Ok(())
     }
 
-    async fn delete_user(&self, user: &UserId, reserved_until: Millis) -> Result<(), StoreError> {
-        retrying(self, || accounts::delete_user(self, user, reserved_until)).await
+    async fn delete_user(&self, user: &UserId, reserved_until: Millis, by: Option<&DeviceAddress>) -> Result<(), StoreError> {
+        let gone = retrying(self, || accounts::delete_user(self, user, reserved_until, by)).await?;
+        wake_all(self, gone);
+        Ok(())
+    }
+
+    async fn caller_alive(&self, caller: &DeviceAddress) -> Result<(), StoreError> {
+        retrying(self, || accounts::caller_alive(self, caller)).await
     }
 
     async fn add_key_packages(
@@ -99,16 +117,18 @@ impl<B: Backend> Storage for B {
         device: &DeviceAddress,
         packages: &[KeyPackageRow],
         last_resort: Option<&KeyPackageRow>,
+        max_held: u32,
     ) -> Result<u32, StoreError> {
-        retrying(self, || accounts::add_key_packages(self, device, packages, last_resort)).await
+        retrying(self, || accounts::add_key_packages(self, device, packages, last_resort, max_held)).await
     }
 
     async fn claim_key_packages(
         &self,
         user: &UserId,
         except: Option<&DeviceAddress>,
+        now: Millis,
     ) -> Result<Vec<Claimed>, StoreError> {
-        retrying(self, || accounts::claim_key_packages(self, user, except)).await
+        retrying(self, || accounts::claim_key_packages(self, user, except, now)).await
     }
 
     async fn key_package_count(&self, device: &DeviceAddress) -> Result<u32, StoreError> {
@@ -145,36 +165,37 @@ impl<B: Backend> Storage for B {
         device: &DeviceAddress,
         after: u64,
         limit: u32,
+        max_bytes: u64,
         now: Millis,
     ) -> Result<Vec<Envelope>, StoreError> {
-        retrying(self, || messaging::fetch(self, device, after, limit, now)).await
+        retrying(self, || messaging::fetch(self, device, after, limit, max_bytes, now)).await
     }
 
     async fn ack(&self, device: &DeviceAddress, up_to: u64) -> Result<(), StoreError> {
         retrying(self, || messaging::ack(self, device, up_to)).await
     }
 
-    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<(), StoreError> {
-        retrying(self, || blobs::create_blob(self, blob, owner, now)).await
+    async fn create_blob(&self, blob: &BlobRow, owner: &DeviceAddress, max_owned: u64, now: Millis) -> Result<(), StoreError> {
+        retrying(self, || blobs::create_blob(self, blob, owner, max_owned, now)).await
     }
 
     async fn blob(&self, id: &[u8; 16], now: Millis) -> Result<Option<BlobRow>, StoreError> {
         retrying(self, || blobs::blob(self, id, now)).await
     }
 
-    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], now: Millis) -> Result<BlobRow, StoreError> {
-        retrying(self, || blobs::put_chunk(self, id, index, data, now)).await
+    async fn put_chunk(&self, id: &[u8; 16], index: u32, data: &[u8], by: Option<&DeviceAddress>, now: Millis) -> Result<BlobRow, StoreError> {
+        retrying(self, || blobs::put_chunk(self, id, index, data, by, now)).await
     }
 
     async fn get_chunk(&self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, StoreError> {
         retrying(self, || blobs::get_chunk(self, id, index, now)).await
     }
 
-    async fn expire(&self, now: Millis, records_before: Millis) -> Result<ExpiryStats, StoreError> {
-        retrying(self, || expiry::expire(self, now, records_before)).await
+    async fn expire(&self, now: Millis, records_before: Millis, claims_before: Millis) -> Result<ExpiryStats, StoreError> {
+        retrying(self, || expiry::expire(self, now, records_before, claims_before)).await
     }
 
-    fn wakeups(&self) -> broadcast::Receiver<DeviceAddress> {
+    fn wakeups(&self) -> broadcast::Receiver<Wake> {
         self.wake().subscribe()
     }
 }

@@ -195,9 +195,10 @@ impl AccountSql for Conn<Sqlite> {
         Ok(false)
     }
 
-    async fn remember_claimed(&mut self, hash: &[u8]) -> Result<(), TxError> {
-        sqlx::query("INSERT INTO claimed_key_packages (hash) VALUES (?) ON CONFLICT DO NOTHING")
+    async fn remember_claimed(&mut self, hash: &[u8], now: Millis) -> Result<(), TxError> {
+        sqlx::query("INSERT INTO claimed_key_packages (hash, claimed_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(hash)
+            .bind(int(now))
             .execute(&mut **self)
             .await
             .map_err(db(self.op))?;

@@ -1,7 +1,7 @@
 //! SQLite statements for blobs and expiry.
 
 use async_trait::async_trait;
-use qpq_proto::DeviceAddress;
+use qpq_proto::{DeviceAddress, UserId};
 use sqlx::Sqlite;
 
 use crate::storage::binds;
@@ -11,6 +11,18 @@ use crate::storage::{BlobRow, Millis};
 
 #[async_trait]
 impl BlobSql for Conn<Sqlite> {
+    async fn owned_blob_bytes(&mut self, user: &UserId, now: Millis) -> Result<i64, TxError> {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs
+             WHERE owner_user = ? AND (expires_at = 0 OR expires_at > ?)",
+        )
+        .bind(user.as_str())
+        .bind(int(now))
+        .fetch_one(&mut **self)
+        .await
+        .map_err(db(self.op))
+    }
+
     async fn insert_blob(&mut self, blob: &BlobRow, owner: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
         let statement = sqlx::query(
             "INSERT INTO blobs (id, channel, size, chunk_size, chunks_stored, expires_at, owner_user, owner_device, created_at)
@@ -95,6 +107,16 @@ impl ExpirySql for Conn<Sqlite> {
         Ok(done.rows_affected())
     }
 
+    async fn delete_empty_channels(&mut self) -> Result<u64, TxError> {
+        let done = sqlx::query(
+            "DELETE FROM channels WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = channels.id)",
+        )
+        .execute(&mut **self)
+        .await
+        .map_err(db(self.op))?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_unreachable_blobs(&mut self) -> Result<u64, TxError> {
         let done = sqlx::query(
             "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM channel_members m WHERE m.channel = blobs.channel)",
@@ -102,6 +124,15 @@ impl ExpirySql for Conn<Sqlite> {
         .execute(&mut **self)
         .await
         .map_err(db(self.op))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_claimed_before(&mut self, before: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM claimed_key_packages WHERE claimed_at < ?")
+            .bind(int(before))
+            .execute(&mut **self)
+            .await
+            .map_err(db(self.op))?;
         Ok(done.rows_affected())
     }
 

@@ -10,7 +10,7 @@ use super::key_list;
 use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Conn, Outgoing};
 use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
-use crate::storage::Millis;
+use crate::storage::{Millis, Wake};
 
 #[async_trait]
 impl ChannelSql for Conn<Sqlite> {
@@ -155,6 +155,18 @@ impl ChannelSql for Conn<Sqlite> {
             .map_err(db(self.op))
     }
 
+    async fn full_queues(&mut self, keys: &[i64], max: u64) -> Result<i64, TxError> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices d WHERE d.id IN (SELECT value FROM json_each(?1))
+             AND d.last_seq + 1 - COALESCE((SELECT MIN(e.seq) FROM envelopes e WHERE e.device = d.id), d.last_seq + 1) >= ?2",
+        )
+        .bind(key_list(keys))
+        .bind(int(max))
+        .fetch_one(&mut **self)
+        .await
+        .map_err(db(self.op))
+    }
+
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
         let keys = key_list(keys);
         sqlx::query("UPDATE devices SET last_seq = last_seq + 1 WHERE id IN (SELECT value FROM json_each(?))")
@@ -191,22 +203,31 @@ impl ChannelSql for Conn<Sqlite> {
     }
 
     /// Subscribers are all in this process: the broadcast after the commit wakes them.
-    async fn announce(&mut self, _: &[DeviceAddress]) -> Result<(), TxError> {
+    async fn announce(&mut self, _: &[Wake]) -> Result<(), TxError> {
         Ok(())
     }
 
-    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
+    async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
+        // The cut is computed over payload lengths only; payloads past it are never read.
         sqlx::query_as(
-            "SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
-             FROM envelopes e JOIN devices d ON d.id = e.device
-             WHERE d.user_name = ? AND d.device_id = ? AND e.seq > ? AND (e.expires_at = 0 OR e.expires_at > ?)
-             ORDER BY e.seq LIMIT ?",
+            "WITH cut AS (
+                 SELECT e.device, e.seq, SUM(length(e.payload)) OVER (ORDER BY e.seq) AS running,
+                        ROW_NUMBER() OVER (ORDER BY e.seq) AS n
+                 FROM envelopes e
+                 WHERE e.device = (SELECT id FROM devices WHERE user_name = ? AND device_id = ?)
+                   AND e.seq > ? AND (e.expires_at = 0 OR e.expires_at > ?)
+                 ORDER BY e.seq LIMIT ?)
+             SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
+             FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
+             WHERE cut.n = 1 OR cut.running <= ?
+             ORDER BY e.seq",
         )
         .bind(device.user.as_str())
         .bind(&device.device.0[..])
         .bind(int(after))
         .bind(int(now))
         .bind(i64::from(limit))
+        .bind(int(max_bytes))
         .fetch_all(&mut **self)
         .await
         .map_err(db(self.op))

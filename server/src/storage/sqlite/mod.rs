@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use qpq_proto::DeviceAddress;
+
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Sqlite;
@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 
 use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
-use super::StoreError;
+use super::{StoreError, Wake};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -35,7 +35,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStorage {
     writer: SqlitePool,
     reader: SqlitePool,
-    wake: broadcast::Sender<DeviceAddress>,
+    wake: broadcast::Sender<Wake>,
 }
 
 impl SqliteStorage {
@@ -100,7 +100,7 @@ impl Backend for SqliteStorage {
         false
     }
 
-    fn wake(&self) -> &broadcast::Sender<DeviceAddress> {
+    fn wake(&self) -> &broadcast::Sender<Wake> {
         &self.wake
     }
 }

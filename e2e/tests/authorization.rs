@@ -1,0 +1,363 @@
+//! The authorization matrix, generated from the schema: every method of the `Session`
+//! interface named in `proto/schema/node.capnp` is called over real QUIC against a real node
+//! (SQLite, and PostgreSQL) by four callers who must not get what they ask for — nobody
+//! logged in, another user (on the victim's channel, blob, device, account), a revoked
+//! device and a device of a deleted account — and each refusal is checked by its code.
+//!
+//! The method list is read from the schema text, and each method is called through a
+//! `match` on its name whose fallback fails the test: a method added to the schema without
+//! a row here (and so without a decided check) fails this test.
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use qpq_proto::node_capnp::{listener, session};
+use qpq_proto::{wire, ChannelId, DeviceAddress, ErrorCode, RemoteError};
+use qpq_server::{Config, RunningNode};
+use support::raw::{login, raw_account, Login, RawDevice, RawUser};
+use support::*;
+
+/// The methods of `interface Session`, in schema order, read from the schema itself.
+fn session_methods() -> Vec<String> {
+    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/schema/node.capnp"))
+        .expect("the schema is readable");
+    let start = schema.find("interface Session {").expect("the schema has interface Session");
+    let body = &schema[start..];
+    let end = body.find("\n}").expect("interface Session ends");
+    let mut methods = Vec::new();
+    for line in body[..end].lines().skip(1) {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        // `name @N (params) -> (results);`
+        let Some((name, rest)) = line.split_once(" @") else { continue };
+        if name.chars().all(|c| c.is_ascii_alphanumeric()) && rest.starts_with(|c: char| c.is_ascii_digit()) {
+            methods.push(name.to_string());
+        }
+    }
+    assert!(methods.len() >= 19, "parsed {} Session methods from the schema: {methods:?}", methods.len());
+    methods
+}
+
+/// What the victim owns, for the others to reach for.
+struct Target {
+    user: RawUser,
+    device: DeviceAddress,
+    channel: ChannelId,
+    blob: [u8; 16],
+}
+
+/// What a call did.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Refused with this code.
+    Refused(ErrorCode),
+    /// Refused by the RPC layer: the capability does not have the method.
+    Unimplemented,
+    /// Answered; the text says what it answered (checked against the victim's state).
+    Answered(String),
+}
+
+fn outcome(r: Result<String, capnp::Error>) -> Outcome {
+    match r {
+        Ok(s) => Outcome::Answered(s),
+        Err(e) if e.kind == capnp::ErrorKind::Unimplemented || e.extra.contains("not implemented") => {
+            Outcome::Unimplemented
+        }
+        Err(e) => match RemoteError::from_description(&e.extra).code {
+            Some(code) => Outcome::Refused(code),
+            None => panic!("a refusal without a code: {}", e.extra),
+        },
+    }
+}
+
+/// A listener that counts what it is given.
+struct Counter(Rc<Cell<usize>>);
+
+impl listener::Server for Counter {
+    fn deliver(
+        self: capnp::capability::Rc<Self>,
+        params: listener::DeliverParams,
+        _: listener::DeliverResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let n = params.get().and_then(|p| p.get_envelopes()).map(|l| l.len() as usize);
+        let count = self.0.clone();
+        async move {
+            count.set(count.get() + n?);
+            Ok(())
+        }
+    }
+}
+
+/// Calls `method` on `s`, reaching for `t`'s things. Every method of the schema must have a
+/// row here.
+async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, capnp::Error> {
+    match method {
+        "whoami" => {
+            let r = s.whoami_request().send().promise.await?;
+            let me = wire::read_device_address(r.get()?.get_device()?)?;
+            Ok(format!("whoami {me}"))
+        }
+        "listDevices" => {
+            let mut req = s.list_devices_request();
+            req.get().set_user(t.user.id.as_str());
+            let r = req.send().promise.await?;
+            Ok(format!("listDevices {}", r.get()?.get_devices()?.len()))
+        }
+        "addDevice" => {
+            let mut req = s.add_device_request();
+            wire::write_device_record(req.get().init_device(), &t.user.device(9).record);
+            req.send().promise.await?;
+            Ok("addDevice".into())
+        }
+        "revokeDevice" => {
+            let mut req = s.revoke_device_request();
+            req.get().set_device_id(&t.device.device.0);
+            req.send().promise.await?;
+            Ok("revokeDevice".into())
+        }
+        "uploadKeyPackages" => {
+            let mut req = s.upload_key_packages_request();
+            req.get().init_packages(1).set(0, b"an opaque key package of the caller");
+            let r = req.send().promise.await?;
+            Ok(format!("uploadKeyPackages {}", r.get()?.get_available()))
+        }
+        "claimKeyPackages" => {
+            let mut req = s.claim_key_packages_request();
+            req.get().set_user(t.user.id.as_str());
+            let r = req.send().promise.await?;
+            Ok(format!("claimKeyPackages {}", r.get()?.get_packages()?.len()))
+        }
+        "keyPackageCount" => {
+            let r = s.key_package_count_request().send().promise.await?;
+            Ok(format!("keyPackageCount {}", r.get()?.get_available()))
+        }
+        "createChannel" => {
+            let mut req = s.create_channel_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            req.send().promise.await?;
+            Ok("createChannel".into())
+        }
+        "channelInfo" => {
+            let mut req = s.channel_info_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            req.send().promise.await?;
+            Ok("channelInfo".into())
+        }
+        "commit" => {
+            let mut req = s.commit_request();
+            let mut r = req.get().init_request();
+            r.set_channel_id(t.channel.as_bytes());
+            r.set_epoch(0);
+            r.set_commit(b"a commit");
+            r.set_client_msg_id(&[0xc0; 16]);
+            req.send().promise.await?;
+            Ok("commit".into())
+        }
+        "enqueue" => {
+            let mut req = s.enqueue_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            req.get().set_payload(b"a message");
+            req.get().set_client_msg_id(&[0xe0; 16]);
+            req.send().promise.await?;
+            Ok("enqueue".into())
+        }
+        "fetch" => {
+            let mut req = s.fetch_request();
+            req.get().set_limit(100);
+            let r = req.send().promise.await?;
+            Ok(format!("fetch {}", r.get()?.get_envelopes()?.len()))
+        }
+        "ack" => {
+            let mut req = s.ack_request();
+            req.get().set_up_to(u64::MAX);
+            req.send().promise.await?;
+            Ok("ack".into())
+        }
+        "subscribe" => {
+            let count = Rc::new(Cell::new(0));
+            let mut req = s.subscribe_request();
+            req.get().set_listener(capnp_rpc::new_client(Counter(count.clone())));
+            let r = req.send().promise.await?;
+            let _handle = r.get()?.get_handle()?;
+            sleep(300).await;
+            Ok(format!("subscribe {}", count.get()))
+        }
+        "createBlob" => {
+            let mut req = s.create_blob_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            req.get().set_size(4);
+            req.get().set_chunk_size(4);
+            req.send().promise.await?;
+            Ok("createBlob".into())
+        }
+        "putChunk" => {
+            let mut req = s.put_chunk_request();
+            req.get().set_blob_id(&t.blob);
+            req.get().set_index(1);
+            req.get().set_data(b"evil");
+            req.send().promise.await?;
+            Ok("putChunk".into())
+        }
+        "getChunk" => {
+            let mut req = s.get_chunk_request();
+            req.get().set_blob_id(&t.blob);
+            req.get().set_index(0);
+            let r = req.send().promise.await?;
+            Ok(format!("getChunk {}", r.get()?.get_data()?.len()))
+        }
+        "blobInfo" => {
+            let mut req = s.blob_info_request();
+            req.get().set_blob_id(&t.blob);
+            req.send().promise.await?;
+            Ok("blobInfo".into())
+        }
+        "deleteAccount" => {
+            s.delete_account_request().send().promise.await?;
+            Ok("deleteAccount".into())
+        }
+        other => panic!("the schema's Session.{other} has no row in the authorization matrix: decide who may call it and add it"),
+    }
+}
+
+/// What another user gets: a refusal, or an answer about their own things only (checked
+/// against the victim's state afterwards by `victim_untouched`).
+fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
+    use ErrorCode::*;
+    match method {
+        "whoami" => Outcome::Answered(format!("whoami {mallory}")),
+        // The directory is public: anyone may read a user's device records to verify them.
+        "listDevices" => Outcome::Answered("listDevices 1".into()),
+        "addDevice" => Outcome::Refused(BadRequest),
+        // Names a device id of the caller's own account, which has no such device.
+        "revokeDevice" => Outcome::Refused(NoSuchDevice),
+        // Key packages go to the caller's own device.
+        "uploadKeyPackages" => Outcome::Answered("uploadKeyPackages 1".into()),
+        // Claiming is how a chat with someone starts (rate limited per account).
+        "claimKeyPackages" => Outcome::Answered("claimKeyPackages 1".into()),
+        "keyPackageCount" => Outcome::Answered("keyPackageCount 1".into()),
+        "createChannel" => Outcome::Refused(ChannelExists),
+        "channelInfo" | "commit" | "enqueue" | "createBlob" | "putChunk" | "getChunk" | "blobInfo" => {
+            Outcome::Refused(NotMember)
+        }
+        // The caller's own (empty) queue, never the victim's.
+        "fetch" => Outcome::Answered("fetch 0".into()),
+        "ack" => Outcome::Answered("ack".into()),
+        "subscribe" => Outcome::Answered("subscribe 0".into()),
+        // Deletes the caller's own account only.
+        "deleteAccount" => Outcome::Answered("deleteAccount".into()),
+        other => panic!("the schema's Session.{other} has no expected outcome for another user: add one"),
+    }
+}
+
+/// The victim's things are as they were: its device, key packages, channel, blob and queue.
+async fn victim_untouched(node: &RunningNode, victim: &RawDevice, t: &Target) {
+    let v = login(node, victim).await;
+    let (_, devices) = v.session.list_devices(&t.user.id).await.unwrap();
+    assert_eq!(devices.len(), 1, "the victim still has exactly its one live device");
+    assert_eq!(v.session.key_package_count().await.unwrap(), 2, "the victim's key packages: one claimed by another, one left");
+    let (epoch, members) = v.session.channel_info(&t.channel).await.unwrap();
+    assert_eq!((epoch, members), (0, vec![t.device.clone()]), "the victim's channel is unchanged");
+    assert_eq!(v.session.get_chunk(&t.blob, 0).await.unwrap(), b"mine".to_vec());
+    assert_eq!(v.session.blob_chunks_stored(&t.blob).await.unwrap(), 1, "nobody wrote into the victim's blob");
+    assert_eq!(v.session.fetch(0, 100).await.unwrap(), vec![], "nothing was queued for the victim");
+}
+
+fn node_with(dir: &std::path::Path, database: Option<String>) -> RunningNode {
+    let mut c = Config::for_tests(dir);
+    c.database = database;
+    // Sessions of revoked devices stay open here, so their calls reach the per-call check
+    // that stands behind the instant close (tested in revocation.rs).
+    c.close_revoked_sessions = false;
+    qpq_server::spawn(c).expect("node starts")
+}
+
+async fn matrix(node: &RunningNode) {
+    let methods = session_methods();
+
+    // The victim: Alice, with a channel, a blob in it and key packages.
+    let (alice, alice_devices) = raw_account(node, "alice", 11, 2).await;
+    let a1 = login(node, &alice_devices[0]).await;
+    let channel = ChannelId::from_slice(&[0xa1; 32]).unwrap();
+    let mut req = a1.session.capability().create_channel_request();
+    req.get().set_channel_id(channel.as_bytes());
+    req.send().promise.await.expect("alice creates her channel");
+    let blob = a1.session.create_blob(&channel, 4, 4, 0).await.unwrap();
+    a1.session.put_chunk(&blob, 0, b"mine").await.unwrap();
+    a1.session.upload_key_packages(&[b"alice kp 1".to_vec(), b"alice kp 2".to_vec(), b"alice kp 3".to_vec()], None).await.unwrap();
+    let t = Target { user: alice, device: alice_devices[0].addr(), channel, blob };
+
+    // A revoked device: Alice's second, logged in before Alice revokes it.
+    let revoked = login(node, &alice_devices[1]).await;
+    a1.session.revoke_device(&alice_devices[1].addr().device).await.unwrap();
+    // A device of a deleted account: Dave's second, logged in before his first deletes it all.
+    let (_, dave) = raw_account(node, "dave", 13, 2).await;
+    let deleted = login(node, &dave[1]).await;
+    login(node, &dave[0]).await.session.delete_account().await.unwrap();
+    // Nobody: the bootstrap capability of a fresh stream, used as if it were a Session.
+    let anonymous = rpc(&raw_connection(node).await).await;
+    let nobody: session::Client = capnp::capability::FromClientHook::new(anonymous.node_service().client.hook);
+    // Another user.
+    let (_, mallory_devices) = raw_account(node, "mallory", 17, 1).await;
+    let mallory: Login = login(node, &mallory_devices[0]).await;
+
+    let mut checked = 0;
+    for m in &methods {
+        let got = outcome(call(m, &nobody, &t).await);
+        assert_eq!(got, Outcome::Unimplemented, "Session.{m} without logging in");
+        let got = outcome(call(m, &revoked.session.capability(), &t).await);
+        assert_eq!(got, Outcome::Refused(ErrorCode::DeviceRevoked), "Session.{m} from a revoked device");
+        let got = outcome(call(m, &deleted.session.capability(), &t).await);
+        assert_eq!(got, Outcome::Refused(ErrorCode::DeviceRevoked), "Session.{m} from a deleted account");
+        checked += 1;
+    }
+    // Another user last, deleting the account at the very end.
+    let mut order: Vec<&String> = methods.iter().collect();
+    order.sort_by_key(|m| *m == "deleteAccount");
+    for m in order {
+        let got = outcome(call(m, &mallory.session.capability(), &t).await);
+        assert_eq!(got, expected_for_another_user(m, &mallory_devices[0].addr()), "Session.{m} as another user");
+    }
+    assert_eq!(checked, methods.len());
+    victim_untouched(node, &alice_devices[0], &t).await;
+    // After her deleteAccount, Mallory's own session is refused too.
+    let got = outcome(call("whoami", &mallory.session.capability(), &t).await);
+    assert_eq!(got, Outcome::Refused(ErrorCode::DeviceRevoked));
+    drop((a1, revoked, deleted, anonymous));
+}
+
+#[test]
+fn every_session_method_refuses_the_unauthorized_on_sqlite() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with(dir.path(), None);
+        matrix(&node).await;
+        node.stop();
+    });
+}
+
+#[test]
+fn every_session_method_refuses_the_unauthorized_on_postgres() {
+    run(async {
+        let db = create_database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with(dir.path(), Some(db.url.clone()));
+        matrix(&node).await;
+        node.stop();
+        db.drop_database().await;
+    });
+}
+
+#[test]
+fn the_matrix_reads_every_method_from_the_schema() {
+    let methods = session_methods();
+    assert_eq!(methods.first().map(String::as_str), Some("whoami"));
+    for m in ["revokeDevice", "enqueue", "fetch", "subscribe", "getChunk", "deleteAccount"] {
+        assert!(methods.iter().any(|x| x == m), "{m} is read from the schema");
+    }
+    let listener_methods = methods.iter().filter(|m| *m == "deliver").count();
+    assert_eq!(listener_methods, 0, "methods of other interfaces are not read as Session's");
+}
