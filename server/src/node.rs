@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::push::{self, Vapid};
 use crate::rpc::{self, Ctx, WakeHub};
 use crate::storage::{self, Storage};
 
@@ -49,7 +50,15 @@ impl Node {
             .with_context(|| format!("listening on {}", config.listen))?;
         let hub = WakeHub::start(&storage);
         let log_key = LogKey::load_or_create(&config.data_dir)?;
-        Ok(Node { endpoint, ctx: Rc::new(Ctx { storage, config, hub, log_key }), fingerprint: bundle.fingerprint() })
+        // The first node of a cluster stores its candidate; every node then uses that one.
+        let candidate = Vapid::generate(&mut rand::rngs::OsRng);
+        let row = storage.vapid_key(&candidate, rpc::now_ms()).await.with_context(|| "loading the VAPID key")?;
+        let vapid = Rc::new(Vapid::new(&row, &config.push_settings().subject).with_context(|| "the push contact")?);
+        Ok(Node {
+            endpoint,
+            ctx: Rc::new(Ctx { storage, config, hub, log_key, vapid }),
+            fingerprint: bundle.fingerprint(),
+        })
     }
 
     /// The address it listens on.
@@ -79,6 +88,11 @@ impl Node {
                 }
             }
         });
+        let pusher = tokio::task::spawn_local(push::run(
+            self.ctx.storage.clone(),
+            self.ctx.vapid.clone(),
+            self.ctx.config.push_settings(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -96,6 +110,7 @@ impl Node {
             }
         }
         expiry.abort();
+        pusher.abort();
         self.endpoint.close(0u32.into(), b"server shutting down");
         // Give peers a moment to learn of the close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;

@@ -29,6 +29,8 @@ pub(crate) struct Ctx {
     pub hub: Rc<WakeHub>,
     /// The secret behind the pseudonyms that stand for users in logs.
     pub log_key: LogKey,
+    /// The cluster's VAPID key, whose public half browsers subscribe with.
+    pub vapid: Rc<crate::push::Vapid>,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::delivery;
 use super::{now_ms, store_err, Ctx};
-use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow};
+use crate::push;
+use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow, PushSubscription};
 
 /// Most key packages accepted in one upload.
 const MAX_KEY_PACKAGES_PER_UPLOAD: u32 = 100;
@@ -63,6 +64,11 @@ impl SessionImpl {
             .ok_or_else(|| wire::error(ErrorCode::NoSuchBlob, "no such file (it may have expired)"))?;
         self.member_channel(&blob.channel).await?;
         Ok(blob)
+    }
+
+    /// When recipients of something queued at `now` are pushed if they have not fetched it.
+    fn push_at(&self, now: u64) -> u64 {
+        now + self.ctx.config.push_delay_ms
     }
 
     fn check_size(&self, field: &str, len: usize) -> Result<(), capnp::Error> {
@@ -302,6 +308,7 @@ impl session::Server for SessionImpl {
             if !add.is_empty() && welcome.is_empty() {
                 return Err(wire::bad("welcome", "devices are added but there is no Welcome"));
             }
+            let now = now_ms();
             let input = CommitInput {
                 channel,
                 sender: self.device.clone(),
@@ -311,7 +318,8 @@ impl session::Server for SessionImpl {
                 add,
                 remove,
                 client_msg_id: client_msg_id(r.get_client_msg_id()?)?,
-                now: now_ms(),
+                now,
+                push_at: self.push_at(now),
             };
             let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
             let mut res = results.get();
@@ -346,6 +354,7 @@ impl session::Server for SessionImpl {
                 client_msg_id: client_msg_id(p.get_client_msg_id()?)?,
                 expires_at: if ttl == 0 { 0 } else { now + u64::from(ttl) * 1000 },
                 now,
+                push_at: self.push_at(now),
             };
             let out = self.ctx.storage.enqueue(&input).await.map_err(|e| store_err("enqueue", e))?;
             let mut r = results.get();
@@ -503,6 +512,55 @@ impl session::Server for SessionImpl {
                 .await
                 .map_err(|e| store_err("delete_user", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "account deleted");
+            Ok(())
+        }
+    }
+
+    fn set_push_subscription(
+        self: CapRc<Self>,
+        params: session::SetPushSubscriptionParams,
+        _: session::SetPushSubscriptionResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let p = params.get()?;
+            let endpoint = p.get_endpoint()?.to_str().map_err(|_| wire::bad("endpoint", "is not UTF-8"))?;
+            let (p256dh, auth) = (p.get_p256dh()?, p.get_auth()?);
+            push::check_subscription(endpoint, p256dh, auth, self.ctx.config.push_allow_http)
+                .map_err(|e| wire::bad("push subscription", e))?;
+            let subscription = PushSubscription {
+                endpoint: endpoint.to_owned(),
+                p256dh: p256dh.try_into().map_err(|_| wire::bad("p256dh", "must be 65 bytes"))?,
+                auth: auth.try_into().map_err(|_| wire::bad("auth", "must be 16 bytes"))?,
+            };
+            self.ctx
+                .storage
+                .set_push_subscription(&self.device, &subscription, now_ms())
+                .await
+                .map_err(|e| store_err("set_push_subscription", e))
+        }
+    }
+
+    fn remove_push_subscription(
+        self: CapRc<Self>,
+        _: session::RemovePushSubscriptionParams,
+        _: session::RemovePushSubscriptionResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            self.ctx
+                .storage
+                .remove_push_subscription(&self.device)
+                .await
+                .map_err(|e| store_err("remove_push_subscription", e))
+        }
+    }
+
+    fn vapid_public_key(
+        self: CapRc<Self>,
+        _: session::VapidPublicKeyParams,
+        mut results: session::VapidPublicKeyResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            results.get().set_key(self.ctx.vapid.public_key());
             Ok(())
         }
     }

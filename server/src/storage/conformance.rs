@@ -54,6 +54,12 @@ macro_rules! storage_conformance {
             expire_removes_expired_envelopes_blobs_and_old_records,
             blobs_nobody_can_reach_are_collected,
             wakeups_name_the_recipients_of_enqueues_and_commits,
+            push_subscriptions_are_stored_replaced_and_removed,
+            queued_messages_wait_one_coalesced_push_per_subscribed_device,
+            fetching_before_the_delay_cancels_the_push,
+            failed_pushes_are_retried_leases_expire_and_gone_subscriptions_go,
+            concurrent_claims_never_hand_out_the_same_push,
+            the_vapid_key_is_kept_once_for_everyone,
         );
     };
     (@tests $backend:ident, $make:path; $($name:ident),* $(,)?) => {
@@ -84,6 +90,9 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server time at the start of every test.
 const T0: Millis = 1_700_000_000_000;
+
+/// How long after queueing the fixtures' messages wait for a push.
+const PUSH_DELAY: Millis = 2_000;
 
 // --- backends ------------------------------------------------------------------------------
 
@@ -236,6 +245,7 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
         remove: Vec::new(),
         client_msg_id: msg_id(msg),
         now,
+        push_at: now + PUSH_DELAY,
     }
 }
 
@@ -253,6 +263,7 @@ fn enqueue_input(
         client_msg_id: msg_id(msg),
         expires_at,
         now,
+        push_at: now + PUSH_DELAY,
     }
 }
 
@@ -319,8 +330,12 @@ async fn read_gap_free(store: Arc<dyn Storage>, device: DeviceAddress, first: u6
     seen
 }
 
+mod push;
+
 mod cases {
     use super::*;
+
+    pub(super) use super::push::*;
 
     // --- identities and devices ---------------------------------------------------------
 
@@ -1133,6 +1148,26 @@ mod postgres_cluster {
         a.commit(&input).await.unwrap();
         expect_wakeups(&mut rx, &[bob.clone(), carol.clone()]).await;
         assert_eq!(queue(&**b, &carol, T0).await.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_node_at_a_time_is_the_push_sender() {
+        let (nodes, _db) = nodes(2).await;
+        let held = nodes[0].lead_pushes().await.unwrap().expect("the first node takes the role");
+        assert!(nodes[1].lead_pushes().await.unwrap().is_none(), "the second does not");
+        assert!(nodes[0].lead_pushes().await.unwrap().is_none(), "nor another connection of the first");
+        drop(held);
+        let taken = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(l) = nodes[1].lead_pushes().await.unwrap() {
+                    return l;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the role passes on once given up");
+        drop(taken);
     }
 
     async fn store_enqueue(store: &Arc<dyn Storage>, channel: &ChannelId, sender: &DeviceAddress, msg: u32) {

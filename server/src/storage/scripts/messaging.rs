@@ -11,7 +11,7 @@
 
 use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 
-use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, Tx};
+use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, PushSql, Tx};
 use crate::storage::rows::{self, TxError, SENT_APPLICATION, SENT_COMMIT};
 use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError};
 
@@ -100,6 +100,7 @@ pub(super) async fn commit<B: Backend>(
     push(&mut tx, &recipients, &commit).await?;
     let welcome = Outgoing { kind: EnvelopeKind::Welcome, payload: &input.welcome, ..commit };
     push(&mut tx, &added, &welcome).await?;
+    super::push::schedule(&mut tx, &added, input.push_at).await?;
     if !removed.is_empty() {
         tx.remove_members(&input.channel, &removed).await?;
     }
@@ -141,6 +142,7 @@ pub(super) async fn enqueue<B: Backend>(
     let members = tx.other_members(&input.channel, sender).await?;
     let recipients = lock_devices(&mut tx, members).await?;
     push(&mut tx, &recipients, &message).await?;
+    super::push::schedule(&mut tx, &recipients, input.push_at).await?;
     let woken = addresses(&mut tx, recipients, OP).await?;
     tx.announce(&woken).await?;
     tx.commit().await?;
@@ -162,6 +164,7 @@ pub(super) async fn fetch<B: Backend>(
 pub(super) async fn ack<B: Backend>(b: &B, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
     let mut tx = b.write("acknowledge").await?;
     tx.delete_envelopes(device, up_to).await?;
+    tx.reset_push(device).await?;
     tx.commit().await
 }
 

@@ -10,6 +10,7 @@
 mod accounts;
 mod blobs;
 mod messaging;
+mod push;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tokio::sync::broadcast;
 
 use super::backend::{Backend, Conn, Tx};
 use super::rows::{db, describe, TxError};
-use super::StoreError;
+use super::{Leadership, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -105,6 +106,11 @@ impl Backend for SqliteStorage {
 
     fn wake(&self) -> &broadcast::Sender<DeviceAddress> {
         &self.wake
+    }
+
+    /// One process per database file: this process holds every role.
+    async fn lead(&self, _lock: i64) -> Result<Option<Leadership>, TxError> {
+        Ok(Some(Leadership::new(Box::new(()))))
     }
 }
 
