@@ -87,11 +87,11 @@ class Proc {
 
 /**
  * Starts a qpq-server node.
- * @param {{name: string, port: number, dataDir: string, logDir: string, database?: string}} o
+ * @param {{name: string, port: number, dataDir: string, logDir: string, database?: string, args?: string[]}} o
  */
-export async function startServer({ name, port, dataDir, logDir, database }) {
+export async function startServer({ name, port, dataDir, logDir, database, args: extra = [] }) {
   await ensureUdpPortFree(port, name);
-  const args = ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--log", "info"];
+  const args = ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--log", "info", ...extra];
   if (database) args.push("--database", database);
   const proc = new Proc(name, binary("qpq-server"), args, path.join(logDir, `${name}.log`));
   await proc.waitForOutput("qpq-server listening");

@@ -64,16 +64,25 @@ export const test = base.extend({
   /** Extra gateway flags (e.g. `["--no-http3"]`). */
   gatewayArgs: [[], { option: true }],
 
+  /** Extra server node flags (e.g. `["--push-allow-http"]`). */
+  nodeArgs: [[], { option: true }],
+
   /** The app's URL for this project's transport. */
   appUrl: async ({ transport }, use) => {
     await use(appUrlFor(transport));
   },
 
   /** One node on SQLite behind the gateway. @type {Stack} */
-  stack: async ({ gatewayArgs }, use, testInfo) => {
+  stack: async ({ gatewayArgs, nodeArgs }, use, testInfo) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-"));
     try {
-      const node = await startServer({ name: "node", port: NODE_PORTS[0], dataDir: path.join(dir, "node"), logDir: dir });
+      const node = await startServer({
+        name: "node",
+        port: NODE_PORTS[0],
+        dataDir: path.join(dir, "node"),
+        logDir: dir,
+        args: nodeArgs,
+      });
       await withStack(dir, [node], use, testInfo, gatewayArgs);
     } finally {
       await rm(dir, { recursive: true, force: true });
