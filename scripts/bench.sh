@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput browser-mls transports files)
+all=(mls throughput browser-mls transports files push)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -46,6 +46,11 @@ for b in "${wanted[@]}"; do
       browser_setup
       say "file upload and download through gateway and node vs a raw transfer on /echo"
       (cd playwright && node bench/files.mjs)
+      ;;
+    push)
+      browser_setup
+      say "Web Push: message queued -> notification shown by the service worker, warm and cold"
+      (cd playwright && node bench/push.mjs)
       ;;
     *)
       echo "unknown benchmark '$b' (known: ${all[*]})" >&2

@@ -22,12 +22,21 @@ export async function installOfflineSupport() {
     if (asked) location.reload();
     else offerUpdate(() => location.reload());
   });
+  // The worker is a module, and browsers look for updates of a module worker's main script
+  // only, not of what it imports (/pkg/precache.js): so the deployment's version goes into
+  // the worker's URL, and a new version is a new URL, which the browser installs.
+  const register = async () => {
+    const version = await deployedVersion();
+    if (!version) return sw.getRegistration("/"); // offline: keep what is installed
+    return sw.register(`/sw.js?v=${version}`, { scope: "/", type: "module", updateViaCache: "none" });
+  };
   let registration;
   try {
-    registration = await sw.register("/sw.js", { scope: "/", updateViaCache: "none" });
+    registration = await register();
   } catch {
     return; // e.g. storage disabled: the app still runs online
   }
+  if (!registration) return;
   const offerWaiting = (worker) => {
     // The first worker of a page that had none is not an update.
     if (!worker || !sw.controller) return;
@@ -45,11 +54,22 @@ export async function installOfflineSupport() {
   follow(registration.waiting);
   follow(registration.installing);
   registration.addEventListener("updatefound", () => follow(registration.installing));
-  const check = () => registration.update().catch(() => {}); // offline: try again later
+  const check = () => register().catch(() => {}); // offline: try again later
   setInterval(check, CHECK_EVERY_MS);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") check();
   });
+}
+
+/** The version of the deployment the server has now (from /pkg/precache.js), or null offline. */
+async function deployedVersion() {
+  try {
+    const response = await fetch("/pkg/precache.js", { cache: "no-store" });
+    if (!response.ok) return null;
+    return /"version":\s*"([0-9a-f]+)"/.exec(await response.text())?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** Shows the update bar; its button runs `onReload` (once). */

@@ -11,9 +11,13 @@
 //
 // Everything else (/transport.json, /healthz, the WebSocket and WebTransport sessions) goes to
 // the network untouched.
+//
+// It is a module worker (registered with type "module") because a push wakes it to run the
+// engine (sw-push.js), which is an ES module.
 
 /* global QPQ_PRECACHE */
-importScripts("/pkg/precache.js");
+import "/pkg/precache.js";
+import { onNotificationClick, onPush } from "./sw-push.js";
 
 const PREFIX = "qpq-shell-";
 const CACHE = PREFIX + QPQ_PRECACHE.version;
@@ -31,6 +35,14 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data?.type === "take-over") self.skipWaiting();
+});
+
+self.addEventListener("push", (event) => {
+  event.waitUntil(onPush());
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.waitUntil(onNotificationClick(event.notification));
 });
 
 self.addEventListener("fetch", (event) => {

@@ -344,6 +344,28 @@ impl Session {
         self.cap.delete_account_request().send().promise.await?;
         Ok(())
     }
+
+    /// Registers or refreshes this device's Web Push subscription.
+    pub async fn set_push_subscription(&self, endpoint: &str, p256dh: &[u8], auth: &[u8]) -> Result<(), ClientError> {
+        let mut req = self.cap.set_push_subscription_request();
+        req.get().set_endpoint(endpoint);
+        req.get().set_p256dh(p256dh);
+        req.get().set_auth(auth);
+        req.send().promise.await?;
+        Ok(())
+    }
+
+    /// Removes this device's Web Push subscription.
+    pub async fn remove_push_subscription(&self) -> Result<(), ClientError> {
+        self.cap.remove_push_subscription_request().send().promise.await?;
+        Ok(())
+    }
+
+    /// The server's VAPID public key (65 bytes), to subscribe with.
+    pub async fn vapid_public_key(&self) -> Result<Vec<u8>, ClientError> {
+        let resp = self.cap.vapid_public_key_request().send().promise.await?;
+        Ok(resp.get()?.get_key()?.to_vec())
+    }
 }
 
 fn blob_id(d: &[u8]) -> Result<[u8; 16], ClientError> {

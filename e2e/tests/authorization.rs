@@ -42,6 +42,10 @@ fn session_methods() -> Vec<String> {
     methods
 }
 
+/// A valid P-256 public key (the curve's generator point, uncompressed SEC1), for a push
+/// subscription's `p256dh`.
+const P256_GENERATOR: &str = "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
 /// What the victim owns, for the others to reach for.
 struct Target {
     user: RawUser,
@@ -219,6 +223,22 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             s.delete_account_request().send().promise.await?;
             Ok("deleteAccount".into())
         }
+        "setPushSubscription" => {
+            let mut req = s.set_push_subscription_request();
+            req.get().set_endpoint("https://push.example/authorization-matrix");
+            req.get().set_p256dh(&hex::decode(P256_GENERATOR).expect("hex"));
+            req.get().set_auth(&[7; 16]);
+            req.send().promise.await?;
+            Ok("setPushSubscription".into())
+        }
+        "removePushSubscription" => {
+            s.remove_push_subscription_request().send().promise.await?;
+            Ok("removePushSubscription".into())
+        }
+        "vapidPublicKey" => {
+            let r = s.vapid_public_key_request().send().promise.await?;
+            Ok(format!("vapidPublicKey {}", r.get()?.get_key()?.len()))
+        }
         other => panic!("the schema's Session.{other} has no row in the authorization matrix: decide who may call it and add it"),
     }
 }
@@ -249,6 +269,10 @@ fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
         "subscribe" => Outcome::Answered("subscribe 0".into()),
         // Deletes the caller's own account only.
         "deleteAccount" => Outcome::Answered("deleteAccount".into()),
+        // A push subscription belongs to the calling device; the VAPID key is the cluster's.
+        "setPushSubscription" => Outcome::Answered("setPushSubscription".into()),
+        "removePushSubscription" => Outcome::Answered("removePushSubscription".into()),
+        "vapidPublicKey" => Outcome::Answered("vapidPublicKey 65".into()),
         other => panic!("the schema's Session.{other} has no expected outcome for another user: add one"),
     }
 }

@@ -87,7 +87,7 @@ class Proc {
 
 /**
  * Starts a qpq-server node.
- * @param {{name: string, port: number, dataDir: string, logDir: string, database?: string, args?: string[]}} o `args` are extra flags
+ * @param {{name: string, port: number, dataDir: string, logDir: string, database?: string, args?: string[]}} o
  */
 export async function startServer({ name, port, dataDir, logDir, database, args: extra = [] }) {
   await ensureUdpPortFree(port, name);

@@ -64,7 +64,7 @@ export const test = base.extend({
   /** Extra gateway flags (e.g. `["--no-http3"]`). */
   gatewayArgs: [[], { option: true }],
 
-  /** Extra flags of the single node (e.g. `["--name-cooldown-days", "0"]`). */
+  /** Extra server node flags (e.g. `["--push-allow-http"]`). */
   nodeArgs: [[], { option: true }],
 
   /** The app's URL for this project's transport. */
@@ -76,7 +76,13 @@ export const test = base.extend({
   stack: async ({ gatewayArgs, nodeArgs }, use, testInfo) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-"));
     try {
-      const node = await startServer({ name: "node", port: NODE_PORTS[0], dataDir: path.join(dir, "node"), logDir: dir, args: nodeArgs });
+      const node = await startServer({
+        name: "node",
+        port: NODE_PORTS[0],
+        dataDir: path.join(dir, "node"),
+        logDir: dir,
+        args: nodeArgs,
+      });
       await withStack(dir, [node], use, testInfo, gatewayArgs);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -157,8 +157,21 @@ interface Session {
   # registered again only after the server's cooling-off period.
   deleteAccount @18 () -> ();
 
+  # --- Web Push (RFC 8030, with RFC 8291 payload encryption and RFC 8292 VAPID) ---
+  # Registers (or refreshes: the same call again replaces it) the push subscription of the
+  # calling device, as `PushSubscription` gives it: the push service's `endpoint` (an https
+  # URL), `p256dh` (the browser's P-256 public key, 65 bytes uncompressed) and `auth` (16
+  # bytes). When something is queued for this device and no session of it picks it up, the
+  # cluster sends one push whose payload carries no message content.
+  setPushSubscription @19 (endpoint :Text, p256dh :Data, auth :Data) -> ();
+  # Removes the calling device's push subscription (nothing to do when it has none).
+  removePushSubscription @20 () -> ();
+  # The cluster's VAPID public key (P-256, 65 bytes uncompressed): the
+  # `applicationServerKey` to subscribe with.
+  vapidPublicKey @21 () -> (key :Data);
+
   # Reserved for later features (each will get its own ordinal here):
-  # contacts and blocking, profiles, group roles, push subscriptions, key transparency.
+  # contacts and blocking, profiles, group roles, key transparency.
 }
 
 interface Listener {

@@ -107,6 +107,25 @@ pub struct Config {
     #[arg(long, env = "QPQ_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,
 
+    /// Contact for push services, sent in every VAPID token (`sub`): a mailto: or https: URL.
+    /// Default: mailto:postmaster@DOMAIN.
+    #[arg(long, env = "QPQ_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
+
+    /// Milliseconds after a message is queued before its recipient device is woken by Web
+    /// Push, if no session of it has fetched the message by then.
+    #[arg(long, env = "QPQ_PUSH_DELAY_MS", default_value_t = 2000)]
+    pub push_delay_ms: u64,
+
+    /// Seconds a push service keeps a push for a browser that is offline (the TTL header).
+    #[arg(long, env = "QPQ_PUSH_TTL_SECS", default_value_t = 86400)]
+    pub push_ttl_secs: u32,
+
+    /// Accept push subscriptions whose endpoint is plain http:// (a local push service for
+    /// tests; browsers' push services are always https).
+    #[arg(long, env = "QPQ_PUSH_ALLOW_HTTP")]
+    pub push_allow_http: bool,
+
     /// Log filter (tracing env-filter syntax), e.g. "info" or "qpq_server=debug".
     #[arg(long, env = "QPQ_LOG", default_value = "info")]
     pub log: String,
@@ -122,6 +141,16 @@ impl Config {
         self.database
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("qpq.sqlite").display()))
+    }
+
+    /// How this node sends Web Push.
+    pub fn push_settings(&self) -> crate::push::PushSettings {
+        crate::push::PushSettings {
+            subject: self.push_contact.clone().unwrap_or_else(|| format!("mailto:postmaster@{}", self.domain)),
+            delay: Duration::from_millis(self.push_delay_ms),
+            ttl_secs: self.push_ttl_secs,
+            allow_http: self.push_allow_http,
+        }
     }
 
     /// The idle timeout.

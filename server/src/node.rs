@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::push::{self, Vapid};
 use crate::rate::NodeRates;
 use crate::rpc::{self, Ctx, WakeHub};
 use crate::storage::{self, Storage};
@@ -80,9 +81,13 @@ impl Node {
         let hub = WakeHub::start(&storage);
         let log_key = LogKey::load_or_create(&config.data_dir)?;
         let rates = NodeRates::new(&config.rates);
+        // The first node of a cluster stores its candidate; every node then uses that one.
+        let candidate = Vapid::generate(&mut rand::rngs::OsRng);
+        let row = storage.vapid_key(&candidate, rpc::now_ms()).await.with_context(|| "loading the VAPID key")?;
+        let vapid = Rc::new(Vapid::new(&row, &config.push_settings().subject).with_context(|| "the push contact")?);
         Ok(Node {
             endpoint,
-            ctx: Rc::new(Ctx { storage, config, hub, log_key, rates }),
+            ctx: Rc::new(Ctx { storage, config, hub, log_key, rates, vapid }),
             fingerprint: bundle.fingerprint(),
             connections: Rc::default(),
         })
@@ -117,6 +122,11 @@ impl Node {
                 }
             }
         });
+        let pusher = tokio::task::spawn_local(push::run(
+            self.ctx.storage.clone(),
+            self.ctx.vapid.clone(),
+            self.ctx.config.push_settings(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -148,6 +158,7 @@ impl Node {
             }
         }
         expiry.abort();
+        pusher.abort();
         self.endpoint.close(0u32.into(), b"server shutting down");
         // Give peers a moment to learn of the close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;

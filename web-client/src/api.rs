@@ -14,6 +14,7 @@ use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
 mod files;
+mod push;
 
 type WebClient = Client<IdbStore, WebPlatform>;
 

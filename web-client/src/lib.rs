@@ -11,6 +11,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod api;
+pub mod base64url;
 #[cfg(target_arch = "wasm32")]
 mod error;
 #[cfg(target_arch = "wasm32")]

@@ -15,6 +15,10 @@ import { ConfirmDialog } from "./confirm.js";
 import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
+import { wireNotifications } from "./notifications.js";
+
+/** The URL fragment naming the open conversation (the service worker reads it). */
+const OPEN_PREFIX = "#conversation=";
 
 /** How long a notice stays on screen. */
 const NOTICE_MS = 10_000;
@@ -88,6 +92,17 @@ export class ChatApp {
     this.input.addEventListener("input", () => this.typed(), { signal });
     wireStartDialogs(client, (id) => this.open(id), (user) => this.safety.open(user), signal);
     wireTransportSelect(byId("transport-select"), signal);
+    this.notifications = wireNotifications(client, this.root.querySelector(".topbar"), signal);
+    // A click on a notification asks the page to open its conversation.
+    navigator.serviceWorker?.addEventListener(
+      "message",
+      (e) => {
+        if (e.data?.type === "open-conversation" && e.data.conversation && this.client.conversation(e.data.conversation)) {
+          this.open(e.data.conversation);
+        }
+      },
+      { signal },
+    );
 
     this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
     this.input.addEventListener("keydown", (e) => this.keydown(e), { signal });
@@ -100,7 +115,8 @@ export class ChatApp {
   /** Shows the app and connects. */
   start() {
     setText(byId("me-name"), this.client.user());
-    this.open(null);
+    const asked = location.hash.startsWith(OPEN_PREFIX) ? location.hash.slice(OPEN_PREFIX.length) : null;
+    this.open(asked && this.client.conversation(asked) ? asked : null);
     showScreen("app");
     this.client.start();
     // Until the first connection event ("not started" is not worth showing).
@@ -123,6 +139,7 @@ export class ChatApp {
     switch (event.type) {
       case "connection":
         this.connection.show(event);
+        if (event.state === "online") this.notifications.refresh().catch(() => {});
         break;
       case "conversation":
         this.schedule("list");
@@ -161,6 +178,7 @@ export class ChatApp {
     const switched = id !== this.selectedId;
     this.selectedId = id;
     this.root.dataset.view = id ? "chat" : "list";
+    history.replaceState(history.state, "", id ? `${OPEN_PREFIX}${id}` : location.pathname + location.search);
     this.placeholder.hidden = !!id;
     this.chat.hidden = !id;
     if (switched) {

@@ -8,6 +8,7 @@ import { describeError } from "../errors.js";
 import { durationText } from "../format.js";
 import { clearDownloads } from "../file-store.js";
 import { ConfirmDialog } from "./confirm.js";
+import { LEVELS, conversationLevel, setConversationLevel } from "../notify-settings.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -25,6 +26,8 @@ export class GroupInfo {
     this.me = client.user();
     /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
     this.conversation = null;
+    /** The conversation whose notification level the select shows. */
+    this.notifyFor = null;
     this.button = h("button", { type: "button", id: "group-info-open", class: "secondary", "aria-haspopup": "dialog", text: "Group info" });
     header.append(this.button);
 
@@ -35,6 +38,11 @@ export class GroupInfo {
       "select",
       { id: "group-info-timer", "aria-describedby": "group-info-timer-hint" },
       ...TIMERS.map((s) => h("option", { value: String(s), text: durationText(s) })),
+    );
+    this.notify = h(
+      "select",
+      { id: "group-info-notify", "aria-describedby": "group-info-notify-hint" },
+      ...LEVELS.map((l) => h("option", { value: l.value, text: l.label })),
     );
     this.leave = h("button", { type: "button", class: "danger", text: "Leave group" });
     this.error = h("p", { class: "error", role: "alert" });
@@ -52,6 +60,9 @@ export class GroupInfo {
         h("label", { for: "group-info-timer", text: "Disappearing messages" }),
         this.timer,
         h("p", { id: "group-info-timer-hint", class: "hint", text: "Applies to every member, for messages sent from now on." }),
+        h("label", { for: "group-info-notify", text: "Notifications" }),
+        this.notify,
+        h("p", { id: "group-info-notify-hint", class: "hint", text: "Only on this device; the server is not told." }),
         this.leave,
         this.error,
         h("div", { class: "dialog-actions" }, this.close),
@@ -62,6 +73,7 @@ export class GroupInfo {
     this.button.addEventListener("click", () => this.open(), { signal });
     this.close.addEventListener("click", () => this.dialog.close(), { signal });
     this.timer.addEventListener("change", () => this.setTimer(), { signal });
+    this.notify.addEventListener("change", () => this.setNotify(), { signal });
     this.leave.addEventListener("click", () => this.leaveGroup(), { signal });
     signal.addEventListener("abort", () => this.dialog.remove());
   }
@@ -83,6 +95,13 @@ export class GroupInfo {
     }
     if (document.activeElement !== this.timer) this.timer.value = value;
     this.timer.disabled = !c.active;
+    if (c.id !== this.notifyFor) {
+      this.notifyFor = c.id;
+      conversationLevel(c.id).then(
+        (level) => c.id === this.conversation?.id && (this.notify.value = level),
+        (e) => setText(this.error, describeError(e)),
+      );
+    }
     this.leave.hidden = !group || !c.active;
   }
 
@@ -120,6 +139,17 @@ export class GroupInfo {
     } catch (e) {
       setText(this.error, describeError(e));
       this.timer.value = String(c.disappearSecs);
+    }
+  }
+
+  async setNotify() {
+    const c = this.conversation;
+    if (!c) return;
+    setText(this.error, "");
+    try {
+      await setConversationLevel(c.id, this.notify.value);
+    } catch (e) {
+      setText(this.error, describeError(e));
     }
   }
 

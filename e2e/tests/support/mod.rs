@@ -2,11 +2,13 @@
 //! SQLite or PostgreSQL) and a real gateway on their own threads, a throwaway PostgreSQL
 //! database per test, native clients on the test's LocalSet (directly over QUIC, or through
 //! the gateway), and a WebSocket `Connector` that speaks to the gateway's `/ws` the way the
-//! browser does. (`h3client` adds HTTP/3 and WebTransport.)
+//! browser does. (`h3client` adds HTTP/3 and WebTransport; `push_service` is a local RFC 8030
+//! push service, the browser vendor's part of Web Push.)
 
 #![allow(dead_code)]
 
 pub mod h3client;
+pub mod push_service;
 pub mod raw;
 
 use std::io;

@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub log_key: LogKey,
     /// The node's rate limits (per account, and node-wide for registrations).
     pub rates: NodeRates,
+    /// The cluster's VAPID key, whose public half browsers subscribe with.
+    pub vapid: Rc<crate::push::Vapid>,
 }
 
 /// Milliseconds since the Unix epoch.

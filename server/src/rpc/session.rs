@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::delivery;
 use super::{now_ms, rate_err, store_err, Ctx};
-use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow};
+use crate::push;
+use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow, PushSubscription};
 
 /// Most key packages accepted in one upload.
 const MAX_KEY_PACKAGES_PER_UPLOAD: u32 = 100;
@@ -122,6 +123,11 @@ impl SessionImpl {
             .ok_or_else(|| wire::error(ErrorCode::NoSuchBlob, "no such file (it may have expired)"))?;
         self.member_channel(&blob.channel).await?;
         Ok(blob)
+    }
+
+    /// When recipients of something queued at `now` are pushed if they have not fetched it.
+    fn push_at(&self, now: u64) -> u64 {
+        now + self.ctx.config.push_delay_ms
     }
 
     fn check_size(&self, field: &str, len: usize) -> Result<(), capnp::Error> {
@@ -387,6 +393,7 @@ impl session::Server for SessionImpl {
                 expires_at: self.expiry(now, 0),
                 max_queue: self.ctx.config.max_queue_per_device,
                 now,
+                push_at: self.push_at(now),
             };
             let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
             let mut res = results.get();
@@ -424,6 +431,7 @@ impl session::Server for SessionImpl {
                 expires_at: self.expiry(now, ttl),
                 max_queue: self.ctx.config.max_queue_per_device,
                 now,
+                push_at: self.push_at(now),
             };
             let out = self.ctx.storage.enqueue(&input).await.map_err(|e| store_err("enqueue", e))?;
             let mut r = results.get();
@@ -605,6 +613,58 @@ impl session::Server for SessionImpl {
                 .await
                 .map_err(|e| store_err("delete_user", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "account deleted");
+            Ok(())
+        }
+    }
+
+    fn set_push_subscription(
+        self: CapRc<Self>,
+        params: session::SetPushSubscriptionParams,
+        _: session::SetPushSubscriptionResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let _call = self.begin().await?;
+            let p = params.get()?;
+            let endpoint = p.get_endpoint()?.to_str().map_err(|_| wire::bad("endpoint", "is not UTF-8"))?;
+            let (p256dh, auth) = (p.get_p256dh()?, p.get_auth()?);
+            push::check_subscription(endpoint, p256dh, auth, self.ctx.config.push_allow_http)
+                .map_err(|e| wire::bad("push subscription", e))?;
+            let subscription = PushSubscription {
+                endpoint: endpoint.to_owned(),
+                p256dh: p256dh.try_into().map_err(|_| wire::bad("p256dh", "must be 65 bytes"))?,
+                auth: auth.try_into().map_err(|_| wire::bad("auth", "must be 16 bytes"))?,
+            };
+            self.ctx
+                .storage
+                .set_push_subscription(&self.device, &subscription, now_ms())
+                .await
+                .map_err(|e| store_err("set_push_subscription", e))
+        }
+    }
+
+    fn remove_push_subscription(
+        self: CapRc<Self>,
+        _: session::RemovePushSubscriptionParams,
+        _: session::RemovePushSubscriptionResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let _call = self.begin().await?;
+            self.ctx
+                .storage
+                .remove_push_subscription(&self.device)
+                .await
+                .map_err(|e| store_err("remove_push_subscription", e))
+        }
+    }
+
+    fn vapid_public_key(
+        self: CapRc<Self>,
+        _: session::VapidPublicKeyParams,
+        mut results: session::VapidPublicKeyResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        async move {
+            let _call = self.begin().await?;
+            results.get().set_key(self.ctx.vapid.public_key());
             Ok(())
         }
     }

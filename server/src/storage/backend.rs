@@ -16,8 +16,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Transaction};
 use tokio::sync::broadcast;
 
-use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, TxError};
-use super::{BlobRow, KeyPackageRow, Millis, Wake};
+use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, PushJobCols, PushSubCols, TxError};
+use super::{BlobRow, KeyPackageRow, Leadership, Millis, PushSubscription, VapidKeyRow, Wake};
 
 /// How many wake-ups a slow subscriber may fall behind before it misses some.
 pub(super) const WAKE_CAPACITY: usize = 4096;
@@ -26,7 +26,7 @@ pub(super) const WAKE_CAPACITY: usize = 4096;
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// A transaction (or, for reads, a plain connection) with the statements.
-    type Tx: Tx + AccountSql + ChannelSql + BlobSql + ExpirySql;
+    type Tx: Tx + AccountSql + ChannelSql + BlobSql + ExpirySql + PushSql;
 
     /// Begins a write transaction for `op` under the backend's locking rules.
     async fn write(&self, op: &'static str) -> Result<Self::Tx, TxError>;
@@ -39,6 +39,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The local wake-up channel.
     fn wake(&self) -> &broadcast::Sender<Wake>;
+
+    /// Takes the cluster-wide role `lock` if nobody holds it (see
+    /// [`super::Storage::lead_pushes`]).
+    async fn lead(&self, lock: i64) -> Result<Option<Leadership>, TxError>;
 }
 
 /// A connection as a script holds it: a transaction, or a pooled connection for reads, and
@@ -273,4 +277,37 @@ pub trait ExpirySql: Send {
     async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError>;
     /// Name reservations ended at `now`.
     async fn delete_expired_reservations(&mut self, now: Millis) -> Result<u64, TxError>;
+}
+
+/// Web Push subscriptions, waiting pushes and the VAPID key.
+#[async_trait]
+pub trait PushSql: Send {
+    /// Stores or replaces the subscription of the device `device`; it is not notified.
+    async fn upsert_push_subscription(&mut self, device: i64, sub: &PushSubscription, now: Millis) -> Result<(), TxError>;
+    /// Removes the subscription of `device` (its waiting push goes with it).
+    async fn delete_push_subscription(&mut self, device: &DeviceAddress) -> Result<(), TxError>;
+    /// Removes the subscription of the device `device` if it still has `endpoint`.
+    async fn delete_push_subscription_at(&mut self, device: i64, endpoint: &str) -> Result<(), TxError>;
+    /// The subscription of `device`.
+    async fn push_subscription_of(&mut self, device: &DeviceAddress) -> Result<Option<PushSubCols>, TxError>;
+    /// Adds a push due at `due` for each of the devices `keys` that has a subscription, is
+    /// not notified and has no push waiting.
+    async fn schedule_pushes(&mut self, keys: &[i64], due: Millis) -> Result<(), TxError>;
+    /// The device came for its queue: drops its waiting push and clears `notified`.
+    async fn reset_push(&mut self, device: &DeviceAddress) -> Result<(), TxError>;
+    /// Up to `limit` waiting pushes due at `now` with their subscriptions, earliest first,
+    /// holding them (PostgreSQL: rows another claim holds are skipped).
+    async fn due_pushes(&mut self, now: Millis, limit: u32) -> Result<Vec<PushJobCols>, TxError>;
+    /// Sets the due time and attempt count of the waiting push of the device `device`.
+    async fn set_push_due(&mut self, device: i64, due: Millis, attempts: i64) -> Result<(), TxError>;
+    /// Drops the waiting push of the device `device`.
+    async fn delete_pending_push(&mut self, device: i64) -> Result<(), TxError>;
+    /// Marks the device `device` notified (until it acknowledges).
+    async fn mark_notified(&mut self, device: i64) -> Result<(), TxError>;
+    /// The earliest due time of any waiting push.
+    async fn next_push_due(&mut self) -> Result<Option<i64>, TxError>;
+    /// Stores the VAPID key unless one is stored.
+    async fn insert_vapid_key(&mut self, key: &VapidKeyRow, now: Millis) -> Result<(), TxError>;
+    /// The stored VAPID key: (private, public).
+    async fn vapid_key(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, TxError>;
 }

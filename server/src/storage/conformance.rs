@@ -57,6 +57,12 @@ macro_rules! storage_conformance {
             quotas_refuse_and_change_nothing,
             claimed_hashes_are_forgotten_after_their_retention,
             wakeups_name_the_recipients_of_enqueues_and_commits,
+            push_subscriptions_are_stored_replaced_and_removed,
+            queued_messages_wait_one_coalesced_push_per_subscribed_device,
+            fetching_before_the_delay_cancels_the_push,
+            failed_pushes_are_retried_leases_expire_and_gone_subscriptions_go,
+            concurrent_claims_never_hand_out_the_same_push,
+            the_vapid_key_is_kept_once_for_everyone,
         );
     };
     (@tests $backend:ident, $make:path; $($name:ident),* $(,)?) => {
@@ -87,6 +93,9 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server time at the start of every test.
 const T0: Millis = 1_700_000_000_000;
+
+/// How long after queueing the fixtures' messages wait for a push.
+const PUSH_DELAY: Millis = 2_000;
 
 // --- backends ------------------------------------------------------------------------------
 
@@ -241,6 +250,7 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
         expires_at: 0,
         max_queue: u64::MAX,
         now,
+        push_at: now + PUSH_DELAY,
     }
 }
 
@@ -259,6 +269,7 @@ fn enqueue_input(
         expires_at,
         max_queue: u64::MAX,
         now,
+        push_at: now + PUSH_DELAY,
     }
 }
 
@@ -352,8 +363,12 @@ async fn read_gap_free(store: Arc<dyn Storage>, device: DeviceAddress, first: u6
     seen
 }
 
+mod push;
+
 mod cases {
     use super::*;
+
+    pub(super) use super::push::*;
 
     // --- identities and devices ---------------------------------------------------------
 
@@ -1278,6 +1293,26 @@ mod postgres_cluster {
         // A revocation on one node is heard on the other.
         a.revoke_device(&carol, None).await.unwrap();
         expect_gone(&mut rx, carol.device).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_node_at_a_time_is_the_push_sender() {
+        let (nodes, _db) = nodes(2).await;
+        let held = nodes[0].lead_pushes().await.unwrap().expect("the first node takes the role");
+        assert!(nodes[1].lead_pushes().await.unwrap().is_none(), "the second does not");
+        assert!(nodes[0].lead_pushes().await.unwrap().is_none(), "nor another connection of the first");
+        drop(held);
+        let taken = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(l) = nodes[1].lead_pushes().await.unwrap() {
+                    return l;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the role passes on once given up");
+        drop(taken);
     }
 
     async fn store_enqueue(store: &Arc<dyn Storage>, channel: &ChannelId, sender: &DeviceAddress, msg: u32) {

@@ -12,6 +12,7 @@ mod backend;
 mod binds;
 mod error;
 pub mod postgres;
+mod push;
 mod rows;
 mod scripts;
 pub mod sqlite;
@@ -25,6 +26,7 @@ use qpq_proto::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, E
 use tokio::sync::broadcast;
 
 pub use error::StoreError;
+pub use push::{Leadership, PushJob, PushOutcome, PushSubscription, VapidKeyRow};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = u64;
@@ -101,6 +103,8 @@ pub struct CommitInput {
     pub max_queue: u64,
     /// Server time of the call.
     pub now: Millis,
+    /// When the added devices are pushed (Web Push) if they have not fetched by then.
+    pub push_at: Millis,
 }
 
 /// What an accepted commit did.
@@ -131,6 +135,8 @@ pub struct EnqueueInput {
     pub max_queue: u64,
     /// Server time of the call.
     pub now: Millis,
+    /// When recipients are pushed (Web Push) if they have not fetched by then.
+    pub push_at: Millis,
 }
 
 /// What an enqueue did.
@@ -278,7 +284,8 @@ pub trait Storage: Send + Sync + 'static {
     /// A channel with its members.
     async fn channel(&self, channel: &ChannelId) -> Result<Option<ChannelRow>, StoreError>;
 
-    /// Applies a commit atomically: `NoSuchChannel`; `NotMember` unless the sender is a member;
+    /// Applies a commit atomically (see also the push rule of [`Storage::enqueue`], which
+    /// applies to the added devices and their Welcome): `NoSuchChannel`; `NotMember` unless the sender is a member;
     /// a retry with the same (sender, client_msg_id) as an accepted commit returns its outcome
     /// with `duplicate` set and changes nothing; `StaleEpoch` unless `epoch` is the channel's
     /// current epoch. Otherwise: the epoch goes up by one, the commit is queued for every
@@ -289,7 +296,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Queues an application message for every member of the channel but the sender, with
     /// the same rules for `NoSuchChannel`, `NotMember` and retries as [`Storage::commit`].
-    /// Recipients are woken.
+    /// Recipients are woken. A recipient with a push subscription and no push outstanding
+    /// gets one waiting push due at `push_at` (one per device: later messages join it).
     async fn enqueue(&self, input: &EnqueueInput) -> Result<EnqueueOutcome, StoreError>;
 
     // --- delivery queues ------------------------------------------------------------------
@@ -302,7 +310,8 @@ pub trait Storage: Send + Sync + 'static {
     /// is gone.
     async fn fetch(&self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<Envelope>, StoreError>;
 
-    /// Deletes the envelopes of `device` with `seq <= up_to`.
+    /// Deletes the envelopes of `device` with `seq <= up_to`. The device has come for its
+    /// queue: its waiting push is dropped and its next message may push again.
     async fn ack(&self, device: &DeviceAddress, up_to: u64) -> Result<(), StoreError>;
 
     // --- blobs ----------------------------------------------------------------------------
@@ -322,6 +331,44 @@ pub trait Storage: Send + Sync + 'static {
 
     /// One stored chunk.
     async fn get_chunk(&self, id: &[u8; 16], index: u32, now: Millis) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // --- Web Push ---------------------------------------------------------------------------
+
+    /// Registers or replaces `device`'s push subscription (`NoSuchDevice` when absent).
+    async fn set_push_subscription(
+        &self,
+        device: &DeviceAddress,
+        subscription: &PushSubscription,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Removes `device`'s push subscription and its waiting push, if any.
+    async fn remove_push_subscription(&self, device: &DeviceAddress) -> Result<(), StoreError>;
+
+    /// `device`'s push subscription.
+    async fn push_subscription(&self, device: &DeviceAddress) -> Result<Option<PushSubscription>, StoreError>;
+
+    /// The cluster's VAPID key: the stored one, or `candidate` stored now when there is none.
+    /// Every caller gets the same key, however many race.
+    async fn vapid_key(&self, candidate: &VapidKeyRow, now: Millis) -> Result<VapidKeyRow, StoreError>;
+
+    /// Claims up to `limit` pushes due at `now`: each is leased until `lease_until` (not
+    /// handed out again before then, so a sender that dies loses nothing) and must be ended
+    /// with [`Storage::finish_push`]. Concurrent claims never hand out the same push.
+    async fn claim_pushes(&self, now: Millis, lease_until: Millis, limit: u32) -> Result<Vec<PushJob>, StoreError>;
+
+    /// Ends a claimed push: sent (the device is marked notified until it acknowledges), gone
+    /// (the subscription is removed, unless it was replaced since the claim), tried again
+    /// later, or given up.
+    async fn finish_push(&self, job: &PushJob, outcome: PushOutcome) -> Result<(), StoreError>;
+
+    /// When the earliest waiting push is due (leased ones at the end of their lease).
+    async fn next_push_due(&self) -> Result<Option<Millis>, StoreError>;
+
+    /// Tries to become the cluster's one push sender: `Some` while this node holds the role
+    /// (PostgreSQL: a session advisory lock on a connection of its own; SQLite, one process
+    /// per database: always). Claims stay correct without it; it only keeps one sender busy.
+    async fn lead_pushes(&self) -> Result<Option<Leadership>, StoreError>;
 
     // --- maintenance and wake-ups -----------------------------------------------------------
 

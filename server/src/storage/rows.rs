@@ -8,7 +8,7 @@
 
 use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, UserId};
 
-use super::{BlobRow, StoreError};
+use super::{BlobRow, PushJob, PushSubscription, StoreError};
 
 /// A device record as selected: user, device id, device key, signed time, signature.
 pub(super) type DeviceCols = (String, Vec<u8>, Vec<u8>, i64, Vec<u8>);
@@ -22,6 +22,12 @@ pub(super) type ChannelMemberCols = (i64, i64, Option<String>, Option<Vec<u8>>);
 
 /// The columns of a blob: id, channel, size, chunk size, chunks stored, expiry.
 pub(super) type BlobCols = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
+
+/// A push subscription as selected: endpoint, p256dh, auth.
+pub(super) type PushSubCols = (String, Vec<u8>, Vec<u8>);
+
+/// A waiting push as selected: device key, attempts, endpoint, p256dh, auth.
+pub(super) type PushJobCols = (i64, i64, String, Vec<u8>, Vec<u8>);
 
 /// A device's address as selected: user, device id.
 pub(super) type AddressCols = (String, Vec<u8>);
@@ -167,4 +173,22 @@ fn kind_from_code(code: i16) -> Option<EnvelopeKind> {
         3 => Some(EnvelopeKind::Proposal),
         _ => None,
     }
+}
+
+/// A push subscription from its columns.
+pub(super) fn push_subscription((endpoint, p256dh, auth): PushSubCols, op: &'static str) -> Result<PushSubscription, StoreError> {
+    Ok(PushSubscription {
+        endpoint,
+        p256dh: p256dh.try_into().map_err(|_| corrupt(op))?,
+        auth: auth.try_into().map_err(|_| corrupt(op))?,
+    })
+}
+
+/// A claimed push from its columns.
+pub(super) fn push_job((id, attempts, endpoint, p256dh, auth): PushJobCols, op: &'static str) -> Result<PushJob, StoreError> {
+    Ok(PushJob {
+        id,
+        subscription: push_subscription((endpoint, p256dh, auth), op)?,
+        attempts: u32::try_from(attempts).map_err(|_| corrupt(op))?,
+    })
 }

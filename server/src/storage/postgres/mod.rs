@@ -13,6 +13,7 @@
 mod accounts;
 mod blobs;
 mod messaging;
+mod push;
 mod wakeups;
 
 use std::str::FromStr;
@@ -27,7 +28,7 @@ use tokio::sync::broadcast;
 
 use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
-use super::{StoreError, Wake};
+use super::{Leadership, StoreError, Wake};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -112,6 +113,20 @@ impl Backend for PgStorage {
 
     fn wake(&self) -> &broadcast::Sender<Wake> {
         &self.wake
+    }
+
+    /// A session advisory lock on a connection taken out of the pool: held while the
+    /// returned value lives (dropping it closes the connection, which releases the lock),
+    /// and by one node of the cluster at a time.
+    async fn lead(&self, lock: i64) -> Result<Option<Leadership>, TxError> {
+        const OP: &str = "take the push sender role";
+        let mut conn = self.pool.acquire().await.map_err(db(OP))?.detach();
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db(OP))?;
+        Ok(held.then(|| Leadership::new(Box::new(conn))))
     }
 }
 

@@ -12,7 +12,7 @@
 use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 
 use super::check_caller;
-use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, Tx};
+use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, PushSql, Tx};
 use crate::storage::rows::{self, TxError, SENT_APPLICATION, SENT_COMMIT};
 use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError, Wake};
 
@@ -105,6 +105,7 @@ pub(super) async fn commit<B: Backend>(
     push(&mut tx, &recipients, &commit).await?;
     let welcome = Outgoing { kind: EnvelopeKind::Welcome, payload: &input.welcome, ..commit };
     push(&mut tx, &added, &welcome).await?;
+    super::push::schedule(&mut tx, &added, input.push_at).await?;
     if !removed.is_empty() {
         tx.remove_members(&input.channel, &removed).await?;
     }
@@ -148,6 +149,7 @@ pub(super) async fn enqueue<B: Backend>(
     let recipients = lock_devices(&mut tx, members).await?;
     check_room(&mut tx, &recipients, input.max_queue).await?;
     push(&mut tx, &recipients, &message).await?;
+    super::push::schedule(&mut tx, &recipients, input.push_at).await?;
     let woken = queue_wakes(addresses(&mut tx, recipients, OP).await?);
     tx.announce(&woken).await?;
     tx.commit().await?;
@@ -173,6 +175,7 @@ pub(super) async fn ack<B: Backend>(b: &B, device: &DeviceAddress, up_to: u64) -
     let mut tx = b.write("acknowledge").await?;
     check_caller(&mut tx, Some(device)).await?;
     tx.delete_envelopes(device, up_to).await?;
+    tx.reset_push(device).await?;
     tx.commit().await
 }
 

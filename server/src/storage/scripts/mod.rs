@@ -7,6 +7,7 @@ mod accounts;
 mod blobs;
 mod expiry;
 mod messaging;
+mod push;
 
 use std::future::Future;
 
@@ -18,8 +19,11 @@ use super::backend::{AccountSql, Backend};
 use super::rows::{describe, TxError};
 use super::{
     BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
-    Millis, Storage, StoreError, Wake,
+    Leadership, Millis, PushJob, PushOutcome, PushSubscription, Storage, StoreError, VapidKeyRow, Wake,
 };
+
+/// The advisory lock whose holder is the cluster's push sender.
+const PUSH_SENDER_LOCK: i64 = 0x7170_7100_7075_7368;
 
 /// How often a transaction the backend may retry is tried again.
 const RETRIES: u32 = 8;
@@ -193,6 +197,43 @@ impl<B: Backend> Storage for B {
 
     async fn expire(&self, now: Millis, records_before: Millis, claims_before: Millis) -> Result<ExpiryStats, StoreError> {
         retrying(self, || expiry::expire(self, now, records_before, claims_before)).await
+    }
+
+    async fn set_push_subscription(
+        &self,
+        device: &DeviceAddress,
+        subscription: &PushSubscription,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        retrying(self, || push::set_subscription(self, device, subscription, now)).await
+    }
+
+    async fn remove_push_subscription(&self, device: &DeviceAddress) -> Result<(), StoreError> {
+        retrying(self, || push::remove_subscription(self, device)).await
+    }
+
+    async fn push_subscription(&self, device: &DeviceAddress) -> Result<Option<PushSubscription>, StoreError> {
+        retrying(self, || push::subscription(self, device)).await
+    }
+
+    async fn vapid_key(&self, candidate: &VapidKeyRow, now: Millis) -> Result<VapidKeyRow, StoreError> {
+        retrying(self, || push::vapid_key(self, candidate, now)).await
+    }
+
+    async fn claim_pushes(&self, now: Millis, lease_until: Millis, limit: u32) -> Result<Vec<PushJob>, StoreError> {
+        retrying(self, || push::claim(self, now, lease_until, limit)).await
+    }
+
+    async fn finish_push(&self, job: &PushJob, outcome: PushOutcome) -> Result<(), StoreError> {
+        retrying(self, || push::finish(self, job, outcome)).await
+    }
+
+    async fn next_push_due(&self) -> Result<Option<Millis>, StoreError> {
+        retrying(self, || push::next_due(self)).await
+    }
+
+    async fn lead_pushes(&self) -> Result<Option<Leadership>, StoreError> {
+        retrying(self, || self.lead(PUSH_SENDER_LOCK)).await
     }
 
     fn wakeups(&self) -> broadcast::Receiver<Wake> {

@@ -1,0 +1,101 @@
+// Web Push end to end: Bob enables notifications, closes his tabs, Alice writes; the node
+// pushes (a padded, encrypted "wake" that the local push service checks and decrypts), the
+// push is handed to Bob's service worker through CDP, and the worker fetches, decrypts and
+// shows Alice's message — but nothing for the conversation Bob muted.
+//
+// Headless Chromium has no push service, so PushManager.subscribe is answered with a
+// subscription of the local push service (support/push-service.js) — the browser vendor's
+// part is the only thing stood in for; the app's own code path (button, permission, VAPID
+// key, subscribe, registration with the server) runs as it would for a person.
+
+import { chromium } from "@playwright/test";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { test, expect, watchForPageProblems } from "../support/stack.js";
+import { CHROMIUM_LAUNCH } from "../support/chromium.js";
+import { shownNotifications, standInForThePushService, startPushService } from "../support/push-service.js";
+import { chatOfTwo, createGroup, expectChat, openConversation, send } from "../support/app.js";
+
+test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
+
+test("a push wakes Bob's closed app: his service worker shows Alice's message, and nothing for a muted chat", async ({
+  stack,
+  newPerson,
+  appUrl,
+}) => {
+  const push = await startPushService();
+  const profile = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-push-"));
+  const problems = [];
+  let bobContext = null;
+  try {
+    bobContext = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
+    watchForPageProblems(bobContext, problems);
+    await bobContext.grantPermissions(["notifications"], { origin: stack.url });
+    const sub = push.subscribe();
+    await standInForThePushService(bobContext, sub);
+
+    const alice = await newPerson();
+    const bob = bobContext.pages()[0] ?? (await bobContext.newPage());
+    await bob.goto(appUrl);
+    await chatOfTwo(alice, bob, "hello bob", "hi alice");
+    await createGroup(alice, "Quiet room", ["bob"]);
+    await openConversation(bob, "Quiet room");
+
+    // Bob mutes the group (on this device only) and turns notifications on.
+    await bob.getByRole("button", { name: "Group info" }).click();
+    const level = bob.getByRole("combobox", { name: "Notifications" });
+    await expect(level).toHaveValue("all");
+    await level.selectOption({ label: "Muted" });
+    await bob.getByRole("button", { name: "Close" }).click();
+    await bob.getByRole("button", { name: "Enable notifications" }).click();
+    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+    await expect
+      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
+      .toBe("activated");
+
+    // Bob closes his tabs (the profile stays). The test keeps one page of the app's origin that
+    // is not the app (the manifest): from it, it speaks CDP and reads the worker's notifications.
+    const helper = await bobContext.newPage();
+    await helper.goto(`${stack.url}/manifest.webmanifest`);
+    await bob.close();
+    const cdp = await bobContext.newCDPSession(helper);
+    const registrations = [];
+    cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+    await cdp.send("ServiceWorker.enable");
+
+    await openConversation(alice, "Quiet room");
+    await send(alice, "muted chatter");
+    await openConversation(alice, "bob@localhost");
+    await send(alice, "Dinner at eight?");
+
+    // The node pushes once; the push carries nothing but the padded wake-up.
+    const [received] = await push.waitFor(sub.id, 1);
+    expect(received.plaintext).toBe("wake");
+    expect(received.urgency).toBe("high");
+    expect(received.contact).toBe("mailto:postmaster@localhost");
+
+    await expect.poll(() => registrations.filter((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`).length).toBeGreaterThan(0);
+    const { registrationId } = registrations.find((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId, data: received.plaintext });
+
+    await expect
+      .poll(() => shownNotifications(helper), { timeout: 60_000 })
+      .toEqual([expect.objectContaining({ title: "alice@localhost", body: "Dinner at eight?" })]);
+    expect(JSON.stringify(await shownNotifications(helper))).not.toContain("muted chatter");
+    expect(push.received).toHaveLength(1);
+
+    // Bob comes back: the messages the worker fetched are there.
+    const back = await bobContext.newPage();
+    await back.goto(appUrl);
+    await openConversation(back, "alice@localhost");
+    await expectChat(back, ["hello bob", "hi alice", "Dinner at eight?"]);
+    await openConversation(back, "Quiet room");
+    await expectChat(back, ["muted chatter"]);
+    expect(problems).toEqual([]);
+  } finally {
+    await bobContext?.close();
+    await push.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+});

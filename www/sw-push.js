@@ -1,0 +1,126 @@
+// What the service worker does with a push: the push itself says nothing (the server sends an
+// encrypted, padded "wake"), so the worker opens the account with the engine, connects over
+// WebSocket, lets the queued messages arrive (they are decrypted and stored as in a tab, and
+// acknowledged), and shows a notification per conversation with the sender and the text — or
+// "New message" when the person chose to hide it — following each conversation's
+// Notifications setting (notify-settings.js). A conversation open in a focused tab gets none.
+//
+// The engine is owned by one context at a time: the worker takes the Web Lock "qpq-engine"
+// only if no tab holds it (a tab that does is connected and receives the messages itself),
+// and releases it once the engine has stopped.
+
+import initEngine, { QpqClient } from "/pkg/qpq_web.js";
+import { tryTakeEngineLock } from "./engine-lock.js";
+import { conversationLevel, hideContent, notifies } from "./notify-settings.js";
+
+const WASM_URL = "/pkg/qpq_web_bg.wasm";
+/** Queued messages have all arrived once nothing happened for this long after connecting… */
+const SETTLE_MS = 700;
+/** …or, whatever happens, after this long. */
+const FETCH_LIMIT_MS = 20_000;
+
+let engine = null;
+
+/** Starts the engine once per worker life, from the precached copy when there is one. */
+function loadEngine() {
+  engine ??= (async () => {
+    const response = (await caches.match(WASM_URL)) ?? (await fetch(WASM_URL));
+    if (!response.ok) throw new Error(`the engine could not be loaded (HTTP ${response.status})`);
+    await initEngine({ module_or_path: await response.arrayBuffer() });
+  })().catch((e) => {
+    engine = null;
+    throw e;
+  });
+  return engine;
+}
+
+/** Handles one push event. */
+export async function onPush() {
+  const lock = await tryTakeEngineLock();
+  if (!lock) return; // a tab has the engine: it is online and shows what arrives
+  let fresh;
+  try {
+    await loadEngine();
+    fresh = await receiveQueued();
+  } finally {
+    lock.release();
+  }
+  if (fresh) await notify(fresh.me, fresh.conversations);
+}
+
+/**
+ * Opens the account, connects, waits until the queue has been delivered, and returns the
+ * new incoming messages per conversation.
+ */
+async function receiveQueued() {
+  const client = await QpqClient.open({ transport: "websocket" });
+  if (!client) return null;
+  try {
+    // Where each conversation's history ends now (indices may have gaps: disappeared messages).
+    const nextIndex = (id) => (client.history(id).at(-1)?.index ?? -1) + 1;
+    const before = new Map(client.conversations().map((c) => [c.id, nextIndex(c.id)]));
+    await new Promise((resolve) => {
+      let online = false;
+      let quiet = null;
+      const limit = setTimeout(resolve, FETCH_LIMIT_MS);
+      const settle = () => {
+        clearTimeout(quiet);
+        quiet = setTimeout(() => {
+          clearTimeout(limit);
+          resolve();
+        }, SETTLE_MS);
+      };
+      client.onEvent((event) => {
+        if (event.type === "connection") online = event.state === "online";
+        if (online) settle();
+      });
+      client.start();
+    });
+    const conversations = [];
+    for (const c of client.conversations()) {
+      const messages = client
+        .historySince(c.id, before.get(c.id) ?? 0)
+        .filter((m) => !m.outgoing && (m.kind === "text" || m.kind === "file"));
+      if (messages.length) conversations.push({ conversation: c, messages });
+    }
+    return { me: client.user(), conversations };
+  } finally {
+    await client.stop();
+  }
+}
+
+async function notify(me, conversations) {
+  const hide = await hideContent();
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  for (const { conversation: c, messages } of conversations) {
+    const level = await conversationLevel(c.id);
+    const shown = messages.filter((m) => notifies(level, m.text, me));
+    if (!shown.length) continue;
+    if (windows.some((w) => w.focused && new URL(w.url).hash === `#conversation=${c.id}`)) continue;
+    const last = shown.at(-1);
+    const title = c.kind === "group" ? `${last.sender} in ${c.title || "a group"}` : last.sender;
+    const more = shown.length > 1 ? ` (+${shown.length - 1} more)` : "";
+    const body = hide ? "New message" : `${last.kind === "file" ? `File: ${last.text}` : last.text}${more}`;
+    await self.registration.showNotification(title, {
+      body,
+      tag: c.id,
+      renotify: true,
+      icon: "/icons/icon-192.png",
+      data: { conversation: c.id },
+    });
+  }
+}
+
+/** Opens or focuses the app on the conversation the notification was about. */
+export async function onNotificationClick(notification) {
+  notification.close();
+  const id = notification.data?.conversation ?? null;
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const open = windows.find((w) => w.focused) ?? windows[0];
+  if (open) {
+    await open.focus();
+    open.postMessage({ type: "open-conversation", conversation: id });
+    return;
+  }
+  await self.clients.openWindow(id ? `/#conversation=${id}` : "/");
+}
