@@ -118,6 +118,8 @@ export async function startGateway({ port, httpsPort, nodes, logDir, args: extra
     "--node-retry-max-ms", "1000",
     "--shutdown-grace-secs", "2",
     "--log", "info",
+    // The tests read which node carries how many sessions from /healthz.
+    "--healthz-details",
   ];
   for (const n of nodes) args.push("--node", n.addr, "--node-cert", n.cert);
   args.push(...extra);

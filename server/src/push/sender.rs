@@ -70,7 +70,7 @@ async fn lead(
     vapid: &Vapid,
     settings: &PushSettings,
     tls: &Arc<rustls::ClientConfig>,
-    wakeups: &mut broadcast::Receiver<qpq_proto::DeviceAddress>,
+    wakeups: &mut broadcast::Receiver<crate::storage::Wake>,
 ) -> Result<(), crate::storage::StoreError> {
     loop {
         let now = crate::rpc::now_ms();

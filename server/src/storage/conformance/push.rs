@@ -44,7 +44,7 @@ pub(crate) async fn push_subscriptions_are_stored_replaced_and_removed(store: Ar
     let ghost = addr(&user("ghost"), 9);
     assert_eq!(store.set_push_subscription(&ghost, &subscription(3), T0).await, Err(StoreError::NoSuchDevice));
     store.set_push_subscription(&bob[1], &subscription(4), T0).await.unwrap();
-    store.revoke_device(&bob[1]).await.unwrap();
+    store.revoke_device(&bob[1], None).await.unwrap();
     assert_eq!(store.push_subscription(&bob[1]).await.unwrap(), None, "a revoked device's subscription goes");
 }
 
