@@ -3,12 +3,12 @@
 //! order its statement names the columns; the backends keep only the SQL text and how they
 //! run it.
 
-use qpq_proto::DeviceAddress;
+use qpq_proto::{DeviceAddress, DeviceRecord, UserId};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Database, Encode, Type};
 
 use super::backend::Outgoing;
-use super::rows::int;
+use super::rows::{int, kind_code};
 use super::{BlobRow, KeyPackageRow, Millis};
 
 /// The column types the shared lists bind, for any sqlx database that has them.
@@ -98,4 +98,49 @@ pub(super) fn blob<'q, Q: Binds<'q>>(q: Q, blob: &'q BlobRow, owner: &'q DeviceA
         .text(owner.user.as_str())
         .bytes(&owner.device.0[..])
         .int(int(now))
+}
+
+/// `users (name, identity_key, created_at)`.
+pub(super) fn user<'q, Q: Binds<'q>>(q: Q, user: &'q UserId, identity_key: &'q [u8; 32], now: Millis) -> Q {
+    q.text(user.as_str()).bytes(&identity_key[..]).int(int(now))
+}
+
+/// A device's queue window: `user_name, device_id`, after `seq`, unexpired at `now`, at most
+/// `limit` envelopes and `max_bytes` of payload.
+pub(super) fn envelope_window<'q, Q: Binds<'q>>(
+    q: Q,
+    device: &'q DeviceAddress,
+    after: u64,
+    now: Millis,
+    limit: u32,
+    max_bytes: u64,
+) -> Q {
+    q.text(device.user.as_str())
+        .bytes(&device.device.0[..])
+        .int(int(after))
+        .int(int(now))
+        .int(i64::from(limit))
+        .int(int(max_bytes))
+}
+
+/// `devices (user_name, device_id, device_key, signed_at, signature, added_at)`.
+pub(super) fn device<'q, Q: Binds<'q>>(q: Q, record: &'q DeviceRecord, now: Millis) -> Q {
+    q.text(record.user.as_str())
+        .bytes(&record.device_id.0[..])
+        .bytes(&record.device_key[..])
+        .int(int(record.created_at))
+        .bytes(&record.signature[..])
+        .int(int(now))
+}
+
+/// An envelope's columns after its device and sequence number: `channel, sender_user,
+/// sender_device, kind, payload, server_time, expires_at`.
+pub(super) fn envelope<'q, Q: Binds<'q>>(q: Q, m: &'q Outgoing<'_>) -> Q {
+    q.bytes(m.channel.as_bytes())
+        .text(m.sender.user.as_str())
+        .bytes(&m.sender.device.0[..])
+        .small(kind_code(m.kind))
+        .bytes(m.payload)
+        .int(int(m.now))
+        .int(int(m.expires_at))
 }

@@ -9,7 +9,7 @@ use qpq_proto::{ChannelId, DeviceAddress};
 use super::{wakeups, PgTx};
 use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Outgoing};
-use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
+use crate::storage::rows::{db, int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::{Millis, Wake};
 
 #[async_trait]
@@ -169,24 +169,15 @@ impl ChannelSql for PgTx {
     }
 
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "WITH bumped AS (
                  UPDATE devices SET last_seq = last_seq + 1 WHERE id = ANY($1) RETURNING id, last_seq)
              INSERT INTO envelopes
                  (device, seq, channel, sender_user, sender_device, kind, payload, server_time, expires_at)
              SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bumped",
         )
-        .bind(keys)
-        .bind(message.channel.as_bytes())
-        .bind(message.sender.user.as_str())
-        .bind(&message.sender.device.0[..])
-        .bind(kind_code(message.kind))
-        .bind(message.payload)
-        .bind(int(message.now))
-        .bind(int(message.expires_at))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(db(self.conn.op))?;
+        .bind(keys);
+        binds::envelope(statement, message).execute(&mut *self.conn).await.map_err(db(self.conn.op))?;
         Ok(())
     }
 
@@ -204,7 +195,7 @@ impl ChannelSql for PgTx {
 
     async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
         // The cut is computed over payload lengths only; payloads past it are never read.
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "WITH cut AS (
                  SELECT e.device, e.seq, SUM(octet_length(e.payload)) OVER (ORDER BY e.seq) AS running,
                         ROW_NUMBER() OVER (ORDER BY e.seq) AS n
@@ -216,16 +207,8 @@ impl ChannelSql for PgTx {
              FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
              WHERE cut.n = 1 OR cut.running <= $6
              ORDER BY e.seq",
-        )
-        .bind(device.user.as_str())
-        .bind(&device.device.0[..])
-        .bind(int(after))
-        .bind(int(now))
-        .bind(i64::from(limit))
-        .bind(int(max_bytes))
-        .fetch_all(&mut *self.conn)
-        .await
-        .map_err(db(self.conn.op))
+        );
+        binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all(&mut *self.conn).await.map_err(db(self.conn.op))
     }
 
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {

@@ -25,15 +25,10 @@ impl AccountSql for Conn<Sqlite> {
     }
 
     async fn insert_user(&mut self, user: &UserId, identity_key: &[u8; 32], now: Millis) -> Result<bool, TxError> {
-        let inserted = sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO users (name, identity_key, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(user.as_str())
-        .bind(&identity_key[..])
-        .bind(int(now))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        );
+        let inserted = binds::user(statement, user, identity_key, now).execute(&mut **self).await.map_err(db(self.op))?;
         Ok(inserted.rows_affected() == 1)
     }
 
@@ -99,19 +94,11 @@ impl AccountSql for Conn<Sqlite> {
     }
 
     async fn insert_device(&mut self, record: &DeviceRecord, now: Millis) -> Result<(), TxError> {
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO devices (user_name, device_id, device_key, signed_at, signature, added_at)
              VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.user.as_str())
-        .bind(&record.device_id.0[..])
-        .bind(&record.device_key[..])
-        .bind(int(record.created_at))
-        .bind(&record.signature[..])
-        .bind(int(now))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        );
+        binds::device(statement, record, now).execute(&mut **self).await.map_err(db(self.op))?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use sqlx::Sqlite;
 use super::key_list;
 use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Conn, Outgoing};
-use crate::storage::rows::{db, int, kind_code, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
+use crate::storage::rows::{db, int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::{Millis, Wake};
 
 #[async_trait]
@@ -174,23 +174,14 @@ impl ChannelSql for Conn<Sqlite> {
             .execute(&mut **self)
             .await
             .map_err(db(self.op))?;
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO envelopes
                  (device, seq, channel, sender_user, sender_device, kind, payload, server_time, expires_at)
              SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8
              FROM devices WHERE id IN (SELECT value FROM json_each(?1))",
         )
-        .bind(&keys)
-        .bind(message.channel.as_bytes())
-        .bind(message.sender.user.as_str())
-        .bind(&message.sender.device.0[..])
-        .bind(kind_code(message.kind))
-        .bind(message.payload)
-        .bind(int(message.now))
-        .bind(int(message.expires_at))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        .bind(&keys);
+        binds::envelope(statement, message).execute(&mut **self).await.map_err(db(self.op))?;
         Ok(())
     }
 
@@ -209,7 +200,7 @@ impl ChannelSql for Conn<Sqlite> {
 
     async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
         // The cut is computed over payload lengths only; payloads past it are never read.
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "WITH cut AS (
                  SELECT e.device, e.seq, SUM(length(e.payload)) OVER (ORDER BY e.seq) AS running,
                         ROW_NUMBER() OVER (ORDER BY e.seq) AS n
@@ -221,16 +212,8 @@ impl ChannelSql for Conn<Sqlite> {
              FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
              WHERE cut.n = 1 OR cut.running <= ?
              ORDER BY e.seq",
-        )
-        .bind(device.user.as_str())
-        .bind(&device.device.0[..])
-        .bind(int(after))
-        .bind(int(now))
-        .bind(i64::from(limit))
-        .bind(int(max_bytes))
-        .fetch_all(&mut **self)
-        .await
-        .map_err(db(self.op))
+        );
+        binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all(&mut **self).await.map_err(db(self.op))
     }
 
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
