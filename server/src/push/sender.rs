@@ -73,7 +73,7 @@ async fn lead(
     wakeups: &mut broadcast::Receiver<crate::storage::Wake>,
 ) -> Result<(), crate::storage::StoreError> {
     loop {
-        let now = crate::rpc::now_ms();
+        let now = crate::storage::now_ms();
         let jobs = storage.claim_pushes(now, now + LEASE.as_millis() as u64, BATCH).await?;
         let claimed = jobs.len();
         let outcomes: Vec<(PushJob, PushOutcome)> = stream::iter(jobs)
@@ -90,7 +90,7 @@ async fn lead(
         if claimed == BATCH as usize {
             continue;
         }
-        let now = crate::rpc::now_ms();
+        let now = crate::storage::now_ms();
         let wait = match storage.next_push_due().await? {
             Some(due) => Duration::from_millis(due.saturating_sub(now)).min(IDLE),
             None => IDLE,
@@ -115,7 +115,7 @@ async fn send(job: &PushJob, vapid: &Vapid, settings: &PushSettings, tls: &Arc<r
     let sub = &job.subscription;
     let prepared = (|| -> Result<(Vec<u8>, String), PushError> {
         let body = super::encrypt(&sub.p256dh, &sub.auth, WAKE_HINT, PADDED_LEN, &mut rand::rngs::OsRng)?;
-        let authorization = vapid.authorization(&sub.endpoint, crate::rpc::now_ms() / 1000)?;
+        let authorization = vapid.authorization(&sub.endpoint, crate::storage::now_ms() / 1000)?;
         Ok((body, authorization))
     })();
     let (body, authorization) = match prepared {
@@ -134,7 +134,7 @@ async fn send(job: &PushJob, vapid: &Vapid, settings: &PushSettings, tls: &Arc<r
         body: &body,
     };
     let response = http::post(&request, tls, settings.allow_http).await;
-    let outcome = outcome(job.attempts, &response, crate::rpc::now_ms());
+    let outcome = outcome(job.attempts, &response, crate::storage::now_ms());
     match (&response, outcome) {
         (Ok(r), PushOutcome::Sent) => tracing::debug!(status = r.status, "push sent"),
         (Ok(r), _) => tracing::info!(status = r.status, attempts = job.attempts + 1, ?outcome, "push refused"),

@@ -10,7 +10,6 @@ mod session;
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use capnp_rpc::{rpc_twoparty_capnp::Side, twoparty, RpcSystem};
 use qpq_proto::{wire, ErrorCode};
@@ -40,10 +39,7 @@ pub(crate) struct Ctx {
     pub vapid: Rc<crate::push::Vapid>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(crate) use crate::storage::now_ms;
 
 /// Maps a storage refusal to the exception a client sees. Backend failures are logged (by
 /// operation, never with data) and reported as `internal`.

@@ -19,47 +19,34 @@ pub(super) trait Binds<'q>: Sized {
     fn small(self, v: i16) -> Self;
 }
 
-impl<'q, DB: Database> Binds<'q> for Query<'q, DB, <DB as Database>::Arguments<'q>>
-where
-    &'q str: Encode<'q, DB> + Type<DB>,
-    &'q [u8]: Encode<'q, DB> + Type<DB>,
-    i64: Encode<'q, DB> + Type<DB>,
-    i16: Encode<'q, DB> + Type<DB>,
-{
-    fn text(self, v: &'q str) -> Self {
-        self.bind(v)
-    }
-    fn bytes(self, v: &'q [u8]) -> Self {
-        self.bind(v)
-    }
-    fn int(self, v: i64) -> Self {
-        self.bind(v)
-    }
-    fn small(self, v: i16) -> Self {
-        self.bind(v)
-    }
+/// `Binds` for a statement type of sqlx whose `bind` takes any encodable value.
+macro_rules! binds_by_bind {
+    ($($generics:ident),* => $ty:ty) => {
+        impl<'q, DB: Database, $($generics),*> Binds<'q> for $ty
+        where
+            &'q str: Encode<'q, DB> + Type<DB>,
+            &'q [u8]: Encode<'q, DB> + Type<DB>,
+            i64: Encode<'q, DB> + Type<DB>,
+            i16: Encode<'q, DB> + Type<DB>,
+        {
+            fn text(self, v: &'q str) -> Self {
+                self.bind(v)
+            }
+            fn bytes(self, v: &'q [u8]) -> Self {
+                self.bind(v)
+            }
+            fn int(self, v: i64) -> Self {
+                self.bind(v)
+            }
+            fn small(self, v: i16) -> Self {
+                self.bind(v)
+            }
+        }
+    };
 }
 
-impl<'q, DB: Database, O> Binds<'q> for QueryAs<'q, DB, O, <DB as Database>::Arguments<'q>>
-where
-    &'q str: Encode<'q, DB> + Type<DB>,
-    &'q [u8]: Encode<'q, DB> + Type<DB>,
-    i64: Encode<'q, DB> + Type<DB>,
-    i16: Encode<'q, DB> + Type<DB>,
-{
-    fn text(self, v: &'q str) -> Self {
-        self.bind(v)
-    }
-    fn bytes(self, v: &'q [u8]) -> Self {
-        self.bind(v)
-    }
-    fn int(self, v: i64) -> Self {
-        self.bind(v)
-    }
-    fn small(self, v: i16) -> Self {
-        self.bind(v)
-    }
-}
+binds_by_bind!(=> Query<'q, DB, <DB as Database>::Arguments<'q>>);
+binds_by_bind!(O => QueryAs<'q, DB, O, <DB as Database>::Arguments<'q>>);
 
 /// `sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)`.
 pub(super) fn sent_message<'q, Q: Binds<'q>>(

@@ -399,3 +399,9 @@ pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
         )))
     }
 }
+
+/// Milliseconds since the Unix epoch: the node's clock, for storage times and for the callers
+/// that compute them (RPC, the push sender).
+pub(crate) fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
