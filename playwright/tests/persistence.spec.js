@@ -34,6 +34,8 @@ test("a reload keeps the account, the conversations and the history", async ({ s
 
   // The reloaded client still sends and receives.
   await send(alice, "after the reload");
+  // Two people writing at once have no agreed order; Bob answers once he has it.
+  await expectChat(bob, ["before the reload", "reply before the reload", "after the reload"]);
   await send(bob, "welcome back");
   const all = ["before the reload", "reply before the reload", "after the reload", "welcome back"];
   await expectChat(alice, all);
