@@ -118,6 +118,12 @@ pub struct Config {
     #[arg(long, env = "QPQ_GATEWAY_SESSIONS_PER_MIN_PER_IP", default_value_t = 300)]
     pub sessions_per_min_per_ip: u32,
 
+    /// TCP address of the operator's HTTP listener: `/metrics` (Prometheus text), `/livez`
+    /// and `/readyz` (ready while at least one node is up). Off when not given; bind it to an
+    /// address only operators reach.
+    #[arg(long, env = "QPQ_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Let `/healthz` also list node addresses, their state and session counts. Off by
     /// default: the public answer says only whether the gateway is healthy.
     #[arg(long, env = "QPQ_GATEWAY_HEALTHZ_DETAILS")]

@@ -2,7 +2,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use qpq_metrics::http::{BoxFuture, Probe};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -17,6 +20,8 @@ use crate::state::{AppState, Listeners};
 /// A gateway bound to its addresses, ready to [`Gateway::run`].
 pub struct Gateway {
     listener: tokio::net::TcpListener,
+    /// The operator's listener (`--metrics-listen`).
+    metrics: Option<tokio::net::TcpListener>,
     https: Option<tokio::net::TcpListener>,
     quic: Option<quinn::Endpoint>,
     state: AppState,
@@ -40,6 +45,12 @@ impl Gateway {
                     .map_err(|source| GatewayError::Listen { addr: config.https_listen, source })?,
             )
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
         let https_addr = https.as_ref().map(|l| l.local_addr().expect("bound listener"));
         let quic = match (https_addr, state.certificates()) {
             // The same port number on UDP (it matters when the TCP port was ephemeral).
@@ -55,7 +66,7 @@ impl Gateway {
         if !config.www.join("index.html").is_file() {
             tracing::warn!(www = %config.www.display(), "no index.html in the web app directory: / will be 404");
         }
-        Ok(Gateway { listener, https, quic, state, grace: config.shutdown_grace() })
+        Ok(Gateway { listener, metrics, https, quic, state, grace: config.shutdown_grace() })
     }
 
     /// The plain-HTTP address it listens on.
@@ -68,6 +79,11 @@ impl Gateway {
         self.state.listeners()
     }
 
+    /// Where `/metrics`, `/livez` and `/readyz` are served, if `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared state (nodes, sessions, certificates).
     pub fn state(&self) -> &AppState {
         &self.state
@@ -78,6 +94,9 @@ impl Gateway {
     /// for them to end, and closes the node connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let token = self.state.shutdown_token().clone();
+        let operator = self
+            .metrics
+            .map(|listener| tokio::spawn(qpq_metrics::http::serve(listener, Arc::new(GatewayProbe(self.state.clone())))));
         let mut servers: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
         servers.push(("HTTP", plain::serve(self.listener, app(self.state.clone()), token.clone())));
         if let (Some(tcp), Some(certs)) = (self.https, self.state.certificates()) {
@@ -116,13 +135,43 @@ impl Gateway {
         }
         tracing::debug!("sessions closed; closing node connections");
         self.state.nodes().close(self.grace).await;
+        if let Some(task) = operator {
+            task.abort();
+        }
         tracing::info!("stopped");
+    }
+}
+
+/// What the operator's listener asks of a gateway.
+struct GatewayProbe(AppState);
+
+impl Probe for GatewayProbe {
+    fn metrics(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            let nodes = self.0.nodes().status();
+            let metrics = self.0.sessions().metrics();
+            metrics.nodes.set(nodes.len() as i64);
+            metrics.nodes_up.set(nodes.iter().filter(|n| n.up).count() as i64);
+            metrics.render()
+        })
+    }
+
+    /// Ready while at least one node is up (what `/healthz` says publicly).
+    fn ready(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            if self.0.nodes().status().iter().any(|n| n.up) {
+                Ok(())
+            } else {
+                Err("no server node is up".into())
+            }
+        })
     }
 }
 
 /// A gateway running on a thread of its own (for tests and benchmarks).
 pub struct RunningGateway {
     listeners: Listeners,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -142,6 +191,11 @@ impl RunningGateway {
     /// Every address it serves on.
     pub fn listeners(&self) -> Listeners {
         self.listeners
+    }
+
+    /// Where its operator's listener (`/metrics`, `/livez`, `/readyz`) is, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state (nodes, sessions, certificates).
@@ -188,7 +242,7 @@ pub fn spawn(config: Config) -> Result<RunningGateway, GatewayError> {
             rt.block_on(async move {
                 match Gateway::bind(config).await {
                     Ok(gw) => {
-                        let _ = ready_tx.send(Ok((gw.listeners(), gw.state().clone())));
+                        let _ = ready_tx.send(Ok((gw.listeners(), gw.metrics_addr(), gw.state().clone())));
                         gw.run(async {
                             let _ = stop_rx.await;
                         })
@@ -201,7 +255,7 @@ pub fn spawn(config: Config) -> Result<RunningGateway, GatewayError> {
             });
         })
         .map_err(|e| GatewayError::Startup(e.to_string()))?;
-    let (listeners, state) =
+    let (listeners, metrics_addr, state) =
         ready_rx.recv().map_err(|_| GatewayError::Startup("the gateway thread died while starting".into()))??;
-    Ok(RunningGateway { listeners, state, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(RunningGateway { listeners, metrics_addr, state, stop: Some(stop_tx), thread: Some(thread) })
 }

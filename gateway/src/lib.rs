@@ -49,6 +49,7 @@ mod config;
 mod error;
 mod gateway;
 pub mod listen;
+pub mod metrics;
 pub mod nodes;
 pub mod routes;
 pub mod security;

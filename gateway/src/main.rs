@@ -23,6 +23,9 @@ fn main() -> anyhow::Result<()> {
             pkg = %config.pkg.display(),
             "qpq-gateway listening (HTTP, WebSocket on /ws)"
         );
+        if let Some(addr) = gateway.metrics_addr() {
+            tracing::info!(%addr, "metrics at http://{addr}/metrics (and /livez, /readyz)");
+        }
         gateway.run(shutdown_signal()).await;
         Ok(())
     })

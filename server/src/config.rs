@@ -126,6 +126,12 @@ pub struct Config {
     #[arg(long, env = "QPQ_PUSH_ALLOW_HTTP")]
     pub push_allow_http: bool,
 
+    /// TCP address of the operator's HTTP listener: `/metrics` (Prometheus text), `/livez`
+    /// and `/readyz` (the database answers). Off when not given; bind it to an address only
+    /// operators reach.
+    #[arg(long, env = "QPQ_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log filter (tracing env-filter syntax), e.g. "info" or "qpq_server=debug".
     #[arg(long, env = "QPQ_LOG", default_value = "info")]
     pub log: String,

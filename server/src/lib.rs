@@ -13,6 +13,7 @@
 
 mod config;
 mod log_key;
+mod metrics;
 mod node;
 pub mod rate;
 pub mod push;

@@ -23,6 +23,9 @@ fn main() -> anyhow::Result<()> {
             fingerprint = %node.fingerprint(),
             "qpq-server listening (QUIC, ALPN qpq/1)"
         );
+        if let Some(addr) = node.metrics_addr() {
+            tracing::info!(%addr, "metrics at http://{addr}/metrics (and /livez, /readyz)");
+        }
         node.run(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::metrics::{NodeMetrics, NodeProbe};
 use crate::push::{self, Vapid};
 use crate::rate::NodeRates;
 use crate::rpc::{self, Ctx, WakeHub};
@@ -37,12 +38,15 @@ pub struct Node {
     fingerprint: String,
     /// Open connections per remote IP address.
     connections: Rc<RefCell<HashMap<IpAddr, usize>>>,
+    /// The operator's listener (`--metrics-listen`), bound.
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 /// Counts one open connection of an address for as long as it lives.
 struct ConnectionSlot {
     ip: IpAddr,
     counts: Rc<RefCell<HashMap<IpAddr, usize>>>,
+    _open: qpq_metrics::GaugeGuard,
 }
 
 impl Drop for ConnectionSlot {
@@ -85,11 +89,21 @@ impl Node {
         let candidate = Vapid::generate(&mut rand::rngs::OsRng);
         let row = storage.vapid_key(&candidate, rpc::now_ms()).await.with_context(|| "loading the VAPID key")?;
         let vapid = Rc::new(Vapid::new(&row, &config.push_settings().subject).with_context(|| "the push contact")?);
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        let metrics = NodeMetrics::new();
         Ok(Node {
             endpoint,
-            ctx: Rc::new(Ctx { storage, config, hub, log_key, rates, vapid }),
+            ctx: Rc::new(Ctx { storage, config, hub, log_key, rates, vapid, metrics }),
             fingerprint: bundle.fingerprint(),
             connections: Rc::default(),
+            metrics_listener,
         })
     }
 
@@ -103,8 +117,17 @@ impl Node {
         &self.fingerprint
     }
 
+    /// Where `/metrics`, `/livez` and `/readyz` are served, if `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then closes every connection.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let operator = self.metrics_listener.take().map(|listener| {
+            let probe = NodeProbe { metrics: self.ctx.metrics.clone(), storage: self.ctx.storage.clone() };
+            tokio::spawn(qpq_metrics::http::serve(listener, Arc::new(probe)))
+        });
         let storage = self.ctx.storage.clone();
         let expiry = tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
@@ -126,6 +149,7 @@ impl Node {
             self.ctx.storage.clone(),
             self.ctx.vapid.clone(),
             self.ctx.config.push_settings(),
+            self.ctx.metrics.clone(),
         ));
         tokio::pin!(shutdown);
         loop {
@@ -138,12 +162,13 @@ impl Node {
                         let n = counts.entry(ip).or_insert(0);
                         if *n >= self.ctx.config.max_connections_per_address {
                             drop(counts);
+                            self.ctx.metrics.connections_refused.inc();
                             tracing::debug!("connection refused: too many from one address");
                             incoming.refuse();
                             continue;
                         }
                         *n += 1;
-                        ConnectionSlot { ip, counts: self.connections.clone() }
+                        ConnectionSlot { ip, counts: self.connections.clone(), _open: self.ctx.metrics.connections.track() }
                     };
                     let ctx = self.ctx.clone();
                     tokio::task::spawn_local(async move {
@@ -159,6 +184,9 @@ impl Node {
         }
         expiry.abort();
         pusher.abort();
+        if let Some(task) = operator {
+            task.abort();
+        }
         self.endpoint.close(0u32.into(), b"server shutting down");
         // Give peers a moment to learn of the close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
@@ -184,6 +212,7 @@ async fn serve_connection(ctx: Rc<Ctx>, conn: quinn::Connection) {
 pub struct RunningNode {
     addr: SocketAddr,
     fingerprint: String,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -197,6 +226,11 @@ impl RunningNode {
     /// SHA-256 of its certificate (hex).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Where its operator's listener (`/metrics`, `/livez`, `/readyz`) is, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// SHA-256 of its certificate.
@@ -241,7 +275,7 @@ pub fn spawn(config: Config) -> anyhow::Result<RunningNode> {
         local.block_on(&rt, async move {
             match Node::bind(config).await {
                 Ok(node) => {
-                    let _ = ready_tx.send(Ok((node.local_addr(), node.fingerprint().to_string())));
+                    let _ = ready_tx.send(Ok((node.local_addr(), node.fingerprint().to_string(), node.metrics_addr())));
                     node.run(async {
                         let _ = stop_rx.await;
                     })
@@ -253,6 +287,6 @@ pub fn spawn(config: Config) -> anyhow::Result<RunningNode> {
             }
         });
     })?;
-    let (addr, fingerprint) = ready_rx.recv().context("the node thread died while starting")??;
-    Ok(RunningNode { addr, fingerprint, stop: Some(stop_tx), thread: Some(thread) })
+    let (addr, fingerprint, metrics_addr) = ready_rx.recv().context("the node thread died while starting")??;
+    Ok(RunningNode { addr, fingerprint, metrics_addr, stop: Some(stop_tx), thread: Some(thread) })
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::metrics::GatewayMetrics;
 use crate::session::limits::{LimitRefusal, SessionPermit};
 use crate::session::{Peer, Sessions, Target};
 
@@ -82,6 +83,7 @@ pub(crate) fn check_origin(
     transport: &'static str,
 ) -> Result<(), Refusal> {
     sessions.origins().check(headers, uri, &sessions.own_ports()).map_err(|_| {
+        sessions.metrics().refused.with(&["origin"]).inc();
         tracing::info!(transport, "session refused: origin not allowed");
         tracing::debug!(%ip, transport, origin = ?headers.get(header::ORIGIN), "session refused: origin not allowed");
         Refusal::FOREIGN_ORIGIN
@@ -93,11 +95,13 @@ fn take_slot(sessions: &Sessions, ip: IpAddr, transport: &'static str) -> Result
     sessions.limiter().admit(ip).map_err(|refusal| {
         tracing::info!(transport, refusal = %refusal, "session refused: limit");
         tracing::debug!(%ip, transport, refusal = %refusal, "session refused: limit");
-        match refusal {
-            LimitRefusal::Full => Refusal::FULL,
-            LimitRefusal::TooManyFromAddress => Refusal::TOO_MANY,
-            LimitRefusal::RateLimited { retry_after_ms } => Refusal::rate_limited(retry_after_ms),
-        }
+        let (reason, answer) = match refusal {
+            LimitRefusal::Full => ("full", Refusal::FULL),
+            LimitRefusal::TooManyFromAddress => ("per_address", Refusal::TOO_MANY),
+            LimitRefusal::RateLimited { retry_after_ms } => ("rate_limited", Refusal::rate_limited(retry_after_ms)),
+        };
+        sessions.metrics().refused.with(&[reason]).inc();
+        answer
     })
 }
 
@@ -109,13 +113,20 @@ pub(crate) async fn admit(
     transport: &'static str,
     target: Target,
 ) -> Result<(SessionPermit, Box<dyn Peer>), Refusal> {
-    let permit = take_slot(sessions, ip, transport)?;
+    let mut permit = take_slot(sessions, ip, transport)?;
+    let metrics = sessions.metrics();
+    let start = std::time::Instant::now();
     let peer: Box<dyn Peer> = match target {
         Target::Nodes => Box::new(sessions.nodes().open_session().await.map_err(|e| {
+            metrics.refused.with(&["no_node"]).inc();
             tracing::warn!(transport, "session refused: {e}");
             Refusal::NO_NODE
         })?),
         Target::Local(open) => open(),
     };
+    let label = GatewayMetrics::transport(transport);
+    metrics.setup.with(&[label]).observe_duration(start.elapsed());
+    metrics.opened.with(&[label]).inc();
+    permit.count_in(&metrics.sessions.with(&[label]));
     Ok((permit, peer))
 }

@@ -108,7 +108,7 @@ impl SessionLimiter {
         *n += 1;
         c.total += 1;
         c.watch.send_replace(c.total);
-        Ok(SessionPermit { ip, counts: self.counts.clone(), _token: self.tracker.token() })
+        Ok(SessionPermit { ip, counts: self.counts.clone(), _token: self.tracker.token(), alive: None })
     }
 
     /// Sessions open now.
@@ -145,6 +145,15 @@ pub struct SessionPermit {
     ip: IpAddr,
     counts: Arc<Mutex<Counts>>,
     _token: TaskTrackerToken,
+    /// Counts the session in a gauge of its transport while it lives.
+    alive: Option<qpq_metrics::GaugeGuard>,
+}
+
+impl SessionPermit {
+    /// Counts this session in `gauge` until the permit is dropped.
+    pub fn count_in(&mut self, gauge: &Arc<qpq_metrics::Gauge>) {
+        self.alive = Some(gauge.track());
+    }
 }
 
 impl Drop for SessionPermit {

@@ -23,6 +23,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +31,8 @@ use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::GatewayMetrics;
 
 /// Most bytes read from a peer at once (one message to the browser).
 const READ_CHUNK: usize = 64 << 10;
@@ -103,6 +106,8 @@ pub struct SessionControl {
     pub idle_timeout: Duration,
     /// Cancelled when the gateway shuts down.
     pub shutdown: CancellationToken,
+    /// Where frames, bytes and session ends are counted.
+    pub metrics: Arc<GatewayMetrics>,
 }
 
 /// Pipes bytes between `client` and a peer (`node_read`, `node_write`) until the session
@@ -130,6 +135,8 @@ where
     let last = AtomicU64::new(0);
     let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     let (mut to_client, mut from_client) = client.split();
+    let (frames_up, bytes_up) = (ctl.metrics.frames.with(&["to_node"]), ctl.metrics.bytes.with(&["to_node"]));
+    let (frames_down, bytes_down) = (ctl.metrics.frames.with(&["to_client"]), ctl.metrics.bytes.with(&["to_client"]));
 
     let up = async {
         loop {
@@ -142,6 +149,8 @@ where
                 Some(Ok(Inbound::Activity)) => touch(),
                 Some(Ok(Inbound::Data(bytes))) => {
                     touch();
+                    frames_up.inc();
+                    bytes_up.add(bytes.len() as u64);
                     if node_write.write_all(&bytes).await.is_err() || node_write.flush().await.is_err() {
                         return SessionEnd::NodeEnded;
                     }
@@ -155,8 +164,10 @@ where
             buf.reserve(READ_CHUNK);
             match node_read.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return SessionEnd::NodeEnded,
-                Ok(_) => {
+                Ok(n) => {
                     touch();
+                    frames_down.inc();
+                    bytes_down.add(n as u64);
                     if to_client.send(buf.split().freeze()).await.is_err() {
                         return SessionEnd::ClientFailed;
                     }
@@ -183,9 +194,8 @@ where
         () = ctl.shutdown.cancelled() => SessionEnd::ShuttingDown,
     };
     // A stream error because the whole connection went is a lost node, not a refusal.
-    if end == SessionEnd::NodeEnded && node_lost.now_or_never().is_some() {
-        return SessionEnd::NodeLost;
-    }
+    let end = if end == SessionEnd::NodeEnded && node_lost.now_or_never().is_some() { SessionEnd::NodeLost } else { end };
+    ctl.metrics.ended.with(&[end.as_str()]).inc();
     end
 }
 
@@ -248,7 +258,7 @@ mod tests {
             client: ChannelClient { inbound, outbound },
             node,
             session_side,
-            ctl: SessionControl { idle_timeout: idle, shutdown: CancellationToken::new() },
+            ctl: SessionControl { idle_timeout: idle, shutdown: CancellationToken::new(), metrics: GatewayMetrics::new() },
         }
     }
 

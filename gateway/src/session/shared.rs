@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::metrics::GatewayMetrics;
 use crate::nodes::NodePool;
 use crate::security::OriginPolicy;
 use crate::session::limits::SessionLimiter;
@@ -45,7 +46,11 @@ impl Sessions {
                 limiter: SessionLimiter::new(config.max_sessions, config.max_sessions_per_ip)
                     .with_rate(config.sessions_per_min_per_ip),
                 origins: OriginPolicy::new(&config.allow_origins)?,
-                control: SessionControl { idle_timeout: config.idle_timeout(), shutdown: CancellationToken::new() },
+                control: SessionControl {
+                    idle_timeout: config.idle_timeout(),
+                    shutdown: CancellationToken::new(),
+                    metrics: GatewayMetrics::new(),
+                },
                 max_message_bytes: config.max_message_bytes,
                 headers,
                 own_ports: RwLock::new(Vec::new()),
@@ -66,6 +71,11 @@ impl Sessions {
     /// The idle timeout and the shutdown signal.
     pub fn control(&self) -> &SessionControl {
         &self.inner.control
+    }
+
+    /// What `/metrics` reports.
+    pub fn metrics(&self) -> &Arc<GatewayMetrics> {
+        &self.inner.control.metrics
     }
 
     /// The largest message a browser may send (`--max-message-bytes`).

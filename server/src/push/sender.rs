@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::http::{self, PushRequest, PushResponse};
 use super::{PushError, PushSettings, Vapid, PADDED_LEN, WAKE_HINT};
+use crate::metrics::NodeMetrics;
 use crate::storage::{PushJob, PushOutcome, Storage};
 
 /// Pushes claimed at once.
@@ -39,7 +40,7 @@ const TOPIC: &str = "qpq-wake";
 const URGENCY: &str = "high";
 
 /// Sends the cluster's pushes while this node holds the role; runs until dropped.
-pub(crate) async fn run(storage: Arc<dyn Storage>, vapid: Rc<Vapid>, settings: PushSettings) {
+pub(crate) async fn run(storage: Arc<dyn Storage>, vapid: Rc<Vapid>, settings: PushSettings, metrics: Arc<NodeMetrics>) {
     let tls = http::tls_config();
     let mut wakeups = storage.wakeups();
     loop {
@@ -56,7 +57,7 @@ pub(crate) async fn run(storage: Arc<dyn Storage>, vapid: Rc<Vapid>, settings: P
             }
         };
         tracing::debug!("this node sends the cluster's pushes");
-        if let Err(e) = lead(&*storage, &vapid, &settings, &tls, &mut wakeups).await {
+        if let Err(e) = lead(&*storage, &vapid, &settings, &tls, &mut wakeups, &metrics).await {
             tracing::warn!(error = %e, "push sending stopped; starting again");
             tokio::time::sleep(BACKOFF_FIRST).await;
         }
@@ -71,6 +72,7 @@ async fn lead(
     settings: &PushSettings,
     tls: &Arc<rustls::ClientConfig>,
     wakeups: &mut broadcast::Receiver<crate::storage::Wake>,
+    metrics: &NodeMetrics,
 ) -> Result<(), crate::storage::StoreError> {
     loop {
         let now = crate::storage::now_ms();
@@ -85,6 +87,13 @@ async fn lead(
             .collect()
             .await;
         for (job, outcome) in &outcomes {
+            let name = match outcome {
+                PushOutcome::Sent => "sent",
+                PushOutcome::Gone => "gone",
+                PushOutcome::RetryAt(_) => "retry",
+                PushOutcome::GiveUp => "dropped",
+            };
+            metrics.pushes.with(&[name]).inc();
             storage.finish_push(job, *outcome).await?;
         }
         if claimed == BATCH as usize {

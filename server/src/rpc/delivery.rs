@@ -157,7 +157,9 @@ pub(crate) async fn fetch_batch(
     limit: u32,
     max_bytes: u64,
 ) -> Result<Vec<Envelope>, capnp::Error> {
-    ctx.storage.fetch(device, after, limit, max_bytes, now_ms()).await.map_err(|e| store_err("fetch", e))
+    let envs = ctx.storage.fetch(device, after, limit, max_bytes, now_ms()).await.map_err(|e| store_err("fetch", e))?;
+    ctx.metrics.envelopes_out.add(envs.len() as u64);
+    Ok(envs)
 }
 
 /// Ends its subscription when dropped (the client released the handle or disconnected).
@@ -167,12 +169,16 @@ struct SubscriptionImpl {
 
 impl subscription::Server for SubscriptionImpl {}
 
-/// Clears a session's "subscribed" mark when its subscription task ends.
-struct Subscribed(Rc<Cell<bool>>);
+/// Clears a session's "subscribed" mark when its subscription task ends (and counts the
+/// subscription as running until then).
+struct Subscribed {
+    active: Rc<Cell<bool>>,
+    _running: qpq_metrics::GaugeGuard,
+}
 
 impl Drop for Subscribed {
     fn drop(&mut self) {
-        self.0.set(false);
+        self.active.set(false);
     }
 }
 
@@ -187,7 +193,8 @@ pub(crate) fn start(
 ) -> subscription::Client {
     let (tx, rx) = oneshot::channel();
     active.set(true);
-    tokio::task::spawn_local(run(ctx, device, listener, after, rx, Subscribed(active)));
+    let running = Subscribed { active, _running: ctx.metrics.subscriptions.track() };
+    tokio::task::spawn_local(run(ctx, device, listener, after, rx, running));
     capnp_rpc::new_client(SubscriptionImpl { _cancel: tx })
 }
 

@@ -13,6 +13,7 @@ use rand::RngCore;
 use super::delivery::StreamKill;
 use super::session::SessionImpl;
 use super::{now_ms, rate_err, store_err, Ctx};
+use crate::metrics::track;
 
 /// How long a login challenge stays valid.
 const CHALLENGE_TTL: Duration = Duration::from_secs(60);
@@ -55,7 +56,7 @@ impl node_service::Server for Entry {
         params: node_service::HelloParams,
         mut results: node_service::HelloResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "hello", async move {
             let v = params.get()?.get_protocol_version();
             if v < MIN_PROTOCOL_VERSION {
                 return Err(wire::error(
@@ -69,7 +70,7 @@ impl node_service::Server for Entry {
             r.set_domain(self.ctx.config.domain.as_str());
             r.set_server_time(now_ms());
             Ok(())
-        }
+        })
     }
 
     fn register_identity(
@@ -77,7 +78,7 @@ impl node_service::Server for Entry {
         params: node_service::RegisterIdentityParams,
         _results: node_service::RegisterIdentityResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "registerIdentity", async move {
             let p = params.get()?;
             let user = wire::read_user(p.get_user()?, "user")?;
             self.check_domain(&user)?;
@@ -101,7 +102,7 @@ impl node_service::Server for Entry {
                 .map_err(|e| store_err("create_user", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(user.as_str()), "registered");
             Ok(())
-        }
+        })
     }
 
     fn challenge(
@@ -109,7 +110,7 @@ impl node_service::Server for Entry {
         params: node_service::ChallengeParams,
         mut results: node_service::ChallengeResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "challenge", async move {
             let p = params.get()?;
             let user = wire::read_user(p.get_user()?, "user")?;
             let device = wire::read_device_id(p.get_device_id()?, "deviceId")?;
@@ -118,7 +119,7 @@ impl node_service::Server for Entry {
             *self.challenge.borrow_mut() = Some(Challenge { user, device, nonce, issued: Instant::now() });
             results.get().set_nonce(&nonce);
             Ok(())
-        }
+        })
     }
 
     fn login(
@@ -126,7 +127,7 @@ impl node_service::Server for Entry {
         params: node_service::LoginParams,
         mut results: node_service::LoginResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "login", async move {
             let failed = || wire::error(ErrorCode::LoginFailed, "login failed: unknown device, expired challenge or wrong signature");
             let p = params.get()?;
             let user = wire::read_user(p.get_user()?, "user")?;
@@ -157,6 +158,6 @@ impl node_service::Server for Entry {
                 capnp_rpc::new_client(SessionImpl::new(self.ctx.clone(), addr));
             results.get().set_session(session);
             Ok(())
-        }
+        })
     }
 }

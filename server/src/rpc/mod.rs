@@ -17,6 +17,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::config::Config;
 use crate::log_key::LogKey;
+use crate::metrics::NodeMetrics;
 use crate::rate::NodeRates;
 use crate::storage::{Storage, StoreError};
 
@@ -37,6 +38,8 @@ pub(crate) struct Ctx {
     pub rates: NodeRates,
     /// The cluster's VAPID key, whose public half browsers subscribe with.
     pub vapid: Rc<crate::push::Vapid>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<NodeMetrics>,
 }
 
 pub(crate) use crate::storage::now_ms;
@@ -83,6 +86,7 @@ pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: qu
     let words = (ctx.config.max_message_bytes.max(ctx.config.max_chunk_bytes as usize) + (64 << 10)) / 8 * 2;
     opts.traversal_limit_in_words(Some(words)).nesting_limit(64);
     let network = twoparty::VatNetwork::new(recv.compat(), send.compat_write(), Side::Server, opts);
+    let _open = ctx.metrics.streams.track();
     // Fired when the device this stream logged in as is revoked or its account deleted.
     let kill = Rc::new(StreamKill::default());
     let entry: qpq_proto::node_capnp::node_service::Client =

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::delivery;
 use super::{now_ms, rate_err, store_err, Ctx};
+use crate::metrics::track;
 use crate::push;
 use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow, PushSubscription};
 
@@ -44,6 +45,8 @@ pub(crate) struct SessionImpl {
     in_flight: Rc<Cell<u32>>,
     /// True while this session's subscription runs (one per session).
     subscribed: Rc<Cell<bool>>,
+    /// Counts this session among the node's live ones until it is dropped.
+    _alive: qpq_metrics::GaugeGuard,
 }
 
 /// One call in flight; dropping it frees the slot.
@@ -57,7 +60,8 @@ impl Drop for Call {
 
 impl SessionImpl {
     pub fn new(ctx: Rc<Ctx>, device: DeviceAddress) -> Self {
-        SessionImpl { ctx, device, in_flight: Rc::default(), subscribed: Rc::default() }
+        let _alive = ctx.metrics.sessions.track();
+        SessionImpl { ctx, device, in_flight: Rc::default(), subscribed: Rc::default(), _alive }
     }
 
     /// Where every method starts: a slot among the calls in flight, then the check that the
@@ -167,11 +171,11 @@ impl session::Server for SessionImpl {
         _: session::WhoamiParams,
         mut results: session::WhoamiResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "whoami", async move {
             let _call = self.begin().await?;
             wire::write_device_address(results.get().init_device(), &self.device);
             Ok(())
-        }
+        })
     }
 
     fn list_devices(
@@ -179,7 +183,7 @@ impl session::Server for SessionImpl {
         params: session::ListDevicesParams,
         mut results: session::ListDevicesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "listDevices", async move {
             let _call = self.begin().await?;
             let user = wire::read_user(params.get()?.get_user()?, "user")?;
             let st = &self.ctx.storage;
@@ -196,7 +200,7 @@ impl session::Server for SessionImpl {
                 wire::write_device_record(list.reborrow().get(i as u32), d);
             }
             Ok(())
-        }
+        })
     }
 
     fn add_device(
@@ -204,7 +208,7 @@ impl session::Server for SessionImpl {
         params: session::AddDeviceParams,
         _: session::AddDeviceResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "addDevice", async move {
             let _call = self.begin().await?;
             let record = wire::read_device_record(params.get()?.get_device()?)?;
             if record.user != self.device.user {
@@ -226,7 +230,7 @@ impl session::Server for SessionImpl {
                 .await
                 .map_err(|e| store_err("add_device", e))?;
             Ok(())
-        }
+        })
     }
 
     fn revoke_device(
@@ -234,14 +238,14 @@ impl session::Server for SessionImpl {
         params: session::RevokeDeviceParams,
         _: session::RevokeDeviceResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "revokeDevice", async move {
             let _call = self.begin().await?;
             let device = wire::read_device_id(params.get()?.get_device_id()?, "deviceId")?;
             let addr = DeviceAddress { user: self.device.user.clone(), device };
             self.ctx.storage.revoke_device(&addr, Some(&self.device)).await.map_err(|e| store_err("revoke_device", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "device revoked");
             Ok(())
-        }
+        })
     }
 
     fn upload_key_packages(
@@ -249,7 +253,7 @@ impl session::Server for SessionImpl {
         params: session::UploadKeyPackagesParams,
         mut results: session::UploadKeyPackagesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "uploadKeyPackages", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let list = p.get_packages()?;
@@ -279,7 +283,7 @@ impl session::Server for SessionImpl {
                 .map_err(|e| store_err("add_key_packages", e))?;
             results.get().set_available(n);
             Ok(())
-        }
+        })
     }
 
     fn claim_key_packages(
@@ -287,7 +291,7 @@ impl session::Server for SessionImpl {
         params: session::ClaimKeyPackagesParams,
         mut results: session::ClaimKeyPackagesResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "claimKeyPackages", async move {
             let _call = self.begin().await?;
             let user = wire::read_user(params.get()?.get_user()?, "user")?;
             self.ctx.rates.claim(&self.device.user, now_ms()).map_err(|ms| rate_err("key-package claims", ms))?;
@@ -305,7 +309,7 @@ impl session::Server for SessionImpl {
                 b.set_last_resort(c.last_resort);
             }
             Ok(())
-        }
+        })
     }
 
     fn key_package_count(
@@ -313,12 +317,12 @@ impl session::Server for SessionImpl {
         _: session::KeyPackageCountParams,
         mut results: session::KeyPackageCountResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "keyPackageCount", async move {
             let _call = self.begin().await?;
             let n = self.ctx.storage.key_package_count(&self.device).await.map_err(|e| store_err("key_package_count", e))?;
             results.get().set_available(n);
             Ok(())
-        }
+        })
     }
 
     fn create_channel(
@@ -326,7 +330,7 @@ impl session::Server for SessionImpl {
         params: session::CreateChannelParams,
         mut results: session::CreateChannelResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "createChannel", async move {
             let _call = self.begin().await?;
             let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
             let row = self
@@ -337,7 +341,7 @@ impl session::Server for SessionImpl {
                 .map_err(|e| store_err("create_channel", e))?;
             write_channel(results.get().init_info(), &row);
             Ok(())
-        }
+        })
     }
 
     fn channel_info(
@@ -345,13 +349,13 @@ impl session::Server for SessionImpl {
         params: session::ChannelInfoParams,
         mut results: session::ChannelInfoResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "channelInfo", async move {
             let _call = self.begin().await?;
             let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
             let row = self.member_channel(&id).await?;
             write_channel(results.get().init_info(), &row);
             Ok(())
-        }
+        })
     }
 
     fn commit(
@@ -359,7 +363,7 @@ impl session::Server for SessionImpl {
         params: session::CommitParams,
         mut results: session::CommitResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "commit", async move {
             let _call = self.begin().await?;
             let r = params.get()?.get_request()?;
             let channel = wire::read_channel(r.get_channel_id()?, "channelId")?;
@@ -396,11 +400,14 @@ impl session::Server for SessionImpl {
                 push_at: self.push_at(now),
             };
             let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
+            if !out.duplicate {
+                self.ctx.metrics.accepted.with(&["commit"]).inc();
+            }
             let mut res = results.get();
             res.set_epoch(out.epoch);
             res.set_server_time(out.server_time);
             Ok(())
-        }
+        })
     }
 
     fn enqueue(
@@ -408,7 +415,7 @@ impl session::Server for SessionImpl {
         params: session::EnqueueParams,
         mut results: session::EnqueueResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "enqueue", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
@@ -434,11 +441,14 @@ impl session::Server for SessionImpl {
                 push_at: self.push_at(now),
             };
             let out = self.ctx.storage.enqueue(&input).await.map_err(|e| store_err("enqueue", e))?;
+            if !out.duplicate {
+                self.ctx.metrics.accepted.with(&["application"]).inc();
+            }
             let mut r = results.get();
             r.set_server_time(out.server_time);
             r.set_duplicate(out.duplicate);
             Ok(())
-        }
+        })
     }
 
     fn fetch(
@@ -446,7 +456,7 @@ impl session::Server for SessionImpl {
         params: session::FetchParams,
         mut results: session::FetchResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "fetch", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let limit = p.get_limit().clamp(1, MAX_FETCH);
@@ -461,7 +471,7 @@ impl session::Server for SessionImpl {
                 wire::write_envelope(list.reborrow().get(i as u32), e);
             }
             Ok(())
-        }
+        })
     }
 
     fn ack(
@@ -469,12 +479,12 @@ impl session::Server for SessionImpl {
         params: session::AckParams,
         _: session::AckResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "ack", async move {
             let _call = self.begin().await?;
             let up_to = params.get()?.get_up_to();
             self.ctx.storage.ack(&self.device, up_to).await.map_err(|e| store_err("ack", e))?;
             Ok(())
-        }
+        })
     }
 
     fn subscribe(
@@ -482,7 +492,7 @@ impl session::Server for SessionImpl {
         params: session::SubscribeParams,
         mut results: session::SubscribeResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "subscribe", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let listener = p.get_listener()?;
@@ -496,7 +506,7 @@ impl session::Server for SessionImpl {
                 delivery::start(self.ctx.clone(), self.device.clone(), listener, p.get_after(), self.subscribed.clone());
             results.get().set_handle(handle);
             Ok(())
-        }
+        })
     }
 
     fn create_blob(
@@ -504,7 +514,7 @@ impl session::Server for SessionImpl {
         params: session::CreateBlobParams,
         mut results: session::CreateBlobResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "createBlob", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
@@ -540,7 +550,7 @@ impl session::Server for SessionImpl {
                 .map_err(|e| store_err("create_blob", e))?;
             write_blob(results.get().init_info(), &row);
             Ok(())
-        }
+        })
     }
 
     fn put_chunk(
@@ -548,7 +558,7 @@ impl session::Server for SessionImpl {
         params: session::PutChunkParams,
         mut results: session::PutChunkResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "putChunk", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let blob = self.member_blob(p.get_blob_id()?).await?;
@@ -561,7 +571,7 @@ impl session::Server for SessionImpl {
                 .map_err(|e| store_err("put_chunk", e))?;
             write_blob(results.get().init_info(), &row);
             Ok(())
-        }
+        })
     }
 
     fn get_chunk(
@@ -569,7 +579,7 @@ impl session::Server for SessionImpl {
         params: session::GetChunkParams,
         mut results: session::GetChunkResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "getChunk", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let blob = self.member_blob(p.get_blob_id()?).await?;
@@ -583,7 +593,7 @@ impl session::Server for SessionImpl {
                 .ok_or_else(|| wire::error(ErrorCode::BadChunk, format!("chunk {index} is not stored")))?;
             results.get().set_data(&data);
             Ok(())
-        }
+        })
     }
 
     fn blob_info(
@@ -591,12 +601,12 @@ impl session::Server for SessionImpl {
         params: session::BlobInfoParams,
         mut results: session::BlobInfoResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "blobInfo", async move {
             let _call = self.begin().await?;
             let blob = self.member_blob(params.get()?.get_blob_id()?).await?;
             write_blob(results.get().init_info(), &blob);
             Ok(())
-        }
+        })
     }
 
     fn delete_account(
@@ -604,7 +614,7 @@ impl session::Server for SessionImpl {
         _: session::DeleteAccountParams,
         _: session::DeleteAccountResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "deleteAccount", async move {
             let _call = self.begin().await?;
             let until = now_ms() + self.ctx.config.name_cooldown_days * 86_400_000;
             self.ctx
@@ -614,7 +624,7 @@ impl session::Server for SessionImpl {
                 .map_err(|e| store_err("delete_user", e))?;
             tracing::info!(user = %self.ctx.log_key.pseudonym(self.device.user.as_str()), "account deleted");
             Ok(())
-        }
+        })
     }
 
     fn set_push_subscription(
@@ -622,7 +632,7 @@ impl session::Server for SessionImpl {
         params: session::SetPushSubscriptionParams,
         _: session::SetPushSubscriptionResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "setPushSubscription", async move {
             let _call = self.begin().await?;
             let p = params.get()?;
             let endpoint = p.get_endpoint()?.to_str().map_err(|_| wire::bad("endpoint", "is not UTF-8"))?;
@@ -639,7 +649,7 @@ impl session::Server for SessionImpl {
                 .set_push_subscription(&self.device, &subscription, now_ms())
                 .await
                 .map_err(|e| store_err("set_push_subscription", e))
-        }
+        })
     }
 
     fn remove_push_subscription(
@@ -647,14 +657,14 @@ impl session::Server for SessionImpl {
         _: session::RemovePushSubscriptionParams,
         _: session::RemovePushSubscriptionResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "removePushSubscription", async move {
             let _call = self.begin().await?;
             self.ctx
                 .storage
                 .remove_push_subscription(&self.device)
                 .await
                 .map_err(|e| store_err("remove_push_subscription", e))
-        }
+        })
     }
 
     fn vapid_public_key(
@@ -662,10 +672,10 @@ impl session::Server for SessionImpl {
         _: session::VapidPublicKeyParams,
         mut results: session::VapidPublicKeyResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-        async move {
+        track(self.ctx.metrics.clone(), "vapidPublicKey", async move {
             let _call = self.begin().await?;
             results.get().set_key(self.ctx.vapid.public_key());
             Ok(())
-        }
+        })
     }
 }

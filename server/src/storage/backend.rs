@@ -277,6 +277,8 @@ pub trait ExpirySql: Send {
     async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError>;
     /// Name reservations ended at `now`.
     async fn delete_expired_reservations(&mut self, now: Millis) -> Result<u64, TxError>;
+    /// Envelopes queued and not yet acknowledged, over every device.
+    async fn queued_envelopes(&mut self) -> Result<i64, TxError>;
 }
 
 /// Web Push subscriptions, waiting pushes and the VAPID key.

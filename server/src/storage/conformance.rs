@@ -872,6 +872,15 @@ mod cases {
             assert_eq!((&e.channel, &e.sender, e.payload.as_slice()), (&channel, &alice[0], &b"message 1"[..]));
             assert_eq!((e.server_time, e.expires_at), (T0 + 7, T0 + 1000));
         }
+        let mut waiting = 0;
+        for device in &members {
+            waiting += queue(&*store, device, T0).await.len() as u64;
+        }
+        assert_eq!(store.queued_envelopes().await.unwrap(), waiting, "the queue depth counts every device's queue");
+        store.ack(&bob[0], u64::MAX).await.unwrap();
+        let bobs = queue(&*store, &bob[0], T0).await.len() as u64;
+        assert_eq!(bobs, 0);
+        assert!(store.queued_envelopes().await.unwrap() < waiting, "acknowledged envelopes leave the count");
     }
 
     pub(super) async fn enqueue_retry_is_a_duplicate_and_refusals_are_typed(store: Arc<dyn Storage>) {

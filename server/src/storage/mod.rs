@@ -372,6 +372,9 @@ pub trait Storage: Send + Sync + 'static {
 
     // --- maintenance and wake-ups -----------------------------------------------------------
 
+    /// Envelopes queued and not yet acknowledged, over every device (the node's queue depth).
+    async fn queued_envelopes(&self) -> Result<u64, StoreError>;
+
     /// Deletes what has expired at `now`: queue entries, blobs, and idempotency records older
     /// than `records_before`; hashes of key packages claimed before `claims_before`; and
     /// channels nobody is a member of any more, with their blobs.

@@ -159,4 +159,8 @@ impl ExpirySql for PgTx {
             .map_err(db(self.conn.op))?;
         Ok(done.rows_affected())
     }
+
+    async fn queued_envelopes(&mut self) -> Result<i64, TxError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM envelopes").fetch_one(&mut *self.conn).await.map_err(db(self.conn.op))
+    }
 }

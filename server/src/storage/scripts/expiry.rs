@@ -4,6 +4,12 @@ use crate::storage::backend::{Backend, ExpirySql, Tx};
 use crate::storage::rows::TxError;
 use crate::storage::{ExpiryStats, Millis};
 
+/// Envelopes waiting in every queue, for the node's metrics.
+pub(super) async fn queued_envelopes<B: Backend>(b: &B) -> Result<u64, TxError> {
+    let mut conn = b.read("count queued envelopes").await?;
+    Ok(u64::try_from(conn.queued_envelopes().await?).unwrap_or(0))
+}
+
 pub(super) async fn expire<B: Backend>(
     b: &B,
     now: Millis,

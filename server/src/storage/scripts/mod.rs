@@ -195,6 +195,10 @@ impl<B: Backend> Storage for B {
         retrying(self, || blobs::get_chunk(self, id, index, now)).await
     }
 
+    async fn queued_envelopes(&self) -> Result<u64, StoreError> {
+        retrying(self, || expiry::queued_envelopes(self)).await
+    }
+
     async fn expire(&self, now: Millis, records_before: Millis, claims_before: Millis) -> Result<ExpiryStats, StoreError> {
         retrying(self, || expiry::expire(self, now, records_before, claims_before)).await
     }

@@ -153,4 +153,8 @@ impl ExpirySql for Conn<Sqlite> {
             .map_err(db(self.op))?;
         Ok(done.rows_affected())
     }
+
+    async fn queued_envelopes(&mut self) -> Result<i64, TxError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM envelopes").fetch_one(&mut **self).await.map_err(db(self.op))
+    }
 }
