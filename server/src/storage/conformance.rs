@@ -1439,26 +1439,25 @@ mod postgres_cluster {
         .unwrap();
         assert_eq!(killed, vec![true, true], "both nodes' listeners were cut off");
 
-        // Wake-ups sent while a listener reconnects are lost; keep sending until one arrives.
-        let mut msg = 1;
-        // The listener that reconnected says so first (a resync: everything may have been
-        // missed); a wake-up still delivered by the dying connection may come before it.
-        let mut resynced = false;
-        let arrived = tokio::time::timeout(Duration::from_secs(30), async {
+        // Wake-ups sent while a listener reconnects are lost, so it says "resync" (everything
+        // may have been missed) — but only once it listens again: the very first wake-up
+        // sent after the resync arrives. (A resync sent before LISTEN is back would let a
+        // subscriber fetch, then sleep through the messages queued in between.)
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !matches!(rx.recv().await, Ok(Wake::Resync)) {}
+        })
+        .await
+        .expect("a resync after the listener lost its connection");
+        store_enqueue(a, &channel, &alice, 1).await;
+        let arrived = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                store_enqueue(a, &channel, &alice, msg).await;
-                msg += 1;
-                if let Ok(Ok(wake)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                    match wake {
-                        Wake::Resync => resynced = true,
-                        wake if resynced => return wake,
-                        _ => {}
-                    }
+                if let Ok(wake @ Wake::Queue(_)) = rx.recv().await {
+                    return wake;
                 }
             }
         })
         .await
-        .expect("a resync, then wake-ups again, after the listener reconnects");
+        .expect("the first wake-up after the resync arrives");
         assert_eq!(arrived, Wake::Queue(bob.device));
     }
 }
