@@ -31,4 +31,7 @@ fi
 step "browser tests (Playwright, headless Chromium)"
 scripts/test-browser.sh
 
+step "the deployment example (deploy/systemd): units verified, three nodes and two gateways from its env files"
+scripts/test-deploy.sh
+
 step "all tests passed"

@@ -205,6 +205,17 @@ async fn queues(url: &str) -> String {
     format!("{rows:?} (device key, envelopes, last seq)")
 }
 
+/// What `c` shows in `conv` besides texts (notices such as "a message could not be read").
+fn notices(c: &NativeClient, conv: &ChannelId) -> Vec<String> {
+    c.with_engine(|e| {
+        e.history(conv)
+            .iter()
+            .filter(|m| !matches!(m.content, Content::Text { .. }))
+            .map(|m| format!("{:?}", m.content))
+            .collect()
+    })
+}
+
 /// The messages of `sent` that `c` does not show.
 fn missing(c: &NativeClient, conv: &ChannelId, sent: &HashMap<String, Vec<String>>) -> Vec<String> {
     let (all, _) = shown(c, conv);
@@ -359,9 +370,10 @@ fn cluster_survives(gateway_log: &Path) {
             let ok = c.wait_for(60_000, |_| shown(c, &group).0.len() >= total_group).await;
             assert!(
                 ok,
-                "{} receives the group's {total_group} messages; missing {:?}; queues in the database: {}",
+                "{} receives the group's {total_group} messages; missing {:?}; its notices {:?}; queues in the database: {}",
                 c.user(),
                 missing(c, &group, &sent_group),
+                notices(c, &group),
                 queues(&database).await
             );
         }
