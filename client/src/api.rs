@@ -267,6 +267,9 @@ impl Session {
         match r {
             Ok(server_time) => Ok(OutboundResult::Accepted { server_time }),
             Err(e) => match ClientError::from(e) {
+                // "Later" leaves the item in the outbox, to be sent again with the same id and
+                // bytes (the server deduplicates); a refusal settles it.
+                later if later.retry_after_ms().is_some() => Err(later),
                 ClientError::Remote(r) => Ok(OutboundResult::Refused { code: r.code, message: r.message }),
                 other => Err(other),
             },

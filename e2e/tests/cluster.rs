@@ -216,6 +216,17 @@ fn notices(c: &NativeClient, conv: &ChannelId) -> Vec<String> {
     })
 }
 
+/// `c`'s own messages in `conv` that the server did not acknowledge, with their state.
+fn unacknowledged(c: &NativeClient, conv: &ChannelId) -> Vec<String> {
+    c.with_engine(|e| {
+        e.history(conv)
+            .iter()
+            .filter(|m| m.outgoing && !matches!(m.status, Status::Sent | Status::Delivered))
+            .map(|m| format!("{:?}: {:?}", m.content, m.status))
+            .collect()
+    })
+}
+
 /// The messages of `sent` that `c` does not show.
 fn missing(c: &NativeClient, conv: &ChannelId, sent: &HashMap<String, Vec<String>>) -> Vec<String> {
     let (all, _) = shown(c, conv);
@@ -366,20 +377,34 @@ fn cluster_survives(gateway_log: &Path) {
             assert!(ok, "{}'s outbox drains (has {})", c.user(), c.with_engine(|e| e.outbox_len()));
         }
         eprintln!("[{:?}] outboxes drained", started.elapsed());
+        let mut arrived = true;
+        // A minute for the first that lacks something, then no more waiting: the report says the rest.
         for c in &people {
-            let ok = c.wait_for(60_000, |_| shown(c, &group).0.len() >= total_group).await;
-            assert!(
-                ok,
-                "{} receives the group's {total_group} messages; missing {:?}; its notices {:?}; queues in the database: {}",
-                c.user(),
-                missing(c, &group, &sent_group),
-                notices(c, &group),
-                queues(&database).await
-            );
+            let wait = if arrived { 60_000 } else { 1_000 };
+            arrived &= c.wait_for(wait, |_| shown(c, &group).0.len() >= total_group).await;
         }
         for c in &people[..2] {
-            let ok = c.wait_for(60_000, |_| shown(c, &direct).0.len() >= total_direct).await;
-            assert!(ok, "{} receives the chat's {total_direct} messages; missing {:?}", c.user(), missing(c, &direct, &sent_direct));
+            let wait = if arrived { 60_000 } else { 1_000 };
+            arrived &= c.wait_for(wait, |_| shown(c, &direct).0.len() >= total_direct).await;
+        }
+        if !arrived {
+            let mut report = String::new();
+            for (i, c) in people.iter().enumerate() {
+                let chat = if i < 2 { missing(c, &direct, &sent_direct) } else { Vec::new() };
+                report += &format!(
+                    "\n{} misses in the group {:?}, in the chat {chat:?}; notices {:?}; own messages not acknowledged {:?}",
+                    c.user(),
+                    missing(c, &group, &sent_group),
+                    notices(c, &group),
+                    unacknowledged(c, &group),
+                );
+            }
+            for i in 0..3 {
+                let log = node_log(&dir.path().join(format!("node{i}")));
+                let bad: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+                report += &format!("\nnode {i} warnings: {bad:#?}");
+            }
+            panic!("not everything arrived; queues in the database: {}{report}", queues(&database).await);
         }
         eprintln!("[{:?}] everything arrived", started.elapsed());
         check(&people.iter().collect::<Vec<_>>(), &group, &sent_group);

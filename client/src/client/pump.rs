@@ -2,7 +2,7 @@
 //! new connection kicks it, and stores each result before the next item.
 
 use futures::channel::mpsc;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use super::Client;
 use crate::error::ClientError;
@@ -18,6 +18,19 @@ impl<S: StateStore, P: Platform> Client<S, P> {
 
     pub(super) fn kick(&self) {
         let _ = self.inner.kick.unbounded_send(());
+    }
+
+    /// Kicks the pump after `ms` milliseconds.
+    fn kick_after(&self, ms: u64) {
+        let me = self.clone();
+        let sleep = self.inner.platform.sleep(ms);
+        self.inner.platform.spawn(
+            async move {
+                sleep.await;
+                me.kick();
+            }
+            .boxed_local(),
+        );
     }
 
     pub(super) async fn pump_loop(self, mut kicks: mpsc::UnboundedReceiver<()>) {
@@ -50,6 +63,12 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                     if self.persist().await.is_err() {
                         return;
                     }
+                }
+                // "Later" from the server, or a call lost mid-way: the same item again after a
+                // while (the pump keeps each conversation's order, so it waits first).
+                Err(e) if e.retry_after_ms().is_some() => {
+                    self.kick_after(e.retry_after_ms().unwrap_or_default());
+                    return;
                 }
                 // The connection loop notices, reconnects and kicks again.
                 Err(_) => return,
