@@ -14,6 +14,8 @@ const MAX_CANDIDATES = 32;
 const RESTART_AFTER_MS = 2_000;
 /** How long a restart may take before the connection counts as lost (ms). */
 const LOST_AFTER_MS = 20_000;
+/** How long the remote certificate may take to show in the statistics (ms). */
+const REMOTE_CERTIFICATE_WAIT_MS = 3_000;
 
 export class Peer {
   /**
@@ -161,19 +163,25 @@ export class Peer {
     }, afterMs);
   }
 
-  /** True when the DTLS certificate in use has the fingerprint MLS carried. */
+  /**
+   * True when the DTLS certificate in use has the fingerprint MLS carried. The statistics may
+   * name the certificate a moment after the connection reports "connected": it is looked for
+   * for up to REMOTE_CERTIFICATE_WAIT_MS.
+   */
   async fingerprintMatches() {
     if (!this.fingerprint) return false;
     const [want, value] = this.fingerprint.split(" ");
-    const stats = await this.pc.getStats();
-    for (const s of stats.values()) {
-      if (s.type !== "transport" || !s.remoteCertificateId) continue;
-      const cert = stats.get(s.remoteCertificateId);
-      if (cert) {
-        return cert.fingerprintAlgorithm?.toLowerCase() === want.toLowerCase() && cert.fingerprint?.toUpperCase() === value.toUpperCase();
+    for (const deadline = performance.now() + REMOTE_CERTIFICATE_WAIT_MS; ; ) {
+      const stats = await this.pc.getStats();
+      for (const s of stats.values()) {
+        const cert = s.type === "transport" && s.remoteCertificateId ? stats.get(s.remoteCertificateId) : null;
+        if (cert?.fingerprint) {
+          return cert.fingerprintAlgorithm?.toLowerCase() === want.toLowerCase() && cert.fingerprint.toUpperCase() === value.toUpperCase();
+        }
       }
+      if (performance.now() > deadline || this.pc.connectionState === "closed") return false;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    return false;
   }
 
   fail(why) {
