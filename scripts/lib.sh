@@ -41,8 +41,8 @@ ensure_chromium() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
-# coturn, the TURN server the call tests and benchmarks start (on a port of their own, with a
-# test secret; the Debian service itself stays off).
+# coturn, the TURN server the call tests and benchmarks start themselves (on a port of their
+# own, with a test secret; they do not use a system-wide coturn service).
 ensure_coturn() {
   command -v turnserver >/dev/null 2>&1 || apt_install coturn
 }
