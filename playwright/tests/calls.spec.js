@@ -121,7 +121,7 @@ async function expectStopped(page, kind) {
 const callRegion = (page) => page.getByRole("region", { name: "Call", exact: true });
 const callButton = (page, name) => page.getByRole("button", { name, exact: true });
 
-test("a video call: both sides send and receive, mute and camera off show in the stats, hang up", async ({ stack, newPerson, appUrl }) => {
+test("a video call: both sides send and receive, mute and camera off show in the stats, an ICE restart on a network change, hang up", async ({ stack, newPerson, appUrl }) => {
   const alice = await person(newPerson, appUrl);
   const bob = await person(newPerson, appUrl);
   await chatOfTwo(alice, bob, "call me?", "now is good");
@@ -146,6 +146,18 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await callButton(alice, "Camera off").click();
   await expect(callButton(alice, "Camera off")).toHaveAttribute("aria-pressed", "true");
   await expectStopped(bob, "video");
+
+  await callButton(alice, "Camera off").click();
+
+  // Alice's network changes: her page restarts ICE (new ICE credentials, offered through MLS)
+  // and the call goes on.
+  const ufrag = (page) => page.evaluate(() => window.__pcs.at(-1).localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1]);
+  const before = await ufrag(alice);
+  await alice.evaluate(() => window.dispatchEvent(new Event("online")));
+  await expect.poll(() => ufrag(alice)).not.toBe(before);
+  await expect.poll(() => alice.evaluate(() => window.__pcs.at(-1).signalingState)).toBe("stable");
+  await expectMediaFlowing(bob);
+  await expectMediaFlowing(alice);
 
   await callButton(bob, "Hang up").click();
   await expect(callRegion(bob)).toContainText("Call ended.");

@@ -145,10 +145,14 @@ export class Calls {
     this.changed();
   }
 
-  /** The network changed: ask every connection to check itself (ICE restart when needed). */
+  /**
+   * This device's network changed (it came back online, or the connection type changed): its
+   * old ICE paths may be dead before ICE notices, so it restarts ICE on every connection now,
+   * with a new offer through MLS that the other side answers.
+   */
   networkChanged() {
     for (const p of this.call?.peers.values() ?? []) {
-      if (p.state === "connected" && p.pc.connectionState !== "connected") p.scheduleRestart(0);
+      if (p.state === "connected") p.offer(true).catch(() => p.scheduleRestart(0));
     }
   }
 
