@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push, calls)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput browser-mls transports files push)
+all=(mls throughput browser-mls transports files push calls)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -51,6 +51,11 @@ for b in "${wanted[@]}"; do
       browser_setup
       say "Web Push: message queued -> notification shown by the service worker, warm and cold"
       (cd playwright && node bench/push.mjs)
+      ;;
+    calls)
+      browser_setup
+      say "calls: Call -> first remote video frame, direct and through coturn; CPU of an established call"
+      (cd playwright && node bench/calls.mjs)
       ;;
     *)
       echo "unknown benchmark '$b' (known: ${all[*]})" >&2

@@ -41,6 +41,12 @@ ensure_chromium() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
 }
 
+# coturn, the TURN server the call tests and benchmarks start themselves (on a port of their
+# own, with a test secret; they do not use a system-wide coturn service).
+ensure_coturn() {
+  command -v turnserver >/dev/null 2>&1 || apt_install coturn
+}
+
 ensure_postgres() {
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     say "starting PostgreSQL"
@@ -68,6 +74,7 @@ prepare_browser_stack() {
   (cd "$ROOT" && cargo build -p qpq-server -p qpq-gateway)
   export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
   ensure_chromium
+  ensure_coturn
   ensure_node_modules
 }
 

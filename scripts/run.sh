@@ -6,7 +6,9 @@
 # Installs what is missing first and says so (capnproto, the wasm32 target, wasm-bindgen-cli
 # at Cargo.lock's version). Environment: QPQ_PROFILE=release|dev (default release: the first
 # build takes several minutes), QPQ_DATA_DIR (default .qpq/server), and the servers' own QPQ_*
-# variables (see `qpq-server --help` and `qpq-gateway --help`).
+# variables (see `qpq-server --help` and `qpq-gateway --help`). Calls: QPQ_TURN_URL and
+# QPQ_TURN_SECRET point the node at a TURN server (coturn with use-auth-secret and the same
+# static-auth-secret), QPQ_STUN_URL at a STUN server; without them calls connect only directly.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -37,6 +39,7 @@ trap stop INT TERM EXIT
 
 mkdir -p "$data_dir"
 say "starting the server node on 127.0.0.1:7443 (SQLite in $data_dir)"
+if [ -n "${QPQ_TURN_URL:-}" ]; then say "calls relay through $QPQ_TURN_URL"; else say "calls: no TURN server (set QPQ_TURN_URL and QPQ_TURN_SECRET)"; fi
 "$bin_dir/qpq-server" --data-dir "$data_dir" &
 pids+=("$!")
 

@@ -369,6 +369,31 @@ impl Session {
         let resp = self.cap.vapid_public_key_request().send().promise.await?;
         Ok(resp.get()?.get_key()?.to_vec())
     }
+
+    /// The STUN/TURN servers for calls (TURN ones with short-lived credentials) and when
+    /// those credentials expire (Unix seconds, 0 when none).
+    pub async fn ice_servers(&self) -> Result<(Vec<IceServer>, u64), ClientError> {
+        let resp = self.cap.ice_servers_request().send().promise.await?;
+        let r = resp.get()?;
+        let text = |t: capnp::text::Reader<'_>| t.to_string().map_err(|e| ClientError::Input(e.to_string()));
+        let mut servers = Vec::new();
+        for s in r.get_servers()? {
+            let urls = s.get_urls()?.iter().map(|u| text(u?)).collect::<Result<Vec<_>, _>>()?;
+            servers.push(IceServer { urls, username: text(s.get_username()?)?, credential: text(s.get_credential()?)? });
+        }
+        Ok((servers, r.get_expires_at()))
+    }
+}
+
+/// One STUN or TURN server for WebRTC (`RTCIceServer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:`/`turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username ("" for STUN).
+    pub username: String,
+    /// TURN credential ("" for STUN).
+    pub credential: String,
 }
 
 fn blob_id(d: &[u8]) -> Result<[u8; 16], ClientError> {

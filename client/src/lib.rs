@@ -19,7 +19,7 @@ mod error;
 pub mod files;
 mod transfer;
 
-pub use api::{Connection, Session};
+pub use api::{Connection, IceServer, Session};
 pub use client::{Client, ClientEvent, ConnState};
 pub use error::ClientError;
 pub use transfer::{clean_file_name, clean_mime};

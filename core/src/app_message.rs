@@ -10,19 +10,22 @@
 //! field   := tag:varint len:varint value[len]
 //! tags    := 1 id (16 bytes) | 2 sent_at (u64 BE, ms) | 3 kind (varint) | 4 body (fields of the kind)
 //! kinds   := 1 text | 2 receipt | 3 typing | 4 reaction | 5 edit | 6 delete | 7 file | 8 leave
+//!          | 9 call offer | 10 call answer | 11 ICE candidates | 12 hang-up | 13 decline | 14 busy
 //! ```
 //!
 //! Each kind's body is again TLV fields (see the `tag` module): text `1 text, 2 reply_to`;
 //! receipt `1 kind (1 delivered, 2 read), 2 ids (16 bytes each)`; typing `1 active (0/1)`;
 //! reaction `1 target, 2 emoji, 3 remove (0/1)`; edit `1 target, 2 text`; delete `1 target`;
 //! leave `1 reason (1 left, 2 account deleted)`; file `1 blob (16 bytes), 2 key (32), 3 sha256
-//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`.
+//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`. The call kinds' bodies are
+//! described in `call.rs`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::tlv::CodecError;
+use crate::call::{self, CallSignal};
 use crate::tlv::{get_varint, put_field, put_varint, Fields};
 
 /// The format version this build writes.
@@ -162,6 +165,8 @@ pub enum Body {
         /// The file.
         file: FileRef,
     },
+    /// A call signal (offer, answer, candidates, hang-up, decline, busy).
+    Call(CallSignal),
     /// A kind this build does not know (sent by a newer client).
     Unsupported {
         /// The kind number on the wire.
@@ -297,6 +302,7 @@ impl AppMessage {
                 put_field(&mut b, tag::FILE_MIME, file.mime.as_bytes());
                 (kind::FILE, b)
             }
+            Body::Call(signal) => call::encode(signal),
             Body::Unsupported { kind } => (*kind, Vec::new()),
         };
         let mut k = Vec::new();
@@ -345,7 +351,10 @@ impl AppMessage {
             kind::DELETE => Body::Delete { target: find_target(body)? },
             kind::LEAVE => decode_leave(body)?,
             kind::FILE => decode_file(body)?,
-            other => Body::Unsupported { kind: other },
+            other => match call::decode(other, body) {
+                Some(signal) => Body::Call(signal?),
+                None => Body::Unsupported { kind: other },
+            },
         };
         Ok(AppMessage { id, sent_at, body })
     }
@@ -640,6 +649,23 @@ mod tests {
         assert_eq!(kind_of(Body::Delete { target: t }), 6);
         assert_eq!(kind_of(Body::Leave { reason: LeaveReason::Left }), 8);
         assert_eq!(kind_of(Body::File { file: file_ref() }), 7);
+        use crate::call::{CallId, CallPeer, CallSignal};
+        let (call, to) = (CallId([1; 16]), CallPeer { user: qpq_types::UserId::parse("b@x").unwrap(), device: None });
+        let fp = "sha-256 AB:CD";
+        let sdp = format!("v=0\r\na=fingerprint:{fp}\r\n");
+        let calls = [
+            CallSignal::Offer { call, to: to.clone(), video: true, sdp: sdp.clone(), fingerprint: fp.into(), restart: false },
+            CallSignal::Answer { call, to: to.clone(), sdp, fingerprint: fp.into() },
+            CallSignal::Candidates { call, to: to.clone(), candidates: vec![] },
+            CallSignal::Hangup { call },
+            CallSignal::Decline { call, to: to.clone() },
+            CallSignal::Busy { call, to },
+        ];
+        for (signal, kind) in calls.into_iter().zip(9..) {
+            let m = with(Body::Call(signal));
+            assert_eq!(AppMessage::decode(&m.encode()).unwrap(), m, "kind {kind} round-trips");
+            assert_eq!(kind_of(m.body), kind);
+        }
     }
 
     #[test]

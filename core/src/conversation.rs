@@ -138,6 +138,28 @@ pub enum Content {
     System(SystemEvent),
     /// A message its author deleted for everyone; its content is gone.
     Deleted,
+    /// A voice or video call (one entry per call; the sender is the caller).
+    Call {
+        /// The call.
+        call: crate::call::CallId,
+        /// A video call.
+        video: bool,
+        /// How it went so far.
+        outcome: CallOutcome,
+    },
+}
+
+/// How a call went, as its history entry shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallOutcome {
+    /// Ringing: nobody answered or declined yet.
+    Ringing,
+    /// Someone (for an incoming call: this user, on one of their devices) answered.
+    Answered,
+    /// Declined (an incoming call by this user; an outgoing 1:1 call by the other person).
+    Declined,
+    /// Not answered: for an incoming call, a missed call; for an outgoing one, no answer.
+    Missed,
 }
 
 /// One entry of a conversation's history.
@@ -181,6 +203,6 @@ impl Message {
     /// True for what people wrote, as opposed to notices and deleted entries: what may be
     /// reacted to, replied to or counted as read.
     pub fn is_content(&self) -> bool {
-        !matches!(self.content, Content::System(_) | Content::Deleted)
+        !matches!(self.content, Content::System(_) | Content::Deleted | Content::Call { .. })
     }
 }

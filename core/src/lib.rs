@@ -11,6 +11,7 @@
 //! (IndexedDB in `qpq-web`, files in `qpq-native`), rendering.
 
 mod app_message;
+pub mod call;
 pub mod bench;
 mod conversation;
 mod engine;
@@ -26,7 +27,7 @@ pub use app_message::{
     AppMessage, Body, CodecError, FileRef, LeaveReason, MessageId, ReceiptKind, FORMAT_VERSION, MAX_REACTION_BYTES,
     MAX_TEXT_BYTES,
 };
-pub use conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
+pub use conversation::{CallOutcome, Content, Conversation, ConversationKind, Message, Status, SystemEvent};
 pub use engine::{
     safety_digits, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
     SAFETY_NUMBER_DIGITS, TYPING_TIMEOUT_MS,

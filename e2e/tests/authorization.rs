@@ -239,6 +239,16 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             let r = s.vapid_public_key_request().send().promise.await?;
             Ok(format!("vapidPublicKey {}", r.get()?.get_key()?.len()))
         }
+        "iceServers" => {
+            let r = s.ice_servers_request().send().promise.await?;
+            let r = r.get()?;
+            let servers = r.get_servers()?;
+            // The TURN entry's username is "<expiry>:<the caller's pseudonym>": never another's.
+            let turn_user = servers.get(servers.len() - 1).get_username()?.to_string().unwrap_or_default();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let fresh = r.get_expires_at() > now;
+            Ok(format!("iceServers {} {}", servers.len(), fresh && turn_user.starts_with(&format!("{}:", r.get_expires_at()))))
+        }
         other => panic!("the schema's Session.{other} has no row in the authorization matrix: decide who may call it and add it"),
     }
 }
@@ -273,6 +283,8 @@ fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
         "setPushSubscription" => Outcome::Answered("setPushSubscription".into()),
         "removePushSubscription" => Outcome::Answered("removePushSubscription".into()),
         "vapidPublicKey" => Outcome::Answered("vapidPublicKey 65".into()),
+        // The node's STUN/TURN servers, with TURN credentials derived for the caller.
+        "iceServers" => Outcome::Answered("iceServers 2 true".into()),
         other => panic!("the schema's Session.{other} has no expected outcome for another user: add one"),
     }
 }
@@ -296,6 +308,9 @@ fn node_with(dir: &std::path::Path, database: Option<String>) -> RunningNode {
     // Sessions of revoked devices stay open here, so their calls reach the per-call check
     // that stands behind the instant close (tested in revocation.rs).
     c.close_revoked_sessions = false;
+    c.stun_url = vec!["stun:127.0.0.1:3478".into()];
+    c.turn_url = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+    c.turn_secret = Some("matrix-secret".into());
     qpq_server::spawn(c).expect("node starts")
 }
 

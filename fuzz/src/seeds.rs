@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use qpq_core::call::{CallId, CallPeer, CallSignal, IceCandidate};
 use qpq_core::{AppMessage, Body, MessageId, ReceiptKind};
 use qpq_proto::node_capnp::{commit_request, device_record, envelope, node_service, session};
 use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, UserId};
@@ -50,7 +51,27 @@ pub fn app_message() -> Vec<(String, Vec<u8>)> {
             AppMessage { id: MessageId([6; 16]), sent_at: 0, body: Body::Unsupported { kind: 300 } }.encode(),
         ),
         ("version-2".into(), vec![2, 1, 16]),
+        ("call-offer".into(), call(CallSignal::Offer {
+            call: CallId([7; 16]),
+            to: CallPeer { user: UserId::parse("bob@example.org").expect("a user"), device: None },
+            video: true,
+            sdp: format!("v=0\r\na=fingerprint:{FINGERPRINT}\r\n"),
+            fingerprint: FINGERPRINT.into(),
+            restart: false,
+        })),
+        ("call-candidates".into(), call(CallSignal::Candidates {
+            call: CallId([7; 16]),
+            to: CallPeer { user: UserId::parse("alice@example.org").expect("a user"), device: Some(DeviceId([8; 16])) },
+            candidates: vec![IceCandidate { mid: "0".into(), m_line: 0, line: "candidate:1 1 udp 1 192.0.2.1 5000 typ host".into() }],
+        })),
+        ("call-hangup".into(), call(CallSignal::Hangup { call: CallId([7; 16]) })),
     ]
+}
+
+const FINGERPRINT: &str = "sha-256 01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF";
+
+fn call(signal: CallSignal) -> Vec<u8> {
+    AppMessage { id: MessageId([9; 16]), sent_at: 1_700_000_000_000, body: Body::Call(signal) }.encode()
 }
 
 fn tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {

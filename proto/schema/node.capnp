@@ -170,8 +170,22 @@ interface Session {
   # `applicationServerKey` to subscribe with.
   vapidPublicKey @21 () -> (key :Data);
 
+  # --- calls (WebRTC; signalling travels inside MLS, never through these methods) ---
+  # The STUN and TURN servers to use, TURN ones with credentials valid until `expiresAt` (Unix
+  # seconds; 0 when there are none): username "<expiry>:<pseudonym>", credential
+  # base64(HMAC-SHA1(secret shared with the TURN server, username)). Empty when the node knows
+  # no ICE servers (calls then connect directly or not at all).
+  iceServers @22 () -> (servers :List(IceServer), expiresAt :UInt64);
+
   # Reserved for later features (each will get its own ordinal here):
   # contacts and blocking, profiles, group roles, key transparency.
+}
+
+# One entry of WebRTC's `RTCConfiguration.iceServers`.
+struct IceServer {
+  urls @0 :List(Text);
+  username @1 :Text;
+  credential @2 :Text;
 }
 
 interface Listener {

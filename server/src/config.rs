@@ -132,6 +132,25 @@ pub struct Config {
     #[arg(long, env = "QPQ_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// STUN server URLs handed to clients for calls (comma-separated), e.g.
+    /// stun:turn.example.org:3478.
+    #[arg(long, env = "QPQ_STUN_URL", value_delimiter = ',')]
+    pub stun_url: Vec<String>,
+
+    /// TURN server URLs handed to clients for calls (comma-separated), e.g.
+    /// turn:turn.example.org:3478?transport=udp. Needs --turn-secret.
+    #[arg(long, env = "QPQ_TURN_URL", value_delimiter = ',', requires = "turn_secret")]
+    pub turn_url: Vec<String>,
+
+    /// The secret shared with the TURN server (coturn: use-auth-secret, static-auth-secret):
+    /// the node derives short-lived TURN credentials from it and stores none.
+    #[arg(long, env = "QPQ_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a TURN credential stays valid (a call started before it expires keeps going).
+    #[arg(long, env = "QPQ_TURN_TTL_SECS", default_value_t = 3600)]
+    pub turn_ttl_secs: u64,
+
     /// Log filter (tracing env-filter syntax), e.g. "info" or "qpq_server=debug".
     #[arg(long, env = "QPQ_LOG", default_value = "info")]
     pub log: String,
@@ -156,6 +175,16 @@ impl Config {
             delay: Duration::from_millis(self.push_delay_ms),
             ttl_secs: self.push_ttl_secs,
             allow_http: self.push_allow_http,
+        }
+    }
+
+    /// The ICE servers this node hands out for calls.
+    pub fn ice_settings(&self) -> crate::turn::IceSettings {
+        crate::turn::IceSettings {
+            stun_urls: self.stun_url.clone(),
+            turn_urls: self.turn_url.clone(),
+            secret: self.turn_secret.clone(),
+            ttl_secs: self.turn_ttl_secs,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod rate;
 pub mod push;
 mod rpc;
 pub mod storage;
+pub mod turn;
 
 pub use config::Config;
 pub use rate::RateConfig;

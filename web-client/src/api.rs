@@ -13,6 +13,7 @@ use crate::store::{IdbStore, Sealer};
 use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
+mod calls;
 mod files;
 mod push;
 
@@ -67,7 +68,7 @@ export interface MessageView {
   index: number;
   sender: string;
   outgoing: boolean;
-  kind: "text" | "file" | "system" | "unsupported" | "deleted";
+  kind: "text" | "file" | "system" | "unsupported" | "deleted" | "call";
   text: string;
   status: "sending" | "sent" | "delivered" | "read" | "failed" | "received";
   failure?: string | null;
@@ -82,6 +83,40 @@ export interface MessageView {
   replyTo?: QuoteView | null;
   /** What a file message carries; fetch it with `downloadFile`. Name and type are text only. */
   file?: { name: string; size: number; mime: string } | null;
+  /** A call's entry (`kind` "call"): one per call, the sender is the caller. */
+  call?: { id: string; video: boolean; outcome: "ringing" | "answered" | "declined" | "missed" } | null;
+}
+/** One ICE candidate, as `RTCIceCandidateInit`. */
+export interface CallCandidate {
+  sdpMid: string;
+  sdpMLineIndex: number;
+  candidate: string;
+}
+/**
+ * A call signal, carried inside MLS. `to` (a user) and `toDevice` (hex) say whom it is for: an
+ * offer names a user (any of their devices may answer), later signals the device. A hang-up is
+ * for everyone in the call. Received offers and answers carry `fingerprint`, the DTLS
+ * fingerprint of their SDP: check the certificate the peer presents against it.
+ */
+export interface CallSignal {
+  kind: "offer" | "answer" | "candidates" | "hangup" | "decline" | "busy";
+  /** 32 hex digits, chosen by the caller. */
+  call: string;
+  to?: string;
+  toDevice?: string;
+  video?: boolean;
+  sdp?: string;
+  fingerprint?: string;
+  /** An ICE restart of a connected call (offers). */
+  restart?: boolean;
+  candidates?: CallCandidate[];
+}
+/** What `iceServers()` resolves to. */
+export interface IceServersView {
+  /** For `new RTCPeerConnection({ iceServers })`. */
+  iceServers: { urls: string[]; username?: string; credential?: string }[];
+  /** When the TURN credentials expire (ms since the Unix epoch; 0 when none). */
+  expiresAt: number;
 }
 /** The connection indicator's state. */
 export interface ConnectionView {
@@ -95,6 +130,7 @@ export type QpqEvent =
   | { type: "conversation"; id: string }
   | { type: "message"; conversation: string; index: number; change: "added" | "changed" | "removed" }
   | { type: "typing"; conversation: string }
+  | { type: "call"; conversation: string; from: string; fromDevice: string; signal: CallSignal }
   | ({ type: "connection" } & ConnectionView)
   | { type: "notice"; text: string };
 /** Options of `QpqClient.open` and `QpqClient.register`. */

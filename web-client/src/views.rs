@@ -2,11 +2,12 @@
 //! a UI shows for system events. Platform-independent so it is tested natively.
 
 use qpq_client::{ClientEvent, ConnState};
+use qpq_core::call::{sdp_fingerprint, CallId, CallPeer, CallSignal, IceCandidate};
 use qpq_core::{
-    Content, Conversation, ConversationKind, Engine, Event, Message, SafetyNumber, Status, SystemEvent, Verification,
+    CallOutcome, Content, Conversation, ConversationKind, Engine, Event, Message, SafetyNumber, Status, SystemEvent, Verification,
 };
-use qpq_proto::{ChannelId, UserId};
-use serde::Serialize;
+use qpq_proto::{ChannelId, DeviceId, UserId};
+use serde::{Deserialize, Serialize};
 
 /// One conversation in the list.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -103,6 +104,169 @@ pub struct MessageView {
     pub reply_to: Option<QuoteView>,
     /// What a file message carries (its key stays inside the engine).
     pub file: Option<FileView>,
+    /// What a call entry says about its call.
+    pub call: Option<CallEntryView>,
+}
+
+/// A call as its history entry shows it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallEntryView {
+    /// Hex call id.
+    pub id: String,
+    /// A video call.
+    pub video: bool,
+    /// "ringing", "answered", "declined" or "missed".
+    pub outcome: &'static str,
+}
+
+/// A call signal as JavaScript sends and receives it (`kind` says which fields it has).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSignalView {
+    /// "offer", "answer", "candidates", "hangup", "decline" or "busy".
+    pub kind: String,
+    /// Hex call id (16 bytes).
+    pub call: String,
+    /// The user it is for (all but hang-ups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The device it is for (hex), when one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_device: Option<String>,
+    /// Offers: a video call.
+    #[serde(default)]
+    pub video: bool,
+    /// Offers and answers: the session description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp: Option<String>,
+    /// Offers and answers: the DTLS fingerprint of `sdp` (received signals only; a sent one
+    /// takes it from its SDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Offers: an ICE restart of a connected call.
+    #[serde(default)]
+    pub restart: bool,
+    /// Candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<CandidateView>>,
+}
+
+/// An ICE candidate as `RTCIceCandidateInit` has it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateView {
+    /// `sdpMid`.
+    pub sdp_mid: String,
+    /// `sdpMLineIndex`.
+    pub sdp_m_line_index: u32,
+    /// `candidate`.
+    pub candidate: String,
+}
+
+/// One `RTCIceServer`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServerView {
+    /// URLs.
+    pub urls: Vec<String>,
+    /// TURN username (empty for STUN: left out).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// TURN credential (empty for STUN: left out).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub credential: String,
+}
+
+/// What `iceServers()` returns.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServersView {
+    /// The servers.
+    pub ice_servers: Vec<IceServerView>,
+    /// When the TURN credentials expire (ms since the Unix epoch; 0: none).
+    pub expires_at: u64,
+}
+
+/// The view of a signal.
+pub fn call_signal_view(s: &CallSignal) -> CallSignalView {
+    let mut v = CallSignalView { kind: s.kind_name().into(), call: s.call().to_hex(), ..Default::default() };
+    if let Some(to) = s.to() {
+        v.to = Some(to.user.to_string());
+        v.to_device = to.device.map(|d| hex::encode(d.0));
+    }
+    match s {
+        CallSignal::Offer { video, sdp, fingerprint, restart, .. } => {
+            (v.video, v.restart) = (*video, *restart);
+            (v.sdp, v.fingerprint) = (Some(sdp.clone()), Some(fingerprint.clone()));
+        }
+        CallSignal::Answer { sdp, fingerprint, .. } => (v.sdp, v.fingerprint) = (Some(sdp.clone()), Some(fingerprint.clone())),
+        CallSignal::Candidates { candidates, .. } => {
+            v.candidates = Some(
+                candidates
+                    .iter()
+                    .map(|c| CandidateView { sdp_mid: c.mid.clone(), sdp_m_line_index: c.m_line, candidate: c.line.clone() })
+                    .collect(),
+            )
+        }
+        _ => {}
+    }
+    v
+}
+
+/// The signal a page asks to send; the fingerprint is read from the SDP. Errors are sentences.
+pub fn call_signal_from_view(v: CallSignalView) -> Result<CallSignal, String> {
+    let call = CallId::from_hex(&v.call).ok_or("a call id is 32 hex digits")?;
+    let to = || -> Result<CallPeer, String> {
+        let user = UserId::parse(v.to.as_deref().ok_or("the signal names no recipient (to)")?).map_err(|e| e.to_string())?;
+        let device = match &v.to_device {
+            Some(d) => Some(DeviceId(hex::decode(d).ok().and_then(|b| b.try_into().ok()).ok_or("a device id is 32 hex digits")?)),
+            None => None,
+        };
+        Ok(CallPeer { user, device })
+    };
+    let sdp = || v.sdp.clone().ok_or_else(|| "an offer or answer needs its sdp".to_string());
+    let fingerprint = |sdp: &str| sdp_fingerprint(sdp).ok_or_else(|| "the sdp names no single DTLS fingerprint".to_string());
+    Ok(match v.kind.as_str() {
+        "offer" => {
+            let sdp = sdp()?;
+            CallSignal::Offer { call, to: to()?, video: v.video, fingerprint: fingerprint(&sdp)?, sdp, restart: v.restart }
+        }
+        "answer" => {
+            let sdp = sdp()?;
+            CallSignal::Answer { call, to: to()?, fingerprint: fingerprint(&sdp)?, sdp }
+        }
+        "candidates" => CallSignal::Candidates {
+            call,
+            to: to()?,
+            candidates: v
+                .candidates
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| IceCandidate { mid: c.sdp_mid, m_line: c.sdp_m_line_index, line: c.candidate })
+                .collect(),
+        },
+        "hangup" => CallSignal::Hangup { call },
+        "decline" => CallSignal::Decline { call, to: to()? },
+        "busy" => CallSignal::Busy { call, to: to()? },
+        other => return Err(format!("{other:?} is not a call signal")),
+    })
+}
+
+/// The sentence of a call's entry.
+pub fn call_text(video: bool, outcome: &CallOutcome, outgoing: bool, caller: &UserId) -> String {
+    let (kind, cap) = if video { ("video call", "Video call") } else { ("voice call", "Voice call") };
+    match (outgoing, outcome) {
+        (true, CallOutcome::Ringing) => format!("{cap}, calling…"),
+        (true, CallOutcome::Answered) => format!("{cap} (you called)"),
+        (true, CallOutcome::Declined) => format!("{cap} declined"),
+        (true, CallOutcome::Missed) => format!("{cap}, no answer"),
+        (false, CallOutcome::Ringing) => format!("Incoming {kind} from {caller}"),
+        (false, CallOutcome::Answered) => format!("{cap} from {caller}"),
+        (false, CallOutcome::Declined) => format!("You declined a {kind} from {caller}"),
+        (false, CallOutcome::Missed) => format!("Missed {kind} from {caller}"),
+    }
 }
 
 /// A file as the message log shows it. Name and type are the sender's words: text only.
@@ -153,6 +317,18 @@ pub enum EventView {
     Typing {
         /// Hex conversation id.
         conversation: String,
+    },
+    /// A call signal from a member's device (`fromSelf`: another device of this account).
+    #[serde(rename_all = "camelCase")]
+    Call {
+        /// Hex conversation id.
+        conversation: String,
+        /// The sender.
+        from: String,
+        /// The sender's device (hex).
+        from_device: String,
+        /// The signal.
+        signal: CallSignalView,
     },
     /// The connection changed.
     Connection(ConnectionView),
@@ -244,6 +420,7 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
         Content::System(ev) => ("system", system_text(ev, &m.sender, me)),
         Content::Unsupported { .. } => ("unsupported", "This message needs a newer version of quicproquo.".into()),
         Content::Deleted => ("deleted", "Message deleted".into()),
+        Content::Call { video, outcome, .. } => ("call", call_text(*video, outcome, m.outgoing, &m.sender)),
     };
     let mut reactions: Vec<ReactionView> = m
         .reactions
@@ -288,6 +465,19 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
             Content::File { file } => {
                 Some(FileView { name: file.name.clone(), size: file.size, mime: file.mime.clone() })
             }
+            _ => None,
+        },
+        call: match &m.content {
+            Content::Call { call, video, outcome } => Some(CallEntryView {
+                id: call.to_hex(),
+                video: *video,
+                outcome: match outcome {
+                    CallOutcome::Ringing => "ringing",
+                    CallOutcome::Answered => "answered",
+                    CallOutcome::Declined => "declined",
+                    CallOutcome::Missed => "missed",
+                },
+            }),
             _ => None,
         },
     }
@@ -388,6 +578,12 @@ pub fn event_view(ev: &ClientEvent) -> EventView {
             EventView::Message { conversation: conv.to_hex(), index: *index, change: "removed" }
         }
         ClientEvent::Engine(Event::TypingChanged(conv)) => EventView::Typing { conversation: conv.to_hex() },
+        ClientEvent::Engine(Event::Call { conv, from, signal }) => EventView::Call {
+            conversation: conv.to_hex(),
+            from: from.user.to_string(),
+            from_device: hex::encode(from.device.0),
+            signal: call_signal_view(signal),
+        },
         ClientEvent::Connection(s) => EventView::Connection(connection_view(s)),
         ClientEvent::Notice(text) => EventView::Notice { text: text.clone() },
     }
@@ -434,6 +630,38 @@ mod tests {
         assert_eq!(grids.len(), 1);
         let (_, content) = grids[0].decode().expect("the code decodes");
         assert_eq!(content, digits);
+    }
+
+    #[test]
+    fn call_signals_cross_to_javascript_and_back() {
+        let fp = "sha-256 AB:CD:EF";
+        let offer = CallSignalView {
+            kind: "offer".into(),
+            call: "07".repeat(16),
+            to: Some("bob@x".into()),
+            video: true,
+            sdp: Some(format!("v=0\r\na=fingerprint:{fp}\r\n")),
+            ..Default::default()
+        };
+        let signal = call_signal_from_view(offer.clone()).unwrap();
+        assert_eq!(signal.fingerprint(), Some(fp), "the fingerprint is read from the SDP");
+        let back = call_signal_view(&signal);
+        assert_eq!(back, CallSignalView { fingerprint: Some(fp.into()), ..offer });
+        let candidates = CallSignalView {
+            kind: "candidates".into(),
+            call: "07".repeat(16),
+            to: Some("alice@x".into()),
+            to_device: Some("01".repeat(16)),
+            candidates: Some(vec![CandidateView { sdp_mid: "0".into(), sdp_m_line_index: 1, candidate: "candidate:1".into() }]),
+            ..Default::default()
+        };
+        assert_eq!(call_signal_view(&call_signal_from_view(candidates.clone()).unwrap()), candidates);
+        let no_fp = CallSignalView { kind: "answer".into(), call: "07".repeat(16), to: Some("b@x".into()), sdp: Some("v=0".into()), ..Default::default() };
+        assert!(call_signal_from_view(no_fp).unwrap_err().contains("fingerprint"));
+        assert!(call_signal_from_view(CallSignalView { kind: "ring".into(), call: "07".repeat(16), ..Default::default() }).is_err());
+        let alice = UserId::parse("alice@x").unwrap();
+        assert_eq!(call_text(true, &CallOutcome::Missed, false, &alice), "Missed video call from alice@x");
+        assert_eq!(call_text(false, &CallOutcome::Declined, true, &alice), "Voice call declined");
     }
 
     #[test]

@@ -16,6 +16,7 @@ import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
 import { wireNotifications } from "./notifications.js";
+import { CallPanel } from "./call-panel.js";
 
 /** The URL fragment naming the open conversation (the service worker reads it). */
 const OPEN_PREFIX = "#conversation=";
@@ -68,6 +69,7 @@ export class ChatApp {
     );
     this.safety = new SafetyNumberDialog(client, signal);
     this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, signal);
+    this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     // Replying to or editing a message: a line above the composer says which, with Cancel.
     /** @type {{ mode: "reply" | "edit", message: object } | null} */
@@ -156,6 +158,9 @@ export class ChatApp {
       case "typing":
         if (event.conversation === this.selectedId) this.renderTyping();
         break;
+      case "call":
+        this.callPanel.onSignal(event);
+        break;
     }
   }
 
@@ -192,6 +197,7 @@ export class ChatApp {
       this.log.clear();
       this.members.show(null);
       this.info.show(null);
+      this.callPanel.show(null);
     } else {
       this.renderChat();
       if (switched && !this.input.disabled) this.input.focus();
@@ -218,6 +224,7 @@ export class ChatApp {
     setText(this.subtitle, c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat");
     this.members.show(c);
     this.info.show(c);
+    this.callPanel.show(c);
     this.removedNotice.hidden = c.active;
     this.input.disabled = !c.active;
     this.send.disabled = !c.active;

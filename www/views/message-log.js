@@ -86,10 +86,10 @@ export class MessageLog {
   }
 
   createRow(m, kind) {
-    if (m.kind === "system") {
+    if (m.kind === "system" || m.kind === "call") {
       const row = h(
         "div",
-        { class: "msg system", role: "note", dataset: { index: String(m.index) } },
+        { class: `msg system${m.kind === "call" ? ` call ${m.call?.outcome ?? ""}` : ""}`, role: "note", dataset: { index: String(m.index) } },
         h("span", { class: "msg-body", dir: "auto", text: m.text }),
         h("time", { class: "msg-time", datetime: new Date(m.sentAt || m.serverTime || 0).toISOString(), text: timeText(m.sentAt || m.serverTime) }),
       );

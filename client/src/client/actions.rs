@@ -143,6 +143,21 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.step_done().await
     }
 
+    /// Sends a call signal to the conversation (inside MLS, like every message). Refused
+    /// offline: a call signal that waited in the outbox would arrive too late to matter.
+    pub async fn send_call_signal(&self, conv: &ChannelId, signal: qpq_core::call::CallSignal) -> Result<(), ClientError> {
+        self.session()?;
+        let now = self.inner.platform.now_ms();
+        self.inner.engine.borrow_mut().send_call_signal(conv, signal, now)?;
+        self.step_done().await
+    }
+
+    /// Logs an incoming call that rang out here unanswered as missed.
+    pub async fn call_rang_out(&self, conv: &ChannelId, call: qpq_core::call::CallId) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().call_rang_out(conv, call);
+        self.step_done().await
+    }
+
     /// Sets the conversation's disappearing-message timer (seconds, 0 for off).
     pub async fn set_disappearing(&self, conv: &ChannelId, secs: u32) -> Result<(), ClientError> {
         self.inner.engine.borrow_mut().set_disappearing(conv, secs)?;

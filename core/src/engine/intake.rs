@@ -380,6 +380,7 @@ impl Engine {
             Body::Edit { target, text } => return self.apply_edit(conv, &sender.user, target, text),
             Body::Delete { target } => return self.apply_delete(conv, &sender.user, target),
             Body::Leave { reason } => return self.apply_leave(conv, sender, reason, server_time, now),
+            Body::Call(signal) => return self.apply_call(conv, sender, signal, server_time, now),
         };
         if !from_me {
             self.stop_typing(conv, &sender.user);

@@ -5,6 +5,7 @@
 //! the step asked for. Time (`now`, ms since the Unix epoch) is an argument; network work comes
 //! out as [`Outbound`] values and goes in as [`Envelope`]s.
 
+mod calls;
 mod directory;
 mod groups;
 mod intake;
@@ -76,6 +77,15 @@ pub enum Event {
     },
     /// Who is typing in a conversation changed; read it with [`Engine::typing`].
     TypingChanged(ChannelId),
+    /// A call signal arrived (not kept in history; the shell runs the call).
+    Call {
+        /// The conversation.
+        conv: ChannelId,
+        /// The member device that sent it.
+        from: qpq_types::DeviceAddress,
+        /// The signal.
+        signal: crate::call::CallSignal,
+    },
 }
 
 /// How long a "typing" indication lasts without being renewed (ms).

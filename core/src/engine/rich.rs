@@ -290,7 +290,7 @@ impl Engine {
     // --- helpers --------------------------------------------------------------------------
 
     /// Sends a message that has no history entry of its own (it changes others).
-    fn send_control(&mut self, conv: &ChannelId, body: Body, now: u64) {
+    pub(super) fn send_control(&mut self, conv: &ChannelId, body: Body, now: u64) {
         let msg = AppMessage { id: self.new_message_id(), sent_at: now, body };
         self.push_outbox(
             conv.clone(),

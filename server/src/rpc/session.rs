@@ -678,4 +678,29 @@ impl session::Server for SessionImpl {
             Ok(())
         })
     }
+
+    fn ice_servers(
+        self: CapRc<Self>,
+        _: session::IceServersParams,
+        mut results: session::IceServersResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "iceServers", async move {
+            let _call = self.begin().await?;
+            let who = self.ctx.log_key.pseudonym(self.device.user.as_str());
+            let (servers, expires_at) = self.ctx.config.ice_settings().servers(&who, now_ms() / 1000);
+            let mut r = results.get();
+            r.set_expires_at(expires_at);
+            let mut list = r.init_servers(servers.len() as u32);
+            for (i, s) in servers.iter().enumerate() {
+                let mut e = list.reborrow().get(i as u32);
+                let mut urls = e.reborrow().init_urls(s.urls.len() as u32);
+                for (j, u) in s.urls.iter().enumerate() {
+                    urls.set(j as u32, u.as_str());
+                }
+                e.set_username(s.username.as_str());
+                e.set_credential(s.credential.as_str());
+            }
+            Ok(())
+        })
+    }
 }

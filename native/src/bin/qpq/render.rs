@@ -29,6 +29,10 @@ pub fn render(e: &Engine, conv: &ChannelId, m: &Message, status: bool) -> String
         Content::Deleted => format!("{who}: (message deleted)"),
         Content::File { file } => format!("{who}: [file {} · {} bytes]", file.name, file.size),
         Content::System(ev) => system_text(&m.sender, ev),
+        Content::Call { video, outcome, .. } => {
+            let kind = if *video { "video call" } else { "voice call" };
+            format!("{who}: ({kind}, {})", format!("{outcome:?}").to_lowercase())
+        }
     };
     let edited = if m.edited && !matches!(m.content, Content::Deleted) { " (edited)" } else { "" };
     let reactions = if m.reactions.is_empty() {

@@ -1,0 +1,304 @@
+// Calls: WebRTC voice and video with Chromium's fake camera and microphone, signalled inside
+// MLS, through a real TURN server (coturn, started for this file) when relay is forced.
+// Media flow is read from `RTCPeerConnection.getStats()` of every connection the page made
+// (an init script keeps a list of them; the app itself exposes nothing).
+
+import { test as base, expect } from "../support/stack.js";
+import { CHROMIUM_LAUNCH } from "../support/chromium.js";
+import { DOMAIN, chatOfTwo, conversationEntry, createAccount, createGroup, messageLog } from "../support/app.js";
+import { TURN_NODE_ARGS, TURN_URL, startTurn, turnCredential } from "../support/turn.js";
+
+const test = base.extend({
+  /** coturn for this file's worker, on its own port. */
+  turn: [
+    async ({}, use) => {
+      const turn = await startTurn();
+      await use(turn);
+      await turn.stop();
+    },
+    { scope: "worker", auto: true },
+  ],
+});
+
+test.use({
+  launchOptions: {
+    ...CHROMIUM_LAUNCH,
+    args: [
+      ...CHROMIUM_LAUNCH.args,
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  },
+  nodeArgs: TURN_NODE_ARGS,
+});
+
+/** Keeps every RTCPeerConnection the page makes in `window.__pcs`, with the states it went through. */
+function trackPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.__states = [];
+      this.addEventListener("connectionstatechange", () => this.__states.push(this.connectionState));
+      window.__pcs.push(this);
+    }
+  };
+}
+
+/** A new person whose page records its peer connections (`query`: extra URL parameters). */
+async function person(newPerson, appUrl, query = "") {
+  const url = query ? `${appUrl}${appUrl.includes("?") ? "&" : "?"}${query}` : appUrl;
+  return newPerson({}, { url, prepare: (context) => context.addInitScript(trackPeerConnections) });
+}
+
+/** Bytes received per kind over the page's connected peer connections, and what they use. */
+function received(page) {
+  return page.evaluate(async () => {
+    const out = { audio: 0, video: 0, connected: 0, relay: 0, peers: [] };
+    for (const pc of window.__pcs) {
+      if (pc.connectionState !== "connected") continue;
+      out.connected += 1;
+      const peer = { audio: 0, video: 0 };
+      const stats = await pc.getStats();
+      for (const s of stats.values()) {
+        if (s.type === "inbound-rtp") peer[s.kind] += s.bytesReceived ?? 0;
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          if (stats.get(pair?.localCandidateId)?.candidateType === "relay") out.relay += 1;
+        }
+      }
+      out.audio += peer.audio;
+      out.video += peer.video;
+      out.peers.push(peer);
+    }
+    return out;
+  });
+}
+
+/** How many bytes of each kind arrive in `ms`, per connected peer. */
+async function growth(page, ms = 1_200) {
+  const a = await received(page);
+  await page.waitForTimeout(ms);
+  const b = await received(page);
+  return {
+    audio: b.audio - a.audio,
+    video: b.video - a.video,
+    connected: b.connected,
+    relay: b.relay,
+    peers: b.peers.map((p, i) => ({ audio: p.audio - (a.peers[i]?.audio ?? 0), video: p.video - (a.peers[i]?.video ?? 0) })),
+  };
+}
+
+/** Waits until audio (and video) arrive and keep arriving from every one of `peers` others. */
+async function expectMediaFlowing(page, { video = true, peers = 1 } = {}) {
+  await expect
+    .poll(
+      async () => {
+        const g = await growth(page);
+        return g.connected === peers && g.peers.every((p) => p.audio > 500 && (!video || p.video > 2_000));
+      },
+      { timeout: 30_000, intervals: [200] },
+    )
+    .toBe(true);
+}
+
+/** Waits until (almost) nothing of `kind` arrives any more while the other kind still does. */
+async function expectStopped(page, kind) {
+  const other = kind === "audio" ? "video" : "audio";
+  await expect
+    .poll(
+      async () => {
+        const g = await growth(page);
+        return g[kind] < 300 && g[other] > 300;
+      },
+      { timeout: 15_000, intervals: [200] },
+    )
+    .toBe(true);
+}
+
+const callRegion = (page) => page.getByRole("region", { name: "Call", exact: true });
+const callButton = (page, name) => page.getByRole("button", { name, exact: true });
+
+test("a video call: both sides send and receive, mute and camera off show in the stats, an ICE restart on a network change, hang up", async ({ stack, newPerson, appUrl }) => {
+  const alice = await person(newPerson, appUrl);
+  const bob = await person(newPerson, appUrl);
+  await chatOfTwo(alice, bob, "call me?", "now is good");
+
+  await callButton(alice, "Video call").click();
+  await expect(callRegion(alice)).toContainText(`Calling bob@${DOMAIN}`);
+  await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you (video call)`);
+  await expect(messageLog(bob).getByText(`Incoming video call from alice@${DOMAIN}`)).toBeVisible();
+  await callButton(bob, "Accept").click();
+  await expect(callRegion(alice)).toContainText(`In a video call with bob@${DOMAIN}`);
+  await expect(callRegion(bob)).toContainText(`In a video call with alice@${DOMAIN}`);
+  await expect(callRegion(bob).getByLabel("Call duration")).toHaveText(/^0:0\d$/);
+  await expectMediaFlowing(alice);
+  await expectMediaFlowing(bob);
+  expect((await growth(bob)).relay, "a direct call uses no relay").toBe(0);
+
+  // Alice mutes: Bob stops receiving her audio (her video still arrives); then her camera.
+  await callButton(alice, "Mute").click();
+  await expect(callButton(alice, "Mute")).toHaveAttribute("aria-pressed", "true");
+  await expectStopped(bob, "audio");
+  await callButton(alice, "Mute").click();
+  await callButton(alice, "Camera off").click();
+  await expect(callButton(alice, "Camera off")).toHaveAttribute("aria-pressed", "true");
+  await expectStopped(bob, "video");
+
+  await callButton(alice, "Camera off").click();
+
+  // Alice's network changes: her page restarts ICE (new ICE credentials, offered through MLS)
+  // and the call goes on.
+  const ufrag = (page) => page.evaluate(() => window.__pcs.at(-1).localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1]);
+  const before = await ufrag(alice);
+  await alice.evaluate(() => window.dispatchEvent(new Event("online")));
+  await expect.poll(() => ufrag(alice)).not.toBe(before);
+  await expect.poll(() => alice.evaluate(() => window.__pcs.at(-1).signalingState)).toBe("stable");
+  await expectMediaFlowing(bob);
+  await expectMediaFlowing(alice);
+
+  await callButton(bob, "Hang up").click();
+  await expect(callRegion(bob)).toContainText("Call ended.");
+  await expect(callRegion(alice)).toContainText("Call ended.");
+  await expect(messageLog(alice).getByText("Video call (you called)")).toBeVisible();
+  await expect(messageLog(bob).getByText(`Video call from alice@${DOMAIN}`)).toBeVisible();
+  // Everything is closed: no connection left, the camera released.
+  await expect.poll(() => received(alice).then((r) => r.connected)).toBe(0);
+});
+
+test("a declined call, and an unanswered one that becomes a missed call", async ({ stack, newPerson, appUrl }) => {
+  const alice = await person(newPerson, appUrl);
+  const bob = await person(newPerson, appUrl);
+  await chatOfTwo(alice, bob, "ring?", "try");
+
+  await callButton(alice, "Call").click();
+  await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you (voice call)`);
+  await callButton(bob, "Decline").click();
+  await expect(callRegion(alice)).toContainText(`bob@${DOMAIN} declined the call.`);
+  await expect(messageLog(alice).getByText("Voice call declined")).toBeVisible();
+  await expect(messageLog(bob).getByText(`You declined a voice call from alice@${DOMAIN}`)).toBeVisible();
+
+  // Alice calls again and gives up while it rings.
+  await expect(callButton(alice, "Call")).toBeEnabled();
+  await callButton(alice, "Call").click();
+  await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you`);
+  await callButton(alice, "Hang up").click();
+  await expect(callRegion(alice)).toContainText("Call cancelled.");
+  await expect(callRegion(bob)).toContainText(`Missed call from alice@${DOMAIN}.`);
+  await expect(messageLog(bob).getByText(`Missed voice call from alice@${DOMAIN}`)).toBeVisible();
+  await expect(messageLog(alice).getByText("Voice call, no answer")).toBeVisible();
+});
+
+test("a call relayed through the TURN server, whose expired credentials are refused", async ({ stack, newPerson, appUrl }) => {
+  // `?calls=relay`: iceTransportPolicy "relay", so only TURN relay candidates are used.
+  const alice = await person(newPerson, appUrl, "calls=relay");
+  const bob = await person(newPerson, appUrl, "calls=relay");
+  await chatOfTwo(alice, bob, "over the relay?", "yes");
+  await callButton(alice, "Video call").click();
+  await callButton(bob, "Accept").click();
+  await expect(callRegion(alice)).toContainText(`In a video call with bob@${DOMAIN}`);
+  await expectMediaFlowing(alice);
+  await expectMediaFlowing(bob);
+  const g = await growth(alice);
+  expect(g.relay, "the connection's selected pair is a relay candidate").toBe(1);
+  await callButton(alice, "Hang up").click();
+  await expect(callRegion(bob)).toContainText("Call ended.");
+
+  // The TURN server refuses an allocation whose credentials expired, and grants a fresh one.
+  const relayCandidates = (credential) =>
+    alice.evaluate(async ({ url, credential }) => {
+      const pc = new RTCPeerConnection({ iceServers: [{ urls: url, ...credential }], iceTransportPolicy: "relay" });
+      pc.createDataChannel("probe");
+      const found = [];
+      pc.addEventListener("icecandidate", (e) => e.candidate && found.push(e.candidate.type));
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === "complete") resolve();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+        setTimeout(resolve, 8_000);
+      });
+      pc.close();
+      return found.filter((t) => t === "relay").length;
+    }, { url: TURN_URL, credential });
+  const now = Math.floor(Date.now() / 1000);
+  expect(await relayCandidates(turnCredential(now - 60)), "expired: no relay").toBe(0);
+  expect(await relayCandidates(turnCredential(now + 600)), "valid: a relay").toBeGreaterThan(0);
+});
+
+test("a group call of three: each receives the other two", async ({ stack, newPerson, appUrl }) => {
+  const [alice, bob, carol] = [await person(newPerson, appUrl), await person(newPerson, appUrl), await person(newPerson, appUrl)];
+  await createAccount(alice, "alice");
+  await createAccount(bob, "bob");
+  await createAccount(carol, "carol");
+  await createGroup(alice, "Team", ["bob", "carol"]);
+  await expect(conversationEntry(bob, "Team")).toBeVisible();
+  await expect(conversationEntry(carol, "Team")).toBeVisible();
+
+  await callButton(alice, "Video call").click();
+  await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you (video call in Team)`);
+  await expect(callRegion(carol)).toContainText(`alice@${DOMAIN} is calling you`);
+  await callButton(bob, "Accept").click();
+  await callButton(carol, "Accept").click();
+  for (const page of [alice, bob, carol]) await expectMediaFlowing(page, { peers: 2 });
+  await expect(callRegion(carol)).toContainText(/In a video call with (alice@localhost, bob@localhost|bob@localhost, alice@localhost)/);
+
+  // Alice leaves; Bob and Carol stay connected to each other.
+  await callButton(alice, "Hang up").click();
+  await expectMediaFlowing(bob, { peers: 1 });
+  await expectMediaFlowing(carol, { peers: 1 });
+  await callButton(bob, "Hang up").click();
+  await expect(callRegion(carol)).toContainText("Call ended.");
+});
+
+test("a group larger than four explains the limit instead of calling", async ({ stack, newPerson, appUrl }) => {
+  const alice = await newPerson();
+  await createAccount(alice, "alice");
+  for (const name of ["bob", "carol", "dave", "erin"]) await createAccount(await newPerson(), name);
+  await createGroup(alice, "Five", ["bob", "carol", "dave", "erin"]);
+  await expect(callButton(alice, "Video call")).toBeDisabled();
+  await expect(callButton(alice, "Call")).toHaveAccessibleDescription(/at most 4 people/);
+});
+
+test("a tampered offer (another DTLS fingerprint in its SDP) does not connect", async ({ stack, newPerson, appUrl }) => {
+  const bob = await person(newPerson, appUrl);
+  await createAccount(bob, "bob");
+  // Eve runs the SDK in her page and relays an offer whose fingerprint is not her certificate's.
+  const eve = await person(newPerson, appUrl);
+  await eve.evaluate(async (bobName) => {
+    const m = await import("/pkg/qpq_web.js");
+    await m.default();
+    const client = await m.QpqClient.register("eve", { transport: "websocket" });
+    client.start();
+    while (client.connectionState().state !== "online") await new Promise((r) => setTimeout(r, 100));
+    const conversation = await client.startChat(bobName);
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    const pc = new RTCPeerConnection();
+    stream.getTracks().forEach((t) => pc.addTrack(t, stream));
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") resolve();
+      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+    });
+    // Flip the first byte of the fingerprint.
+    const sdp = pc.localDescription.sdp.replace(/(a=fingerprint:sha-256 )([0-9A-F]{2})/g, (_, p, b) =>
+      p + ((parseInt(b, 16) ^ 0xff).toString(16).toUpperCase().padStart(2, "0")),
+    );
+    const call = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const take = async (e) => {
+      if (e.type !== "call" || e.signal.call !== call) return;
+      if (e.signal.kind === "answer") await pc.setRemoteDescription({ type: "answer", sdp: e.signal.sdp });
+      if (e.signal.kind === "candidates") for (const c of e.signal.candidates) await pc.addIceCandidate(c);
+    };
+    client.onEvent((e) => take(e).catch(() => {}));
+    await client.sendCallSignal(conversation, { kind: "offer", call, to: bobName, video: true, sdp });
+  }, `bob@${DOMAIN}`);
+
+  await expect(callRegion(bob)).toContainText(`eve@${DOMAIN} is calling you (video call)`);
+  await callButton(bob, "Accept").click();
+  await expect(callRegion(bob)).toContainText(`The call with eve@${DOMAIN} failed`, { timeout: 30_000 });
+  const states = await bob.evaluate(() => window.__pcs.flatMap((pc) => pc.__states));
+  expect(states, "Bob's connection never came up").not.toContain("connected");
+  expect(states).toContain("failed");
+});
