@@ -143,14 +143,9 @@ impl NodeProcess {
         // Ready when its database answers (the listener binds after the QUIC endpoint).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(mut s) = tokio::net::TcpStream::connect(metrics).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let _ = s.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").await;
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer).await;
-                if answer.starts_with("HTTP/1.1 200") {
-                    break;
-                }
+            // Once the listener accepts, the harness's GET asks it.
+            if tokio::net::TcpStream::connect(metrics).await.is_ok() && http_get(metrics, "/readyz").await.0 == 200 {
+                break;
             }
             assert!(tokio::time::Instant::now() < deadline, "node at {addr} ready: {}", node_log(dir));
             sleep(100).await;
