@@ -24,9 +24,10 @@ pub use client::{Client, ClientEvent, ConnState};
 pub use error::ClientError;
 pub use transfer::{clean_file_name, clean_mime};
 
-use futures::future::LocalBoxFuture;
+use futures::future::{FutureExt, LocalBoxFuture};
 use futures::io::{AsyncRead, AsyncWrite};
 use qpq_core::Changeset;
+use qpq_proto::LOGIN_BINDING_LEN;
 
 /// A byte stream to a server node, split in its two directions.
 pub type Stream = (Box<dyn AsyncRead + Unpin>, Box<dyn AsyncWrite + Unpin>);
@@ -35,6 +36,13 @@ pub type Stream = (Box<dyn AsyncRead + Unpin>, Box<dyn AsyncWrite + Unpin>);
 pub trait Connector: 'static {
     /// Opens a new stream. The error text is shown to people, so say what failed.
     fn connect(&self) -> LocalBoxFuture<'static, Result<Stream, String>>;
+    /// Opens a new stream, with the TLS exporter value of the connection it runs on when the
+    /// transport reaches the node itself: a login signs it, so the signature is worthless on any
+    /// other connection (`qpq_types::login_bytes`). The default binds nothing, which is all a
+    /// browser can do (no web API reads a connection's exporter).
+    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String>> {
+        self.connect().map(|r| r.map(|s| (s, None))).boxed_local()
+    }
     /// A short name of the transport for the connection indicator ("QUIC", "WebSocket"…).
     fn transport_name(&self) -> String;
 }

@@ -138,9 +138,10 @@ impl Identity {
         DeviceRecord { user: self.user.clone(), device_id, device_key, created_at, signature: sig.to_bytes() }
     }
 
-    /// Signs a login challenge.
-    pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
-        self.device_key.0.sign(&login_bytes(domain, &self.user, &self.device_id, nonce)).to_bytes()
+    /// Signs a login challenge, bound to the connection's TLS exporter value when the
+    /// transport gives one (see `login_bytes`).
+    pub fn sign_login(&self, nonce: &[u8], binding: &[u8]) -> [u8; 64] {
+        self.device_key.0.sign(&login_bytes(&self.user, &self.device_id, nonce, binding)).to_bytes()
     }
 
     pub(crate) fn signer(&self) -> &DeviceSigner {
@@ -182,7 +183,7 @@ mod tests {
         id.device_record().verify(&id.identity_public_key()).unwrap();
         let again = Identity::from_stored(&id.to_stored()).unwrap();
         assert_eq!(again.device_record(), id.device_record());
-        assert_eq!(again.sign_login("d", b"n"), id.sign_login("d", b"n"));
+        assert_eq!(again.sign_login(b"n", b"b"), id.sign_login(b"n", b"b"));
     }
 
     #[test]

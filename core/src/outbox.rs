@@ -64,6 +64,10 @@ pub(crate) enum PendingOp {
         /// GroupContextExtensions proposal); a commit with only this is a valid change.
         #[serde(default)]
         set_timer: Option<u32>,
+        /// Also remove these devices' leaves (devices revoked from this user's account) while
+        /// their users stay members. Absent in items stored by older builds.
+        #[serde(default)]
+        remove_devices: Vec<DeviceAddress>,
     },
 }
 
@@ -75,7 +79,28 @@ impl PendingOp {
         self_update: bool,
         set_timer: Option<u32>,
     ) -> Self {
-        PendingOp::Membership { add, remove, built: None, refused_epoch: None, self_update, set_timer }
+        PendingOp::Membership {
+            add,
+            remove,
+            built: None,
+            refused_epoch: None,
+            self_update,
+            set_timer,
+            remove_devices: Vec::new(),
+        }
+    }
+
+    /// Removing the leaves of these devices, not their users.
+    pub(crate) fn device_removal(devices: Vec<DeviceAddress>) -> Self {
+        PendingOp::Membership {
+            add: Vec::new(),
+            remove: Vec::new(),
+            built: None,
+            refused_epoch: None,
+            self_update: false,
+            set_timer: None,
+            remove_devices: devices,
+        }
     }
 }
 

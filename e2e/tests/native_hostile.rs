@@ -81,7 +81,7 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
         let nonce = c.challenge(&user("alice"), &alice.with_engine(|e| e.device_id())).await.unwrap();
         let err = c.login(&user("alice"), &alice.with_engine(|e| e.device_id()), &nonce, &[7; 64]).await.err().unwrap();
         assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed));
-        let sig = alice.with_engine(|e| e.sign_login("localhost", &nonce));
+        let sig = alice.with_engine(|e| e.sign_login(&nonce, &[]));
         let err = c.login(&user("alice"), &alice.with_engine(|e| e.device_id()), &nonce, &sig).await.err().unwrap();
         assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed), "a challenge is single-use");
         // Registering a name of another domain, or a taken one.
@@ -269,7 +269,7 @@ fn enqueue_retried_with_the_same_id_is_delivered_once() {
         let c = rpc(&raw).await;
         let dev = bob.with_engine(|e| e.device_id());
         let nonce = c.challenge(&user("bob"), &dev).await.unwrap();
-        let sig = bob.with_engine(|e| e.sign_login("localhost", &nonce));
+        let sig = bob.with_engine(|e| e.sign_login(&nonce, &[]));
         let bob_raw = c.login(&user("bob"), &dev, &nonce, &sig).await.unwrap();
         let before = bob_raw.fetch(0, 500).await.unwrap().len();
 

@@ -1,7 +1,8 @@
 //! Revocation that bites: revoking a device, or deleting an account, closes that device's
 //! open sessions within a second — on the node where it happened and on another node of
-//! the cluster — and the device can no longer log in; its key packages are gone, and the
-//! user's other devices go on working.
+//! the cluster — and the device can no longer log in (`device_revoked`: a client stops trying
+//! and says why); its key packages are gone, and the user's other devices go on working. Also
+//! here: a login signature is bound to its connection's TLS exporter value.
 
 mod support;
 
@@ -58,7 +59,7 @@ fn a_revoked_device_is_closed_within_a_second_and_cannot_come_back() {
         // It cannot log in again, on a new connection either.
         let again = rpc(&raw_connection(&node).await).await;
         let err = try_login(&again, &second).await.err().expect("a revoked device cannot log in");
-        assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed));
+        assert_eq!(err.remote_code(), Some(ErrorCode::DeviceRevoked));
 
         // Its key packages are gone: claiming Alice's gives her first device's only.
         let claimed = bob.session().unwrap().claim_key_packages(&alice.user()).await.unwrap();
@@ -92,7 +93,7 @@ fn a_deleted_account_closes_every_session_of_its_devices() {
         for d in &devices {
             let c = rpc(&raw_connection(&node).await).await;
             let err = try_login(&c, d).await.err().expect("no device of a deleted account logs in");
-            assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed));
+            assert_eq!(err.remote_code(), Some(ErrorCode::DeviceRevoked));
         }
         node.stop();
     });
@@ -116,7 +117,7 @@ fn a_revocation_on_one_node_closes_the_session_on_another() {
         // Only that device's: her third device on node 2 goes on.
         third_on_node2.session.whoami().await.expect("another device of the same user is not closed");
         let err = try_login(&rpc(&raw_connection(&node2).await).await, &devices[1]).await.err().unwrap();
-        assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed));
+        assert_eq!(err.remote_code(), Some(ErrorCode::DeviceRevoked));
 
         // Deleting the account on node 1 closes the third device's session on node 2.
         let started = Instant::now();
@@ -158,6 +159,79 @@ fn a_device_id_shared_with_a_revoked_one_does_not_close_other_users_sessions() {
         ms.revoke_device(&clone.addr().device).await.unwrap();
         sleep(1500).await;
         frank_session.session.whoami().await.expect("Frank's session is not closed by Mallory's revocation");
+        node.stop();
+    });
+}
+
+#[test]
+fn a_client_whose_device_was_revoked_says_so_and_stops_trying() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let states = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = states.clone();
+        alice.on_event(move |e| {
+            if let qpq_client::ClientEvent::Connection(s) = e {
+                seen.borrow_mut().push(s.clone());
+            }
+        });
+        // Alice's other device removes the one her client runs on.
+        let other = link_device(&alice, 3).await;
+        let s = login(&node, &other).await;
+        s.session.revoke_device(&alice.with_engine(|e| e.device_id())).await.unwrap();
+
+        let a = alice.clone();
+        let removed = alice
+            .wait_for(10_000, move |_| matches!(a.connection_state(), qpq_client::ConnState::Removed { .. }))
+            .await;
+        assert!(removed, "the client says its device was removed; states: {:?}", states.borrow());
+        let qpq_client::ConnState::Removed { reason } = alice.connection_state() else { unreachable!() };
+        assert!(reason.contains("removed from your account"), "{reason}");
+        // No attempt follows: several reconnect delays later nothing has changed.
+        let events = states.borrow().len();
+        sleep(3_000).await;
+        assert_eq!(states.borrow().len(), events, "no state change after removal: {:?}", states.borrow());
+        assert!(alice.session().is_err());
+        node.stop();
+    });
+}
+
+#[test]
+fn a_login_signature_is_bound_to_its_connection() {
+    use ed25519_dalek::Signer;
+    use qpq_proto::{login_bytes, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
+    let exporter = |c: &quinn::Connection| {
+        let mut b = [0u8; LOGIN_BINDING_LEN];
+        c.export_keying_material(&mut b, LOGIN_EXPORTER_LABEL, b"").unwrap();
+        b
+    };
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let (_, devices) = raw_account(&node, "gina", 29, 1).await;
+        let d = &devices[0];
+        let addr = d.addr();
+        // The device signs for connection A; someone who relays the signature to connection B
+        // (a man in the middle holding B to the real node) is refused.
+        let (a, b) = (raw_connection(&node).await, raw_connection(&node).await);
+        assert_ne!(exporter(&a), exporter(&b));
+        let on_b = rpc(&b).await;
+        on_b.hello("relay").await.unwrap();
+        let nonce = on_b.challenge(&addr.user, &addr.device).await.unwrap();
+        let relayed = d.key.sign(&login_bytes(&addr.user, &addr.device, &nonce, &exporter(&a))).to_bytes();
+        let err = on_b.login(&addr.user, &addr.device, &nonce, &relayed).await.err().expect("a relayed login is refused");
+        assert_eq!(err.remote_code(), Some(ErrorCode::LoginFailed));
+        // Signed for B itself, it is accepted.
+        let nonce = on_b.challenge(&addr.user, &addr.device).await.unwrap();
+        let own = d.key.sign(&login_bytes(&addr.user, &addr.device, &nonce, &exporter(&b))).to_bytes();
+        let session = on_b.login(&addr.user, &addr.device, &nonce, &own).await.expect("a bound login");
+        session.whoami().await.unwrap();
+
+        // The native client binds its logins: its QUIC connector hands out the exporter value.
+        let q = qpq_native::QuicConnector::pinned(node.addr(), node.fingerprint()).unwrap();
+        let (_, binding) = qpq_client::Connector::connect_bound(&q).await.unwrap();
+        assert!(binding.is_some(), "a direct QUIC connection binds the login");
         node.stop();
     });
 }

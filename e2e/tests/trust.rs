@@ -10,7 +10,7 @@ mod hostile;
 
 use hostile::Hostile;
 use qpq_core::{Content, OutboundResult, SystemEvent};
-use qpq_proto::{ChannelId, DeviceAddress};
+use qpq_proto::{ChannelId, DeviceAddress, DeviceId};
 use support::*;
 
 fn refused_notice(e: &qpq_core::Engine, conv: &ChannelId) -> bool {
@@ -31,10 +31,10 @@ fn a_forged_member_added_by_a_hostile_client_is_refused_by_everyone() {
         let mut mallory = Hostile::new(user("mallory"), 40);
         let conn = raw_connection(&node).await;
         let rpc = rpc(&conn).await;
-        let (domain, _) = rpc.hello("hostile").await.unwrap();
+        rpc.hello("hostile").await.unwrap();
         rpc.register_identity(&mallory.identity_key, &mallory.record).await.unwrap();
         let nonce = rpc.challenge(&mallory.addr.user, &mallory.addr.device).await.unwrap();
-        let sig = mallory.sign_login(&domain, &nonce);
+        let sig = mallory.sign_login(&nonce);
         let session = rpc.login(&mallory.addr.user, &mallory.addr.device, &nonce, &sig).await.unwrap();
         session.upload_key_packages(&mallory.key_packages(3), None).await.unwrap();
 
@@ -82,5 +82,103 @@ fn a_forged_member_added_by_a_hostile_client_is_refused_by_everyone() {
         alice.send_text(&conv, "still here").await.unwrap();
         wait_texts(&bob, &conv, &["hello", "still here"]).await;
         assert!(texts(&alice, &conv).iter().all(|t| t == "hello" || t == "still here"));
+    });
+}
+
+/// Joins `dev` to every conversation whose Welcome waits in its queue, until it is in `n`.
+async fn join_all(dev: &mut Hostile, session: &qpq_client::Session, n: usize) {
+    for _ in 0..200 {
+        for env in session.fetch(0, 100).await.unwrap() {
+            dev.receive(&env);
+        }
+        if dev.groups.len() >= n {
+            return;
+        }
+        sleep(100).await;
+    }
+    panic!("{} joined {} of {n} conversations", dev.addr.user, dev.groups.len());
+}
+
+#[test]
+fn a_revoked_device_is_removed_from_every_conversation_by_the_accounts_other_devices() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let ik = alice.with_engine(|e| e.identity_public_key());
+        // Two more devices of Alice's, their records signed by her identity key, logged in
+        // with key packages of their own (MLS members without an engine of ours).
+        let mut linked = Vec::new();
+        for seed in [61u8, 62] {
+            let dev = Hostile::linked(ik, seed, |id, key| alice.with_engine(|e| e.sign_device_record(id, key, now)));
+            alice.session().unwrap().add_device(&dev.record).await.unwrap();
+            let conn = raw_connection(&node).await;
+            let rpc = rpc(&conn).await;
+            rpc.hello("linked").await.unwrap();
+            let nonce = rpc.challenge(&dev.addr.user, &dev.addr.device).await.unwrap();
+            let session = rpc.login(&dev.addr.user, &dev.addr.device, &nonce, &dev.sign_login(&nonce)).await.unwrap();
+            session.upload_key_packages(&dev.key_packages(4), None).await.unwrap();
+            linked.push((dev, session, conn));
+        }
+        // Bob starts a chat and a group with Alice: every device of hers joins both.
+        let chat = bob.start_chat(&alice.user()).await.unwrap();
+        let group = bob.create_group("team", &[alice.user()]).await.unwrap();
+        for (dev, session, _) in &mut linked {
+            join_all(dev, session, 2).await;
+        }
+        wait_conversation(&alice, &group).await;
+        let (a2, a3) = (linked[0].0.addr.clone(), linked[1].0.addr.clone());
+        for conv in [&chat, &group] {
+            let devices = bob.with_engine(|e| e.member_devices(conv));
+            assert!(devices.contains(&a2) && devices.contains(&a3), "{devices:?}");
+        }
+
+        // Alice revokes her second device: her client removes its leaves from both conversations.
+        assert_eq!(alice.revoke_device(&a2.device).await.unwrap(), 2);
+        for conv in [&chat, &group] {
+            let gone = bob.wait_for(20_000, |e| !e.member_devices(conv).contains(&a2)).await;
+            assert!(gone, "Bob's group no longer holds the revoked device");
+        }
+
+        // Her third device is revoked from elsewhere (a fourth device) while her client is
+        // off: at its next login her client sees the directory without it and removes it.
+        alice.shutdown().await;
+        let fourth = {
+            use ed25519_dalek::SigningKey;
+            let key = SigningKey::from_bytes(&[0x64; 32]);
+            let record = alice.with_engine(|e| e.sign_device_record(DeviceId([0x64; 16]), key.verifying_key().to_bytes(), now));
+            support::raw::RawDevice { record, key }
+        };
+        let alice = reopen(node.addr(), node.fingerprint(), dir.path(), "alice").await;
+        assert!(online(&alice).await);
+        alice.session().unwrap().add_device(&fourth.record).await.unwrap();
+        alice.shutdown().await;
+        let s4 = support::raw::login(&node, &fourth).await;
+        s4.session.revoke_device(&a3.device).await.unwrap();
+        let alice = reopen(node.addr(), node.fingerprint(), dir.path(), "alice").await;
+        for conv in [&chat, &group] {
+            let gone = bob.wait_for(20_000, |e| !e.member_devices(conv).contains(&a3)).await;
+            assert!(gone, "the device revoked elsewhere is removed at Alice's next login");
+        }
+
+        // Alice is still a member everywhere (only devices went), nobody shows her removed,
+        // and the conversations go on with both sides agreeing.
+        wait_outbox_empty(&alice).await;
+        for conv in [&chat, &group] {
+            assert!(bob.with_engine(|e| e.conversation(conv).unwrap().members.contains(&alice.user())));
+            let removed_shown = bob.with_engine(|e| {
+                e.history(conv).iter().any(|m| matches!(&m.content, Content::System(SystemEvent::Removed(_))))
+            });
+            assert!(!removed_shown, "removing a device is not shown as removing its user");
+            bob.send_text(conv, "after the revocations").await.unwrap();
+            wait_texts(&alice, conv, &["after the revocations"]).await;
+            assert_eq!(
+                alice.with_engine(|e| e.epoch_authenticator(conv)),
+                bob.with_engine(|e| e.epoch_authenticator(conv))
+            );
+        }
+        node.stop();
     });
 }

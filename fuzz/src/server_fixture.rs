@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use qpq_proto::node_capnp::node_service;
-use qpq_proto::{login_bytes, DeviceId, DeviceRecord, UserId};
+use qpq_proto::{login_bytes, DeviceId, DeviceRecord, UserId, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::rpc_frames::{self, entry_method, prefix, Returned, Target, NODE_SERVICE};
@@ -191,7 +191,9 @@ impl ServerFixture {
             Returned::Results { data: Some(n), .. } => n,
             other => return Err(format!("challenge refused: {other:?}")),
         };
-        let sig = self.account.device.sign(&login_bytes(&self.domain, &user, &device_id, &nonce)).to_bytes();
+        let mut binding = [0u8; LOGIN_BINDING_LEN];
+        self.conn.export_keying_material(&mut binding, LOGIN_EXPORTER_LABEL, b"").map_err(|_| "no TLS exporter")?;
+        let sig = self.account.device.sign(&login_bytes(&user, &device_id, &nonce, &binding)).to_bytes();
         let frame = rpc_frames::call::<node_service::login_params::Owned>(
             prefix::LOGIN,
             Target::entry(prefix::BOOTSTRAP),
@@ -208,7 +210,7 @@ impl ServerFixture {
         send.write_all(&frame).await.map_err(|e| e.to_string())?;
         match read_until_return(&mut r, prefix::LOGIN, nothing).await? {
             Returned::Results { .. } => Ok(Some((send, r))),
-            Returned::Exception(e) if e.contains("login_failed") => Ok(None),
+            Returned::Exception(e) if e.contains("login_failed") || e.contains("device_revoked") => Ok(None),
             other => Err(format!("login refused: {other:?}")),
         }
     }

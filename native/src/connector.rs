@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::{FutureExt, LocalBoxFuture};
 use qpq_client::Stream;
+use qpq_proto::{LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
 use qpq_quic::{Trust, ALPN_NODE};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
@@ -45,7 +46,7 @@ impl QuicConnector {
         }
     }
 
-    async fn open(self) -> Result<Stream, String> {
+    async fn open(self) -> Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String> {
         let existing = self.conn.borrow().clone().filter(|c| c.close_reason().is_none());
         let conn = match existing {
             Some(c) => c,
@@ -60,12 +61,19 @@ impl QuicConnector {
             }
         };
         let (send, recv) = conn.open_bi().await.map_err(|e| format!("the connection to {} failed: {e}", self.addr))?;
-        Ok((Box::new(recv.compat()), Box::new(send.compat_write())))
+        let mut binding = [0u8; LOGIN_BINDING_LEN];
+        conn.export_keying_material(&mut binding, LOGIN_EXPORTER_LABEL, b"")
+            .map_err(|_| format!("the connection to {} has no TLS exporter", self.addr))?;
+        Ok(((Box::new(recv.compat()), Box::new(send.compat_write())), Some(binding)))
     }
 }
 
 impl qpq_client::Connector for QuicConnector {
     fn connect(&self) -> LocalBoxFuture<'static, Result<Stream, String>> {
+        self.clone().open().map(|r| r.map(|(s, _)| s)).boxed_local()
+    }
+
+    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String>> {
         self.clone().open().boxed_local()
     }
 

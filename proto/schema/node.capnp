@@ -13,8 +13,10 @@
 
 @0x99b9af36864462f8;
 
-const protocolVersion :UInt16 = 1;
-const minProtocolVersion :UInt16 = 1;
+# Version 2 (2026-12-06): the login signature covers the user's own domain and a channel binding
+# (`login_bytes` in types/src/domain.rs); version 1 logins are no longer accepted.
+const protocolVersion :UInt16 = 2;
+const minProtocolVersion :UInt16 = 2;
 
 # A device of a user: `user` is "name@domain", `deviceId` 16 random bytes chosen by the device.
 struct DeviceAddress {
@@ -96,7 +98,11 @@ interface NodeService {
   registerIdentity @1 (user :Text, identityKey :Data, device :DeviceRecord) -> ();
 
   # Challenge–response login with the device key: sign
-  # `DeviceRecord::login_bytes(domain, user, deviceId, nonce)` with the device's Ed25519 key.
+  # `login_bytes(user, deviceId, nonce, binding)` with the device's Ed25519 key, where the bytes
+  # name the user's own domain and `binding` is the TLS exporter value ("EXPORTER-qpq-login",
+  # 32 bytes) of the QUIC connection when the client reaches the node directly, or empty when it
+  # cannot read it (a browser). `login_failed` for a wrong signature or challenge;
+  # `device_revoked` when the device is not registered (revoked, or its account deleted).
   challenge @2 (user :Text, deviceId :Data) -> (nonce :Data);
   login @3 (user :Text, deviceId :Data, nonce :Data, signature :Data) -> (session :Session);
 

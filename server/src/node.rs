@@ -195,10 +195,17 @@ impl Node {
 
 async fn serve_connection(ctx: Rc<Ctx>, conn: quinn::Connection) {
     tracing::debug!(peer = %conn.remote_address(), "connection");
+    // The channel binding of logins on this connection (the client computes the same value).
+    let mut binding = [0u8; qpq_proto::LOGIN_BINDING_LEN];
+    if conn.export_keying_material(&mut binding, qpq_proto::LOGIN_EXPORTER_LABEL, b"").is_err() {
+        tracing::warn!("no TLS exporter on this connection; its logins cannot be bound to it");
+        conn.close(0u32.into(), b"no TLS exporter");
+        return;
+    }
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::task::spawn_local(rpc::serve_stream(ctx.clone(), send, recv));
+                tokio::task::spawn_local(rpc::serve_stream(ctx.clone(), send, recv, binding));
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connection closed");

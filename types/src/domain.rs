@@ -8,7 +8,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 pub const MAX_DEVICES_PER_USER: usize = 5;
 
 const DEVICE_RECORD_LABEL: &[u8] = b"qpq device record v1\0";
-const LOGIN_LABEL: &[u8] = b"qpq login v1\0";
+const LOGIN_LABEL: &[u8] = b"qpq login v2\0";
 
 /// Why a value from the network or a person does not form a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -336,17 +336,28 @@ pub struct Envelope {
     pub expires_at: u64,
 }
 
-/// The canonical bytes a device signs to log in: binds the server's domain, the device and the
-/// server's single-use nonce.
-pub fn login_bytes(domain: &str, user: &UserId, device: &DeviceId, nonce: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(LOGIN_LABEL.len() + 64 + nonce.len());
+/// The canonical bytes a device signs to log in: the user's own domain (a server of another
+/// domain cannot use the signature), the device, the server's single-use nonce, and the
+/// channel binding: the TLS exporter value of the QUIC connection the login travels on
+/// ([`LOGIN_EXPORTER_LABEL`], [`LOGIN_BINDING_LEN`] bytes), or nothing when the client cannot
+/// read it (a browser behind the gateway has no API for its connection's exporter).
+pub fn login_bytes(user: &UserId, device: &DeviceId, nonce: &[u8], binding: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LOGIN_LABEL.len() + 96 + nonce.len());
     out.extend_from_slice(LOGIN_LABEL);
-    put_str(&mut out, domain);
+    put_str(&mut out, user.domain());
     put_str(&mut out, user.as_str());
     out.extend_from_slice(&device.0);
+    out.extend_from_slice(&(nonce.len() as u16).to_be_bytes());
     out.extend_from_slice(nonce);
+    out.extend_from_slice(&(binding.len() as u16).to_be_bytes());
+    out.extend_from_slice(binding);
     out
 }
+
+/// The TLS exporter label (RFC 8446 section 7.5, empty context) of a login's channel binding.
+pub const LOGIN_EXPORTER_LABEL: &[u8] = b"EXPORTER-qpq-login";
+/// The length of a login's channel binding.
+pub const LOGIN_BINDING_LEN: usize = 32;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
@@ -389,6 +400,20 @@ mod tests {
         other.device_id = DeviceId([2; 16]);
         assert_eq!(other.verify(&ik), Err(DomainError::BadSignature));
         assert_eq!(rec.verify(&device_key), Err(DomainError::BadSignature));
+    }
+
+    #[test]
+    fn login_bytes_bind_the_users_domain_the_nonce_and_the_channel() {
+        let alice = UserId::parse("alice@a.example").unwrap();
+        let mallory = UserId::parse("alice@m.example").unwrap();
+        let d = DeviceId([1; 16]);
+        let base = login_bytes(&alice, &d, b"nonce", &[7; 32]);
+        assert_ne!(base, login_bytes(&mallory, &d, b"nonce", &[7; 32]), "the domain is the user's own");
+        assert_ne!(base, login_bytes(&alice, &d, b"nonce", &[8; 32]), "another connection");
+        assert_ne!(base, login_bytes(&alice, &d, b"nonce", &[]), "no binding is not the same as a binding");
+        assert_ne!(base, login_bytes(&alice, &d, b"other", &[7; 32]));
+        // Lengths are prefixed: moving a byte from the nonce to the binding changes the bytes.
+        assert_ne!(login_bytes(&alice, &d, b"ab", b"c"), login_bytes(&alice, &d, b"a", b"bc"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod rate;
 
 pub use domain::{
     login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
-    Envelope, EnvelopeKind, UserId, MAX_DEVICES_PER_USER,
+    LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL, Envelope, EnvelopeKind, UserId, MAX_DEVICES_PER_USER,
 };
 pub use error_code::{rate_limited_sentence, ErrorCode, RemoteError};
 pub use rate::TokenBucket;

@@ -120,7 +120,7 @@ export interface IceServersView {
 }
 /** The connection indicator's state. */
 export interface ConnectionView {
-  state: "online" | "connecting" | "offline";
+  state: "online" | "connecting" | "offline" | "removed";
   transport?: string | null;
   reason?: string | null;
   retryInMs?: number | null;

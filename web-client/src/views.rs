@@ -285,7 +285,7 @@ pub struct FileView {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
-    /// "online", "connecting" or "offline".
+    /// "online", "connecting", "offline" or "removed" (the device left its account; final).
     pub state: &'static str,
     /// The transport in use when online.
     pub transport: Option<String>,
@@ -561,6 +561,9 @@ pub fn connection_view(s: &ConnState) -> ConnectionView {
             reason: Some(reason.clone()),
             retry_in_ms: Some(*retry_in_ms),
         },
+        ConnState::Removed { reason } => {
+            ConnectionView { state: "removed", transport: None, reason: Some(reason.clone()), retry_in_ms: None }
+        }
     }
 }
 

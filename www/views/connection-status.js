@@ -1,5 +1,5 @@
-// The connection indicator: online via a transport, connecting, or offline with the reason
-// and a countdown to the next attempt.
+// The connection indicator: online via a transport, connecting, offline with the reason and a
+// countdown to the next attempt, or removed (the device left its account: no more attempts).
 
 import { setText } from "../dom.js";
 import { asSentence } from "../errors.js";
@@ -19,6 +19,8 @@ export class ConnectionStatus {
       setText(this.el, `Online via ${view.transport ?? "the network"}`);
     } else if (view.state === "connecting") {
       setText(this.el, "Connecting…");
+    } else if (view.state === "removed") {
+      setText(this.el, asSentence(view.reason ?? "This device was removed from your account."));
     } else {
       this.countdown(asSentence(view.reason ?? "not connected"), view.retryInMs ?? 0);
     }

@@ -192,6 +192,34 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         Ok(())
     }
 
+    /// Removes another device from this account: the node forgets it (its sessions close, it
+    /// cannot log in, its key packages are gone), then this device removes its leaves from
+    /// every conversation, so it reads nothing sent after. Returns how many conversations it
+    /// was removed from.
+    pub async fn revoke_device(&self, device: &qpq_proto::DeviceId) -> Result<usize, ClientError> {
+        if *device == self.with_engine(|e| e.device_id()) {
+            return Err(ClientError::Input("this is the device you are using: remove it from another one".into()));
+        }
+        let session = self.session()?;
+        session.revoke_device(device).await?;
+        self.remove_revoked_devices(&session).await
+    }
+
+    /// Learns this account's device list from the directory and queues removing the leaves of
+    /// devices it no longer holds from every conversation (done after each login too, so a
+    /// revocation made elsewhere is acted on by any of the account's devices).
+    pub(super) async fn remove_revoked_devices(&self, session: &crate::api::Session) -> Result<usize, ClientError> {
+        let me = self.user();
+        let (ik, records) = session.list_devices(&me).await?;
+        let queued = {
+            let mut e = self.inner.engine.borrow_mut();
+            e.learn_devices(&me, &ik, &records, self.inner.platform.now_ms())?;
+            e.remove_revoked_own_devices()
+        };
+        self.step_done().await?;
+        Ok(queued.len())
+    }
+
     /// The safety number with `peer`. Online, their directory records are fetched first, so a
     /// changed identity key shows (with its notice) before the number is compared; offline,
     /// the number for the key last seen.

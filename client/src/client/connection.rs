@@ -6,6 +6,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt};
 use qpq_core::Engine;
+use qpq_proto::ErrorCode;
 use rand::RngCore;
 
 use super::{Client, ClientEvent, ConnState};
@@ -62,6 +63,17 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                         c.close().await;
                     }
                 }
+                Err(e) if e.remote_code() == Some(ErrorCode::DeviceRevoked) => {
+                    // Final: no later attempt can log in, so none is made.
+                    self.inner.session.borrow_mut().take();
+                    self.inner.subscription.borrow_mut().take();
+                    self.set_state(ConnState::Removed {
+                        reason: "This device was removed from your account, or the account was deleted. \
+                                 It no longer connects; its messages stay readable here."
+                            .into(),
+                    });
+                    return;
+                }
                 Err(e) => {
                     self.inner.session.borrow_mut().take();
                     self.inner.subscription.borrow_mut().take();
@@ -100,10 +112,10 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     }
 
     async fn connect_once(&self, connector: &dyn Connector) -> Result<Connection, ClientError> {
-        let (r, w) = connector.connect().await.map_err(ClientError::Disconnected)?;
+        let ((r, w), binding) = connector.connect_bound().await.map_err(ClientError::Disconnected)?;
         let (conn, driver) = Connection::new(r, w);
         self.inner.platform.spawn(driver.boxed_local());
-        match self.log_in(&conn).await {
+        match self.log_in(&conn, binding.as_ref().map_or(&[][..], |b| &b[..])).await {
             Ok(()) => {
                 *self.inner.connection.borrow_mut() = Some(conn.clone());
                 Ok(conn)
@@ -115,12 +127,13 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
     }
 
-    /// Version handshake, login, key packages, subscription.
-    async fn log_in(&self, conn: &Connection) -> Result<(), ClientError> {
-        let (domain, _) = conn.hello(concat!("qpq-client/", env!("CARGO_PKG_VERSION"))).await?;
+    /// Version handshake, login (bound to the connection's exporter value `binding`, if any),
+    /// key packages, subscription.
+    async fn log_in(&self, conn: &Connection, binding: &[u8]) -> Result<(), ClientError> {
+        conn.hello(concat!("qpq-client/", env!("CARGO_PKG_VERSION"))).await?;
         let (user, device) = self.with_engine(|e| (e.user().clone(), e.device_id()));
         let nonce = conn.challenge(&user, &device).await?;
-        let sig = self.with_engine(|e| e.sign_login(&domain, &nonce));
+        let sig = self.with_engine(|e| e.sign_login(&nonce, binding));
         let session = conn.login(&user, &device, &nonce, &sig).await?;
         self.top_up_key_packages(&session).await?;
         let listener = self.listener();
@@ -129,6 +142,10 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         *self.inner.subscription.borrow_mut() = Some(handle);
         // Deliveries held since the last session, waiting for the directory.
         self.answer_directory(&session).await;
+        // A device of this account revoked meanwhile leaves every conversation.
+        if let Err(e) = self.remove_revoked_devices(&session).await {
+            self.emit(ClientEvent::Notice(format!("could not check this account's devices: {e}")));
+        }
         *self.inner.session.borrow_mut() = Some(session);
         self.persist().await?;
         Ok(())

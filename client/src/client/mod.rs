@@ -42,6 +42,12 @@ pub enum ConnState {
         /// When the next attempt starts.
         retry_in_ms: u64,
     },
+    /// This device no longer belongs to its account (revoked from another device, or the
+    /// account was deleted): the client stopped and does not try again.
+    Removed {
+        /// Why, in words for people.
+        reason: String,
+    },
 }
 
 /// What the client tells its UI.

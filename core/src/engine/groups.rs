@@ -113,6 +113,49 @@ impl Engine {
         Ok(())
     }
 
+    /// The devices with a leaf in the conversation's group (each member's devices).
+    pub fn member_devices(&self, conv: &ChannelId) -> Vec<DeviceAddress> {
+        let Some(group) = self.groups.get(conv) else { return Vec::new() };
+        group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect()
+    }
+
+    /// Queues, in every conversation, removing the leaves of this account's devices that the
+    /// directory no longer lists: devices revoked (by this device or another of the account),
+    /// which must not keep reading the conversation. Call it after [`Engine::learn_devices`]
+    /// for this device's own user; a removal already queued is not queued again. Returns the
+    /// conversations where one was queued.
+    pub fn remove_revoked_own_devices(&mut self) -> Vec<ChannelId> {
+        let me = self.user().clone();
+        let own = self.device_id();
+        let Some(known) = self.known.get(&me) else { return Vec::new() };
+        if !known.devices.contains_key(&own) {
+            return Vec::new(); // a list without this device is not one to act on
+        }
+        let mut queued = Vec::new();
+        for (conv, group) in &self.groups {
+            if self.require_active(conv).is_err() {
+                continue;
+            }
+            let revoked: Vec<DeviceAddress> = group
+                .members()
+                .filter_map(|m| device_of_credential(&m.credential).ok())
+                .filter(|d| d.user == me && d.device != own && !known.devices.contains_key(&d.device))
+                .collect();
+            let already = self.outbox.values().any(|i| {
+                &i.conv == conv
+                    && matches!(&i.op, PendingOp::Membership { remove_devices, .. }
+                        if revoked.iter().all(|d| remove_devices.contains(d)))
+            });
+            if !revoked.is_empty() && !already {
+                queued.push((conv.clone(), revoked));
+            }
+        }
+        for (conv, devices) in &queued {
+            self.push_outbox(conv.clone(), PendingOp::device_removal(devices.clone()));
+        }
+        queued.into_iter().map(|(c, _)| c).collect()
+    }
+
     /// Queues a commit that only replaces this device's own leaf keys (an MLS self-update,
     /// for post-compromise security). Like a membership change it goes through the outbox:
     /// built when it reaches the head of its conversation, rebuilt if another commit wins the
@@ -173,6 +216,7 @@ impl Engine {
         conv: &ChannelId,
         add: &[ClaimedPackage],
         remove: &[UserId],
+        remove_devices: &[DeviceAddress],
         self_update: bool,
         set_timer: Option<u32>,
     ) -> Result<BuiltCommit, EngineError> {
@@ -193,13 +237,15 @@ impl Engine {
             add_devs.push(addr);
         }
         let (idx, remove_devs): (Vec<LeafNodeIndex>, Vec<DeviceAddress>) =
-            present.into_iter().filter(|(_, d)| remove.contains(&d.user)).unzip();
+            present.into_iter().filter(|(_, d)| remove.contains(&d.user) || remove_devices.contains(d)).unzip();
         if kps.is_empty() && idx.is_empty() && !self_update && set_timer.is_none() {
             return Err(EngineError::BadMembers("nothing to change: they are already members".into()));
         }
         let mut added_users: Vec<UserId> = add_devs.iter().map(|d| d.user.clone()).collect();
         added_users.dedup();
-        let mut removed_users: Vec<UserId> = remove_devs.iter().map(|d| d.user.clone()).collect();
+        // A user is removed when all their leaves go; removing some devices keeps the user.
+        let mut removed_users: Vec<UserId> =
+            remove_devs.iter().map(|d| d.user.clone()).filter(|u| remove.contains(u)).collect();
         removed_users.dedup();
 
         let skew = self.conversations.get(conv).map_or(0, |c| c.refused_commits);

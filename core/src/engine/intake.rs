@@ -244,6 +244,10 @@ impl Engine {
                 let group = self.groups.get_mut(&conv).expect("checked above");
                 group.merge_staged_commit(&self.provider, *staged).map_err(EngineError::mls)?;
                 self.sync_conversation(&conv);
+                // Removing some of a user's devices (revoked ones) leaves the user a member.
+                if let Some(c) = self.conversations.get(&conv) {
+                    removed.retain(|u| !c.members.contains(u));
+                }
                 let (who, dev) = (sender.user.clone(), sender.device);
                 let timer_after = self.conversations.get(&conv).map(|c| c.disappear_secs);
                 if timer_before != timer_after {

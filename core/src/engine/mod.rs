@@ -315,9 +315,10 @@ impl Engine {
         self.identity.sign_device_record(device_id, device_key, created_at)
     }
 
-    /// Signs a login challenge from the server of `domain`.
-    pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
-        self.identity.sign_login(domain, nonce)
+    /// Signs a login challenge, bound to the connection's TLS exporter value when the transport
+    /// gives one, else to nothing (`binding` empty; see `qpq_types::login_bytes`).
+    pub fn sign_login(&self, nonce: &[u8], binding: &[u8]) -> [u8; 64] {
+        self.identity.sign_login(nonce, binding)
     }
 
     /// `count` fresh one-time key packages to upload.

@@ -2,7 +2,7 @@
 //! answers.
 
 use openmls::prelude::tls_codec::Serialize as _;
-use qpq_types::{ChannelId, ClientMsgId, ErrorCode};
+use qpq_types::{ChannelId, ClientMsgId, DeviceAddress, ErrorCode};
 
 use super::Engine;
 use crate::app_message::{
@@ -11,6 +11,7 @@ use crate::app_message::{
 };
 use crate::conversation::{Content, Message, Status};
 use crate::error::EngineError;
+use crate::identity::device_of_credential;
 use crate::outbox::{Outbound, OutboundOp, OutboundResult, PendingOp};
 use crate::state::StateKey;
 
@@ -152,7 +153,7 @@ impl Engine {
                     remove: b.remove,
                 },
             }),
-            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer } => {
+            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer, remove_devices } => {
                 let skew = self.conversations.get(&conv).map_or(0, |c| c.refused_commits);
                 let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64() + skew);
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
@@ -164,13 +165,13 @@ impl Engine {
                     self.drop_item(order);
                     return None;
                 }
-                if self.nothing_left_to_do(&conv, &add, &remove, self_update, set_timer) {
-                    // Only removals of people already gone (e.g. another member committed a
-                    // leave first): nothing to tell anyone.
+                if self.nothing_left_to_do(&conv, &add, &remove, &remove_devices, self_update, set_timer) {
+                    // Only removals of people or devices already gone (e.g. another member
+                    // committed a leave first): nothing to tell anyone.
                     self.drop_item(order);
                     return None;
                 }
-                match self.build_membership_commit(&conv, &add, &remove, self_update, set_timer) {
+                match self.build_membership_commit(&conv, &add, &remove, &remove_devices, self_update, set_timer) {
                     Ok(b) => {
                         let out = Outbound {
                             id: item.id,
@@ -191,6 +192,7 @@ impl Engine {
                                 refused_epoch,
                                 self_update,
                                 set_timer,
+                                remove_devices,
                             };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
@@ -217,15 +219,19 @@ impl Engine {
         conv: &ChannelId,
         add: &[crate::outbox::ClaimedPackage],
         remove: &[qpq_types::UserId],
+        remove_devices: &[DeviceAddress],
         self_update: bool,
         set_timer: Option<u32>,
     ) -> bool {
         let Some(c) = self.conversations.get(conv) else { return false };
+        let Some(group) = self.groups.get(conv) else { return false };
+        let has_leaf = |d: &DeviceAddress| group.members().any(|m| device_of_credential(&m.credential).ok().as_ref() == Some(d));
         add.is_empty()
             && !self_update
             && set_timer.is_none()
-            && !remove.is_empty()
+            && (!remove.is_empty() || !remove_devices.is_empty())
             && remove.iter().all(|u| !c.members.contains(u))
+            && !remove_devices.iter().any(has_leaf)
     }
 
     pub(super) fn encrypt(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
@@ -266,7 +272,7 @@ impl Engine {
                 self.commit_accepted(&conv, &b, now, server_time);
             }
             (
-                PendingOp::Membership { add, remove, built: Some(b), self_update, set_timer, .. },
+                PendingOp::Membership { add, remove, built: Some(b), self_update, set_timer, remove_devices, .. },
                 OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
             ) => {
                 self.discard_pending_commit(&conv);
@@ -281,6 +287,7 @@ impl Engine {
                         refused_epoch: Some(b.epoch),
                         self_update,
                         set_timer,
+                        remove_devices,
                     };
                 }
                 self.dirty.insert(StateKey::Outbox(order));

@@ -93,14 +93,37 @@ impl Hostile {
         }
     }
 
+    /// Another device of an existing user (a linked device): its key from `seed`, its record
+    /// signed by that user's identity through `sign_record` (for example a client's engine).
+    pub fn linked(
+        identity_key: [u8; 32],
+        seed: u8,
+        sign_record: impl FnOnce(DeviceId, [u8; 32]) -> DeviceRecord,
+    ) -> Hostile {
+        let device_key = SigningKey::from_bytes(&[seed; 32]);
+        let record = sign_record(DeviceId([seed; 16]), device_key.verifying_key().to_bytes());
+        Hostile {
+            addr: record.address(),
+            identity_key,
+            record,
+            signer: KeySigner(device_key),
+            provider: OpenMlsRustCrypto::default(),
+            groups: HashMap::new(),
+            cursor: 0,
+            counter: 0,
+            forged: Vec::new(),
+            pending: None,
+        }
+    }
+
     /// `n` key packages of this device, serialised.
     pub fn key_packages(&self, n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|_| self.own_package().tls_serialize_detached().unwrap()).collect()
     }
 
-    /// Signs a login challenge of the server of `domain`.
-    pub fn sign_login(&self, domain: &str, nonce: &[u8]) -> [u8; 64] {
-        self.signer.0.sign(&login_bytes(domain, &self.addr.user, &self.addr.device, nonce)).to_bytes()
+    /// Signs a login challenge without a channel binding (as a browser does).
+    pub fn sign_login(&self, nonce: &[u8]) -> [u8; 64] {
+        self.signer.0.sign(&login_bytes(&self.addr.user, &self.addr.device, nonce, &[])).to_bytes()
     }
 
     fn package(&self, addr: &DeviceAddress, signer: &KeySigner) -> KeyPackage {

@@ -79,12 +79,12 @@ pub async fn login(node: &RunningNode, device: &RawDevice) -> Login {
     Login { quic, conn, session }
 }
 
-/// Challenge–response login of `device` on `conn`.
+/// Challenge–response login of `device` on `conn`, binding no channel (as a browser does).
 pub async fn try_login(conn: &Connection, device: &RawDevice) -> Result<Session, qpq_client::ClientError> {
-    let (domain, _) = conn.hello("raw").await?;
+    conn.hello("raw").await?;
     let addr = device.addr();
     let nonce = conn.challenge(&addr.user, &addr.device).await?;
-    let sig = device.key.sign(&login_bytes(&domain, &addr.user, &addr.device, &nonce)).to_bytes();
+    let sig = device.key.sign(&login_bytes(&addr.user, &addr.device, &nonce, &[])).to_bytes();
     conn.login(&addr.user, &addr.device, &nonce, &sig).await
 }
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use capnp::capability::Rc as CapRc;
 use ed25519_dalek::{Signature, VerifyingKey};
 use qpq_proto::node_capnp::node_service;
-use qpq_proto::{login_bytes, wire, DeviceId, ErrorCode, UserId, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use qpq_proto::{
+    login_bytes, wire, DeviceId, ErrorCode, UserId, LOGIN_BINDING_LEN, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use rand::RngCore;
 
 use super::delivery::StreamKill;
@@ -32,11 +34,13 @@ pub(crate) struct Entry {
     challenge: RefCell<Option<Challenge>>,
     /// Closes this stream once a device it logged in as is gone.
     kill: Rc<StreamKill>,
+    /// The TLS exporter value of the connection (see `login_bytes`).
+    binding: [u8; LOGIN_BINDING_LEN],
 }
 
 impl Entry {
-    pub fn new(ctx: Rc<Ctx>, kill: Rc<StreamKill>) -> Self {
-        Entry { ctx, challenge: RefCell::new(None), kill }
+    pub fn new(ctx: Rc<Ctx>, kill: Rc<StreamKill>, binding: [u8; LOGIN_BINDING_LEN]) -> Self {
+        Entry { ctx, challenge: RefCell::new(None), kill, binding }
     }
 
     fn check_domain(&self, user: &UserId) -> Result<(), capnp::Error> {
@@ -143,12 +147,29 @@ impl node_service::Server for Entry {
             {
                 return Err(failed());
             }
+            // The signature names the user's own domain: a login meant for another server
+            // (which could have relayed this server's nonce) does not verify here.
+            if user.domain() != self.ctx.config.domain {
+                return Err(failed());
+            }
             let addr = qpq_proto::DeviceAddress { user: user.clone(), device };
             self.ctx.rates.login(&user, now_ms()).map_err(|ms| rate_err("logins", ms))?;
-            // A revoked device, or one of a deleted account, has no record: it cannot log in.
-            let record = self.ctx.storage.device(&addr).await.map_err(|e| store_err("device", e))?.ok_or_else(failed)?;
+            // A revoked device, or one of a deleted account, has no record: it cannot log in,
+            // and is told so (a client stops trying; it learns nothing it did not know).
+            let gone = || {
+                let why = "this device is not registered: it was removed from its account, or the account was deleted";
+                wire::error(ErrorCode::DeviceRevoked, why)
+            };
+            let record = self.ctx.storage.device(&addr).await.map_err(|e| store_err("device", e))?.ok_or_else(gone)?;
             let key = VerifyingKey::from_bytes(&record.device_key).map_err(|_| failed())?;
-            key.verify_strict(&login_bytes(&self.ctx.config.domain, &user, &device, nonce), &Signature::from_bytes(&sig))
+            // A client on a direct QUIC connection signs the connection's TLS exporter value,
+            // so a signature relayed from another connection does not verify. A browser
+            // cannot read the exporter of its WebTransport or WebSocket connection (and the
+            // gateway's connection to this node is not the browser's): its login binds no
+            // channel, only this stream's single-use nonce.
+            let sig = Signature::from_bytes(&sig);
+            key.verify_strict(&login_bytes(&user, &device, nonce, &self.binding), &sig)
+                .or_else(|_| key.verify_strict(&login_bytes(&user, &device, nonce, &[]), &sig))
                 .map_err(|_| failed())?;
             tracing::debug!(user = %self.ctx.log_key.pseudonym(user.as_str()), "logged in");
             if self.ctx.config.close_revoked_sessions {

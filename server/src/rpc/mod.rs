@@ -78,8 +78,14 @@ pub(crate) fn rate_err(what: &str, retry_after_ms: u64) -> capnp::Error {
     wire::error(ErrorCode::RateLimited, qpq_proto::rate_limited_sentence(what, retry_after_ms))
 }
 
-/// Serves one bidirectional stream as an RPC session until it ends.
-pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: quinn::RecvStream) {
+/// Serves one bidirectional stream as an RPC session until it ends. `binding` is the TLS
+/// exporter value of the stream's connection, which a direct client's login signs.
+pub(crate) async fn serve_stream(
+    ctx: Rc<Ctx>,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    binding: [u8; qpq_proto::LOGIN_BINDING_LEN],
+) {
     let mut opts = capnp::message::ReaderOptions::new();
     // Room for the largest message or chunk plus framing; larger frames are refused by the
     // reader before anything is allocated for them.
@@ -90,7 +96,7 @@ pub(crate) async fn serve_stream(ctx: Rc<Ctx>, send: quinn::SendStream, recv: qu
     // Fired when the device this stream logged in as is revoked or its account deleted.
     let kill = Rc::new(StreamKill::default());
     let entry: qpq_proto::node_capnp::node_service::Client =
-        capnp_rpc::new_client(entry::Entry::new(ctx, kill.clone()));
+        capnp_rpc::new_client(entry::Entry::new(ctx, kill.clone(), binding));
     let rpc = RpcSystem::new(Box::new(network), Some(entry.client));
     tokio::pin!(rpc);
     tokio::select! {

@@ -83,6 +83,7 @@ pub fn state_text(s: &ConnState) -> String {
         ConnState::Connecting => "connecting…".into(),
         ConnState::Online { transport } => format!("online ({transport})"),
         ConnState::Offline { reason, retry_in_ms } => format!("offline: {reason} (retrying in {}s)", retry_in_ms / 1000),
+        ConnState::Removed { reason } => format!("removed: {reason}"),
     }
 }
 
