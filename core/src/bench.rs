@@ -3,7 +3,7 @@
 //! encrypted (compose → MLS → changeset) and decrypted (MLS → history → changeset) by the
 //! engine. The delivery service is a direct hand-over of each engine's output.
 
-use qpq_types::{DeviceAddress, Envelope, EnvelopeKind};
+use qpq_types::{Envelope, EnvelopeKind};
 
 use crate::{ClaimedPackage, ConversationKind, Engine, OutboundOp, OutboundResult};
 
@@ -51,7 +51,6 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
         creator.outbound_result(out.id, OutboundResult::Accepted { server_time: 1 }, 1);
     }
     creator.take_changes();
-    let sender = DeviceAddress { user: creator.user().clone(), device: creator.device_id() };
     let receiver = &mut engines[0];
     for (user, ik, record) in &directory {
         receiver.learn_devices(user, ik, std::slice::from_ref(record), 1).expect("records verify");
@@ -60,7 +59,6 @@ pub fn mls_rates(members: usize, messages: usize, text_len: usize, now_ms: &dyn 
     let env = |seq: u64, kind, payload: Vec<u8>| Envelope {
         seq,
         channel: conv.clone(),
-        sender: sender.clone(),
         kind,
         payload,
         server_time: 1,

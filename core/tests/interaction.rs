@@ -326,7 +326,8 @@ impl World {
             return;
         }
         let e = q[self.rng.gen_range(0..q.len())].clone();
-        let seq = self.s.deliver(&addr, &e.channel, &e.sender, e.kind, &e.payload);
+        let sender = self.s.sent_by[&(addr.clone(), e.seq)].clone();
+        let seq = self.s.deliver(&addr, &e.channel, &sender, e.kind, &e.payload);
         self.copies.insert((c, seq));
         trace(format!("{}: the server delivers u{c}'s #{} ({:?}) again as #{seq}", self.step, e.seq, e.kind));
         self.count("duplicate");
@@ -356,11 +357,12 @@ impl World {
         let (a, b) = pairs[self.rng.gen_range(0..pairs.len())];
         let (sa, sb) = (q[a].seq, q[b].seq);
         let (pa, pb) = (q[a].payload.clone(), q[b].payload.clone());
-        let (da, db) = (q[a].sender.clone(), q[b].sender.clone());
         q[a].payload = pb;
-        q[a].sender = db;
         q[b].payload = pa;
-        q[b].sender = da;
+        let (ka, kb) = ((addr.clone(), sa), (addr.clone(), sb));
+        let (da, db) = (self.s.sent_by[&ka].clone(), self.s.sent_by[&kb].clone());
+        self.s.sent_by.insert(ka, db);
+        self.s.sent_by.insert(kb, da);
         // Keep the records of where each message went right.
         for f in self.s.fanout.iter_mut() {
             for (d, seq) in f.to.iter_mut() {
@@ -538,7 +540,7 @@ impl World {
             if e.kind == EnvelopeKind::Application
                 && e.channel == self.conv
                 && !self.copies.contains(&(c, e.seq))
-                && e.sender != self.mallory.addr
+                && self.s.sent_by.get(&(addr.clone(), e.seq)) != Some(&self.mallory.addr)
             {
                 if let (Some(p), Some(cv), Some(j)) = (epoch_of(&e.payload), &conv_after, self.clients[c].joined_at) {
                     let member =

@@ -162,6 +162,6 @@ impl EngineFixture {
 
     /// An envelope from Bob as the server would deliver it.
     pub fn envelope(&self, seq: u64, kind: EnvelopeKind, channel: ChannelId, payload: Vec<u8>) -> Envelope {
-        Envelope { seq, channel, sender: self.bob.clone(), kind, payload, server_time: self.now, expires_at: 0 }
+        Envelope { seq, channel, kind, payload, server_time: self.now, expires_at: 0 }
     }
 }

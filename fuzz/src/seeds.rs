@@ -134,10 +134,10 @@ fn sample_record() -> DeviceRecord {
 pub fn proto_wire() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut m = capnp::message::Builder::new_default();
+    let device = DeviceAddress { user: UserId::parse("a@b.c").expect("user"), device: DeviceId([2; 16]) };
     let env = Envelope {
         seq: 7,
         channel: ChannelId::from_slice(&[1; 16]).expect("channel"),
-        sender: DeviceAddress { user: UserId::parse("a@b.c").expect("user"), device: DeviceId([2; 16]) },
         kind: EnvelopeKind::Commit,
         payload: vec![1, 2, 3],
         server_time: 5,
@@ -156,8 +156,8 @@ pub fn proto_wire() -> Vec<(String, Vec<u8>)> {
         r.set_commit(&[1, 2, 3]);
         r.set_welcome(&[4, 5]);
         let mut adds = r.reborrow().init_add_devices(2);
-        qpq_proto::wire::write_device_address(adds.reborrow().get(0), &env.sender);
-        qpq_proto::wire::write_device_address(adds.reborrow().get(1), &env.sender);
+        qpq_proto::wire::write_device_address(adds.reborrow().get(0), &device);
+        qpq_proto::wire::write_device_address(adds.reborrow().get(1), &device);
         r.set_client_msg_id(&[3; 16]);
     }
     out.push(("commit-request".into(), words(&m)));

@@ -38,7 +38,7 @@ struct DeviceRecord {
 struct Envelope {
   seq @0 :UInt64;           # per-device, strictly increasing
   channelId @1 :Data;
-  sender @2 :DeviceAddress; # authenticated by the server (the session that enqueued it)
+  sender @2 :DeviceAddress; # not set since protocol version 2: MLS authenticates every sender
   kind @3 :Kind;
   payload @4 :Data;         # an MLS message (TLS-serialised MlsMessage); opaque to the server
   serverTime @5 :UInt64;    # milliseconds since the Unix epoch when the server accepted it

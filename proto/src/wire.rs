@@ -87,7 +87,6 @@ pub fn read_envelope(r: envelope::Reader<'_>) -> Result<Envelope, capnp::Error> 
     Ok(Envelope {
         seq: r.get_seq(),
         channel: read_channel(r.get_channel_id()?, "channelId")?,
-        sender: read_device_address(r.get_sender()?)?,
         kind,
         payload: r.get_payload()?.to_vec(),
         server_time: r.get_server_time(),
@@ -99,7 +98,6 @@ pub fn read_envelope(r: envelope::Reader<'_>) -> Result<Envelope, capnp::Error> 
 pub fn write_envelope(mut b: envelope::Builder<'_>, e: &Envelope) {
     b.set_seq(e.seq);
     b.set_channel_id(e.channel.as_bytes());
-    write_device_address(b.reborrow().init_sender(), &e.sender);
     b.set_kind(match e.kind {
         EnvelopeKind::Application => envelope::Kind::Application,
         EnvelopeKind::Commit => envelope::Kind::Commit,
@@ -120,7 +118,6 @@ mod tests {
         let env = Envelope {
             seq: 9,
             channel: ChannelId::from_slice(&[1; 16]).unwrap(),
-            sender: DeviceAddress { user: UserId::parse("a@b.c").unwrap(), device: DeviceId([2; 16]) },
             kind: EnvelopeKind::Commit,
             payload: vec![1, 2, 3],
             server_time: 5,

@@ -324,8 +324,6 @@ pub struct Envelope {
     pub seq: u64,
     /// The channel (MLS group id) it belongs to.
     pub channel: ChannelId,
-    /// The device that enqueued it, as authenticated by the server.
-    pub sender: DeviceAddress,
     /// What the payload is.
     pub kind: EnvelopeKind,
     /// The MLS message, opaque to the server.

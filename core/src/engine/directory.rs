@@ -59,7 +59,6 @@ pub(super) enum Intake {
 pub(crate) struct Held {
     seq: u64,
     channel: ChannelId,
-    sender: DeviceAddress,
     kind: u8,
     #[serde(with = "crate::outbox::hex_bytes")]
     payload: Vec<u8>,
@@ -82,7 +81,6 @@ impl Held {
         Held {
             seq: env.seq,
             channel: env.channel.clone(),
-            sender: env.sender.clone(),
             kind,
             payload: env.payload.clone(),
             server_time: env.server_time,
@@ -102,7 +100,6 @@ impl Held {
         Envelope {
             seq: self.seq,
             channel: self.channel.clone(),
-            sender: self.sender.clone(),
             kind,
             payload: self.payload.clone(),
             server_time: self.server_time,

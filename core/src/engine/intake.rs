@@ -137,11 +137,12 @@ impl Engine {
                 return other;
             }
         }
-        let inviter = staged
-            .welcome_sender()
-            .ok()
-            .and_then(|l| device_of_credential(l.credential()).ok())
-            .unwrap_or_else(|| env.sender.clone());
+        // The member who signed the GroupInfo (checked against the directory above).
+        let Some(inviter) = staged.welcome_sender().ok().and_then(|l| device_of_credential(l.credential()).ok()) else {
+            drop(staged);
+            self.mls_rollback(&env.channel, snapshot);
+            return Err(EngineError::Invalid("the Welcome does not say which member sent it".into()));
+        };
         let meta = GroupMeta::from_extensions(staged.group_context().extensions())?;
         if let Some(mut old) = self.groups.remove(&env.channel) {
             // Only in-memory storage is touched; it cannot fail there.

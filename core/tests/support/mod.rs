@@ -44,6 +44,9 @@ pub struct SimServer {
     pub epoch_members: BTreeMap<(ChannelId, u64), BTreeSet<DeviceAddress>>,
     /// The `ttl_secs` of every enqueue accepted, in order.
     pub enqueue_ttls: Vec<u32>,
+    /// Who sent each queued envelope (device, sequence number): what the checks know, and
+    /// the server no longer tells the receiver (MLS does).
+    pub sent_by: HashMap<(DeviceAddress, u64), DeviceAddress>,
 }
 
 pub struct SimClient {
@@ -65,10 +68,10 @@ impl SimServer {
         let seq = self.next_seq.entry(to.clone()).or_insert(0);
         *seq += 1;
         let seq = *seq;
+        self.sent_by.insert((to.clone(), seq), sender.clone());
         let env = Envelope {
             seq,
             channel: channel.clone(),
-            sender: sender.clone(),
             kind,
             payload: payload.to_vec(),
             server_time: self.time,

@@ -120,12 +120,10 @@ pub(super) fn device<'q, Q: Binds<'q>>(q: Q, record: &'q DeviceRecord, now: Mill
         .int(int(now))
 }
 
-/// An envelope's columns after its device and sequence number: `channel, sender_user,
-/// sender_device, kind, payload, server_time, expires_at`.
+/// An envelope's columns after its device and sequence number: `channel, kind, payload,
+/// server_time, expires_at` (no sender: MLS authenticates it to the receivers).
 pub(super) fn envelope<'q, Q: Binds<'q>>(q: Q, m: &'q Outgoing<'_>) -> Q {
     q.bytes(m.channel.as_bytes())
-        .text(m.sender.user.as_str())
-        .bytes(&m.sender.device.0[..])
         .small(kind_code(m.kind))
         .bytes(m.payload)
         .int(int(m.now))

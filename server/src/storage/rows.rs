@@ -14,7 +14,7 @@ use super::{BlobRow, PushJob, PushSubscription, StoreError};
 pub(super) type DeviceCols = (String, Vec<u8>, Vec<u8>, i64, Vec<u8>);
 
 /// The columns of an envelope, in the order the queries select them.
-pub(super) type EnvelopeCols = (i64, Vec<u8>, String, Vec<u8>, i16, Vec<u8>, i64, i64);
+pub(super) type EnvelopeCols = (i64, Vec<u8>, i16, Vec<u8>, i64, i64);
 
 /// A channel joined with one of its members: epoch, created at, member user and device
 /// (NULL when the channel has no members).
@@ -130,11 +130,10 @@ pub(super) fn device_record(cols: DeviceCols, op: &'static str) -> Result<Device
 
 /// A stored envelope.
 pub(super) fn envelope(cols: EnvelopeCols, op: &'static str) -> Result<Envelope, StoreError> {
-    let (seq, channel, sender_user, sender_device, kind, payload, server_time, expires_at) = cols;
+    let (seq, channel, kind, payload, server_time, expires_at) = cols;
     Ok(Envelope {
         seq: uint(seq, op)?,
         channel: ChannelId::from_slice(&channel).map_err(|_| corrupt(op))?,
-        sender: address((sender_user, sender_device), op)?,
         kind: kind_from_code(kind).ok_or_else(|| corrupt(op))?,
         payload,
         server_time: uint(server_time, op)?,

@@ -173,8 +173,8 @@ impl ChannelSql for PgTx {
             "WITH bumped AS (
                  UPDATE devices SET last_seq = last_seq + 1 WHERE id = ANY($1) RETURNING id, last_seq)
              INSERT INTO envelopes
-                 (device, seq, channel, sender_user, sender_device, kind, payload, server_time, expires_at)
-             SELECT id, last_seq, $2, $3, $4, $5, $6, $7, $8 FROM bumped",
+                 (device, seq, channel, kind, payload, server_time, expires_at)
+             SELECT id, last_seq, $2, $3, $4, $5, $6 FROM bumped",
         )
         .bind(keys);
         binds::envelope(statement, message).execute(&mut *self.conn).await.map_err(db(self.conn.op))?;
@@ -203,7 +203,7 @@ impl ChannelSql for PgTx {
                  WHERE e.device = (SELECT id FROM devices WHERE user_name = $1 AND device_id = $2)
                    AND e.seq > $3 AND (e.expires_at = 0 OR e.expires_at > $4)
                  ORDER BY e.seq LIMIT $5)
-             SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
+             SELECT e.seq, e.channel, e.kind, e.payload, e.server_time, e.expires_at
              FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
              WHERE cut.n = 1 OR cut.running <= $6
              ORDER BY e.seq",

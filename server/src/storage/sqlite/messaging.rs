@@ -176,8 +176,8 @@ impl ChannelSql for Conn<Sqlite> {
             .map_err(db(self.op))?;
         let statement = sqlx::query(
             "INSERT INTO envelopes
-                 (device, seq, channel, sender_user, sender_device, kind, payload, server_time, expires_at)
-             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                 (device, seq, channel, kind, payload, server_time, expires_at)
+             SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6
              FROM devices WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(&keys);
@@ -208,7 +208,7 @@ impl ChannelSql for Conn<Sqlite> {
                  WHERE e.device = (SELECT id FROM devices WHERE user_name = ? AND device_id = ?)
                    AND e.seq > ? AND (e.expires_at = 0 OR e.expires_at > ?)
                  ORDER BY e.seq LIMIT ?)
-             SELECT e.seq, e.channel, e.sender_user, e.sender_device, e.kind, e.payload, e.server_time, e.expires_at
+             SELECT e.seq, e.channel, e.kind, e.payload, e.server_time, e.expires_at
              FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
              WHERE cut.n = 1 OR cut.running <= ?
              ORDER BY e.seq",
