@@ -186,8 +186,24 @@ impl Session {
 
     /// Claims one key package per device of `user` (our own device excluded).
     pub async fn claim_key_packages(&self, user: &UserId) -> Result<Vec<ClaimedKeyPackage>, ClientError> {
+        self.claim_key_packages_of(user, &[]).await
+    }
+
+    /// Claims one key package for each of `devices` of `user` (all its devices when empty;
+    /// our own device excluded).
+    pub async fn claim_key_packages_of(
+        &self,
+        user: &UserId,
+        devices: &[DeviceId],
+    ) -> Result<Vec<ClaimedKeyPackage>, ClientError> {
         let mut req = self.cap.claim_key_packages_request();
         req.get().set_user(user.as_str());
+        if !devices.is_empty() {
+            let mut list = req.get().init_devices(devices.len() as u32);
+            for (i, d) in devices.iter().enumerate() {
+                list.set(i as u32, &d.0);
+            }
+        }
         let resp = req.send().promise.await?;
         resp.get()?
             .get_packages()?

@@ -99,6 +99,71 @@ async fn join_all(dev: &mut Hostile, session: &qpq_client::Session, n: usize) {
     panic!("{} joined {} of {n} conversations", dev.addr.user, dev.groups.len());
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Another device of `owner`'s account: its record signed by the owner's identity key and
+/// added through the owner's session, logged in on a connection of its own with four key
+/// packages (an MLS member without an engine of ours).
+async fn linked_device(
+    owner: &qpq_native::NativeClient,
+    node: &qpq_server::RunningNode,
+    seed: u8,
+) -> (Hostile, qpq_client::Session, quinn::Connection) {
+    let ik = owner.with_engine(|e| e.identity_public_key());
+    let dev = Hostile::linked(ik, seed, |id, key| owner.with_engine(|e| e.sign_device_record(id, key, now_ms())));
+    owner.session().unwrap().add_device(&dev.record).await.unwrap();
+    let conn = raw_connection(node).await;
+    let rpc = rpc(&conn).await;
+    rpc.hello("linked").await.unwrap();
+    let nonce = rpc.challenge(&dev.addr.user, &dev.addr.device).await.unwrap();
+    let session = rpc.login(&dev.addr.user, &dev.addr.device, &nonce, &dev.sign_login(&nonce)).await.unwrap();
+    session.upload_key_packages(&dev.key_packages(4), None).await.unwrap();
+    (dev, session, conn)
+}
+
+#[test]
+fn a_device_linked_later_joins_every_conversation_at_the_accounts_next_login() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let chat = bob.start_chat(&alice.user()).await.unwrap();
+        let group = bob.create_group("team", &[alice.user()]).await.unwrap();
+        wait_conversation(&alice, &chat).await;
+        wait_conversation(&alice, &group).await;
+
+        // Alice links a device afterwards; her client adds it at its next login, to both
+        // conversations, with one key package of that device for each.
+        let (mut dev, session, _conn) = linked_device(&alice, &node, 63).await;
+        alice.shutdown().await;
+        let alice = reopen(node.addr(), node.fingerprint(), dir.path(), "alice").await;
+        join_all(&mut dev, &session, 2).await;
+        wait_outbox_empty(&alice).await;
+        for conv in [&chat, &group] {
+            let joined = bob.wait_for(20_000, |e| e.member_devices(conv).contains(&dev.addr)).await;
+            assert!(joined, "Bob's group holds Alice's new device");
+            assert_eq!(bob.with_engine(|e| e.conversation(conv).unwrap().members.len()), 2, "still two people");
+            bob.send_text(conv, "welcome").await.unwrap();
+            wait_texts(&alice, conv, &["welcome"]).await;
+            assert_eq!(
+                alice.with_engine(|e| e.epoch_authenticator(conv)),
+                bob.with_engine(|e| e.epoch_authenticator(conv))
+            );
+        }
+        assert_eq!(session.key_package_count().await.unwrap(), 2, "one package of the new device per conversation");
+        // Nothing more to do at the login after.
+        alice.shutdown().await;
+        let alice = reopen(node.addr(), node.fingerprint(), dir.path(), "alice").await;
+        assert!(online(&alice).await);
+        wait_outbox_empty(&alice).await;
+        assert_eq!(session.key_package_count().await.unwrap(), 2);
+        node.stop();
+    });
+}
+
 #[test]
 fn a_revoked_device_is_removed_from_every_conversation_by_the_accounts_other_devices() {
     run(async {
@@ -106,22 +171,9 @@ fn a_revoked_device_is_removed_from_every_conversation_by_the_accounts_other_dev
         let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-        let ik = alice.with_engine(|e| e.identity_public_key());
-        // Two more devices of Alice's, their records signed by her identity key, logged in
-        // with key packages of their own (MLS members without an engine of ours).
-        let mut linked = Vec::new();
-        for seed in [61u8, 62] {
-            let dev = Hostile::linked(ik, seed, |id, key| alice.with_engine(|e| e.sign_device_record(id, key, now)));
-            alice.session().unwrap().add_device(&dev.record).await.unwrap();
-            let conn = raw_connection(&node).await;
-            let rpc = rpc(&conn).await;
-            rpc.hello("linked").await.unwrap();
-            let nonce = rpc.challenge(&dev.addr.user, &dev.addr.device).await.unwrap();
-            let session = rpc.login(&dev.addr.user, &dev.addr.device, &nonce, &dev.sign_login(&nonce)).await.unwrap();
-            session.upload_key_packages(&dev.key_packages(4), None).await.unwrap();
-            linked.push((dev, session, conn));
-        }
+        let now = now_ms();
+        // Two more devices of Alice's.
+        let mut linked = vec![linked_device(&alice, &node, 61).await, linked_device(&alice, &node, 62).await];
         // Bob starts a chat and a group with Alice: every device of hers joins both.
         let chat = bob.start_chat(&alice.user()).await.unwrap();
         let group = bob.create_group("team", &[alice.user()]).await.unwrap();

@@ -127,8 +127,10 @@ interface Session {
 
   # --- key packages ---
   uploadKeyPackages @4 (packages :List(Data), lastResort :Data) -> (available :UInt32);
-  # One package for every device of `user` (the caller's own device is skipped).
-  claimKeyPackages @5 (user :Text) -> (packages :List(ClaimedKeyPackage));
+  # One package for every device of `user` (the caller's own device is skipped), or, when
+  # `devices` is not empty, for those of its devices only (adding a user's new device to
+  # conversations takes a package of that device alone).
+  claimKeyPackages @5 (user :Text, devices :List(Data)) -> (packages :List(ClaimedKeyPackage));
   keyPackageCount @6 () -> (available :UInt32);
 
   # --- channels (one per MLS group; channelId is the MLS group id) ---

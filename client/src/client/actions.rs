@@ -4,13 +4,21 @@
 use qpq_core::{ClaimedPackage, ConversationKind, MessageId, SafetyNumber, Verification};
 use qpq_proto::{ChannelId, UserId};
 
-use super::Client;
+use super::{Client, ClientEvent};
 use crate::api::Session;
 use crate::error::ClientError;
 use crate::{Platform, StateStore};
 
 /// How long deleting an account waits for the notices to its conversations to be sent.
 const ACCOUNT_NOTICE_TIMEOUT_MS: u64 = 10_000;
+
+/// What [`Client::sync_own_devices`] queued: in how many conversations a revoked device of
+/// this account is being removed, and in how many a missing one is being added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DeviceSync {
+    pub removed_from: usize,
+    pub added_to: usize,
+}
 
 impl<S: StateStore, P: Platform> Client<S, P> {
     /// Opens the 1:1 chat with `peer`, creating it if there is none.
@@ -202,22 +210,45 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
         let session = self.session()?;
         session.revoke_device(device).await?;
-        self.remove_revoked_devices(&session).await
+        Ok(self.sync_own_devices(&session).await?.removed_from)
     }
 
-    /// Learns this account's device list from the directory and queues removing the leaves of
-    /// devices it no longer holds from every conversation (done after each login too, so a
-    /// revocation made elsewhere is acted on by any of the account's devices).
-    pub(super) async fn remove_revoked_devices(&self, session: &crate::api::Session) -> Result<usize, ClientError> {
+    /// Brings every conversation in line with this account's device list in the directory:
+    /// queues removing the leaves of devices it no longer holds (revoked), and adds devices
+    /// it holds that a conversation lacks (newly linked), each with a key package of that
+    /// device alone. Done after each login, so any of the account's devices acts on a change
+    /// made elsewhere. A refusal while adding (a device without packages, a rate limit) leaves
+    /// the rest for the next login.
+    pub(super) async fn sync_own_devices(&self, session: &crate::api::Session) -> Result<DeviceSync, ClientError> {
         let me = self.user();
         let (ik, records) = session.list_devices(&me).await?;
-        let queued = {
+        let (removed, missing) = {
             let mut e = self.inner.engine.borrow_mut();
             e.learn_devices(&me, &ik, &records, self.inner.platform.now_ms())?;
-            e.remove_revoked_own_devices()
+            (e.remove_revoked_own_devices(), e.own_devices_missing())
         };
+        let mut added_to = 0;
+        for (conv, devices) in missing {
+            let claimed = match session.claim_key_packages_of(&me, &devices).await {
+                Ok(c) => c,
+                Err(_) => break,
+            };
+            let packages: Vec<ClaimedPackage> = claimed
+                .into_iter()
+                .filter(|c| devices.contains(&c.device))
+                .map(|c| ClaimedPackage { user: me.clone(), device: c.device, key_package: c.key_package })
+                .collect();
+            if packages.is_empty() {
+                continue;
+            }
+            let queued = self.inner.engine.borrow_mut().add_members(&conv, packages);
+            match queued {
+                Ok(()) => added_to += 1,
+                Err(e) => self.emit(ClientEvent::Notice(format!("a device of yours could not join a conversation: {e}"))),
+            }
+        }
         self.step_done().await?;
-        Ok(queued.len())
+        Ok(DeviceSync { removed_from: removed.len(), added_to })
     }
 
     /// The safety number with `peer`. Online, their directory records are fetched first, so a

@@ -142,8 +142,9 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         *self.inner.subscription.borrow_mut() = Some(handle);
         // Deliveries held since the last session, waiting for the directory.
         self.answer_directory(&session).await;
-        // A device of this account revoked meanwhile leaves every conversation.
-        if let Err(e) = self.remove_revoked_devices(&session).await {
+        // A device of this account revoked meanwhile leaves every conversation; one linked
+        // meanwhile joins every conversation.
+        if let Err(e) = self.sync_own_devices(&session).await {
             self.emit(ClientEvent::Notice(format!("could not check this account's devices: {e}")));
         }
         *self.inner.session.borrow_mut() = Some(session);

@@ -2,7 +2,7 @@
 
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup, ProtocolVersion};
-use qpq_types::{ChannelId, DeviceAddress, UserId};
+use qpq_types::{ChannelId, DeviceAddress, DeviceId, UserId};
 
 use super::{create_config, Engine, Event, CIPHERSUITE};
 use crate::conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
@@ -117,6 +117,41 @@ impl Engine {
     pub fn member_devices(&self, conv: &ChannelId) -> Vec<DeviceAddress> {
         let Some(group) = self.groups.get(conv) else { return Vec::new() };
         group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect()
+    }
+
+    /// This account's devices the directory lists (as last learned with
+    /// [`Engine::learn_devices`]) that are missing from a conversation, by conversation: claim
+    /// a key package of each (`claimKeyPackages` naming them) and add them with
+    /// [`Engine::add_members`], so a newly linked device joins every conversation. Devices
+    /// whose add is already queued are left out.
+    pub fn own_devices_missing(&self) -> Vec<(ChannelId, Vec<DeviceId>)> {
+        let me = self.user();
+        let own = self.device_id();
+        let Some(known) = self.known.get(me) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (conv, group) in &self.groups {
+            if self.require_active(conv).is_err() {
+                continue;
+            }
+            let present: Vec<DeviceAddress> =
+                group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect();
+            let queued = |d: &DeviceId| {
+                self.outbox.values().any(|i| {
+                    &i.conv == conv
+                        && matches!(&i.op, PendingOp::Membership { add, .. } if add.iter().any(|p| p.user == *me && p.device == *d))
+                })
+            };
+            let missing: Vec<DeviceId> = known
+                .devices
+                .keys()
+                .filter(|d| **d != own && !present.iter().any(|p| p.user == *me && p.device == **d) && !queued(d))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                out.push((conv.clone(), missing));
+            }
+        }
+        out
     }
 
     /// Queues, in every conversation, removing the leaves of this account's devices that the

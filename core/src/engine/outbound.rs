@@ -226,10 +226,13 @@ impl Engine {
         let Some(c) = self.conversations.get(conv) else { return false };
         let Some(group) = self.groups.get(conv) else { return false };
         let has_leaf = |d: &DeviceAddress| group.members().any(|m| device_of_credential(&m.credential).ok().as_ref() == Some(d));
-        add.is_empty()
-            && !self_update
+        // Adds of devices someone else added meanwhile (another device of the same user,
+        // say) are done too.
+        let added = |p: &crate::outbox::ClaimedPackage| has_leaf(&DeviceAddress { user: p.user.clone(), device: p.device });
+        !self_update
             && set_timer.is_none()
-            && (!remove.is_empty() || !remove_devices.is_empty())
+            && (!add.is_empty() || !remove.is_empty() || !remove_devices.is_empty())
+            && add.iter().all(added)
             && remove.iter().all(|u| !c.members.contains(u))
             && !remove_devices.iter().any(has_leaf)
     }

@@ -293,12 +293,22 @@ impl session::Server for SessionImpl {
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         track(self.ctx.metrics.clone(), "claimKeyPackages", async move {
             let _call = self.begin().await?;
-            let user = wire::read_user(params.get()?.get_user()?, "user")?;
+            let p = params.get()?;
+            let user = wire::read_user(p.get_user()?, "user")?;
+            let only = if p.has_devices() {
+                let list = p.get_devices()?;
+                if list.len() as usize > qpq_proto::MAX_DEVICES_PER_USER {
+                    return Err(wire::bad("devices", "more devices than a user can have"));
+                }
+                list.iter().map(|d| wire::read_device_id(d?, "devices")).collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
             self.ctx.rates.claim(&self.device.user, now_ms()).map_err(|ms| rate_err("key-package claims", ms))?;
             let claimed = self
                 .ctx
                 .storage
-                .claim_key_packages(&user, Some(&self.device), now_ms())
+                .claim_key_packages(&user, Some(&self.device), &only, now_ms())
                 .await
                 .map_err(|e| store_err("claim_key_packages", e))?;
             let mut list = results.get().init_packages(claimed.len() as u32);

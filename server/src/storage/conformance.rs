@@ -442,8 +442,8 @@ mod cases {
         assert_eq!(store.key_package_count(&alice[0]).await, Err(StoreError::Revoked));
         assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await, Err(StoreError::Revoked));
         assert_eq!(store.caller_alive(&alice[0]).await, Err(StoreError::Revoked));
-        assert_eq!(store.claim_key_packages(&bob[0].user, Some(&alice[0]), T0).await, Err(StoreError::Revoked));
-        assert_eq!(store.claim_key_packages(&alice[0].user, None, T0).await, Err(StoreError::NoSuchUser));
+        assert_eq!(store.claim_key_packages(&bob[0].user, Some(&alice[0]), &[], T0).await, Err(StoreError::Revoked));
+        assert_eq!(store.claim_key_packages(&alice[0].user, None, &[], T0).await, Err(StoreError::NoSuchUser));
         assert_eq!(store.channel(&channel).await.unwrap().unwrap().members, vec![bob[0].clone()]);
         assert_eq!(store.blob(&[1; 16], T0).await.unwrap(), None);
         // Bob's things stay.
@@ -539,7 +539,7 @@ mod cases {
         assert_eq!(store.key_package_count(&alice[1]).await, Err(StoreError::Revoked));
         assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await, Err(StoreError::Revoked));
         assert_eq!(store.ack(&alice[1], u64::MAX).await, Err(StoreError::Revoked));
-        assert_eq!(store.claim_key_packages(&alice[0].user, None, T0).await.unwrap(), vec![]);
+        assert_eq!(store.claim_key_packages(&alice[0].user, None, &[], T0).await.unwrap(), vec![]);
         assert_eq!(
             store.channel(&channel).await.unwrap().unwrap().members,
             sorted(vec![alice[0].clone(), bob[0].clone()])
@@ -575,17 +575,17 @@ mod cases {
         let one_time = |tag: &str| Claimed { device: alice[0].device, data: key_package(tag).data, last_resort: false };
         let last = Claimed { device: alice[0].device, data: key_package("last").data, last_resort: true };
 
-        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![one_time("a")]);
+        assert_eq!(store.claim_key_packages(u, None, &[], T0).await.unwrap(), vec![one_time("a")]);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
-        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![one_time("b")]);
+        assert_eq!(store.claim_key_packages(u, None, &[], T0).await.unwrap(), vec![one_time("b")]);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 0);
         // The last-resort package is handed out and kept.
-        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![last.clone()]);
-        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![last]);
+        assert_eq!(store.claim_key_packages(u, None, &[], T0).await.unwrap(), vec![last.clone()]);
+        assert_eq!(store.claim_key_packages(u, None, &[], T0).await.unwrap(), vec![last]);
 
         // A new last-resort package replaces the old one.
         assert_eq!(store.add_key_packages(&alice[0], &[], Some(&key_package("last 2")), u32::MAX).await.unwrap(), 0);
-        let claimed = store.claim_key_packages(u, None, T0).await.unwrap();
+        let claimed = store.claim_key_packages(u, None, &[], T0).await.unwrap();
         assert_eq!(
             claimed,
             vec![Claimed { device: alice[0].device, data: key_package("last 2").data, last_resort: true }]
@@ -603,23 +603,30 @@ mod cases {
             store.add_key_packages(device, &[key_package(&format!("a{n}"))], None, u32::MAX).await.unwrap();
         }
         // Device 4 has no packages at all and is left out.
-        let claimed = store.claim_key_packages(u, Some(&alice[0]), T0).await.unwrap();
+        let claimed = store.claim_key_packages(u, Some(&alice[0]), &[], T0).await.unwrap();
         let devices: Vec<DeviceId> = claimed.iter().map(|c| c.device).collect();
         assert_eq!(devices, vec![alice[1].device, alice[2].device]);
         assert_eq!(claimed[0].data, key_package("a1").data);
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
         // Excepting another user's device excepts nothing here.
-        let claimed = store.claim_key_packages(u, Some(&bob[0]), T0).await.unwrap();
+        let claimed = store.claim_key_packages(u, Some(&bob[0]), &[], T0).await.unwrap();
         assert_eq!(claimed.iter().map(|c| c.device).collect::<Vec<_>>(), vec![alice[0].device]);
-        assert_eq!(store.claim_key_packages(&user("nobody"), None, T0).await, Err(StoreError::NoSuchUser));
-        assert_eq!(store.claim_key_packages(&bob[0].user, None, T0).await.unwrap(), vec![]);
+        assert_eq!(store.claim_key_packages(&user("nobody"), None, &[], T0).await, Err(StoreError::NoSuchUser));
+        assert_eq!(store.claim_key_packages(&bob[0].user, None, &[], T0).await.unwrap(), vec![]);
+        // Naming devices claims for those only: the others keep their packages.
+        for (n, device) in alice.iter().enumerate().take(3) {
+            store.add_key_packages(device, &[key_package(&format!("b{n}"))], None, u32::MAX).await.unwrap();
+        }
+        let claimed = store.claim_key_packages(u, Some(&bob[0]), &[alice[2].device], T0).await.unwrap();
+        assert_eq!(claimed.iter().map(|c| c.device).collect::<Vec<_>>(), vec![alice[2].device]);
+        assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 1, "a device not named keeps its package");
     }
 
     pub(super) async fn reused_key_package_is_refused_and_nothing_of_the_call_is_stored(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 2).await;
         let u = &alice[0].user;
         store.add_key_packages(&alice[0], &[key_package("a"), key_package("b")], None, u32::MAX).await.unwrap();
-        store.claim_key_packages(u, None, T0).await.unwrap(); // hands out "a"
+        store.claim_key_packages(u, None, &[], T0).await.unwrap(); // hands out "a"
 
         for (packages, last_resort) in
             [(vec![key_package("c"), key_package("a")], None), (vec![key_package("d")], Some(key_package("a")))]
@@ -636,10 +643,10 @@ mod cases {
         );
         assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
         assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 0);
-        let claimed = store.claim_key_packages(u, None, T0).await.unwrap();
+        let claimed = store.claim_key_packages(u, None, &[], T0).await.unwrap();
         assert_eq!(claimed.iter().map(|c| c.data.clone()).collect::<Vec<_>>(), vec![key_package("b").data]);
         // Neither "c", "d" nor a last-resort package was stored.
-        assert_eq!(store.claim_key_packages(u, None, T0).await.unwrap(), vec![]);
+        assert_eq!(store.claim_key_packages(u, None, &[], T0).await.unwrap(), vec![]);
         assert_eq!(
             store.add_key_packages(&addr(&user("nobody"), 1), &[key_package("e")], None, u32::MAX).await,
             Err(StoreError::Revoked)
@@ -657,7 +664,7 @@ mod cases {
                 let (store, barrier, u) = (store.clone(), barrier.clone(), alice[0].user.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.claim_key_packages(&u, None, T0).await
+                    store.claim_key_packages(&u, None, &[], T0).await
                 })
             })
             .collect();
@@ -1173,7 +1180,7 @@ mod cases {
     pub(super) async fn claimed_hashes_are_forgotten_after_their_retention(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 1).await.remove(0);
         store.add_key_packages(&alice, &[key_package("old")], None, u32::MAX).await.unwrap();
-        store.claim_key_packages(&alice.user, None, T0 + 10).await.unwrap();
+        store.claim_key_packages(&alice.user, None, &[], T0 + 10).await.unwrap();
         let old = [key_package("old")];
         let again = || store.add_key_packages(&alice, &old, None, u32::MAX);
         assert_eq!(again().await, Err(StoreError::KeyPackageReused));
@@ -1403,7 +1410,7 @@ mod postgres_cluster {
                 let (node, barrier, u) = (nodes[i % 2].clone(), barrier.clone(), alice.user.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    node.claim_key_packages(&u, None, T0).await
+                    node.claim_key_packages(&u, None, &[], T0).await
                 })
             })
             .collect();

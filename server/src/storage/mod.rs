@@ -268,6 +268,7 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         user: &UserId,
         except: Option<&DeviceAddress>,
+        only: &[DeviceId],
         now: Millis,
     ) -> Result<Vec<Claimed>, StoreError>;
 

@@ -165,6 +165,7 @@ pub(super) async fn claim_key_packages<B: Backend>(
     b: &B,
     user: &UserId,
     except: Option<&DeviceAddress>,
+    only: &[DeviceId],
     now: Millis,
 ) -> Result<Vec<Claimed>, TxError> {
     const OP: &str = "claim key packages";
@@ -179,7 +180,7 @@ pub(super) async fn claim_key_packages<B: Backend>(
     let mut claimed = Vec::with_capacity(devices.len());
     for (id, device_id) in devices {
         let device = DeviceId(rows::fixed(device_id, OP)?);
-        if except.is_some_and(|e| e.user == *user && e.device == device) {
+        if except.is_some_and(|e| e.user == *user && e.device == device) || !(only.is_empty() || only.contains(&device)) {
             continue;
         }
         if let Some((hash, data)) = tx.pop_one_time(id).await? {

@@ -12,7 +12,7 @@ mod push;
 use std::future::Future;
 
 use async_trait::async_trait;
-use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, Envelope, UserId};
+use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, UserId};
 use tokio::sync::broadcast;
 
 use super::backend::{AccountSql, Backend};
@@ -130,9 +130,10 @@ impl<B: Backend> Storage for B {
         &self,
         user: &UserId,
         except: Option<&DeviceAddress>,
+        only: &[DeviceId],
         now: Millis,
     ) -> Result<Vec<Claimed>, StoreError> {
-        retrying(self, || accounts::claim_key_packages(self, user, except, now)).await
+        retrying(self, || accounts::claim_key_packages(self, user, except, only, now)).await
     }
 
     async fn key_package_count(&self, device: &DeviceAddress) -> Result<u32, StoreError> {
