@@ -25,18 +25,20 @@ const PEER = `bob@${DOMAIN}`;
 
 test.use({ gatewayArgs: ["--frame-ancestors", HOST_ORIGIN] });
 
-/** A shop's page with the widget, as the README's snippet puts it. */
-const HOST_PAGE = `<!doctype html>
+/** A shop's page with the widget, as the README's snippet puts it (`label`: its data-label). */
+const hostPage = (label) => `<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>A shop</title>
 <h1>A shop</h1><p>Questions? Ask us.</p>
-<script src="${BASE_URL}/embed.js" data-peer="${PEER}" async></script>
+<script src="${BASE_URL}/embed.js" data-peer="${PEER}"${label ? ` data-label="${label}"` : ""} async></script>
 </html>`;
 
-/** Serves HOST_PAGE at / on 127.0.0.1 and localhost (IPv4). */
+/** Serves the host page at / (`/?label=Ask+us` names the button) on 127.0.0.1 (localhost too). */
 async function hostServer() {
   const server = http.createServer((req, res) => {
-    if (new URL(req.url, HOST_ORIGIN).pathname !== "/") return res.writeHead(404).end();
-    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(HOST_PAGE);
+    const url = new URL(req.url, HOST_ORIGIN);
+    if (url.pathname !== "/") return res.writeHead(404).end();
+    const label = url.searchParams.get("label")?.replace(/[^\w ]/g, "");
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(hostPage(label));
   });
   await new Promise((resolve, reject) => server.once("error", reject).listen(HOST_PORT, "127.0.0.1", resolve));
   return server;
@@ -96,20 +98,22 @@ test("the widget on another site loads the engine only when opened, chats with B
     expect(await widget(shop).evaluate((el) => el.unread)).toBe(1);
     await expect(shop.getByRole("status").filter({ hasText: "1 unread message" })).toBeAttached();
 
-    // Opened again: the message shows, is read, and the count goes back to 0.
-    await open.click();
+    // Opened again, by the host page this time: the message shows, is read, and the count
+    // goes back to 0.
+    await widget(shop).evaluate((el) => el.open());
+    await expect(open).toHaveAttribute("aria-expanded", "true");
     await expectChat(chat, ["Hello from the shop", "Hi! How can I help?", "Are you still there?"]);
     await expect.poll(() => shop.evaluate(() => window.unreadCounts)).toEqual([1, 0]);
 
     expect(problems, "uncaught errors or CSP violations in the host page or the widget").toEqual([]);
 
     // Chromium as it comes blocks site data in frames of other sites: the widget says so and
-    // offers the chat in a tab of its own.
+    // offers the chat in a tab of its own. (This page names its button with data-label.)
     const other = await browser.newContext();
     try {
       const blocked = await other.newPage();
-      await blocked.goto(`${HOST_ORIGIN}/`);
-      await blocked.getByRole("button", { name: "Open chat" }).click();
+      await blocked.goto(`${HOST_ORIGIN}/?label=Ask+us`);
+      await blocked.getByRole("button", { name: "Ask us", exact: true }).click();
       const frame = widgetFrame(blocked);
       await expect(frame.getByRole("heading", { name: "This browser keeps the chat from storing anything here" })).toBeVisible();
       await expect(frame.getByRole("link", { name: "Open the chat in a new tab" })).toHaveAttribute(
