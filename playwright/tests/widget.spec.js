@@ -116,10 +116,12 @@ test("the widget on another site loads the engine only when opened, chats with B
       await blocked.getByRole("button", { name: "Ask us", exact: true }).click();
       const frame = widgetFrame(blocked);
       await expect(frame.getByRole("heading", { name: "This browser keeps the chat from storing anything here" })).toBeVisible();
-      await expect(frame.getByRole("link", { name: "Open the chat in a new tab" })).toHaveAttribute(
-        "href",
-        `${BASE_URL}/embed.html?peer=${encodeURIComponent(PEER)}`,
-      );
+      const newTab = frame.getByRole("link", { name: "Open the chat in a new tab" });
+      await expect(newTab).toHaveAttribute("href", `${BASE_URL}/embed.html?peer=${encodeURIComponent(PEER)}`);
+      // Not embedded, the chat may store its data: it asks for a name.
+      const [tab] = await Promise.all([other.waitForEvent("page"), newTab.click()]);
+      await expect(tab.getByRole("heading", { name: `Chat with ${PEER}` })).toBeVisible();
+      await expect(tab.getByRole("textbox", { name: "Username" })).toBeVisible();
 
       // The same page at an origin --frame-ancestors does not name: the browser refuses the
       // frame (this context is not watched: the refusal is reported as a CSP violation).
