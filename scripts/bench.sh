@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push, calls)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput browser-mls transports files push calls)
+all=(mls throughput browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -56,6 +56,11 @@ for b in "${wanted[@]}"; do
       browser_setup
       say "calls: Call -> first remote video frame, direct and through coturn; CPU of an established call"
       (cd playwright && node bench/calls.mjs)
+      ;;
+    widget)
+      browser_setup
+      say "embeddable widget vs full app: first paint, engine on open, chat ready, first message delivered"
+      (cd playwright && node bench/widget.mjs)
       ;;
     *)
       echo "unknown benchmark '$b' (known: ${all[*]})" >&2

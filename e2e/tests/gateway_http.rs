@@ -151,11 +151,27 @@ async fn every_response_carries_the_security_headers() {
 }
 
 #[tokio::test]
-async fn frame_ancestors_can_be_opened_for_an_embeddable_widget() {
+async fn frame_ancestors_opens_the_widget_page_and_nothing_else() {
     let mut s = site(&[]);
+    std::fs::write(s.config.www.join("embed.html"), "<!doctype html><title>chat</title>").unwrap();
+    std::fs::write(s.config.www.join("embed.js"), "customElements.define('qpq-chat', class extends HTMLElement {});")
+        .unwrap();
     s.config.frame_ancestors = "https://shop.example".into();
-    let resp = get(&router(&s.config), "/", &[]).await;
-    assert!(header_of(&resp, "content-security-policy").ends_with("frame-ancestors https://shop.example"));
+    let r = router(&s.config);
+    let resp = get(&r, "/embed.html?peer=support", &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let widget_csp = CSP.replace("frame-ancestors 'none'", "frame-ancestors https://shop.example");
+    assert_eq!(header_of(&resp, "content-security-policy"), widget_csp);
+    // The app itself, and everything else, still cannot be framed.
+    for path in ["/", "/index.html", "/app.js", "/no/such/file"] {
+        assert_security_headers(&get(&r, path, &[]).await, path);
+    }
+    // The widget's script: a script, loadable by other sites' pages (even those demanding CORP).
+    let script = get(&r, "/embed.js", &[]).await;
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(header_of(&script, "content-type"), "text/javascript");
+    assert_eq!(header_of(&script, "cross-origin-resource-policy"), "cross-origin");
+    assert_eq!(header_of(&get(&r, "/app.js", &[]).await, "cross-origin-resource-policy"), "");
     s.config.frame_ancestors = "'none'; script-src *".into();
     assert!(AppState::new(&s.config).is_err(), "a directive cannot be smuggled in");
 }

@@ -1,5 +1,6 @@
 //! The HTTP application: [`app`] merges the route sets of [`crate::routes`] into one
-//! `Router` and puts the security headers and `Cache-Control` on every response. Nothing
+//! `Router` and puts the security headers and `Cache-Control` on every response (the chat
+//! widget's page and script get theirs, [`security::embed_headers`]). Nothing
 //! imports this module but the crate root and `gateway.rs`, which serves the router.
 
 use axum::http::{header, HeaderValue};
@@ -28,7 +29,8 @@ pub fn app(state: AppState) -> Router {
     for layer in security::header_layers(state.security_headers().to_vec()) {
         router = router.layer(layer);
     }
-    router
+    // Outside the common headers, so that the widget's page keeps its own CSP.
+    router.layer(middleware::from_fn_with_state(state.embed_page_csp().clone(), security::embed_headers))
 }
 
 /// The application on the HTTPS listeners (TCP and HTTP/3): the same as [`app`], plus

@@ -95,7 +95,9 @@ pub struct Config {
     #[arg(long = "allow-origin", env = "QPQ_GATEWAY_ALLOW_ORIGINS", value_delimiter = ',')]
     pub allow_origins: Vec<String>,
 
-    /// The Content-Security-Policy frame-ancestors sources: who may embed the app in a frame.
+    /// Who may frame the chat widget's page (/embed.html, which /embed.js embeds): CSP
+    /// frame-ancestors sources, e.g. "https://shop.example https://blog.example". Every other
+    /// page, the app included, cannot be framed at all.
     #[arg(long, env = "QPQ_GATEWAY_FRAME_ANCESTORS", default_value = "'none'")]
     pub frame_ancestors: String,
 

@@ -3,8 +3,13 @@
 //! `Origin` check that guards `/ws` and `/wt`. It depends on nothing but [`crate::error`].
 //!
 //! The Content-Security-Policy allows no inline script and no `eval` (only
-//! `'wasm-unsafe-eval'`, which WebAssembly compilation needs); `frame-ancestors` is the one
-//! part a deployment may change (`--frame-ancestors`), for an embeddable widget.
+//! `'wasm-unsafe-eval'`, which WebAssembly compilation needs) and no framing
+//! (`frame-ancestors 'none'`), but for one page: the chat widget's ([`EMBED_PAGE`]), whose
+//! `frame-ancestors` a deployment sets with `--frame-ancestors` (the sites that embed the
+//! widget). Allowing the widget never makes the full app frameable. The widget's script
+//! ([`EMBED_SCRIPT`]) is loaded by those sites' `<script>` tags: a classic script needs no
+//! CORS, and `Cross-Origin-Resource-Policy: cross-origin` lets pages that demand it for every
+//! resource (COEP `require-corp`) load it too. [`embed_headers`] sets both.
 //!
 //! The `Origin` check stops other web sites from opening sessions with a visitor's browser
 //! (cross-site WebSocket hijacking; WebTransport `CONNECT` requests carry an `Origin` too): a
@@ -16,7 +21,10 @@
 //! WebSocket or WebTransport session) and is accepted: a program can claim any origin it
 //! likes anyway.
 
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::GatewayError;
@@ -24,6 +32,11 @@ use crate::error::GatewayError;
 /// `Cache-Control` of every response but a found content-hashed asset (see
 /// [`crate::assets`]), refusals given outside the router included.
 pub const NO_CACHE: &str = "no-cache";
+
+/// The page other sites may frame: the chat widget's iframe (`www/embed.html`).
+pub const EMBED_PAGE: &str = "/embed.html";
+/// The widget's script (`www/embed.js`), which other sites load with a `<script>` tag.
+pub const EMBED_SCRIPT: &str = "/embed.js";
 
 /// The Content-Security-Policy for the given `frame-ancestors` sources.
 pub fn content_security_policy(frame_ancestors: &str) -> String {
@@ -35,19 +48,40 @@ pub fn content_security_policy(frame_ancestors: &str) -> String {
     )
 }
 
-/// The headers every response carries.
-pub(crate) fn headers(frame_ancestors: &str) -> Result<Vec<(HeaderName, HeaderValue)>, GatewayError> {
-    let bad = || GatewayError::BadFrameAncestors(frame_ancestors.to_string());
-    if frame_ancestors.trim().is_empty() || frame_ancestors.contains([';', ',']) {
-        return Err(bad());
-    }
-    let csp = HeaderValue::from_str(&content_security_policy(frame_ancestors.trim())).map_err(|_| bad())?;
-    Ok(vec![
+/// The headers every response carries (the widget's page then gets its own CSP).
+pub(crate) fn headers() -> Vec<(HeaderName, HeaderValue)> {
+    let csp = HeaderValue::from_str(&content_security_policy("'none'")).expect("a valid header value");
+    vec![
         (header::CONTENT_SECURITY_POLICY, csp),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
-    ])
+    ]
+}
+
+/// The Content-Security-Policy of [`EMBED_PAGE`]: framed by `frame_ancestors`
+/// (`--frame-ancestors`) only; a value that would smuggle in another directive is refused.
+pub(crate) fn embed_page_csp(frame_ancestors: &str) -> Result<HeaderValue, GatewayError> {
+    let bad = || GatewayError::BadFrameAncestors(frame_ancestors.to_string());
+    if frame_ancestors.trim().is_empty() || frame_ancestors.contains([';', ',']) {
+        return Err(bad());
+    }
+    HeaderValue::from_str(&content_security_policy(frame_ancestors.trim())).map_err(|_| bad())
+}
+
+/// Middleware over the common headers: the widget's page gets `csp` (see
+/// [`embed_page_csp`]), its script `Cross-Origin-Resource-Policy: cross-origin`.
+pub(crate) async fn embed_headers(State(csp): State<HeaderValue>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let (page, script) = (path == EMBED_PAGE, path == EMBED_SCRIPT);
+    let mut resp = next.run(req).await;
+    if page {
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+    } else if script {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin"));
+    }
+    resp
 }
 
 /// Layers that set `headers` on every response, replacing any a handler set.
@@ -221,9 +255,18 @@ mod tests {
 
     #[test]
     fn frame_ancestors_cannot_smuggle_directives() {
-        assert!(headers("'none'").is_ok());
-        assert!(headers("https://shop.example https://blog.example").is_ok());
-        assert!(headers("'none'; script-src *").is_err());
-        assert!(headers("").is_err());
+        assert!(embed_page_csp("'none'").is_ok());
+        let two = embed_page_csp("https://shop.example https://blog.example").unwrap();
+        assert!(two.to_str().unwrap().ends_with("; frame-ancestors https://shop.example https://blog.example"));
+        assert!(embed_page_csp("'none'; script-src *").is_err());
+        assert!(embed_page_csp("https://a.example, *").is_err());
+        assert!(embed_page_csp("").is_err());
+    }
+
+    #[test]
+    fn only_the_widget_page_may_be_framed() {
+        let common = headers();
+        let csp = common.iter().find(|(n, _)| n == header::CONTENT_SECURITY_POLICY).unwrap().1.to_str().unwrap();
+        assert!(csp.ends_with("; frame-ancestors 'none'"), "{csp}");
     }
 }

@@ -49,6 +49,8 @@ struct Shared {
     listeners: RwLock<Listeners>,
     webtransport_url: Option<String>,
     bench_echo: bool,
+    /// The Content-Security-Policy of the widget's page (`--frame-ancestors`).
+    embed_page_csp: HeaderValue,
     healthz_details: bool,
 }
 
@@ -68,7 +70,8 @@ impl AppState {
             https: (!config.no_https).then_some(config.https_listen),
             http3: config.serves_http3(),
         };
-        let sessions = Sessions::new(config, NodePool::new(config)?, security::headers(&config.frame_ancestors)?)?;
+        let embed_page_csp = security::embed_page_csp(&config.frame_ancestors)?;
+        let sessions = Sessions::new(config, NodePool::new(config)?, security::headers())?;
         sessions.set_own_ports(listeners.page_ports());
         Ok(AppState {
             inner: Arc::new(Shared {
@@ -79,6 +82,7 @@ impl AppState {
                 listeners: RwLock::new(listeners),
                 webtransport_url: config.webtransport_url.clone(),
                 bench_echo: config.bench_echo,
+                embed_page_csp,
                 healthz_details: config.healthz_details,
             }),
         })
@@ -138,6 +142,11 @@ impl AppState {
     /// The web app directory (`--www`) and the wasm-bindgen output (`--pkg`).
     pub(crate) fn asset_dirs(&self) -> (&Path, &Path) {
         (&self.inner.www, &self.inner.pkg)
+    }
+
+    /// The Content-Security-Policy of the widget's page, framed by `--frame-ancestors`.
+    pub(crate) fn embed_page_csp(&self) -> &HeaderValue {
+        &self.inner.embed_page_csp
     }
 
     pub(crate) fn security_headers(&self) -> &[(HeaderName, HeaderValue)] {

@@ -1,0 +1,277 @@
+// The embedded chat (embed.html): one 1:1 conversation with the widget's peer, drawn by the
+// app's own message log, composer behaviour and file transfers. The chat starts once the
+// engine is online (a new chat needs the peer's key packages) and reopens from storage
+// afterwards. Messages are read only while the person can see them: the widget's panel is
+// open and the page is visible; otherwise the unread count goes to the host page.
+
+import { byId, h, setText } from "../dom.js";
+import { asSentence, describeError } from "../errors.js";
+import { ConnectionStatus } from "./connection-status.js";
+import { ConfirmDialog } from "./confirm.js";
+import { FileTransfers } from "./files.js";
+import { MessageLog } from "./message-log.js";
+import { showScreen } from "./screens.js";
+
+/** How long a notice stays on screen. */
+const NOTICE_MS = 10_000;
+
+export class EmbedChat {
+  /**
+   * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {string} peer whom the widget connects with (`name` or `name@domain`)
+   * @param {{ origin: string | null, visible: boolean, onVisible: (v: boolean) => void,
+   *           send: (m: object) => void }} host the embedding page
+   */
+  constructor(client, peer, host) {
+    this.client = client;
+    this.host = host;
+    this.stopped = false;
+    this.aborter = new AbortController();
+    const signal = this.aborter.signal;
+    const me = client.user();
+    // "support" means support on this user's own server.
+    this.peer = peer.includes("@") ? peer : `${peer}${me.slice(me.lastIndexOf("@"))}`;
+    /** @type {string | null} */
+    this.conversationId = null;
+    this.starting = false;
+    /** Why the chat could not start (shown until it does), and the engine's latest notice. */
+    this.problem = "";
+    this.notice = "";
+    this.noticeTimer = null;
+    this.reported = 0;
+    this.pending = false;
+    /** Replying to or editing a message: @type {{ mode: "reply" | "edit", message: object } | null} */
+    this.context = null;
+
+    this.state = byId("embed-state");
+    this.composer = byId("composer");
+    this.input = byId("composer-input");
+    this.send = byId("composer-send");
+    this.composerError = byId("composer-error");
+    this.connection = new ConnectionStatus(byId("connection"));
+    this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
+    this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
+    this.log.setActions({
+      react: (m, emoji, remove) => this.act(() => this.client.react(this.conversationId, m.id, emoji, remove)),
+      reply: (m) => this.startContext("reply", m),
+      edit: (m) => this.startContext("edit", m),
+      remove: (m) => this.confirmDelete(m),
+    });
+    this.deleteDialog = new ConfirmDialog(
+      { id: "delete-message-dialog", title: "Delete this message?", action: "Delete for everyone", busy: "Deleting…" },
+      signal,
+    );
+    this.contextText = h("span", { class: "composer-context-text", dir: "auto" });
+    this.contextBar = h(
+      "div",
+      { class: "composer-context", role: "status", hidden: true },
+      this.contextText,
+      h("button", { type: "button", class: "secondary small", text: "Cancel", on: { click: () => this.endContext() } }),
+    );
+    this.composer.prepend(this.contextBar);
+
+    this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
+    this.input.addEventListener(
+      "keydown",
+      (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          this.composer.requestSubmit();
+        }
+      },
+      { signal },
+    );
+    document.addEventListener("visibilitychange", () => this.schedule(), { signal });
+    host.onVisible = () => this.schedule();
+    client.onEvent((event) => this.onEvent(event));
+  }
+
+  /** Shows the chat and connects. */
+  start() {
+    setText(byId("embed-title"), `Chat with ${this.peer}`);
+    setText(
+      byId("embed-me"),
+      this.host.origin
+        ? `You are ${this.client.user()} on ${this.host.origin}. This site's chat has an account of its own, kept in this browser.`
+        : `You are ${this.client.user()}.`,
+    );
+    this.conversationId = this.findChat();
+    this.render();
+    showScreen("app");
+    this.client.start();
+    this.connection.show({ state: "connecting" });
+  }
+
+  /** Disconnects and stops reacting (another tab took over). */
+  destroy() {
+    this.stopped = true;
+    this.aborter.abort();
+    this.connection.stopCountdown();
+    clearTimeout(this.noticeTimer);
+    for (const d of document.querySelectorAll("dialog[open]")) d.close();
+    this.client.stop();
+  }
+
+  /** The stored 1:1 chat with the peer, if there is one. */
+  findChat() {
+    const c = this.client
+      .conversations()
+      .find((c) => c.kind === "direct" && c.active && c.members.includes(this.peer) && c.members.length <= 2);
+    return c?.id ?? null;
+  }
+
+  /** Starts the chat with the peer (it needs a connection); tried again at the next one. */
+  async startChat() {
+    if (this.conversationId || this.starting) return;
+    this.starting = true;
+    this.schedule();
+    try {
+      this.conversationId = await this.client.startChat(this.peer);
+      this.problem = "";
+    } catch (e) {
+      this.problem = describeError(e);
+    } finally {
+      this.starting = false;
+      this.schedule();
+    }
+  }
+
+  /** @param {import("/pkg/qpq_web.js").QpqEvent} event */
+  onEvent(event) {
+    if (this.stopped) return;
+    switch (event.type) {
+      case "connection":
+        this.connection.show(event);
+        if (event.state === "online") this.startChat();
+        break;
+      case "conversation":
+        this.schedule();
+        break;
+      case "message":
+        if (event.conversation === this.conversationId) this.schedule();
+        if (event.change !== "added") this.files.prune();
+        break;
+      case "notice":
+        this.showNotice(asSentence(event.text));
+        break;
+    }
+  }
+
+  /** Redraws once the current burst of events is over. */
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    queueMicrotask(() => {
+      this.pending = false;
+      if (!this.stopped) this.render();
+    });
+  }
+
+  render() {
+    const id = this.conversationId ?? this.findChat();
+    this.conversationId = id;
+    const c = id ? this.client.conversation(id) : null;
+    const active = !!c?.active;
+    this.input.disabled = !active;
+    this.send.disabled = !active;
+    this.files.show(id, active);
+    const waiting = this.starting ? `Starting the chat with ${this.peer}…` : "Connecting to start the chat…";
+    const line = this.notice || this.problem || (c ? "" : waiting);
+    setText(this.state, line);
+    this.state.hidden = !line;
+    if (!c) {
+      this.log.clear();
+      this.report(0);
+      return;
+    }
+    this.log.render(id, this.client.history(id), c.kind, c.active);
+    const seen = this.host.visible && document.visibilityState === "visible";
+    if (c.unread > 0 && seen) this.markRead(id);
+    this.report(seen ? 0 : c.unread);
+  }
+
+  /** Tells the host page how many messages wait unread (only when the number changes). */
+  report(count) {
+    if (count === this.reported) return;
+    this.reported = count;
+    this.host.send({ type: "unread", count });
+  }
+
+  async markRead(id) {
+    try {
+      await this.client.markRead(id);
+    } catch (e) {
+      this.showNotice(describeError(e));
+    }
+  }
+
+  /** Shows what the engine said (a safety number changed, …) above the composer for a while. */
+  showNotice(text) {
+    this.notice = text;
+    clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      this.notice = "";
+      this.schedule();
+    }, NOTICE_MS);
+    this.schedule();
+  }
+
+  async submit(event) {
+    event.preventDefault();
+    const id = this.conversationId;
+    const text = this.input.value;
+    if (!id || !text.trim()) return;
+    setText(this.composerError, "");
+    this.input.value = "";
+    this.input.focus();
+    const context = this.context;
+    this.endContext();
+    try {
+      if (context?.mode === "edit") await this.client.editMessage(id, context.message.id, text);
+      else if (context?.mode === "reply") await this.client.sendReply(id, text, context.message.id);
+      else await this.client.sendText(id, text);
+    } catch (e) {
+      // Nothing was queued: give the text back so it is not lost.
+      if (!this.input.value) this.input.value = text;
+      setText(this.composerError, describeError(e));
+    }
+  }
+
+  /** Runs a message action, showing its error under the composer. */
+  async act(action) {
+    setText(this.composerError, "");
+    try {
+      await action();
+    } catch (e) {
+      setText(this.composerError, describeError(e));
+    }
+  }
+
+  confirmDelete(m) {
+    const id = this.conversationId;
+    this.deleteDialog.ask(
+      {
+        text: "It is removed for everyone in this conversation, on all their devices. This cannot be undone.",
+        quote: m.text.replace(/\s+/g, " ").slice(0, 200),
+      },
+      () => this.client.deleteMessage(id, m.id),
+    );
+  }
+
+  /** Starts replying to or editing message `m` in the composer. */
+  startContext(mode, m) {
+    this.context = { mode, message: m };
+    const who = m.outgoing ? "yourself" : m.sender;
+    const preview = m.text.replace(/\s+/g, " ").slice(0, 80);
+    setText(this.contextText, mode === "edit" ? `Editing: ${preview}` : `Replying to ${who}: ${preview}`);
+    this.contextBar.hidden = false;
+    if (mode === "edit") this.input.value = m.text;
+    this.input.focus();
+  }
+
+  endContext() {
+    this.context = null;
+    this.contextBar.hidden = true;
+    setText(this.contextText, "");
+  }
+}
