@@ -11,6 +11,7 @@
 //! tags    := 1 id (16 bytes) | 2 sent_at (u64 BE, ms) | 3 kind (varint) | 4 body (fields of the kind)
 //! kinds   := 1 text | 2 receipt | 3 typing | 4 reaction | 5 edit | 6 delete | 7 file | 8 leave
 //!          | 9 call offer | 10 call answer | 11 ICE candidates | 12 hang-up | 13 decline | 14 busy
+//!          | 15 call media state (muted, camera off)
 //! ```
 //!
 //! Each kind's body is again TLV fields (see the `tag` module): text `1 text, 2 reply_to`;
@@ -165,7 +166,7 @@ pub enum Body {
         /// The file.
         file: FileRef,
     },
-    /// A call signal (offer, answer, candidates, hang-up, decline, busy).
+    /// A call signal (offer, answer, candidates, hang-up, decline, busy, media state).
     Call(CallSignal),
     /// A kind this build does not know (sent by a newer client).
     Unsupported {
@@ -660,6 +661,7 @@ mod tests {
             CallSignal::Hangup { call },
             CallSignal::Decline { call, to: to.clone() },
             CallSignal::Busy { call, to },
+            CallSignal::Media { call, muted: true, camera_off: false },
         ];
         for (signal, kind) in calls.into_iter().zip(9..) {
             let m = with(Body::Call(signal));

@@ -8,13 +8,13 @@
 //! certificate the other side presented has that fingerprint.
 //!
 //! Each signal is its own application-message kind (numbers in `app_message.rs`: 9 offer, 10
-//! answer, 11 candidates, 12 hang-up, 13 decline, 14 busy), so a client that predates calls
-//! shows them as unsupported. Their bodies share one set of TLV tags:
+//! answer, 11 candidates, 12 hang-up, 13 decline, 14 busy, 15 media state), so a client that
+//! predates calls shows them as unsupported. Their bodies share one set of TLV tags:
 //!
 //! ```text
 //! 1 call id (16 bytes) | 2 to: user (UTF-8) | 3 to: device (16 bytes) | 4 video (0/1)
 //! 5 sdp (UTF-8) | 6 fingerprint ("sha-256 AB:CD:…") | 7 candidate (repeated: 1 mid, 2 m-line, 3 line)
-//! 8 restart (0/1)
+//! 8 restart (0/1) | 9 muted (0/1) | 10 camera off (0/1)
 //! ```
 //!
 //! A call is addressed: an offer to a user (any of their devices may answer; the first answer
@@ -148,6 +148,16 @@ pub enum CallSignal {
         /// The device that offered.
         to: CallPeer,
     },
+    /// The sender's microphone and camera, for everyone in the call: sent when either changes
+    /// (the other side's media simply stops, so it is told why).
+    Media {
+        /// The call.
+        call: CallId,
+        /// The microphone is muted.
+        muted: bool,
+        /// The camera is off.
+        camera_off: bool,
+    },
 }
 
 impl CallSignal {
@@ -159,11 +169,13 @@ impl CallSignal {
             | CallSignal::Candidates { call, .. }
             | CallSignal::Hangup { call }
             | CallSignal::Decline { call, .. }
-            | CallSignal::Busy { call, .. } => *call,
+            | CallSignal::Busy { call, .. }
+            | CallSignal::Media { call, .. } => *call,
         }
     }
 
-    /// Whom the signal is for; `None` for a hang-up, which is for everyone in the call.
+    /// Whom the signal is for; `None` for a hang-up or a media state, which are for everyone
+    /// in the call.
     pub fn to(&self) -> Option<&CallPeer> {
         match self {
             CallSignal::Offer { to, .. }
@@ -171,7 +183,7 @@ impl CallSignal {
             | CallSignal::Candidates { to, .. }
             | CallSignal::Decline { to, .. }
             | CallSignal::Busy { to, .. } => Some(to),
-            CallSignal::Hangup { .. } => None,
+            CallSignal::Hangup { .. } | CallSignal::Media { .. } => None,
         }
     }
 
@@ -192,6 +204,7 @@ impl CallSignal {
             CallSignal::Hangup { .. } => "hangup",
             CallSignal::Decline { .. } => "decline",
             CallSignal::Busy { .. } => "busy",
+            CallSignal::Media { .. } => "media",
         }
     }
 
@@ -250,6 +263,7 @@ pub(crate) mod kind {
     pub const HANGUP: u64 = 12;
     pub const DECLINE: u64 = 13;
     pub const BUSY: u64 = 14;
+    pub const MEDIA: u64 = 15;
 }
 
 mod tag {
@@ -261,6 +275,8 @@ mod tag {
     pub const FINGERPRINT: u64 = 6;
     pub const CANDIDATE: u64 = 7;
     pub const RESTART: u64 = 8;
+    pub const MUTED: u64 = 9;
+    pub const CAMERA_OFF: u64 = 10;
 
     pub const CANDIDATE_MID: u64 = 1;
     pub const CANDIDATE_M_LINE: u64 = 2;
@@ -305,13 +321,18 @@ pub(crate) fn encode(signal: &CallSignal) -> (u64, Vec<u8>) {
         CallSignal::Hangup { .. } => kind::HANGUP,
         CallSignal::Decline { .. } => kind::DECLINE,
         CallSignal::Busy { .. } => kind::BUSY,
+        CallSignal::Media { muted, camera_off, .. } => {
+            put_field(&mut b, tag::MUTED, &[u8::from(*muted)]);
+            put_field(&mut b, tag::CAMERA_OFF, &[u8::from(*camera_off)]);
+            kind::MEDIA
+        }
     };
     (kind, b)
 }
 
 /// Decodes the body of a call kind; `None` when `kind` is not one.
 pub(crate) fn decode(kind: u64, body: &[u8]) -> Option<Result<CallSignal, CodecError>> {
-    if !(kind::OFFER..=kind::BUSY).contains(&kind) {
+    if !(kind::OFFER..=kind::MEDIA).contains(&kind) {
         return None;
     }
     Some(decode_body(kind, body))
@@ -335,6 +356,7 @@ fn flag(v: &[u8], what: &'static str) -> Result<bool, CodecError> {
 fn decode_body(kind: u64, body: &[u8]) -> Result<CallSignal, CodecError> {
     let (mut call, mut user, mut device, mut video, mut sdp, mut fingerprint, mut restart) =
         (None, None, None, false, None, None, false);
+    let (mut muted, mut camera_off) = (false, false);
     let mut candidates = Vec::new();
     for field in Fields::new(body) {
         let (t, v) = field?;
@@ -349,6 +371,8 @@ fn decode_body(kind: u64, body: &[u8]) -> Result<CallSignal, CodecError> {
             tag::SDP => sdp = Some(text(v, MAX_SDP_BYTES, "session description")?),
             tag::FINGERPRINT => fingerprint = Some(text(v, MAX_FINGERPRINT_BYTES, "DTLS fingerprint")?),
             tag::RESTART => restart = flag(v, "restart flag")?,
+            tag::MUTED => muted = flag(v, "muted flag")?,
+            tag::CAMERA_OFF => camera_off = flag(v, "camera flag")?,
             tag::CANDIDATE => {
                 if candidates.len() == MAX_CANDIDATES {
                     return Err(CodecError::Malformed("ICE candidates"));
@@ -370,7 +394,8 @@ fn decode_body(kind: u64, body: &[u8]) -> Result<CallSignal, CodecError> {
         kind::CANDIDATES => CallSignal::Candidates { call, to: to()?, candidates },
         kind::HANGUP => CallSignal::Hangup { call },
         kind::DECLINE => CallSignal::Decline { call, to: to()? },
-        _ => CallSignal::Busy { call, to: to()? },
+        kind::BUSY => CallSignal::Busy { call, to: to()? },
+        _ => CallSignal::Media { call, muted, camera_off },
     };
     signal.validate()?;
     Ok(signal)
@@ -453,7 +478,7 @@ mod tests {
     #[test]
     fn not_a_call_kind_is_left_to_the_caller() {
         assert_eq!(decode(8, &[]), None);
-        assert_eq!(decode(15, &[]), None);
+        assert_eq!(decode(16, &[]), None);
         assert_eq!(decode(kind::HANGUP, &[]), Some(Err(CodecError::Missing("call id"))));
         assert_eq!(decode(kind::DECLINE, &[1, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Some(Err(CodecError::Missing("call peer"))));
     }

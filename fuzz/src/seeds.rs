@@ -65,6 +65,7 @@ pub fn app_message() -> Vec<(String, Vec<u8>)> {
             candidates: vec![IceCandidate { mid: "0".into(), m_line: 0, line: "candidate:1 1 udp 1 192.0.2.1 5000 typ host".into() }],
         })),
         ("call-hangup".into(), call(CallSignal::Hangup { call: CallId([7; 16]) })),
+        ("call-media".into(), call(CallSignal::Media { call: CallId([7; 16]), muted: true, camera_off: true })),
     ]
 }
 

@@ -138,16 +138,22 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await expectMediaFlowing(bob);
   expect((await growth(bob)).relay, "a direct call uses no relay").toBe(0);
 
-  // Alice mutes: Bob stops receiving her audio (her video still arrives); then her camera.
+  // Alice mutes: Bob stops receiving her audio (her video still arrives) and is told why;
+  // then her camera.
+  const aliceTile = callRegion(bob).locator(`figure[data-user="alice@${DOMAIN}"] .call-name`);
   await callButton(alice, "Mute").click();
   await expect(callButton(alice, "Mute")).toHaveAttribute("aria-pressed", "true");
   await expectStopped(bob, "audio");
+  await expect(aliceTile).toContainText("muted");
   await callButton(alice, "Mute").click();
+  await expect(aliceTile).not.toContainText("muted");
   await callButton(alice, "Camera off").click();
   await expect(callButton(alice, "Camera off")).toHaveAttribute("aria-pressed", "true");
   await expectStopped(bob, "video");
+  await expect(aliceTile).toContainText("camera off");
 
   await callButton(alice, "Camera off").click();
+  await expect(aliceTile).not.toContainText("camera off");
 
   // Alice's network changes: her page restarts ICE (new ICE credentials, offered through MLS)
   // and the call goes on.

@@ -95,11 +95,12 @@ export interface CallCandidate {
 /**
  * A call signal, carried inside MLS. `to` (a user) and `toDevice` (hex) say whom it is for: an
  * offer names a user (any of their devices may answer), later signals the device. A hang-up is
- * for everyone in the call. Received offers and answers carry `fingerprint`, the DTLS
- * fingerprint of their SDP: check the certificate the peer presents against it.
+ * for everyone in the call, and so is a media state (`muted`, `cameraOff`: sent when the
+ * sender's microphone or camera changes). Received offers and answers carry `fingerprint`, the
+ * DTLS fingerprint of their SDP: check the certificate the peer presents against it.
  */
 export interface CallSignal {
-  kind: "offer" | "answer" | "candidates" | "hangup" | "decline" | "busy";
+  kind: "offer" | "answer" | "candidates" | "hangup" | "decline" | "busy" | "media";
   /** 32 hex digits, chosen by the caller. */
   call: string;
   to?: string;
@@ -110,6 +111,10 @@ export interface CallSignal {
   /** An ICE restart of a connected call (offers). */
   restart?: boolean;
   candidates?: CallCandidate[];
+  /** Media states: the sender's microphone is muted. */
+  muted?: boolean;
+  /** Media states: the sender's camera is off. */
+  cameraOff?: boolean;
 }
 /** What `iceServers()` resolves to. */
 export interface IceServersView {

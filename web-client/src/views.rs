@@ -124,7 +124,7 @@ pub struct CallEntryView {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CallSignalView {
-    /// "offer", "answer", "candidates", "hangup", "decline" or "busy".
+    /// "offer", "answer", "candidates", "hangup", "decline", "busy" or "media".
     pub kind: String,
     /// Hex call id (16 bytes).
     pub call: String,
@@ -150,6 +150,12 @@ pub struct CallSignalView {
     /// Candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<CandidateView>>,
+    /// Media states: the sender's microphone is muted.
+    #[serde(default)]
+    pub muted: bool,
+    /// Media states: the sender's camera is off.
+    #[serde(default)]
+    pub camera_off: bool,
 }
 
 /// An ICE candidate as `RTCIceCandidateInit` has it.
@@ -209,6 +215,7 @@ pub fn call_signal_view(s: &CallSignal) -> CallSignalView {
                     .collect(),
             )
         }
+        CallSignal::Media { muted, camera_off, .. } => (v.muted, v.camera_off) = (*muted, *camera_off),
         _ => {}
     }
     v
@@ -250,6 +257,7 @@ pub fn call_signal_from_view(v: CallSignalView) -> Result<CallSignal, String> {
         "hangup" => CallSignal::Hangup { call },
         "decline" => CallSignal::Decline { call, to: to()? },
         "busy" => CallSignal::Busy { call, to: to()? },
+        "media" => CallSignal::Media { call, muted: v.muted, camera_off: v.camera_off },
         other => return Err(format!("{other:?} is not a call signal")),
     })
 }
@@ -659,6 +667,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(call_signal_view(&call_signal_from_view(candidates.clone()).unwrap()), candidates);
+        let media = CallSignalView { kind: "media".into(), call: "07".repeat(16), muted: true, ..Default::default() };
+        let signal = call_signal_from_view(media.clone()).unwrap();
+        assert_eq!(signal, CallSignal::Media { call: CallId([7; 16]), muted: true, camera_off: false });
+        assert_eq!(call_signal_view(&signal), media);
         let no_fp = CallSignalView { kind: "answer".into(), call: "07".repeat(16), to: Some("b@x".into()), sdp: Some("v=0".into()), ..Default::default() };
         assert!(call_signal_from_view(no_fp).unwrap_err().contains("fingerprint"));
         assert!(call_signal_from_view(CallSignalView { kind: "ring".into(), call: "07".repeat(16), ..Default::default() }).is_err());

@@ -131,6 +131,7 @@ export class Calls {
     call.muted = muted;
     const track = call.local.getAudioTracks()[0] ?? null;
     for (const p of call.peers.values()) p.setSending("audio", muted ? null : track);
+    this.postMedia(call);
     this.changed();
   }
 
@@ -142,6 +143,7 @@ export class Calls {
     const track = call.local.getVideoTracks()[0] ?? null;
     if (track) track.enabled = !off;
     for (const p of call.peers.values()) p.setSending("video", off ? null : track);
+    this.postMedia(call);
     this.changed();
   }
 
@@ -202,6 +204,10 @@ export class Calls {
           if (!call || !forMe) return;
           this.dropPeer(call, from, s.kind === "busy" ? `${from} is in another call.` : `${from} declined the call.`);
           break;
+        case "media":
+          if (!call) return;
+          call.remote.set(from, { muted: !!s.muted, cameraOff: !!s.cameraOff });
+          break;
         case "hangup":
           if (!call) return;
           if (call.phase === "ringing" && from === call.caller) return this.end(call, `Missed call from ${from}.`);
@@ -234,6 +240,8 @@ export class Calls {
       local: null,
       muted: false,
       cameraOff: false,
+      /** What the others said of their microphone and camera ("media" signals), by user. */
+      remote: new Map(),
       startedAt: 0,
       connectedAt: 0,
       ringTimer: null,
@@ -299,6 +307,8 @@ export class Calls {
     if (peer.state === "connected") {
       call.phase = "active";
       call.connectedAt ||= performance.now();
+      // Someone who joins after a mute learns of it.
+      if (call.muted || call.cameraOff) this.postMedia(call);
     }
     if (peer.state === "failed") {
       call.problem = `The call with ${peer.user} failed: ${peer.problem}.`;
@@ -346,6 +356,11 @@ export class Calls {
     const sent = this.sending.then(() => this.client.sendCallSignal(conversation, signal));
     this.sending = sent.catch(() => {});
     return sent;
+  }
+
+  /** Tells everyone in the call whether this device's microphone is muted and camera off. */
+  postMedia(call) {
+    this.post(call, { kind: "media", call: call.id, muted: call.muted, cameraOff: call.cameraOff });
   }
 
   /** Sends a signal nobody waits for (a failure leaves nothing to do). */

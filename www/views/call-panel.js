@@ -177,7 +177,16 @@ export class CallPanel {
       const level = (await p.received().catch(() => ({ level: 0 }))).level;
       const speaking = level > SPEAKING_LEVEL;
       tile.tile.classList.toggle("speaking", speaking);
-      setText(tile.label, speaking ? `${p.user} (speaking)` : p.user);
+      setText(tile.label, tileLabel(p.user, speaking, call.remote.get(p.user)));
     }
   }
+}
+
+/** A participant's name, and what they are doing: speaking, muted, camera off. */
+function tileLabel(user, speaking, media) {
+  const notes = [];
+  if (speaking) notes.push("speaking");
+  if (media?.muted) notes.push("muted");
+  if (media?.cameraOff) notes.push("camera off");
+  return notes.length ? `${user} (${notes.join(", ")})` : user;
 }

@@ -44,7 +44,7 @@ impl Engine {
             CallSignal::Busy { .. } => self.settle_call(conv, call, CallOutcome::Missed),
             // Hanging up before anyone answered: nobody took the call.
             CallSignal::Hangup { .. } => self.settle_call(conv, call, CallOutcome::Missed),
-            CallSignal::Offer { .. } | CallSignal::Candidates { .. } => {}
+            CallSignal::Offer { .. } | CallSignal::Candidates { .. } | CallSignal::Media { .. } => {}
         }
         self.send_control(conv, Body::Call(signal), now);
         Ok(())
