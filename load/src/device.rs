@@ -35,6 +35,8 @@ pub struct Tally {
     pub out_of_order: Cell<u64>,
     /// The highest sequence number seen.
     pub last_seq: Cell<u64>,
+    /// `deliver` calls the node made (each a batch of envelopes, acknowledged once).
+    pub batches: Cell<u64>,
     /// Acknowledgements sent but not answered yet.
     pub acks_in_flight: Cell<u64>,
     /// The highest sequence number the node confirmed acknowledged.
@@ -147,6 +149,7 @@ impl Counter {
             last = Some(env.seq);
         }
         if let Some(seq) = last {
+            t.batches.set(t.batches.get() + 1);
             let (tally, session) = (self.tally.clone(), self.session.clone());
             tally.acks_in_flight.set(tally.acks_in_flight.get() + 1);
             tokio::task::spawn_local(

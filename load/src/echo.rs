@@ -18,8 +18,8 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::window::{Latencies, Window};
 
 const ALPN_ECHO: &[u8] = b"qpq-load-echo";
-/// The echo server thread's name (its CPU time is read by name).
-pub const THREAD: &str = "qpq-load-echo";
+/// The echo server thread's name.
+const THREAD: &str = "qpq-load-echo";
 
 /// What the raw phase measured.
 #[derive(Debug, Default)]
@@ -55,12 +55,18 @@ impl EchoServer {
         let thread = std::thread::Builder::new().name(THREAD.into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
-                Err(e) => return drop(ready_tx.send(Err(anyhow::Error::from(e)))),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
             };
             rt.block_on(async move {
                 let ep = match quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().expect("address")) {
                     Ok(ep) => ep,
-                    Err(e) => return drop(ready_tx.send(Err(e.into()))),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
                 };
                 let _ = ready_tx.send(ep.local_addr().map_err(Into::into));
                 let accept = async {

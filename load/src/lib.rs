@@ -5,7 +5,8 @@
 //! 1. [`target`]: the node — started in-process on SQLite or on a PostgreSQL database of the
 //!    run's own, with its rate limits set explicitly, or a running node named by address and pin;
 //! 2. [`setup`]: real devices and real MLS groups, made by `qpq-client` clients through the
-//!    node, then per sender a pool of real application ciphertexts encrypted by its engine;
+//!    node, then per sender a pool of real application ciphertexts encrypted by its engine,
+//!    each pool read back by a copy of another member's engine to check it;
 //! 3. [`traffic`]: the message phase over raw sessions ([`device`]): senders replay their pools
 //!    under fresh client message ids with `in_flight` enqueues outstanding, receivers count and
 //!    acknowledge; after the window every accepted message must have reached every other member
@@ -105,14 +106,14 @@ async fn run_against(p: &Params, node: &target::NodeUnderTest) -> anyhow::Result
 
     let mut qpq_cpu = Vec::new();
     let qpq = traffic::run(node, &pop, &jobs, p.in_flight, p.warmup, p.duration, || {
-        qpq_cpu.push(cpu::Sample::take("qpq-node"))
+        qpq_cpu.push(cpu::Sample::take())
     })
     .await?;
 
     let server = echo::EchoServer::start()?;
     let mut raw_cpu = Vec::new();
     let raw = echo::run(&server, p.senders, p.in_flight, pools.ciphertext_bytes, p.warmup, p.duration, || {
-        raw_cpu.push(cpu::Sample::take(echo::THREAD))
+        raw_cpu.push(cpu::Sample::take())
     })
     .await;
     server.stop();
@@ -127,7 +128,7 @@ async fn run_against(p: &Params, node: &target::NodeUnderTest) -> anyhow::Result
         ciphertext_bytes: pools.ciphertext_bytes,
         qpq,
         raw,
-        qpq_cpu: report::CpuShare::between(&qpq_cpu),
-        raw_cpu: report::CpuShare::between(&raw_cpu),
+        qpq_cpu: report::CpuShare::between(&qpq_cpu, node.in_process()),
+        raw_cpu: report::CpuShare::between(&raw_cpu, true),
     })
 }

@@ -26,9 +26,9 @@ pub struct Report {
     pub qpq: Traffic,
     /// The raw echo phase.
     pub raw: Echo,
-    /// CPU of the node's thread and the load generator's during the qpq window.
+    /// CPU of the node (when in this process) and of the load generator in the qpq window.
     pub qpq_cpu: CpuShare,
-    /// CPU of the echo server's thread and the load generator's during the raw window.
+    /// CPU of the echo server and of the load generator in the raw window.
     pub raw_cpu: CpuShare,
 }
 
@@ -54,26 +54,32 @@ impl Report {
     }
 }
 
-/// Busy share of one core, of the server side's thread and of the load generator's thread,
-/// over a window (`None` where it could not be read).
+/// Busy share of one core, of the server side and of the load generator's thread, over a
+/// window (`None` where it could not be read).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuShare {
-    /// The node's (or echo server's) thread.
+    /// The server side: every thread of the process but the load generator's.
     pub server: Option<f64>,
     /// The load generator's thread.
     pub load: Option<f64>,
-    /// CPU seconds of the server thread in the window.
+    /// CPU seconds of the server side in the window.
     pub server_secs: Option<f64>,
 }
 
 impl CpuShare {
-    /// From the samples taken at the window's two edges (anything but two gives nothing).
-    pub fn between(samples: &[Sample]) -> CpuShare {
+    /// From the samples taken at the window's two edges (anything but two gives nothing);
+    /// `server` says whether the rest of the process is the server side (not so for a node in
+    /// another process).
+    pub fn between(samples: &[Sample], server: bool) -> CpuShare {
         let [a, b] = samples else { return CpuShare::default() };
         let wall = b.at.duration_since(a.at).as_secs_f64();
         let used = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
-        let server_secs = used(a.server, b.server);
-        CpuShare { server: server_secs.map(|s| s / wall), load: used(a.load, b.load).map(|s| s / wall), server_secs }
+        let server_secs = if server { used(a.others(), b.others()) } else { None };
+        CpuShare {
+            server: server_secs.map(|s| s / wall),
+            load: used(a.this_thread, b.this_thread).map(|s| s / wall),
+            server_secs,
+        }
     }
 }
 
@@ -86,7 +92,7 @@ impl fmt::Display for Report {
         let p = &self.params;
         writeln!(
             f,
-            "qpq-load: {} groups x {} devices ({} devices), {} senders, {} in flight per sender, text {} B -> ciphertext {} B, warm-up {:.0} s, window {:.0} s",
+            "qpq-load: {} groups x {} devices ({} devices), {} senders, {} in flight per sender, text {} B -> ciphertext {} B, warm-up {:.1} s, window {:.1} s",
             p.groups,
             p.group_size,
             p.devices(),
@@ -103,7 +109,7 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "setup: devices registered and groups built in {:.1} s; {} ciphertexts per sender encrypted in {:.2} s",
+            "setup: devices registered and groups built in {:.1} s; {} ciphertexts per sender encrypted, and read back by another member to check them, in {:.2} s",
             self.setup_secs, p.pool, self.pool_secs
         )?;
         writeln!(f)?;
@@ -148,7 +154,7 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(f, "ratio qpq accepted / raw echo: {:.3}", self.ratio())?;
         if let (Some(secs), true) = (self.qpq_cpu.server_secs, q.accepted_in_window > 0) {
-            writeln!(f, "node thread CPU per accepted message: {:.0} us", secs * 1e6 / q.accepted_in_window as f64)?;
+            writeln!(f, "node CPU per accepted message: {:.0} us", secs * 1e6 / q.accepted_in_window as f64)?;
         }
         let (limited, waited) = q.rate_limited;
         if limited > 0 {
@@ -168,6 +174,14 @@ impl fmt::Display for Report {
             "run totals: {} enqueues accepted, {} copies delivered, drained {:.2} s after the window; raw echo moved {} bytes",
             q.accepted_total, q.delivered_total, q.drain_secs, r.bytes_total
         )?;
+        if q.batches_total > 0 && q.accepted_total > 0 {
+            writeln!(
+                f,
+                "deliveries: {:.2} envelopes per deliver call, {:.2} acknowledgements (write transactions) per accepted message",
+                q.delivered_total as f64 / q.batches_total as f64,
+                q.batches_total as f64 / q.accepted_total as f64
+            )?;
+        }
         match &q.exactly_once {
             Ok(()) => writeln!(f, "check: every accepted message reached every other member device exactly once")?,
             Err(e) => writeln!(f, "CHECK FAILED: {e}")?,

@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use futures::future::try_join_all;
 use qpq_client::{Client, ConnState, Connector, MemoryStore, StateStore};
-use qpq_core::{Engine, OutboundOp, OutboundResult};
+use qpq_core::{Content, Engine, OutboundOp, OutboundResult};
 use qpq_native::{QuicConnector, TokioPlatform};
-use qpq_proto::ChannelId;
+use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 use rand::RngCore;
 
 use crate::target::NodeUnderTest;
@@ -29,6 +29,8 @@ pub struct Member {
     pub engine: Engine,
     /// The index of its group.
     pub group: usize,
+    /// What its client stored, to load a second copy of the engine from.
+    pub state: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The devices and groups of a run.
@@ -37,6 +39,8 @@ pub struct Population {
     pub channels: Vec<ChannelId>,
     /// Every device; device `g * size + m` is member `m` of group `g`.
     pub members: Vec<Member>,
+    /// Devices per group.
+    pub size: usize,
 }
 
 /// Registers `groups * size` devices and builds the groups.
@@ -76,9 +80,9 @@ pub async fn build(node: &NodeUnderTest, groups: usize, size: usize) -> anyhow::
         let entries = c.store().load().await.map_err(anyhow::Error::msg)?;
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        members.push(Member { engine: Engine::load(entries, seed)?, group: i / size });
+        members.push(Member { engine: Engine::load(entries.clone(), seed)?, group: i / size, state: entries });
     }
-    Ok(Population { channels, members })
+    Ok(Population { channels, members, size })
 }
 
 async fn register(node: &NodeUnderTest, name: &str) -> anyhow::Result<SetupClient> {
@@ -115,24 +119,62 @@ pub fn ciphertexts(engine: &mut Engine, conv: &ChannelId, text: &str, n: usize) 
     Ok(out)
 }
 
+/// Checks that a pool is what members read: a copy of another member's engine (so the real
+/// one's cursor is untouched) decrypts every ciphertext, in order, to `text`.
+fn verify(pop: &Population, sender: usize, pool: &[Vec<u8>], text: &str) -> anyhow::Result<()> {
+    let group = pop.members[sender].group;
+    let reader = if sender % pop.size == 0 { sender + 1 } else { group * pop.size };
+    let conv = &pop.channels[group];
+    let from = &pop.members[sender].engine;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let mut copy = Engine::load(pop.members[reader].state.clone(), seed)?;
+    let now = now_ms();
+    let first = copy.cursor() + 1;
+    for (i, payload) in pool.iter().enumerate() {
+        let env = Envelope {
+            seq: first + i as u64,
+            channel: conv.clone(),
+            sender: DeviceAddress { user: from.user().clone(), device: from.device_id() },
+            kind: EnvelopeKind::Application,
+            payload: payload.clone(),
+            server_time: now,
+            expires_at: 0,
+        };
+        copy.receive(&env, now).with_context(|| format!("another member cannot read ciphertext {i} of a pool"))?;
+    }
+    let read = copy
+        .history(conv)
+        .iter()
+        .filter(|m| !m.outgoing && matches!(&m.content, Content::Text { text: t, .. } if t == text))
+        .count();
+    if read != pool.len() {
+        bail!("another member read {read} of the {} ciphertexts of a pool as the text", pool.len());
+    }
+    Ok(())
+}
+
 /// How long encrypting the pools took, with them.
 pub struct Pools {
     /// Per sender, its ciphertexts.
     pub by_sender: Vec<Rc<Vec<Vec<u8>>>>,
     /// Bytes of one ciphertext (the mean; padding makes them equal for equal texts).
     pub ciphertext_bytes: usize,
-    /// Seconds spent encrypting.
+    /// Seconds spent encrypting them, and decrypting them once at another member to check.
     pub secs: f64,
 }
 
-/// A pool of `n` ciphertexts of `text` for each sender in `senders` (device indices).
+/// A pool of `n` ciphertexts of `text` for each sender in `senders` (device indices), each
+/// pool checked by another member of the sender's group.
 pub fn pools(pop: &mut Population, senders: &[usize], text: &str, n: usize) -> anyhow::Result<Pools> {
     let t = Instant::now();
     let mut by_sender = Vec::with_capacity(senders.len());
     for &s in senders {
         let m = &mut pop.members[s];
         let conv = pop.channels[m.group].clone();
-        by_sender.push(Rc::new(ciphertexts(&mut m.engine, &conv, text, n)?));
+        let pool = ciphertexts(&mut m.engine, &conv, text, n)?;
+        verify(pop, s, &pool, text)?;
+        by_sender.push(Rc::new(pool));
     }
     let (sum, count) = by_sender.iter().flat_map(|p| p.iter()).fold((0, 0), |(s, c), ct| (s + ct.len(), c + 1));
     Ok(Pools { by_sender, ciphertext_bytes: sum / count.max(1), secs: t.elapsed().as_secs_f64() })

@@ -66,6 +66,8 @@ pub struct Traffic {
     pub retried: BTreeMap<String, u64>,
     /// Senders that stopped on a lost connection, or messages given up, with why.
     pub failures: Vec<String>,
+    /// `deliver` calls (batches) in the whole run, each acknowledged with one `ack`.
+    pub batches_total: u64,
     /// Seconds from the end of the window until every accepted message was delivered.
     pub drain_secs: f64,
     /// `Ok` when every accepted message reached every other member device exactly once.
@@ -136,6 +138,7 @@ pub async fn run(
         latency: window.latencies(),
         accepted_total: accepted(),
         delivered_total: 0,
+        batches_total: 0,
         rate_limited: (0, 0),
         refused: BTreeMap::new(),
         retried: BTreeMap::new(),
@@ -163,6 +166,7 @@ pub async fn run(
     }
     t.drain_secs = ended.elapsed().as_secs_f64();
     t.delivered_total = delivered();
+    t.batches_total = devices.iter().map(|d| d.tally.batches.get()).sum();
     t.exactly_once = check_copies(&devices, &expected);
     t.queues_empty = check_queues(&devices).await;
     for d in devices {
