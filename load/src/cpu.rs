@@ -8,45 +8,71 @@
 /// Clock ticks per second in `/proc/*/stat` (`USER_HZ`, fixed at 100 for user space on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// CPU seconds (user and system) of the whole process, all threads.
-pub fn process_secs() -> Option<f64> {
-    ticks(&std::fs::read_to_string("/proc/self/stat").ok()?).map(|t| t / TICKS_PER_SEC)
+/// CPU seconds in user space and in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cpu {
+    /// User space.
+    pub user: f64,
+    /// The kernel on the threads' behalf (system calls: sockets, files).
+    pub system: f64,
 }
 
-/// CPU seconds of the calling thread.
-pub fn current_thread_secs() -> Option<f64> {
-    ticks(&std::fs::read_to_string("/proc/thread-self/stat").ok()?).map(|t| t / TICKS_PER_SEC)
+impl Cpu {
+    /// Both together.
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+
+    /// `self - other`.
+    pub fn minus(&self, other: &Cpu) -> Cpu {
+        Cpu { user: self.user - other.user, system: self.system - other.system }
+    }
 }
 
-/// utime + stime from a `stat` line (fields 14 and 15; the name in parentheses may hold spaces).
-fn ticks(stat: &str) -> Option<f64> {
+/// CPU time of the whole process, all threads.
+pub fn process() -> Option<Cpu> {
+    read("/proc/self/stat")
+}
+
+/// CPU time of the calling thread.
+pub fn current_thread() -> Option<Cpu> {
+    read("/proc/thread-self/stat")
+}
+
+fn read(path: &str) -> Option<Cpu> {
+    parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// utime and stime from a `stat` line (fields 14 and 15; the name in parentheses may hold
+/// spaces).
+fn parse(stat: &str) -> Option<Cpu> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(Cpu { user: utime / TICKS_PER_SEC, system: stime / TICKS_PER_SEC })
 }
 
-/// CPU seconds of the process and of the calling thread, sampled together.
+/// CPU time of the process and of the calling thread, sampled together.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
     /// When.
     pub at: std::time::Instant,
     /// The whole process.
-    pub process: Option<f64>,
+    pub process: Option<Cpu>,
     /// The calling thread (the load generator).
-    pub this_thread: Option<f64>,
+    pub this_thread: Option<Cpu>,
 }
 
 impl Sample {
     /// Samples now.
     pub fn take() -> Sample {
-        Sample { at: std::time::Instant::now(), process: process_secs(), this_thread: current_thread_secs() }
+        Sample { at: std::time::Instant::now(), process: process(), this_thread: current_thread() }
     }
 
-    /// CPU seconds of every thread but the caller.
-    pub fn others(&self) -> Option<f64> {
-        Some(self.process? - self.this_thread?)
+    /// CPU time of every thread but the caller.
+    pub fn others(&self) -> Option<Cpu> {
+        Some(self.process?.minus(&self.this_thread?))
     }
 }
 
@@ -57,10 +83,10 @@ mod tests {
     #[test]
     fn reads_user_and_system_ticks_after_the_name() {
         let stat = "42 (qpq node) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
-        assert_eq!(ticks(stat), Some(300.0));
+        assert_eq!(parse(stat), Some(Cpu { user: 2.5, system: 0.5 }));
         if cfg!(target_os = "linux") {
             let s = Sample::take();
-            assert!(s.others().is_some_and(|o| o >= 0.0), "the process has used at least what this thread has");
+            assert!(s.others().is_some_and(|o| o.total() >= 0.0), "the process has used at least what this thread has");
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::cpu::Sample;
+use crate::cpu::{Cpu, Sample};
 use crate::echo::Echo;
 use crate::traffic::Traffic;
 use crate::Params;
@@ -62,8 +62,8 @@ pub struct CpuShare {
     pub server: Option<f64>,
     /// The load generator's thread.
     pub load: Option<f64>,
-    /// CPU seconds of the server side in the window.
-    pub server_secs: Option<f64>,
+    /// CPU time of the server side in the window.
+    pub server_cpu: Option<Cpu>,
 }
 
 impl CpuShare {
@@ -73,12 +73,12 @@ impl CpuShare {
     pub fn between(samples: &[Sample], server: bool) -> CpuShare {
         let [a, b] = samples else { return CpuShare::default() };
         let wall = b.at.duration_since(a.at).as_secs_f64();
-        let used = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
-        let server_secs = if server { used(a.others(), b.others()) } else { None };
+        let used = |x: Option<Cpu>, y: Option<Cpu>| Some(y?.minus(&x?));
+        let server_cpu = if server { used(a.others(), b.others()) } else { None };
         CpuShare {
-            server: server_secs.map(|s| s / wall),
-            load: used(a.this_thread, b.this_thread).map(|s| s / wall),
-            server_secs,
+            server: server_cpu.map(|c| c.total() / wall),
+            load: used(a.this_thread, b.this_thread).map(|c| c.total() / wall),
+            server_cpu,
         }
     }
 }
@@ -153,8 +153,25 @@ impl fmt::Display for Report {
         )?;
         writeln!(f)?;
         writeln!(f, "ratio qpq accepted / raw echo: {:.3}", self.ratio())?;
-        if let (Some(secs), true) = (self.qpq_cpu.server_secs, q.accepted_in_window > 0) {
-            writeln!(f, "node CPU per accepted message: {:.0} us", secs * 1e6 / q.accepted_in_window as f64)?;
+        if let (Some(c), true) = (self.qpq_cpu.server_cpu, q.accepted_in_window > 0) {
+            let per = |s: f64| s * 1e6 / q.accepted_in_window as f64;
+            writeln!(
+                f,
+                "node CPU per accepted message: {:.0} us ({:.0} us user, {:.0} us system)",
+                per(c.total()),
+                per(c.user),
+                per(c.system)
+            )?;
+        }
+        if let (Some(c), true) = (self.raw_cpu.server_cpu, r.echoed_in_window > 0) {
+            let per = |s: f64| s * 1e6 / r.echoed_in_window as f64;
+            writeln!(
+                f,
+                "echo server CPU per echoed frame: {:.0} us ({:.0} us user, {:.0} us system)",
+                per(c.total()),
+                per(c.user),
+                per(c.system)
+            )?;
         }
         let (limited, waited) = q.rate_limited;
         if limited > 0 {
