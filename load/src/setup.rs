@@ -123,7 +123,9 @@ pub fn ciphertexts(engine: &mut Engine, conv: &ChannelId, text: &str, n: usize) 
 /// one's cursor is untouched) decrypts every ciphertext, in order, to `text`.
 fn verify(pop: &Population, sender: usize, pool: &[Vec<u8>], text: &str) -> anyhow::Result<()> {
     let group = pop.members[sender].group;
-    let reader = if sender % pop.size == 0 { sender + 1 } else { group * pop.size };
+    // The group's first member reads, or its second when the first is the sender.
+    let first = group * pop.size;
+    let reader = if sender == first { first + 1 } else { first };
     let conv = &pop.channels[group];
     let from = &pop.members[sender].engine;
     let mut seed = [0u8; 32];
