@@ -16,7 +16,7 @@ use futures::future::FutureExt;
 use qpq_client::{Connection, Session};
 use qpq_core::Engine;
 use qpq_proto::node_capnp::{listener, subscription};
-use qpq_proto::{wire, DeviceAddress, DeviceId, EnvelopeKind};
+use qpq_proto::{wire, DeviceAddress, EnvelopeKind};
 use qpq_quic::{Trust, ALPN_NODE};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
@@ -27,8 +27,11 @@ use crate::target::NodeUnderTest;
 pub struct Tally {
     /// Application messages received.
     pub delivered: Cell<u64>,
-    /// Application messages received, by sending device.
-    pub by_sender: RefCell<HashMap<DeviceId, u64>>,
+    /// Application messages received, by (sender, index in its pool): the payload names
+    /// them, since every ciphertext of every pool is distinct.
+    pub copies: RefCell<HashMap<(usize, usize), u64>>,
+    /// Application messages whose payload is in no pool (bytes the node changed).
+    pub unknown: Cell<u64>,
     /// Envelopes of other kinds (commits, Welcomes) received.
     pub other_kinds: Cell<u64>,
     /// Envelopes whose sequence number was not above the last one seen (a duplicate).
@@ -91,10 +94,11 @@ impl DeviceSession {
         })
     }
 
-    /// Subscribes to deliveries after `after` (the engine's cursor).
-    pub async fn subscribe(&self, after: u64) -> anyhow::Result<()> {
+    /// Subscribes to deliveries after `after` (the engine's cursor); `pools` names each
+    /// payload's (sender, index in its pool).
+    pub async fn subscribe(&self, after: u64, pools: Rc<PoolIndex>) -> anyhow::Result<()> {
         let listener: listener::Client =
-            capnp_rpc::new_client(Counter { tally: self.tally.clone(), session: self.session.clone() });
+            capnp_rpc::new_client(Counter { tally: self.tally.clone(), session: self.session.clone(), pools });
         let handle = self.session.subscribe(listener, after).await?;
         *self.subscription.borrow_mut() = Some(handle);
         Ok(())
@@ -117,7 +121,11 @@ impl DeviceSession {
 struct Counter {
     tally: Rc<Tally>,
     session: Session,
+    pools: Rc<PoolIndex>,
 }
+
+/// Every pooled ciphertext and whose it is: (sender, index in its pool).
+pub type PoolIndex = HashMap<Vec<u8>, (usize, usize)>;
 
 impl listener::Server for Counter {
     fn deliver(
@@ -142,7 +150,10 @@ impl Counter {
             t.last_seq.set(t.last_seq.get().max(env.seq));
             if env.kind == EnvelopeKind::Application {
                 t.delivered.set(t.delivered.get() + 1);
-                *t.by_sender.borrow_mut().entry(env.sender.device).or_default() += 1;
+                match self.pools.get(&env.payload) {
+                    Some(&key) => *t.copies.borrow_mut().entry(key).or_default() += 1,
+                    None => t.unknown.set(t.unknown.get() + 1),
+                }
             } else {
                 t.other_kinds.set(t.other_kinds.get() + 1);
             }

@@ -15,14 +15,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use futures::future::{join_all, try_join_all};
 use qpq_client::ClientError;
 use qpq_proto::node_capnp::session;
 use qpq_proto::{ChannelId, ErrorCode};
 use rand::RngCore;
 
-use crate::device::{endpoint, DeviceSession};
+use crate::device::{endpoint, DeviceSession, PoolIndex};
 use crate::setup::Population;
 use crate::target::NodeUnderTest;
 use crate::window::{Latencies, Window};
@@ -80,6 +80,8 @@ pub struct Traffic {
 #[derive(Default)]
 struct SendStats {
     accepted: Cell<u64>,
+    /// Accepted messages by the index of their ciphertext in the pool.
+    accepted_by_index: RefCell<Vec<u64>>,
     rate_limited: Cell<u64>,
     waited_ms: Cell<u64>,
     refused: RefCell<BTreeMap<String, u64>>,
@@ -102,12 +104,24 @@ pub async fn run(
     let devices = try_join_all(pop.members.iter().map(|m| DeviceSession::open(&ep, node, &m.engine)))
         .await
         .context("logging the devices in")?;
+    let mut index = PoolIndex::new();
+    for (s, sender) in senders.iter().enumerate() {
+        for (i, ct) in sender.pool.iter().enumerate() {
+            if index.insert(ct.clone(), (s, i)).is_some() {
+                bail!("two pooled ciphertexts are the same bytes");
+            }
+        }
+    }
+    let index = Rc::new(index);
     for (d, m) in devices.iter().zip(&pop.members) {
-        d.subscribe(m.engine.cursor()).await.context("subscribing")?;
+        d.subscribe(m.engine.cursor(), index.clone()).await.context("subscribing")?;
     }
 
     let window = Rc::new(Window::default());
-    let stats: Vec<Rc<SendStats>> = senders.iter().map(|_| Rc::default()).collect();
+    let stats: Vec<Rc<SendStats>> = senders
+        .iter()
+        .map(|s| Rc::new(SendStats { accepted_by_index: RefCell::new(vec![0; s.pool.len()]), ..SendStats::default() }))
+        .collect();
     let mut workers = Vec::new();
     for (s, st) in senders.iter().zip(&stats) {
         let mut prefix = [0u8; 8];
@@ -167,7 +181,7 @@ pub async fn run(
     t.drain_secs = ended.elapsed().as_secs_f64();
     t.delivered_total = delivered();
     t.batches_total = devices.iter().map(|d| d.tally.batches.get()).sum();
-    t.exactly_once = check_copies(&devices, &expected);
+    t.exactly_once = check_copies(&devices, senders, &stats, &expected);
     t.queues_empty = check_queues(&devices).await;
     for d in devices {
         d.close().await;
@@ -193,13 +207,15 @@ impl Job {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&self.prefix);
             id[8..].copy_from_slice(&n.to_be_bytes());
-            let payload = &self.pool[(n % self.pool.len() as u64) as usize];
+            let index = (n % self.pool.len() as u64) as usize;
+            let payload = &self.pool[index];
             let started = Instant::now();
             let mut tries = 0;
             loop {
                 match self.enqueue(payload, &id).await {
                     Ok(()) => {
                         st.accepted.set(st.accepted.get() + 1);
+                        st.accepted_by_index.borrow_mut()[index] += 1;
                         window.record(started);
                         break;
                     }
@@ -249,48 +265,65 @@ impl Job {
     }
 }
 
-/// For each device, how many messages it should have from each sender: all the sender
-/// accepted when they share a group and are not the same device, else none.
-fn expected_copies(pop: &Population, senders: &[Sender], stats: &[Rc<SendStats>], devices: &[DeviceSession]) -> Vec<Vec<(usize, u64)>> {
+/// For each device, the senders whose messages it should have (same group, another device).
+fn expected_copies(pop: &Population, senders: &[Sender], stats: &[Rc<SendStats>], devices: &[DeviceSession]) -> Vec<Expected> {
     (0..devices.len())
         .map(|d| {
-            senders
+            let from: Vec<usize> = senders
                 .iter()
-                .zip(stats)
-                .map(|(s, st)| {
-                    let same = pop.members[s.device].group == pop.members[d].group && s.device != d;
-                    (s.device, if same { st.accepted.get() } else { 0 })
-                })
-                .collect()
+                .enumerate()
+                .filter(|(_, s)| pop.members[s.device].group == pop.members[d].group && s.device != d)
+                .map(|(i, _)| i)
+                .collect();
+            let total = from.iter().map(|&s| stats[s].accepted.get()).sum();
+            Expected { from, total }
         })
         .collect()
 }
 
-fn settled(devices: &[DeviceSession], expected: &[Vec<(usize, u64)>]) -> bool {
-    devices.iter().zip(expected).all(|(d, exp)| {
-        d.tally.acks_in_flight.get() == 0 && d.tally.delivered.get() >= exp.iter().map(|(_, n)| n).sum::<u64>()
-    })
+/// What one device should receive.
+struct Expected {
+    /// The senders (indices) whose accepted messages it should have.
+    from: Vec<usize>,
+    /// How many copies that is.
+    total: u64,
 }
 
-fn check_copies(devices: &[DeviceSession], expected: &[Vec<(usize, u64)>]) -> Result<(), String> {
+fn settled(devices: &[DeviceSession], expected: &[Expected]) -> bool {
+    devices.iter().zip(expected).all(|(d, exp)| d.tally.acks_in_flight.get() == 0 && d.tally.delivered.get() >= exp.total)
+}
+
+/// Every device has each accepted message of each sender of its group exactly as often as the
+/// node accepted it (every ciphertext of a pool counted apart), nothing else, nothing twice.
+fn check_copies(devices: &[DeviceSession], senders: &[Sender], stats: &[Rc<SendStats>], expected: &[Expected]) -> Result<(), String> {
     let mut wrong = Vec::new();
-    for (i, (d, exp)) in devices.iter().zip(expected).enumerate() {
-        let by_sender = d.tally.by_sender.borrow();
-        for &(s, n) in exp {
-            let got = by_sender.get(&devices[s].address.device).copied().unwrap_or(0);
-            if got != n {
-                wrong.push(format!("device {i} has {got} messages of sender device {s}, expected {n}"));
+    for (d, (dev, exp)) in devices.iter().zip(expected).enumerate() {
+        let t = &dev.tally;
+        let copies = t.copies.borrow();
+        for &s in &exp.from {
+            let accepted = stats[s].accepted_by_index.borrow();
+            let differ = accepted.iter().enumerate().filter(|&(i, &n)| copies.get(&(s, i)).copied().unwrap_or(0) != n).count();
+            if differ > 0 {
+                let got: u64 = (0..accepted.len()).map(|i| copies.get(&(s, i)).copied().unwrap_or(0)).sum();
+                wrong.push(format!(
+                    "device {d} has {got} messages of sender device {}, expected {} ({differ} pool entries differ)",
+                    senders[s].device,
+                    stats[s].accepted.get()
+                ));
             }
         }
-        let from_senders: u64 = exp.iter().map(|&(s, _)| by_sender.get(&devices[s].address.device).copied().unwrap_or(0)).sum();
-        if from_senders != d.tally.delivered.get() {
-            wrong.push(format!("device {i} has {} messages from devices that sent none", d.tally.delivered.get() - from_senders));
+        let strangers: u64 = copies.iter().filter(|((s, _), _)| !exp.from.contains(s)).map(|(_, n)| n).sum();
+        if strangers > 0 {
+            wrong.push(format!("device {d} has {strangers} messages of senders outside its group, or its own"));
         }
-        if d.tally.out_of_order.get() > 0 {
-            wrong.push(format!("device {i} got {} envelopes again or out of order", d.tally.out_of_order.get()));
+        if t.unknown.get() > 0 {
+            wrong.push(format!("device {d} has {} messages whose bytes were sent by nobody", t.unknown.get()));
         }
-        if let Some(e) = d.tally.ack_errors.borrow().first() {
-            wrong.push(format!("device {i}: an acknowledgement failed: {e}"));
+        if t.out_of_order.get() > 0 {
+            wrong.push(format!("device {d} got {} envelopes again or out of order", t.out_of_order.get()));
+        }
+        if let Some(e) = t.ack_errors.borrow().first() {
+            wrong.push(format!("device {d}: an acknowledgement failed: {e}"));
         }
     }
     if wrong.is_empty() {
