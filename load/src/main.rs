@@ -48,6 +48,11 @@ struct Args {
     /// SHA-256 of the running node's certificate, hex (printed by qpq-server at start).
     #[arg(long)]
     fingerprint: Option<String>,
+    /// Messages each account may send a minute on the node started here; 0 (the default)
+    /// turns the limit off. The node's own default is 1200: give it to see `rate_limited`
+    /// answers waited out as the node says.
+    #[arg(long, default_value_t = 0)]
+    sends_per_min: u32,
     /// Log filter of the node started here.
     #[arg(long, default_value = "error")]
     node_log: String,
@@ -57,7 +62,7 @@ fn main() -> ExitCode {
     let a = Args::parse();
     let target = match (a.node, a.fingerprint) {
         (Some(addr), Some(fingerprint)) => Target::Remote { addr, fingerprint },
-        _ => Target::Spawn { storage: a.storage, postgres_admin: a.postgres_admin },
+        _ => Target::Spawn { storage: a.storage, postgres_admin: a.postgres_admin, sends_per_min: a.sends_per_min },
     };
     let params = Params {
         target,

@@ -28,6 +28,9 @@ pub enum Target {
         storage: Storage,
         /// Admin URL of the PostgreSQL server (for `Storage::Postgres`).
         postgres_admin: String,
+        /// Messages each account may send a minute; 0 turns the limit off (to see how the
+        /// node and this program behave under its limit, give the node's default, 1200).
+        sends_per_min: u32,
     },
     /// A running node.
     Remote {
@@ -66,11 +69,11 @@ impl NodeUnderTest {
                 db: None,
                 _dir: None,
             }),
-            Target::Spawn { storage, postgres_admin } => {
+            Target::Spawn { storage, postgres_admin, sends_per_min } => {
                 let dir = tempfile::tempdir().context("a temporary directory for the node")?;
                 let mut cfg = qpq_server::Config::for_tests(dir.path());
                 cfg.log = log.to_string();
-                let limits = set_limits(&mut cfg);
+                let limits = set_limits(&mut cfg, *sends_per_min);
                 let db = match storage {
                     Storage::Sqlite => None,
                     Storage::Postgres => {
@@ -122,17 +125,22 @@ impl NodeUnderTest {
     }
 }
 
-/// Sets the limits a load test would otherwise measure instead of the node, and says which.
+/// Sets the limits a load test would otherwise measure instead of the node (the send limit
+/// as asked, off by default), and says which.
 /// Quotas that bound memory or the queue (calls in flight per session, queue depth per
 /// device) keep their defaults: hitting them is a finding, reported as `quota_exceeded`.
-fn set_limits(cfg: &mut qpq_server::Config) -> Vec<String> {
-    cfg.rates.sends_per_min = 0;
+fn set_limits(cfg: &mut qpq_server::Config, sends_per_min: u32) -> Vec<String> {
+    cfg.rates.sends_per_min = sends_per_min;
     cfg.rates.registrations_per_min = 0;
     cfg.rates.logins_per_min = 0;
     cfg.rates.claims_per_min = 0;
     cfg.max_connections_per_address = 100_000;
+    let sends = match sends_per_min {
+        0 => "sends per account off".to_string(),
+        n => format!("sends {n} a minute per account"),
+    };
     vec![
-        "rate limits off (sends, registrations, logins and claims per minute: 0)".into(),
+        format!("rate limits: {sends}; registrations, logins and claims off (0 a minute)"),
         "connections per address 100000".into(),
         format!("calls in flight per session {} (default)", cfg.max_calls_in_flight),
         format!("queue per device {} (default)", cfg.max_queue_per_device),
