@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, load, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput browser-mls transports files push calls widget)
+all=(mls throughput load browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -30,6 +30,17 @@ for b in "${wanted[@]}"; do
     throughput)
       say "messages per second through one node over QUIC vs a raw quinn echo"
       cargo bench -p qpq-native --bench throughput
+      ;;
+    load)
+      ensure_postgres
+      cargo build --release -p qpq-load
+      for storage in sqlite postgres; do
+        for config in "--senders 4 --in-flight 1" "--groups 4 --group-size 4 --senders 16 --in-flight 8"; do
+          say "qpq-load on $storage, $config: node accepts vs a raw quinn echo of the same concurrency"
+          # shellcheck disable=SC2086  # the configuration is a list of flags
+          cargo run --release -q -p qpq-load -- --storage "$storage" $config
+        done
+      done
       ;;
     browser-mls)
       browser_setup

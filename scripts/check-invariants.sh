@@ -31,8 +31,8 @@ never | qpq-core qpq-client | sqlx sqlx-core rusqlite libsqlite3-sys postgres to
 never | qpq-core qpq-client | web-sys rexie | host wasm | - | core and client depend on no browser crate
 never | qpq-core qpq-client | wasm-bindgen js-sys | host wasm | getrandom web-time | core and client reach wasm-bindgen and js-sys only through the js features of getrandom and openmls (getrandom, web-time)
 only | qpq-web | wasm-bindgen web-sys js-sys rexie | host wasm | getrandom web-time | only web-client uses wasm-bindgen, web-sys, js-sys or rexie
-only | qpq-server qpq-gateway qpq-native qpq-quic | quinn quinn-proto | host wasm | - | only server, gateway, native and quic use quinn
-only | qpq-server | sqlx sqlx-core sqlx-sqlite sqlx-postgres rusqlite libsqlite3-sys postgres tokio-postgres | host wasm | - | only server uses SQL drivers
+only | qpq-server qpq-gateway qpq-native qpq-quic qpq-load | quinn quinn-proto | host wasm | - | only server, gateway, native, quic and load use quinn
+only | qpq-server qpq-load | sqlx sqlx-core sqlx-sqlite sqlx-postgres rusqlite libsqlite3-sys postgres tokio-postgres | host wasm | - | only server (and load, which starts a node and creates its database) uses SQL drivers
 only | qpq-gateway | axum | host wasm | - | only gateway uses axum
 never | qpq-gateway | qpq-proto capnp capnp-rpc capnp-futures | host | - | the gateway does not depend on the schema or Cap'"'"'n Proto
 never | qpq-core qpq-types | qpq-proto capnp capnp-rpc capnp-futures capnpc | host wasm | - | core and types do not depend on the schema or Cap'"'"'n Proto (core builds without the capnp compiler)

@@ -1,0 +1,183 @@
+//! One device in the message phase: its own QUIC connection and RPC stream, a login with the
+//! identity its engine holds, and a subscription whose listener counts what arrives and
+//! acknowledges it as the client does — by sequence number, after taking the batch, in a task
+//! of its own so the next delivery is not held up by the acknowledgement's round trip.
+//!
+//! Nothing is decrypted here: the figure is the node's work, not this program's MLS.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::Context;
+use capnp::capability::Rc as CapRc;
+use futures::future::FutureExt;
+use qpq_client::{Connection, Session};
+use qpq_core::Engine;
+use qpq_proto::node_capnp::{listener, subscription};
+use qpq_proto::{wire, DeviceAddress, EnvelopeKind, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
+use qpq_quic::{Trust, ALPN_NODE};
+use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+use crate::target::NodeUnderTest;
+
+/// What one device received and acknowledged.
+#[derive(Default)]
+pub struct Tally {
+    /// Application messages received.
+    pub delivered: Cell<u64>,
+    /// Application messages received, by (sender, index in its pool): the payload names
+    /// them, since every ciphertext of every pool is distinct.
+    pub copies: RefCell<HashMap<(usize, usize), u64>>,
+    /// Application messages whose payload is in no pool (bytes the node changed).
+    pub unknown: Cell<u64>,
+    /// Envelopes of other kinds (commits, Welcomes) received.
+    pub other_kinds: Cell<u64>,
+    /// Envelopes whose sequence number was not above the last one seen (a duplicate).
+    pub out_of_order: Cell<u64>,
+    /// The highest sequence number seen.
+    pub last_seq: Cell<u64>,
+    /// `deliver` calls the node made (each a batch of envelopes, acknowledged once).
+    pub batches: Cell<u64>,
+    /// Acknowledgements sent but not answered yet.
+    pub acks_in_flight: Cell<u64>,
+    /// The highest sequence number the node confirmed acknowledged.
+    pub acked_up_to: Cell<u64>,
+    /// Acknowledgements the node refused or that failed, with why.
+    pub ack_errors: RefCell<Vec<String>>,
+}
+
+/// A logged-in device.
+pub struct DeviceSession {
+    /// Its address.
+    pub address: DeviceAddress,
+    /// Its session capability.
+    pub session: Session,
+    /// What it received.
+    pub tally: Rc<Tally>,
+    conn: Connection,
+    quic: quinn::Connection,
+    subscription: RefCell<Option<subscription::Client>>,
+}
+
+/// A client endpoint trusting the node's certificate, shared by all devices of a run (one UDP
+/// socket; each device still has a QUIC connection of its own).
+pub fn endpoint(node: &NodeUnderTest) -> anyhow::Result<quinn::Endpoint> {
+    let pin: [u8; 32] = hex::decode(node.fingerprint.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .context("a certificate fingerprint is 64 hex digits")?;
+    let mut ep = qpq_quic::client_endpoint(node.addr)?;
+    ep.set_default_client_config(qpq_quic::client_config(&Trust::Pinned(vec![pin]), ALPN_NODE, Duration::from_secs(30))?);
+    Ok(ep)
+}
+
+impl DeviceSession {
+    /// Connects and logs in as the device `engine` holds.
+    pub async fn open(ep: &quinn::Endpoint, node: &NodeUnderTest, engine: &Engine) -> anyhow::Result<DeviceSession> {
+        let quic = ep.connect(node.addr, "localhost")?.await.context("connecting to the node")?;
+        let (send, recv) = quic.open_bi().await.context("opening a stream")?;
+        let (conn, driver) = Connection::new(recv.compat(), send.compat_write());
+        tokio::task::spawn_local(driver);
+        conn.hello(concat!("qpq-load/", env!("CARGO_PKG_VERSION"))).await?;
+        let (user, device) = (engine.user().clone(), engine.device_id());
+        let nonce = conn.challenge(&user, &device).await?;
+        // Bound to this connection, as the native client's login is.
+        let mut binding = [0u8; LOGIN_BINDING_LEN];
+        quic.export_keying_material(&mut binding, LOGIN_EXPORTER_LABEL, b"")
+            .map_err(|_| anyhow::anyhow!("the connection has no TLS exporter"))?;
+        let session = conn.login(&user, &device, &nonce, &engine.sign_login(&nonce, &binding)).await?;
+        Ok(DeviceSession {
+            address: DeviceAddress { user, device },
+            session,
+            tally: Rc::default(),
+            conn,
+            quic,
+            subscription: RefCell::new(None),
+        })
+    }
+
+    /// Subscribes to deliveries after `after` (the engine's cursor); `pools` names each
+    /// payload's (sender, index in its pool).
+    pub async fn subscribe(&self, after: u64, pools: Rc<PoolIndex>) -> anyhow::Result<()> {
+        let listener: listener::Client =
+            capnp_rpc::new_client(Counter { tally: self.tally.clone(), session: self.session.clone(), pools });
+        let handle = self.session.subscribe(listener, after).await?;
+        *self.subscription.borrow_mut() = Some(handle);
+        Ok(())
+    }
+
+    /// How many envelopes the node still holds for this device (at most `limit`).
+    pub async fn queued(&self, limit: u32) -> anyhow::Result<usize> {
+        Ok(self.session.fetch(0, limit).await?.len())
+    }
+
+    /// Ends the subscription and closes the stream and connection.
+    pub async fn close(self) {
+        self.subscription.borrow_mut().take();
+        self.conn.close().await;
+        self.quic.close(0u32.into(), b"done");
+    }
+}
+
+/// The listener: counts, then acknowledges in the background.
+struct Counter {
+    tally: Rc<Tally>,
+    session: Session,
+    pools: Rc<PoolIndex>,
+}
+
+/// Every pooled ciphertext and whose it is: (sender, index in its pool).
+pub type PoolIndex = HashMap<Vec<u8>, (usize, usize)>;
+
+impl listener::Server for Counter {
+    fn deliver(
+        self: CapRc<Self>,
+        params: listener::DeliverParams,
+        _: listener::DeliverResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let taken = self.take(params);
+        async move { taken }
+    }
+}
+
+impl Counter {
+    fn take(&self, params: listener::DeliverParams) -> Result<(), capnp::Error> {
+        let t = &self.tally;
+        let mut last = None;
+        for r in params.get()?.get_envelopes()? {
+            let env = wire::read_envelope(r)?;
+            if env.seq <= t.last_seq.get() {
+                t.out_of_order.set(t.out_of_order.get() + 1);
+            }
+            t.last_seq.set(t.last_seq.get().max(env.seq));
+            if env.kind == EnvelopeKind::Application {
+                t.delivered.set(t.delivered.get() + 1);
+                match self.pools.get(&env.payload) {
+                    Some(&key) => *t.copies.borrow_mut().entry(key).or_default() += 1,
+                    None => t.unknown.set(t.unknown.get() + 1),
+                }
+            } else {
+                t.other_kinds.set(t.other_kinds.get() + 1);
+            }
+            last = Some(env.seq);
+        }
+        if let Some(seq) = last {
+            t.batches.set(t.batches.get() + 1);
+            let (tally, session) = (self.tally.clone(), self.session.clone());
+            tally.acks_in_flight.set(tally.acks_in_flight.get() + 1);
+            tokio::task::spawn_local(
+                async move {
+                    match session.ack(seq).await {
+                        Ok(()) => tally.acked_up_to.set(tally.acked_up_to.get().max(seq)),
+                        Err(e) => tally.ack_errors.borrow_mut().push(format!("{} ({e})", e.code())),
+                    }
+                    tally.acks_in_flight.set(tally.acks_in_flight.get() - 1);
+                }
+                .boxed_local(),
+            );
+        }
+        Ok(())
+    }
+}
