@@ -11,7 +11,7 @@ import { MembersPanel } from "./members-panel.js";
 import { MessageLog } from "./message-log.js";
 import { GroupInfo, wireDeleteAccount } from "./group-info.js";
 import { SafetyNumberDialog } from "./safety-number.js";
-import { ConfirmDialog } from "./confirm.js";
+import { Composer } from "./composer.js";
 import { FileTransfers } from "./files.js";
 import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
@@ -46,10 +46,6 @@ export class ChatApp {
     this.title = byId("chat-title");
     this.subtitle = byId("chat-subtitle");
     this.removedNotice = byId("removed-notice");
-    this.composer = byId("composer");
-    this.input = byId("composer-input");
-    this.send = byId("composer-send");
-    this.composerError = byId("composer-error");
     this.notice = byId("notice");
 
     this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id));
@@ -57,33 +53,15 @@ export class ChatApp {
     this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
     this.members = new MembersPanel(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
-    this.log.setActions({
-      react: (m, emoji, remove) => this.act(() => this.client.react(this.selectedId, m.id, emoji, remove)),
-      reply: (m) => this.startContext("reply", m),
-      edit: (m) => this.startContext("edit", m),
-      remove: (m) => this.confirmDelete(m),
-    });
-    this.deleteDialog = new ConfirmDialog(
-      { id: "delete-message-dialog", title: "Delete this message?", action: "Delete for everyone", busy: "Deleting…" },
-      signal,
-    );
+    this.composer = new Composer(client, { conversation: () => this.selectedId, beforeSend: () => this.stopTyping() }, signal);
+    this.input = this.composer.input;
+    this.log.setActions(this.composer.actions());
     this.safety = new SafetyNumberDialog(client, signal);
     this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, signal);
     this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
-    // Replying to or editing a message: a line above the composer says which, with Cancel.
-    /** @type {{ mode: "reply" | "edit", message: object } | null} */
-    this.context = null;
-    this.contextText = h("span", { class: "composer-context-text", dir: "auto" });
-    this.contextBar = h(
-      "div",
-      { class: "composer-context", role: "status", hidden: true },
-      this.contextText,
-      h("button", { type: "button", class: "secondary small", text: "Cancel", on: { click: () => this.endContext() } }),
-    );
-    this.composer.prepend(this.contextBar);
     this.typingLine = h("p", { class: "typing hint", role: "status", "aria-live": "polite" });
-    this.composer.before(this.typingLine);
+    this.composer.form.before(this.typingLine);
     this.typingSentAt = 0;
     this.typingIdle = null;
     this.typingTick = setInterval(() => this.renderTyping(), 1_000);
@@ -106,8 +84,6 @@ export class ChatApp {
       { signal },
     );
 
-    this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
-    this.input.addEventListener("keydown", (e) => this.keydown(e), { signal });
     byId("chat-back").addEventListener("click", () => this.open(null), { signal });
     document.addEventListener("visibilitychange", () => this.schedule("chat"), { signal });
 
@@ -187,9 +163,7 @@ export class ChatApp {
     this.placeholder.hidden = !!id;
     this.chat.hidden = !id;
     if (switched) {
-      setText(this.composerError, "");
-      this.input.value = "";
-      this.endContext();
+      this.composer.clear();
       this.stopTyping();
     }
     if (!id) {
@@ -226,8 +200,7 @@ export class ChatApp {
     this.info.show(c);
     this.callPanel.show(c);
     this.removedNotice.hidden = c.active;
-    this.input.disabled = !c.active;
-    this.send.disabled = !c.active;
+    this.composer.setEnabled(c.active);
     this.files.show(id, c.active);
     this.log.render(id, this.client.history(id), c.kind, c.active);
     this.renderTyping();
@@ -240,74 +213,6 @@ export class ChatApp {
     } catch (e) {
       this.showNotice(describeError(e));
     }
-  }
-
-  keydown(event) {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      this.composer.requestSubmit();
-    }
-  }
-
-  async submit(event) {
-    event.preventDefault();
-    const id = this.selectedId;
-    const text = this.input.value;
-    if (!id || !text.trim()) return;
-    setText(this.composerError, "");
-    this.input.value = "";
-    this.input.focus();
-    const context = this.context;
-    this.endContext();
-    this.stopTyping();
-    try {
-      if (context?.mode === "edit") await this.client.editMessage(id, context.message.id, text);
-      else if (context?.mode === "reply") await this.client.sendReply(id, text, context.message.id);
-      else await this.client.sendText(id, text);
-    } catch (e) {
-      // Nothing was queued: give the text back so it is not lost.
-      if (!this.input.value && this.selectedId === id) this.input.value = text;
-      setText(this.composerError, describeError(e));
-    }
-  }
-
-  /** Runs a message action, showing its error under the composer. */
-  async act(action) {
-    setText(this.composerError, "");
-    try {
-      await action();
-    } catch (e) {
-      setText(this.composerError, describeError(e));
-    }
-  }
-
-  /** Asks before deleting one of this person's messages for everyone in the conversation. */
-  confirmDelete(m) {
-    const conversationId = this.selectedId;
-    this.deleteDialog.ask(
-      {
-        text: "It is removed for everyone in this conversation, on all their devices. This cannot be undone.",
-        quote: m.text.replace(/\s+/g, " ").slice(0, 200),
-      },
-      () => this.client.deleteMessage(conversationId, m.id),
-    );
-  }
-
-  /** Starts replying to or editing message `m` in the composer. */
-  startContext(mode, m) {
-    this.context = { mode, message: m };
-    const who = m.outgoing ? "yourself" : m.sender;
-    const preview = m.text.replace(/\s+/g, " ").slice(0, 80);
-    setText(this.contextText, mode === "edit" ? `Editing: ${preview}` : `Replying to ${who}: ${preview}`);
-    this.contextBar.hidden = false;
-    if (mode === "edit") this.input.value = m.text;
-    this.input.focus();
-  }
-
-  endContext() {
-    this.context = null;
-    this.contextBar.hidden = true;
-    setText(this.contextText, "");
   }
 
   /** A keystroke in the composer: say "typing" (renewed now and then), and stop when idle. */

@@ -4,10 +4,10 @@
 // afterwards. Messages are read only while the person can see them: the widget's panel is
 // open and the page is visible; otherwise the unread count goes to the host page.
 
-import { byId, h, setText } from "../dom.js";
+import { byId, setText } from "../dom.js";
 import { asSentence, describeError } from "../errors.js";
 import { ConnectionStatus } from "./connection-status.js";
-import { ConfirmDialog } from "./confirm.js";
+import { Composer } from "./composer.js";
 import { FileTransfers } from "./files.js";
 import { MessageLog } from "./message-log.js";
 import { showScreen } from "./screens.js";
@@ -40,47 +40,13 @@ export class EmbedChat {
     this.noticeTimer = null;
     this.reported = 0;
     this.pending = false;
-    /** Replying to or editing a message: @type {{ mode: "reply" | "edit", message: object } | null} */
-    this.context = null;
 
     this.state = byId("embed-state");
-    this.composer = byId("composer");
-    this.input = byId("composer-input");
-    this.send = byId("composer-send");
-    this.composerError = byId("composer-error");
     this.connection = new ConnectionStatus(byId("connection"));
     this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
     this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
-    this.log.setActions({
-      react: (m, emoji, remove) => this.act(() => this.client.react(this.conversationId, m.id, emoji, remove)),
-      reply: (m) => this.startContext("reply", m),
-      edit: (m) => this.startContext("edit", m),
-      remove: (m) => this.confirmDelete(m),
-    });
-    this.deleteDialog = new ConfirmDialog(
-      { id: "delete-message-dialog", title: "Delete this message?", action: "Delete for everyone", busy: "Deleting…" },
-      signal,
-    );
-    this.contextText = h("span", { class: "composer-context-text", dir: "auto" });
-    this.contextBar = h(
-      "div",
-      { class: "composer-context", role: "status", hidden: true },
-      this.contextText,
-      h("button", { type: "button", class: "secondary small", text: "Cancel", on: { click: () => this.endContext() } }),
-    );
-    this.composer.prepend(this.contextBar);
-
-    this.composer.addEventListener("submit", (e) => this.submit(e), { signal });
-    this.input.addEventListener(
-      "keydown",
-      (e) => {
-        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-          e.preventDefault();
-          this.composer.requestSubmit();
-        }
-      },
-      { signal },
-    );
+    this.composer = new Composer(client, { conversation: () => this.conversationId }, signal);
+    this.log.setActions(this.composer.actions());
     document.addEventListener("visibilitychange", () => this.schedule(), { signal });
     host.onVisible = () => this.schedule();
     client.onEvent((event) => this.onEvent(event));
@@ -172,8 +138,7 @@ export class EmbedChat {
     this.conversationId = id;
     const c = id ? this.client.conversation(id) : null;
     const active = !!c?.active;
-    this.input.disabled = !active;
-    this.send.disabled = !active;
+    this.composer.setEnabled(active);
     this.files.show(id, active);
     const waiting = this.starting ? `Starting the chat with ${this.peer}…` : "Connecting to start the chat…";
     const line = this.notice || this.problem || (c ? "" : waiting);
@@ -214,64 +179,5 @@ export class EmbedChat {
       this.schedule();
     }, NOTICE_MS);
     this.schedule();
-  }
-
-  async submit(event) {
-    event.preventDefault();
-    const id = this.conversationId;
-    const text = this.input.value;
-    if (!id || !text.trim()) return;
-    setText(this.composerError, "");
-    this.input.value = "";
-    this.input.focus();
-    const context = this.context;
-    this.endContext();
-    try {
-      if (context?.mode === "edit") await this.client.editMessage(id, context.message.id, text);
-      else if (context?.mode === "reply") await this.client.sendReply(id, text, context.message.id);
-      else await this.client.sendText(id, text);
-    } catch (e) {
-      // Nothing was queued: give the text back so it is not lost.
-      if (!this.input.value) this.input.value = text;
-      setText(this.composerError, describeError(e));
-    }
-  }
-
-  /** Runs a message action, showing its error under the composer. */
-  async act(action) {
-    setText(this.composerError, "");
-    try {
-      await action();
-    } catch (e) {
-      setText(this.composerError, describeError(e));
-    }
-  }
-
-  confirmDelete(m) {
-    const id = this.conversationId;
-    this.deleteDialog.ask(
-      {
-        text: "It is removed for everyone in this conversation, on all their devices. This cannot be undone.",
-        quote: m.text.replace(/\s+/g, " ").slice(0, 200),
-      },
-      () => this.client.deleteMessage(id, m.id),
-    );
-  }
-
-  /** Starts replying to or editing message `m` in the composer. */
-  startContext(mode, m) {
-    this.context = { mode, message: m };
-    const who = m.outgoing ? "yourself" : m.sender;
-    const preview = m.text.replace(/\s+/g, " ").slice(0, 80);
-    setText(this.contextText, mode === "edit" ? `Editing: ${preview}` : `Replying to ${who}: ${preview}`);
-    this.contextBar.hidden = false;
-    if (mode === "edit") this.input.value = m.text;
-    this.input.focus();
-  }
-
-  endContext() {
-    this.context = null;
-    this.contextBar.hidden = true;
-    setText(this.contextText, "");
   }
 }

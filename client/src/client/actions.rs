@@ -203,14 +203,25 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     /// Removes another device from this account: the node forgets it (its sessions close, it
     /// cannot log in, its key packages are gone), then this device removes its leaves from
     /// every conversation, so it reads nothing sent after. Returns how many conversations it
-    /// was removed from.
+    /// is being removed from. Once the node has forgotten the device the revocation stands:
+    /// if the conversations cannot be changed now, a notice says so and the next login does it.
     pub async fn revoke_device(&self, device: &qpq_proto::DeviceId) -> Result<usize, ClientError> {
         if *device == self.with_engine(|e| e.device_id()) {
             return Err(ClientError::Input("this is the device you are using: remove it from another one".into()));
         }
         let session = self.session()?;
         session.revoke_device(device).await?;
-        Ok(self.sync_own_devices(&session).await?.removed_from)
+        match self.sync_own_devices(&session).await {
+            Ok(sync) => Ok(sync.removed_from),
+            Err(e) => {
+                let why = format!(
+                    "the device was removed from your account; taking it out of your conversations waits for the \
+                     next connection ({e})"
+                );
+                self.emit(ClientEvent::Notice(why));
+                Ok(0)
+            }
+        }
     }
 
     /// Brings every conversation in line with this account's device list in the directory:
