@@ -200,7 +200,8 @@ fn a_revoked_device_is_removed_from_every_conversation_by_the_accounts_other_dev
         let fourth = {
             use ed25519_dalek::SigningKey;
             let key = SigningKey::from_bytes(&[0x64; 32]);
-            let record = alice.with_engine(|e| e.sign_device_record(DeviceId([0x64; 16]), key.verifying_key().to_bytes(), now));
+            let public = key.verifying_key().to_bytes();
+            let record = alice.with_engine(|e| e.sign_device_record(DeviceId([0x64; 16]), public, now));
             support::raw::RawDevice { record, key }
         };
         let alice = reopen(node.addr(), node.fingerprint(), dir.path(), "alice").await;

@@ -136,9 +136,9 @@ impl Engine {
             let present: Vec<DeviceAddress> =
                 group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect();
             let queued = |d: &DeviceId| {
-                self.outbox.values().any(|i| {
-                    &i.conv == conv
-                        && matches!(&i.op, PendingOp::Membership { add, .. } if add.iter().any(|p| p.user == *me && p.device == *d))
+                self.outbox.values().any(|i| match &i.op {
+                    PendingOp::Membership { add, .. } => &i.conv == conv && add.iter().any(|p| p.user == *me && p.device == *d),
+                    _ => false,
                 })
             };
             let missing: Vec<DeviceId> = known

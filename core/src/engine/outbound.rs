@@ -225,10 +225,12 @@ impl Engine {
     ) -> bool {
         let Some(c) = self.conversations.get(conv) else { return false };
         let Some(group) = self.groups.get(conv) else { return false };
-        let has_leaf = |d: &DeviceAddress| group.members().any(|m| device_of_credential(&m.credential).ok().as_ref() == Some(d));
+        let leaves: Vec<DeviceAddress> =
+            group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect();
+        let has_leaf = |d: &DeviceAddress| leaves.contains(d);
         // Adds of devices someone else added meanwhile (another device of the same user,
         // say) are done too.
-        let added = |p: &crate::outbox::ClaimedPackage| has_leaf(&DeviceAddress { user: p.user.clone(), device: p.device });
+        let added = |p: &crate::outbox::ClaimedPackage| leaves.iter().any(|d| d.user == p.user && d.device == p.device);
         !self_update
             && set_timer.is_none()
             && (!add.is_empty() || !remove.is_empty() || !remove_devices.is_empty())
