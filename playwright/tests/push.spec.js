@@ -1,7 +1,8 @@
 // Web Push end to end: Bob enables notifications, closes his tabs, Alice writes; the node
 // pushes (a padded, encrypted "wake" that the local push service checks and decrypts), the
 // push is handed to Bob's service worker through CDP, and the worker fetches, decrypts and
-// shows Alice's message — but nothing for the conversation Bob muted.
+// shows Alice's message — nothing for the conversation Bob muted, and in the one set to
+// Mentions only the message that names him.
 //
 // Headless Chromium has no push service, so PushManager.subscribe is answered with a
 // subscription of the local push service (support/push-service.js) — the browser vendor's
@@ -19,7 +20,7 @@ import { chatOfTwo, createGroup, expectChat, openConversation, send } from "../s
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
 
-test("a push wakes Bob's closed app: his service worker shows Alice's message, and nothing for a muted chat", async ({
+test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked", async ({
   stack,
   newPerson,
   appUrl,
@@ -40,14 +41,18 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, a
     await bob.goto(appUrl);
     await chatOfTwo(alice, bob, "hello bob", "hi alice");
     await createGroup(alice, "Quiet room", ["bob"]);
-    await openConversation(bob, "Quiet room");
+    await createGroup(alice, "Busy room", ["bob"]);
 
-    // Bob mutes the group (on this device only) and turns notifications on.
-    await bob.getByRole("button", { name: "Group info" }).click();
-    const level = bob.getByRole("combobox", { name: "Notifications" });
-    await expect(level).toHaveValue("all");
-    await level.selectOption({ label: "Muted" });
-    await bob.getByRole("button", { name: "Close" }).click();
+    // Bob mutes one group and sets the other to Mentions (on this device only), then turns
+    // notifications on.
+    for (const [room, choice] of [["Quiet room", "Muted"], ["Busy room", "Mentions"]]) {
+      await openConversation(bob, room);
+      await bob.getByRole("button", { name: "Group info" }).click();
+      const level = bob.getByRole("combobox", { name: "Notifications" });
+      await expect(level).toHaveValue("all");
+      await level.selectOption({ label: choice });
+      await bob.getByRole("button", { name: "Close" }).click();
+    }
     await bob.getByRole("button", { name: "Enable notifications" }).click();
     await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
     await expect
@@ -66,6 +71,9 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, a
 
     await openConversation(alice, "Quiet room");
     await send(alice, "muted chatter");
+    await openConversation(alice, "Busy room");
+    await send(alice, "chatter for everyone");
+    await send(alice, "@bob can you look?");
     await openConversation(alice, "bob@localhost");
     await send(alice, "Dinner at eight?");
 
@@ -79,10 +87,16 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, a
     const { registrationId } = registrations.find((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
     await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId, data: received.plaintext });
 
+    const byTitle = (list) => [...list].sort((a, b) => a.title.localeCompare(b.title));
     await expect
-      .poll(() => shownNotifications(helper), { timeout: 60_000 })
-      .toEqual([expect.objectContaining({ title: "alice@localhost", body: "Dinner at eight?" })]);
-    expect(JSON.stringify(await shownNotifications(helper))).not.toContain("muted chatter");
+      .poll(async () => byTitle(await shownNotifications(helper)), { timeout: 60_000 })
+      .toEqual([
+        expect.objectContaining({ title: "alice@localhost", body: "Dinner at eight?" }),
+        expect.objectContaining({ title: "alice@localhost in Busy room", body: "@bob can you look?" }),
+      ]);
+    const shown = JSON.stringify(await shownNotifications(helper));
+    expect(shown).not.toContain("muted chatter");
+    expect(shown).not.toContain("chatter for everyone");
     expect(push.received).toHaveLength(1);
 
     // Bob comes back: the messages the worker fetched are there.
