@@ -78,19 +78,8 @@ impl Hostile {
         let device = DeviceId([seed; 16]);
         let dk = device_key.verifying_key().to_bytes();
         let sig = identity.sign(&DeviceRecord::signed_bytes(&user, &device, &dk, 1));
-        let record = DeviceRecord { user: user.clone(), device_id: device, device_key: dk, created_at: 1, signature: sig.to_bytes() };
-        Hostile {
-            addr: DeviceAddress { user, device },
-            identity_key: identity.verifying_key().to_bytes(),
-            record,
-            signer: KeySigner(device_key),
-            provider: OpenMlsRustCrypto::default(),
-            groups: HashMap::new(),
-            cursor: 0,
-            counter: 0,
-            forged: Vec::new(),
-            pending: None,
-        }
+        let record = DeviceRecord { user, device_id: device, device_key: dk, created_at: 1, signature: sig.to_bytes() };
+        Hostile::with_keys(identity.verifying_key().to_bytes(), record, device_key)
     }
 
     /// Another device of an existing user (a linked device): its key from `seed`, its record
@@ -102,6 +91,10 @@ impl Hostile {
     ) -> Hostile {
         let device_key = SigningKey::from_bytes(&[seed; 32]);
         let record = sign_record(DeviceId([seed; 16]), device_key.verifying_key().to_bytes());
+        Hostile::with_keys(identity_key, record, device_key)
+    }
+
+    fn with_keys(identity_key: [u8; 32], record: DeviceRecord, device_key: SigningKey) -> Hostile {
         Hostile {
             addr: record.address(),
             identity_key,
