@@ -32,6 +32,10 @@ use qpq_proto::LOGIN_BINDING_LEN;
 /// A byte stream to a server node, split in its two directions.
 pub type Stream = (Box<dyn AsyncRead + Unpin>, Box<dyn AsyncWrite + Unpin>);
 
+/// A stream and, when the transport gives one, the TLS exporter value of its connection (the
+/// login's channel binding).
+pub type BoundStream = (Stream, Option<[u8; LOGIN_BINDING_LEN]>);
+
 /// Opens byte streams to a server (one per session).
 pub trait Connector: 'static {
     /// Opens a new stream. The error text is shown to people, so say what failed.
@@ -40,7 +44,7 @@ pub trait Connector: 'static {
     /// transport reaches the node itself: a login signs it, so the signature is worthless on any
     /// other connection (`qpq_types::login_bytes`). The default binds nothing, which is all a
     /// browser can do (no web API reads a connection's exporter).
-    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String>> {
+    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<BoundStream, String>> {
         self.connect().map(|r| r.map(|s| (s, None))).boxed_local()
     }
     /// A short name of the transport for the connection indicator ("QUIC", "WebSocket"…).

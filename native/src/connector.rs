@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::{FutureExt, LocalBoxFuture};
-use qpq_client::Stream;
+use qpq_client::{BoundStream, Stream};
 use qpq_proto::{LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
 use qpq_quic::{Trust, ALPN_NODE};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
@@ -46,7 +46,7 @@ impl QuicConnector {
         }
     }
 
-    async fn open(self) -> Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String> {
+    async fn open(self) -> Result<BoundStream, String> {
         let existing = self.conn.borrow().clone().filter(|c| c.close_reason().is_none());
         let conn = match existing {
             Some(c) => c,
@@ -73,7 +73,7 @@ impl qpq_client::Connector for QuicConnector {
         self.clone().open().map(|r| r.map(|(s, _)| s)).boxed_local()
     }
 
-    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<(Stream, Option<[u8; LOGIN_BINDING_LEN]>), String>> {
+    fn connect_bound(&self) -> LocalBoxFuture<'static, Result<BoundStream, String>> {
         self.clone().open().boxed_local()
     }
 
