@@ -11,7 +11,7 @@
 
 import initEngine, { QpqClient } from "/pkg/qpq_web.js";
 import { tryTakeEngineLock } from "./engine-lock.js";
-import { conversationLevel, hideContent, notifies } from "./notify-settings.js";
+import { notifyConversation } from "./notify.js";
 
 const WASM_URL = "/pkg/qpq_web_bg.wasm";
 /** Queued messages have all arrived once nothing happened for this long after connecting… */
@@ -90,24 +90,10 @@ async function receiveQueued() {
 }
 
 async function notify(me, conversations) {
-  const hide = await hideContent();
   const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
   for (const { conversation: c, messages } of conversations) {
-    const level = await conversationLevel(c.id);
-    const shown = messages.filter((m) => notifies(level, m.text, me));
-    if (!shown.length) continue;
     if (windows.some((w) => w.focused && new URL(w.url).hash === `#conversation=${c.id}`)) continue;
-    const last = shown.at(-1);
-    const title = c.kind === "group" ? `${last.sender} in ${c.title || "a group"}` : last.sender;
-    const more = shown.length > 1 ? ` (+${shown.length - 1} more)` : "";
-    const body = hide ? "New message" : `${last.kind === "file" ? `File: ${last.text}` : last.text}${more}`;
-    await self.registration.showNotification(title, {
-      body,
-      tag: c.id,
-      renotify: true,
-      icon: "/icons/icon-192.png",
-      data: { conversation: c.id },
-    });
+    await notifyConversation(self.registration, me, c, messages);
   }
 }
 

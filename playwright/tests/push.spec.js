@@ -113,3 +113,38 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
     await rm(profile, { recursive: true, force: true });
   }
 });
+
+test("a tab in the background shows Alice's message as a notification; in front, the chat shows it and nothing pops up", async ({
+  stack,
+  newPerson,
+}) => {
+  const alice = await newPerson();
+  const bob = await newPerson();
+  await bob.context().grantPermissions(["notifications"], { origin: stack.url });
+  await chatOfTwo(alice, bob, "hello bob", "hi alice");
+  await expect
+    .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration("/"))?.active?.state ?? "none"))
+    .toBe("activated");
+  // Chromium's own focus rather than Playwright's emulation of it: only the page in front has it.
+  const cdp = await bob.context().newCDPSession(bob);
+  await cdp.send("Emulation.setFocusEmulationEnabled", { enabled: false });
+
+  // Bob turns to another tab: his chat is in the background. The tab holds the engine, so no
+  // push comes; the tab itself shows what a push would have.
+  const other = await bob.context().newPage();
+  await other.bringToFront();
+  await expect.poll(() => bob.evaluate(() => document.hasFocus())).toBe(false);
+  await send(alice, "are you there?");
+  await expect
+    .poll(() => shownNotifications(bob))
+    .toEqual([expect.objectContaining({ title: "alice@localhost", body: "are you there?" })]);
+
+  // Back in front, with the chat open: the message shows in place and no notification is added.
+  await bob.bringToFront();
+  await expect.poll(() => bob.evaluate(() => document.hasFocus())).toBe(true);
+  await send(alice, "now you see it");
+  await expectChat(bob, ["hello bob", "hi alice", "are you there?", "now you see it"]);
+  await bob.waitForTimeout(1_000); // longer than the page gathers messages before notifying
+  expect(JSON.stringify(await shownNotifications(bob))).not.toContain("now you see it");
+  await other.close();
+});

@@ -17,6 +17,7 @@ import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
 import { wireNotifications } from "./notifications.js";
 import { CallPanel } from "./call-panel.js";
+import { notifyConversation } from "../notify.js";
 
 /** The URL fragment naming the open conversation (the service worker reads it). */
 const OPEN_PREFIX = "#conversation=";
@@ -27,6 +28,8 @@ const NOTICE_MS = 10_000;
 const TYPING_RENEW_MS = 4_000;
 /** …and a stop is sent after this long without a keystroke. */
 const TYPING_IDLE_MS = 3_000;
+/** Messages arriving this close together in a background tab make one notification. */
+const NOTIFY_GATHER_MS = 300;
 
 export class ChatApp {
   /** @param {import("/pkg/qpq_web.js").QpqClient} client */
@@ -39,6 +42,9 @@ export class ChatApp {
     this.selectedId = null;
     this.pending = new Set();
     this.noticeTimer = null;
+    /** Conversations with messages to notify of (this tab in the background): first index. */
+    this.toNotify = new Map();
+    this.notifyTimer = null;
 
     this.root = byId("screen-app");
     this.placeholder = byId("chat-placeholder");
@@ -107,8 +113,36 @@ export class ChatApp {
     this.aborter.abort();
     this.connection.stopCountdown();
     clearTimeout(this.noticeTimer);
+    clearTimeout(this.notifyTimer);
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
     this.client.stop();
+  }
+
+  /**
+   * A message was added while this tab may be in the background. The tab holds the engine, so
+   * no push reaches the service worker: the tab shows the notification a push would have
+   * (notify.js), unless it is visible and focused, where the person sees the message itself.
+   */
+  noteForNotification(conversationId, index) {
+    if (typeof Notification !== "function" || Notification.permission !== "granted") return;
+    if (document.visibilityState === "visible" && document.hasFocus()) return;
+    this.toNotify.set(conversationId, Math.min(this.toNotify.get(conversationId) ?? index, index));
+    clearTimeout(this.notifyTimer);
+    this.notifyTimer = setTimeout(() => this.notifyInBackground().catch(() => {}), NOTIFY_GATHER_MS);
+  }
+
+  async notifyInBackground() {
+    const batches = [...this.toNotify];
+    this.toNotify.clear();
+    const registration = await navigator.serviceWorker?.getRegistration("/");
+    if (!registration || this.stopped) return;
+    for (const [id, from] of batches) {
+      const c = this.client.conversation(id);
+      const messages = c
+        ? this.client.historySince(id, from).filter((m) => !m.outgoing && (m.kind === "text" || m.kind === "file"))
+        : [];
+      if (messages.length) await notifyConversation(registration, this.client.user(), c, messages);
+    }
   }
 
   /** @param {import("/pkg/qpq_web.js").QpqEvent} event */
@@ -127,6 +161,7 @@ export class ChatApp {
         this.schedule("list");
         if (event.conversation === this.selectedId) this.schedule("chat");
         if (event.change !== "added") this.files.prune();
+        else this.noteForNotification(event.conversation, event.index);
         break;
       case "notice":
         this.showNotice(asSentence(event.text));

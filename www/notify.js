@@ -1,0 +1,33 @@
+// Showing a notification for a conversation's new messages, the same whether the service
+// worker shows it (after a push, the app closed) or a page in the background does: one per
+// conversation (tagged with its id, so a newer one replaces it), titled with the sender (and
+// the group), with the last message's text, or "New message" when the person chose to hide
+// it, and nothing when the conversation's setting (All, Mentions, Muted) says no.
+
+import { conversationLevel, hideContent, notifies } from "./notify-settings.js";
+
+/**
+ * @param {ServiceWorkerRegistration} registration
+ * @param {string} me this account's user
+ * @param {{ id: string, kind: string, title: string }} conversation
+ * @param {{ sender: string, kind: string, text: string }[]} messages incoming, oldest first
+ * @returns {Promise<boolean>} whether a notification was shown
+ */
+export async function notifyConversation(registration, me, conversation, messages) {
+  const level = await conversationLevel(conversation.id);
+  const shown = messages.filter((m) => notifies(level, m.text, me));
+  if (!shown.length) return false;
+  const hide = await hideContent();
+  const last = shown.at(-1);
+  const title = conversation.kind === "group" ? `${last.sender} in ${conversation.title || "a group"}` : last.sender;
+  const more = shown.length > 1 ? ` (+${shown.length - 1} more)` : "";
+  const body = hide ? "New message" : `${last.kind === "file" ? `File: ${last.text}` : last.text}${more}`;
+  await registration.showNotification(title, {
+    body,
+    tag: conversation.id,
+    renotify: true,
+    icon: "/icons/icon-192.png",
+    data: { conversation: conversation.id },
+  });
+  return true;
+}
