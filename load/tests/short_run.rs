@@ -5,7 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use qpq_load::{Params, Storage, Target};
+use qpq_load::{Params, Report, Storage, Target};
+
+/// Runs the load generator with `params`; prints its report and returns it with the wall time.
+fn run(params: &Params) -> (Report, f64) {
+    let t = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let report = tokio::task::LocalSet::new().block_on(&rt, qpq_load::run(params)).expect("the run completes");
+    let secs = t.elapsed().as_secs_f64();
+    println!("{report}");
+    println!("wall time {secs:.1} s");
+    (report, secs)
+}
 
 #[test]
 fn a_short_run_delivers_every_accepted_message_once_and_drains_the_queues() {
@@ -21,11 +32,7 @@ fn a_short_run_delivers_every_accepted_message_once_and_drains_the_queues() {
         duration: Duration::from_millis(1500),
         node_log: "error".into(),
     };
-    let t = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let report = tokio::task::LocalSet::new().block_on(&rt, qpq_load::run(&params)).expect("the run completes");
-    println!("{report}");
-    println!("wall time {:.1} s", t.elapsed().as_secs_f64());
+    let (report, _) = run(&params);
 
     let q = &report.qpq;
     assert!(q.accepted_in_window > 0, "the node accepted messages in the window");
@@ -58,12 +65,7 @@ fn the_send_limit_is_waited_out_as_the_node_says_and_nothing_is_lost() {
         duration: Duration::from_millis(1500),
         node_log: "error".into(),
     };
-    let t = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let report = tokio::task::LocalSet::new().block_on(&rt, qpq_load::run(&params)).expect("the run completes");
-    println!("{report}");
-    let secs = t.elapsed().as_secs_f64();
-    println!("wall time {secs:.1} s");
+    let (report, secs) = run(&params);
 
     let q = &report.qpq;
     let (limited, waited_ms) = q.rate_limited;
