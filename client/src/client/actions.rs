@@ -12,14 +12,6 @@ use crate::{Platform, StateStore};
 /// How long deleting an account waits for the notices to its conversations to be sent.
 const ACCOUNT_NOTICE_TIMEOUT_MS: u64 = 10_000;
 
-/// What [`Client::sync_own_devices`] queued: in how many conversations a revoked device of
-/// this account is being removed, and in how many a missing one is being added.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct DeviceSync {
-    pub removed_from: usize,
-    pub added_to: usize,
-}
-
 impl<S: StateStore, P: Platform> Client<S, P> {
     /// Opens the 1:1 chat with `peer`, creating it if there is none.
     pub async fn start_chat(&self, peer: &UserId) -> Result<ChannelId, ClientError> {
@@ -212,7 +204,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         let session = self.session()?;
         session.revoke_device(device).await?;
         match self.sync_own_devices(&session).await {
-            Ok(sync) => Ok(sync.removed_from),
+            Ok(removed_from) => Ok(removed_from),
             Err(e) => {
                 let why = format!(
                     "the device was removed from your account; taking it out of your conversations waits for the \
@@ -229,8 +221,8 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     /// it holds that a conversation lacks (newly linked), each with a key package of that
     /// device alone. Done after each login, so any of the account's devices acts on a change
     /// made elsewhere. A refusal while adding (a device without packages, a rate limit) leaves
-    /// the rest for the next login.
-    pub(super) async fn sync_own_devices(&self, session: &crate::api::Session) -> Result<DeviceSync, ClientError> {
+    /// the rest for the next login. Returns in how many conversations a removal was queued.
+    pub(super) async fn sync_own_devices(&self, session: &crate::api::Session) -> Result<usize, ClientError> {
         let me = self.user();
         let (ik, records) = session.list_devices(&me).await?;
         let (removed, missing) = {
@@ -238,7 +230,6 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             e.learn_devices(&me, &ik, &records, self.inner.platform.now_ms())?;
             (e.remove_revoked_own_devices(), e.own_devices_missing())
         };
-        let mut added_to = 0;
         for (conv, devices) in missing {
             let claimed = match session.claim_key_packages_of(&me, &devices).await {
                 Ok(c) => c,
@@ -253,13 +244,12 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 continue;
             }
             let queued = self.inner.engine.borrow_mut().add_members(&conv, packages);
-            match queued {
-                Ok(()) => added_to += 1,
-                Err(e) => self.emit(ClientEvent::Notice(format!("a device of yours could not join a conversation: {e}"))),
+            if let Err(e) = queued {
+                self.emit(ClientEvent::Notice(format!("a device of yours could not join a conversation: {e}")));
             }
         }
         self.step_done().await?;
-        Ok(DeviceSync { removed_from: removed.len(), added_to })
+        Ok(removed.len())
     }
 
     /// The safety number with `peer`. Online, their directory records are fetched first, so a

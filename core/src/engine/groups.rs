@@ -129,12 +129,11 @@ impl Engine {
         let own = self.device_id();
         let Some(known) = self.known.get(me) else { return Vec::new() };
         let mut out = Vec::new();
-        for (conv, group) in &self.groups {
+        for conv in self.groups.keys() {
             if self.require_active(conv).is_err() {
                 continue;
             }
-            let present: Vec<DeviceAddress> =
-                group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect();
+            let present = self.member_devices(conv);
             let queued = |d: &DeviceId| {
                 self.outbox.values().any(|i| match &i.op {
                     PendingOp::Membership { add, .. } => &i.conv == conv && add.iter().any(|p| p.user == *me && p.device == *d),
@@ -167,13 +166,13 @@ impl Engine {
             return Vec::new(); // a list without this device is not one to act on
         }
         let mut queued = Vec::new();
-        for (conv, group) in &self.groups {
+        for conv in self.groups.keys() {
             if self.require_active(conv).is_err() {
                 continue;
             }
-            let revoked: Vec<DeviceAddress> = group
-                .members()
-                .filter_map(|m| device_of_credential(&m.credential).ok())
+            let revoked: Vec<DeviceAddress> = self
+                .member_devices(conv)
+                .into_iter()
                 .filter(|d| d.user == me && d.device != own && !known.devices.contains_key(&d.device))
                 .collect();
             let already = self.outbox.values().any(|i| {

@@ -11,7 +11,6 @@ use crate::app_message::{
 };
 use crate::conversation::{Content, Message, Status};
 use crate::error::EngineError;
-use crate::identity::device_of_credential;
 use crate::outbox::{Outbound, OutboundOp, OutboundResult, PendingOp};
 use crate::state::StateKey;
 
@@ -213,7 +212,8 @@ impl Engine {
         self.conversations.get(conv).map(|c| c.disappear_secs).unwrap_or(0)
     }
 
-    /// True for a removal-only change whose users are no longer members.
+    /// True for a change that only adds and removes, when everything it adds is in the group
+    /// already and everything it removes has gone (another member or device got there first).
     fn nothing_left_to_do(
         &self,
         conv: &ChannelId,
@@ -224,9 +224,10 @@ impl Engine {
         set_timer: Option<u32>,
     ) -> bool {
         let Some(c) = self.conversations.get(conv) else { return false };
-        let Some(group) = self.groups.get(conv) else { return false };
-        let leaves: Vec<DeviceAddress> =
-            group.members().filter_map(|m| device_of_credential(&m.credential).ok()).collect();
+        if !self.groups.contains_key(conv) {
+            return false;
+        }
+        let leaves = self.member_devices(conv);
         let has_leaf = |d: &DeviceAddress| leaves.contains(d);
         // Adds of devices someone else added meanwhile (another device of the same user,
         // say) are done too.
