@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, load, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput load browser-mls transports files push calls widget)
+all=(mls throughput link backup load browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -31,6 +31,14 @@ for b in "${wanted[@]}"; do
       say "messages per second through one node over QUIC vs a raw quinn echo"
       cargo bench -p qpq-native --bench throughput
       ;;
+    backup)
+      say "backup and restore of an account with 1,000 and 10,000 messages: file size, seconds"
+      cargo bench -p qpq-native --bench backup
+      ;;
+    link)
+      say "linking a device: request to history in, with 1,000 and 10,000 messages of history"
+      cargo bench -p qpq-native --bench link
+      ;;
     load)
       ensure_postgres
       cargo build --release -p qpq-load
@@ -44,7 +52,7 @@ for b in "${wanted[@]}"; do
       ;;
     browser-mls)
       browser_setup
-      say "MLS in headless Chromium (wasm) vs natively, alternating rounds"
+      say "MLS and Argon2id in headless Chromium (wasm) vs natively, alternating rounds"
       (cd playwright && node bench/mls.mjs)
       ;;
     transports)

@@ -40,3 +40,36 @@ export function byId(id) {
 export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
+
+/**
+ * Makes the children of `list` the items of `conversations`, in that order: the item of a
+ * conversation drawn before is kept (`items`, by id; its `li` moved where needed), a new one
+ * made with `create(id)`, each refreshed with `update(item, c)`, and the items of
+ * conversations no longer there removed.
+ * @template {{li: HTMLLIElement}} T
+ * @param {HTMLElement} list
+ * @param {Map<string, T>} items
+ * @param {Array<{id: string}>} conversations
+ * @param {(id: string) => T} create
+ * @param {(item: T, c: any) => void} update
+ */
+export function renderById(list, items, conversations, create, update) {
+  const seen = new Set();
+  conversations.forEach((c, position) => {
+    seen.add(c.id);
+    let item = items.get(c.id);
+    if (!item) {
+      item = create(c.id);
+      items.set(c.id, item);
+    }
+    update(item, c);
+    const at = list.children[position];
+    if (at !== item.li) list.insertBefore(item.li, at ?? null);
+  });
+  for (const [id, item] of items) {
+    if (!seen.has(id)) {
+      item.li.remove();
+      items.delete(id);
+    }
+  }
+}

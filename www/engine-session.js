@@ -8,6 +8,7 @@ import { locksSupported, takeOverEngineLock, waitForEngineLock } from "./engine-
 import { describeError } from "./errors.js";
 import { showElsewhere, showProblem, showScreen } from "./views/screens.js";
 import { askForAccount } from "./views/signup.js";
+import { askForPassphrase } from "./views/unlock.js";
 import { engineOptions } from "./transport-setting.js";
 
 /** Set (for this tab only) when another tab took the engine over and this one reloaded. */
@@ -31,7 +32,12 @@ export async function runWithLock(engine, lock, startView) {
   let client;
   try {
     const QpqClient = await engine;
-    client = await QpqClient.open(engineOptions());
+    try {
+      client = await QpqClient.open(engineOptions());
+    } catch (e) {
+      if (e?.code !== "locked") throw e;
+      client = await Promise.race([askForPassphrase(QpqClient, engineOptions()), handover]);
+    }
     if (!client) client = await Promise.race([askForAccount(QpqClient, engineOptions()), handover]);
   } catch (e) {
     lock.release();

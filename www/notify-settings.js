@@ -83,3 +83,36 @@ export function notifies(level, text, me) {
 function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+/**
+ * Every setting here as a string, for a device being linked to take over (`serveLink`): the
+ * level of each conversation that is not "all", and whether notifications hide the text.
+ */
+export async function exportSettings() {
+  const [keys, values] = await Promise.all([
+    withStore("readonly", (s) => s.getAllKeys()),
+    withStore("readonly", (s) => s.getAll()),
+  ]);
+  const levels = {};
+  let hide = false;
+  keys.forEach((key, i) => {
+    if (key === "hide-content") hide = values[i] === true;
+    else if (typeof key === "string" && key.startsWith("conversation:") && values[i] !== "all") levels[key.slice(13)] = values[i];
+  });
+  return JSON.stringify({ v: 1, levels, hideContent: hide });
+}
+
+/** Takes over settings made by `exportSettings` on another device; anything else is ignored. */
+export async function importSettings(text) {
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (parsed?.v !== 1 || typeof parsed.levels !== "object" || parsed.levels === null) return;
+  for (const [id, level] of Object.entries(parsed.levels)) {
+    if (/^[0-9a-f]{2,128}$/.test(id) && LEVELS.some((l) => l.value === level)) await setConversationLevel(id, level);
+  }
+  if (parsed.hideContent === true) await setHideContent(true);
+}

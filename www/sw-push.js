@@ -45,7 +45,16 @@ export async function onPush() {
   } finally {
     lock.release();
   }
-  if (fresh) await notify(fresh.me, fresh.conversations);
+  if (fresh?.locked) await notifyLocked();
+  else if (fresh) await notify(fresh.me, fresh.conversations);
+}
+
+/** What a push can say when a passphrase locks the account: that there is something to read. */
+async function notifyLocked() {
+  await self.registration.showNotification("quicproquo", {
+    body: "You have new messages. Open quicproquo and unlock it to read them.",
+    tag: "qpq-locked",
+  });
 }
 
 /**
@@ -53,7 +62,14 @@ export async function onPush() {
  * new incoming messages per conversation.
  */
 async function receiveQueued() {
-  const client = await QpqClient.open({ transport: "websocket" });
+  let client;
+  try {
+    client = await QpqClient.open({ transport: "websocket" });
+  } catch (e) {
+    // A passphrase locks the account: nothing can be read here; say that something came.
+    if (e?.code === "locked") return { locked: true };
+    throw e;
+  }
   if (!client) return null;
   try {
     // Where each conversation's history ends now (indices may have gaps: disappeared messages).

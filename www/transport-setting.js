@@ -2,6 +2,8 @@
 // default), or one forced. A `?transport=` URL parameter wins over the setting kept in
 // localStorage; the Transport select in the top bar changes the setting and reloads.
 
+import { deviceName } from "./device-name.js";
+
 const KEY = "qpq.transport";
 const MODES = ["auto", "webtransport", "websocket"];
 
@@ -15,7 +17,7 @@ export function chosenTransport() {
 
 /** Options for QpqClient.open and QpqClient.register. */
 export function engineOptions() {
-  return { transport: chosenTransport() };
+  return { transport: chosenTransport(), deviceName: deviceName() };
 }
 
 /**

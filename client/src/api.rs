@@ -104,6 +104,39 @@ impl Connection {
         Ok(Session { cap: resp.get()?.get_session()? })
     }
 
+    /// Registers `device` in place of every other device of its account (restoring from a
+    /// backup): `signature` is the identity key's over `restore_bytes(device, nonce)`, `nonce`
+    /// from [`Connection::challenge`] for that device on this connection.
+    pub async fn restore_device(&self, device: &DeviceRecord, nonce: &[u8], signature: &[u8; 64]) -> Result<(), ClientError> {
+        let mut req = self.node.restore_device_request();
+        let mut p = req.get();
+        p.set_user(device.user.as_str());
+        wire::write_device_record(p.reborrow().init_device(), device);
+        p.set_nonce(nonce);
+        p.set_signature(signature);
+        req.send().promise.await?;
+        Ok(())
+    }
+
+    /// Puts a new device's link request (ciphertext) into the open link slot `slot`.
+    pub async fn put_link_request(&self, slot: &[u8; 32], request: &[u8]) -> Result<(), ClientError> {
+        let mut req = self.node.link_request_request();
+        req.get().set_slot(slot);
+        req.get().set_request(request);
+        req.send().promise.await?;
+        Ok(())
+    }
+
+    /// The answer in the link slot `slot`, or `None` while there is none; reading one closes
+    /// the slot.
+    pub async fn take_link_answer(&self, slot: &[u8; 32]) -> Result<Option<Vec<u8>>, ClientError> {
+        let mut req = self.node.link_answer_request();
+        req.get().set_slot(slot);
+        let resp = req.send().promise.await?;
+        let answer = resp.get()?.get_answer()?;
+        Ok((!answer.is_empty()).then(|| answer.to_vec()))
+    }
+
     /// The raw bootstrap capability (for tests of the server's refusals).
     pub fn node_service(&self) -> node_service::Client {
         self.node.clone()
@@ -141,6 +174,14 @@ impl Session {
 
     /// The identity key and device records of `user`.
     pub async fn list_devices(&self, user: &UserId) -> Result<([u8; 32], Vec<DeviceRecord>), ClientError> {
+        let (ik, devices) = self.list_own_devices(user).await?;
+        Ok((ik, devices.into_iter().map(|(record, _, _)| record).collect()))
+    }
+
+    /// A user's devices, with what only the account's own devices are told: each one's label
+    /// (ciphertext, empty when none) and last login (Unix ms, 0 before the first); for another
+    /// user's devices both are empty.
+    pub async fn list_own_devices(&self, user: &UserId) -> Result<([u8; 32], Vec<(DeviceRecord, Vec<u8>, u64)>), ClientError> {
         let mut req = self.cap.list_devices_request();
         req.get().set_user(user.as_str());
         let resp = req.send().promise.await?;
@@ -149,8 +190,27 @@ impl Session {
             .get_identity_key()?
             .try_into()
             .map_err(|_| ClientError::Input("the server sent a malformed identity key".into()))?;
-        let devices = r.get_devices()?.iter().map(wire::read_device_record).collect::<Result<Vec<_>, _>>()?;
-        Ok((ik, devices))
+        let about = r.get_about()?;
+        let mut out = Vec::new();
+        for (i, d) in r.get_devices()?.iter().enumerate() {
+            let record = wire::read_device_record(d)?;
+            let (label, last) = if (i as u32) < about.len() {
+                let a = about.get(i as u32);
+                (a.get_label()?.to_vec(), a.get_last_login())
+            } else {
+                (Vec::new(), 0)
+            };
+            out.push((record, label, last));
+        }
+        Ok((ik, out))
+    }
+
+    /// Sets this device's label (ciphertext from `device_label::seal`; empty clears it).
+    pub async fn set_device_label(&self, label: &[u8]) -> Result<(), ClientError> {
+        let mut req = self.cap.set_device_label_request();
+        req.get().set_label(label);
+        req.send().promise.await?;
+        Ok(())
     }
 
     /// Adds a device record (signed by our identity key).
@@ -159,6 +219,22 @@ impl Session {
         wire::write_device_record(req.get().init_device(), record);
         req.send().promise.await?;
         Ok(())
+    }
+
+    /// Blocks (or unblocks) `user` for this account.
+    pub async fn set_blocked(&self, user: &UserId, blocked: bool) -> Result<(), ClientError> {
+        let mut req = self.cap.set_blocked_request();
+        req.get().set_user(user.as_str());
+        req.get().set_blocked(blocked);
+        req.send().promise.await?;
+        Ok(())
+    }
+
+    /// The users this account blocks, as the node keeps them.
+    pub async fn blocked_users(&self) -> Result<Vec<UserId>, ClientError> {
+        let resp = self.cap.blocked_users_request().send().promise.await?;
+        let list = resp.get()?.get_users()?;
+        Ok(list.iter().map(|name| wire::read_user(name?, "users")).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Revokes one of our devices.
@@ -356,6 +432,40 @@ impl Session {
         req.get().set_index(index);
         let resp = req.send().promise.await?;
         Ok(resp.get()?.get_data()?.to_vec())
+    }
+
+    /// Opens the link slot `slot` for this account; returns when it closes (Unix ms).
+    pub async fn open_link(&self, slot: &[u8; 32]) -> Result<u64, ClientError> {
+        let mut req = self.cap.open_link_request();
+        req.get().set_slot(slot);
+        let resp = req.send().promise.await?;
+        Ok(resp.get()?.get_expires_at())
+    }
+
+    /// The request in this account's link slot `slot`, or `None` while there is none.
+    pub async fn link_request(&self, slot: &[u8; 32]) -> Result<Option<Vec<u8>>, ClientError> {
+        let mut req = self.cap.link_request_request();
+        req.get().set_slot(slot);
+        let resp = req.send().promise.await?;
+        let request = resp.get()?.get_request()?;
+        Ok((!request.is_empty()).then(|| request.to_vec()))
+    }
+
+    /// Answers the request in this account's link slot `slot`.
+    pub async fn answer_link(&self, slot: &[u8; 32], answer: &[u8]) -> Result<(), ClientError> {
+        let mut req = self.cap.answer_link_request();
+        req.get().set_slot(slot);
+        req.get().set_answer(answer);
+        req.send().promise.await?;
+        Ok(())
+    }
+
+    /// Closes this account's link slot `slot` early.
+    pub async fn close_link(&self, slot: &[u8; 32]) -> Result<(), ClientError> {
+        let mut req = self.cap.close_link_request();
+        req.get().set_slot(slot);
+        req.send().promise.await?;
+        Ok(())
     }
 
     /// Deletes the account (identity, devices, queues, key packages, blobs).

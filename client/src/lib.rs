@@ -14,13 +14,17 @@
 #![allow(async_fn_in_trait)]
 
 mod api;
+pub mod backup;
 mod client;
+pub mod device_label;
 mod error;
 pub mod files;
+pub mod link;
+pub mod passphrase;
 mod transfer;
 
 pub use api::{Connection, IceServer, Session};
-pub use client::{Client, ClientEvent, ConnState};
+pub use client::{BackupProgress, Client, ClientEvent, ConnState, LinkProgress, LinkedDevice, OwnDevice, Restored};
 pub use error::ClientError;
 pub use transfer::{clean_file_name, clean_mime};
 

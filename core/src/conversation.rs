@@ -49,6 +49,18 @@ pub struct Conversation {
     /// Hashes of the latest refused commits, so that a copy delivered again counts once.
     #[serde(default)]
     pub(crate) refused_recent: Vec<String>,
+    /// A message request: someone who is not a contact started it or added this user, and
+    /// the person has not accepted it yet. Nothing goes back (no receipts, no typing) until
+    /// then; sending a message accepts it.
+    #[serde(default)]
+    pub request: bool,
+    /// Who added this user (the member whose device sent the Welcome); `None` for
+    /// conversations this user created.
+    #[serde(default)]
+    pub invited_by: Option<UserId>,
+    /// Deleted as a request (left, and no longer listed); a later Welcome brings it back.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl Conversation {

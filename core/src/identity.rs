@@ -66,6 +66,19 @@ impl Identity {
         Self::assemble(user, identity_key, device_id, device_key, now)
     }
 
+    /// The identity of a linked device: the account's identity key and this device's key.
+    pub fn from_secrets(
+        user: UserId,
+        identity_secret: &[u8; 32],
+        device_id: DeviceId,
+        device_secret: &[u8; 32],
+        created_at: u64,
+    ) -> Self {
+        let identity_key = SigningKey::from_bytes(identity_secret);
+        let device_key = SigningKey::from_bytes(device_secret);
+        Self::assemble(user, identity_key, device_id, device_key, created_at)
+    }
+
     fn assemble(
         user: UserId,
         identity_key: SigningKey,
@@ -119,6 +132,11 @@ impl Identity {
         DeviceAddress { user: self.user.clone(), device: self.device_id }
     }
 
+    /// The identity secret key (handed over when linking a device).
+    pub fn identity_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.identity_key.to_bytes())
+    }
+
     /// The identity public key.
     pub fn identity_public_key(&self) -> [u8; 32] {
         self.identity_key.verifying_key().to_bytes()
@@ -138,6 +156,12 @@ impl Identity {
         DeviceRecord { user: self.user.clone(), device_id, device_key, created_at, signature: sig.to_bytes() }
     }
 
+    /// Signs, with the identity key, the registration of this (restored) device in place of
+    /// the account's others (see `restore_bytes`).
+    pub fn sign_restore(&self, record: &DeviceRecord, nonce: &[u8]) -> [u8; 64] {
+        self.identity_key.sign(&qpq_types::restore_bytes(record, nonce)).to_bytes()
+    }
+
     /// Signs a login challenge, bound to the connection's TLS exporter value when the
     /// transport gives one (see `login_bytes`).
     pub fn sign_login(&self, nonce: &[u8], binding: &[u8]) -> [u8; 64] {
@@ -154,6 +178,12 @@ impl Identity {
             signature_key: self.record.device_key.to_vec().into(),
         }
     }
+}
+
+/// The Ed25519 public key of a secret key (a linked device makes its key before it knows
+/// its account).
+pub fn ed25519_public_key(secret: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(secret).verifying_key().to_bytes()
 }
 
 /// The MLS credential of a device: a basic credential whose identity is `user#devicehex`.
@@ -184,6 +214,19 @@ mod tests {
         let again = Identity::from_stored(&id.to_stored()).unwrap();
         assert_eq!(again.device_record(), id.device_record());
         assert_eq!(again.sign_login(b"n", b"b"), id.sign_login(b"n", b"b"));
+    }
+
+    #[test]
+    fn a_linked_device_holds_the_record_its_account_signed_for_it() {
+        let user = UserId::parse("alice@example.org").unwrap();
+        let first = Identity::generate(user.clone(), &[3u8; 64], DeviceId([5; 16]), 1000);
+        let device_secret = [8u8; 32];
+        let device_key = SigningKey::from_bytes(&device_secret).verifying_key().to_bytes();
+        let registered = first.sign_device_record(DeviceId([6; 16]), device_key, 2000);
+        let linked = Identity::from_secrets(user, &first.identity_secret(), DeviceId([6; 16]), &device_secret, 2000);
+        assert_eq!(linked.device_record(), &registered);
+        assert_eq!(linked.identity_public_key(), first.identity_public_key());
+        linked.device_record().verify(&first.identity_public_key()).unwrap();
     }
 
     #[test]

@@ -29,11 +29,11 @@ pub use app_message::{
 };
 pub use conversation::{CallOutcome, Content, Conversation, ConversationKind, Message, Status, SystemEvent};
 pub use engine::{
-    safety_digits, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
+    decode_contacts, decode_history, encode_contacts, encode_history, safety_digits, AccountBackup, Contact, ConversationHistory, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
     SAFETY_NUMBER_DIGITS, TYPING_TIMEOUT_MS,
 };
 pub use error::EngineError;
 pub use group_meta::{GroupMeta, MAX_DISAPPEAR_SECS, MAX_NAME_BYTES};
-pub use identity::{credential_for, device_of_credential};
+pub use identity::{credential_for, device_of_credential, ed25519_public_key};
 pub use outbox::{ClaimedPackage, Outbound, OutboundOp, OutboundResult};
 pub use state::Changeset;

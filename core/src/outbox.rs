@@ -92,14 +92,19 @@ impl PendingOp {
 
     /// Removing the leaves of these devices, not their users.
     pub(crate) fn device_removal(devices: Vec<DeviceAddress>) -> Self {
+        Self::device_change(Vec::new(), devices)
+    }
+
+    /// Adding devices (`add`) and removing the leaves of others, not their users.
+    pub(crate) fn device_change(add: Vec<ClaimedPackage>, remove_devices: Vec<DeviceAddress>) -> Self {
         PendingOp::Membership {
-            add: Vec::new(),
+            add,
             remove: Vec::new(),
             built: None,
             refused_epoch: None,
             self_update: false,
             set_timer: None,
-            remove_devices: devices,
+            remove_devices,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! | key | value |
 //! |---|---|
 //! | `identity` | identity and device secrets (JSON) |
-//! | `meta` | counters (JSON) |
+//! | `meta` | counters, the device's name, contacts and blocked users (JSON) |
 //! | `cursor` | last processed delivery sequence number (u64 BE) |
 //! | `c/` + channel id | a conversation (JSON) |
 //! | `m/` + len(channel id) + channel id + index (u64 BE) | a history entry (JSON) |
@@ -43,6 +43,8 @@ pub(crate) enum StateKey {
     Outbox(u64),
     Known(UserId),
     Held(u64),
+    /// One conversation's history from a backup, waiting for the conversation to come back.
+    Restore(ChannelId),
 }
 
 pub(crate) const MLS_PREFIX: &[u8] = b"s/";
@@ -64,6 +66,7 @@ impl StateKey {
             StateKey::Outbox(o) => [b"o/".as_slice(), &o.to_be_bytes()].concat(),
             StateKey::Known(u) => [b"k/".as_slice(), u.as_str().as_bytes()].concat(),
             StateKey::Held(seq) => [b"h/".as_slice(), &seq.to_be_bytes()].concat(),
+            StateKey::Restore(c) => [b"r/".as_slice(), c.as_bytes()].concat(),
         }
     }
 
@@ -91,6 +94,8 @@ impl StateKey {
                     UserId::parse(std::str::from_utf8(rest).ok()?).ok().map(StateKey::Known)
                 } else if let Some(rest) = k.strip_prefix(b"h/") {
                     Some(StateKey::Held(u64::from_be_bytes(rest.try_into().ok()?)))
+                } else if let Some(rest) = k.strip_prefix(b"r/") {
+                    ChannelId::from_slice(rest).ok().map(StateKey::Restore)
                 } else {
                     None
                 }
@@ -111,10 +116,11 @@ mod tests {
             StateKey::Meta,
             StateKey::Cursor,
             StateKey::Conversation(c.clone()),
-            StateKey::Message(c, 42),
+            StateKey::Message(c.clone(), 42),
             StateKey::Outbox(7),
             StateKey::Known(UserId::parse("a@b.c").unwrap()),
             StateKey::Held(9),
+            StateKey::Restore(c.clone()),
         ] {
             assert_eq!(StateKey::parse(&k.to_bytes()), Some(k));
         }

@@ -52,6 +52,36 @@ struct Target {
     device: DeviceAddress,
     channel: ChannelId,
     blob: [u8; 16],
+    /// An open link slot of the victim's account holding a new device's request.
+    link: [u8; 32],
+}
+
+/// The label the victim's device set (ciphertext, as far as the node knows).
+const VICTIM_LABEL: &[u8] = b"alice's laptop, sealed for alice's devices";
+/// The label another user sets through `setDeviceLabel`.
+const MALLORY_LABEL: &[u8] = b"mallory's own device, sealed";
+
+/// The labels of `user`'s devices as `s` sees them in `listDevices`: one per device for the
+/// caller's own account (empty for a device without one), none for anyone else's.
+async fn labels_of(s: &session::Client, user: &qpq_proto::UserId) -> Result<Vec<Vec<u8>>, capnp::Error> {
+    let mut req = s.list_devices_request();
+    req.get().set_user(user.as_str());
+    let r = req.send().promise.await?;
+    let about = r.get()?.get_about()?;
+    about.iter().map(|a| Ok(a.get_label()?.to_vec())).collect()
+}
+
+/// The request a new device put into the victim's link slot.
+const LINK_REQUEST: &[u8] = b"a new device's sealed link request";
+
+/// A user the victim's account blocks (of another server: any name may be blocked).
+const BLOCKED_BY_VICTIM: &str = "eve@elsewhere.example";
+
+/// The users `s`'s account blocks, as `blockedUsers` lists them.
+async fn blocked_of(s: &session::Client) -> Result<Vec<String>, capnp::Error> {
+    let r = s.blocked_users_request().send().promise.await?;
+    let users = r.get()?.get_users()?;
+    users.iter().map(|u| Ok(u?.to_string().map_err(|e| capnp::Error::failed(e.to_string()))?)).collect()
 }
 
 /// What a call did.
@@ -109,7 +139,8 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             let mut req = s.list_devices_request();
             req.get().set_user(t.user.id.as_str());
             let r = req.send().promise.await?;
-            Ok(format!("listDevices {}", r.get()?.get_devices()?.len()))
+            let r = r.get()?;
+            Ok(format!("listDevices {} {}", r.get_devices()?.len(), r.get_about()?.len()))
         }
         "addDevice" => {
             let mut req = s.add_device_request();
@@ -249,6 +280,52 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             let fresh = r.get_expires_at() > now;
             Ok(format!("iceServers {} {}", servers.len(), fresh && turn_user.starts_with(&format!("{}:", r.get_expires_at()))))
         }
+        "setDeviceLabel" => {
+            let mut req = s.set_device_label_request();
+            req.get().set_label(MALLORY_LABEL);
+            req.send().promise.await?;
+            // It labelled the caller's own device: that is where the label shows.
+            let r = s.whoami_request().send().promise.await?;
+            let me = wire::read_device_address(r.get()?.get_device()?)?;
+            let labels = labels_of(s, &me.user).await?;
+            Ok(format!("setDeviceLabel {}", labels == vec![MALLORY_LABEL.to_vec()]))
+        }
+        "openLink" => {
+            // The victim's slot name: taken, whoever asks.
+            let mut req = s.open_link_request();
+            req.get().set_slot(&t.link);
+            let r = req.send().promise.await?;
+            Ok(format!("openLink {}", r.get()?.get_expires_at() > 0))
+        }
+        "linkRequest" => {
+            let mut req = s.link_request_request();
+            req.get().set_slot(&t.link);
+            let r = req.send().promise.await?;
+            Ok(format!("linkRequest {}", r.get()?.get_request()?.len()))
+        }
+        "answerLink" => {
+            let mut req = s.answer_link_request();
+            req.get().set_slot(&t.link);
+            req.get().set_answer(b"an answer sealed to the attacker's own keys");
+            req.send().promise.await?;
+            Ok("answerLink".into())
+        }
+        "closeLink" => {
+            let mut req = s.close_link_request();
+            req.get().set_slot(&t.link);
+            req.send().promise.await?;
+            Ok("closeLink".into())
+        }
+        "setBlocked" => {
+            // Tries to lift the victim's block: a block is the calling account's, so only the
+            // caller's own list could change (the victim's is checked by `victim_untouched`).
+            let mut req = s.set_blocked_request();
+            req.get().set_user(BLOCKED_BY_VICTIM);
+            req.get().set_blocked(false);
+            req.send().promise.await?;
+            Ok("setBlocked".into())
+        }
+        "blockedUsers" => Ok(format!("blockedUsers {:?}", blocked_of(s).await?)),
         other => panic!("the schema's Session.{other} has no row in the authorization matrix: decide who may call it and add it"),
     }
 }
@@ -259,8 +336,9 @@ fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
     use ErrorCode::*;
     match method {
         "whoami" => Outcome::Answered(format!("whoami {mallory}")),
-        // The directory is public: anyone may read a user's device records to verify them.
-        "listDevices" => Outcome::Answered("listDevices 1".into()),
+        // The directory is public: anyone may read a user's device records to verify them;
+        // their labels and last logins are for the account's own devices (none here).
+        "listDevices" => Outcome::Answered("listDevices 1 0".into()),
         "addDevice" => Outcome::Refused(BadRequest),
         // Names a device id of the caller's own account, which has no such device.
         "revokeDevice" => Outcome::Refused(NoSuchDevice),
@@ -285,21 +363,48 @@ fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
         "vapidPublicKey" => Outcome::Answered("vapidPublicKey 65".into()),
         // The node's STUN/TURN servers, with TURN credentials derived for the caller.
         "iceServers" => Outcome::Answered("iceServers 2 true".into()),
+        // Labels the calling device only (the victim's labels are checked by
+        // `victim_untouched`).
+        "setDeviceLabel" => Outcome::Answered("setDeviceLabel true".into()),
+        // A link slot is its account's: another account cannot take its name, read its
+        // request or answer it (`no_such_link`, as if it did not exist), and closing it
+        // closes nothing of the caller's (checked by `victim_untouched`).
+        "openLink" => Outcome::Refused(BadRequest),
+        "linkRequest" | "answerLink" => Outcome::Refused(NoSuchLink),
+        "closeLink" => Outcome::Answered("closeLink".into()),
+        // Blocks are the calling account's: another user sets and reads its own list only
+        // (empty here), never the victim's.
+        "setBlocked" => Outcome::Answered("setBlocked".into()),
+        "blockedUsers" => Outcome::Answered("blockedUsers []".into()),
         other => panic!("the schema's Session.{other} has no expected outcome for another user: add one"),
     }
 }
 
-/// The victim's things are as they were: its device, key packages, channel, blob and queue.
+/// The victim's things are as they were: its device and its label, key packages, channel,
+/// blob, queue, link slot and blocks.
 async fn victim_untouched(node: &RunningNode, victim: &RawDevice, t: &Target) {
     let v = login(node, victim).await;
     let (_, devices) = v.session.list_devices(&t.user.id).await.unwrap();
     assert_eq!(devices.len(), 1, "the victim still has exactly its one live device");
+    let labels = labels_of(&v.session.capability(), &t.user.id).await.unwrap();
+    assert_eq!(labels, vec![VICTIM_LABEL.to_vec()], "the victim's device label is unchanged");
     assert_eq!(v.session.key_package_count().await.unwrap(), 2, "the victim's key packages: one claimed by another, one left");
     let (epoch, members) = v.session.channel_info(&t.channel).await.unwrap();
     assert_eq!((epoch, members), (0, vec![t.device.clone()]), "the victim's channel is unchanged");
     assert_eq!(v.session.get_chunk(&t.blob, 0).await.unwrap(), b"mine".to_vec());
     assert_eq!(v.session.blob_chunks_stored(&t.blob).await.unwrap(), 1, "nobody wrote into the victim's blob");
     assert_eq!(v.session.fetch(0, 100).await.unwrap(), vec![], "nothing was queued for the victim");
+    let mut req = v.session.capability().link_request_request();
+    req.get().set_slot(&t.link);
+    let r = req.send().promise.await.expect("the victim's link slot is still open");
+    assert_eq!(r.get().unwrap().get_request().unwrap(), LINK_REQUEST, "the new device's request is still there");
+    let stranger = rpc(&raw_connection(node).await).await;
+    let mut req = stranger.node_service().link_answer_request();
+    req.get().set_slot(&t.link);
+    let r = req.send().promise.await.expect("the new device polls the slot");
+    assert!(r.get().unwrap().get_answer().unwrap().is_empty(), "nobody answered the victim's link request");
+    let blocked = blocked_of(&v.session.capability()).await.unwrap();
+    assert_eq!(blocked, vec![BLOCKED_BY_VICTIM.to_string()], "the victim's blocks are unchanged");
 }
 
 fn node_with(dir: &std::path::Path, database: Option<String>) -> RunningNode {
@@ -327,7 +432,24 @@ async fn matrix(node: &RunningNode) {
     let blob = a1.session.create_blob(&channel, 4, 4, 0).await.unwrap();
     a1.session.put_chunk(&blob, 0, b"mine").await.unwrap();
     a1.session.upload_key_packages(&[b"alice kp 1".to_vec(), b"alice kp 2".to_vec(), b"alice kp 3".to_vec()], None).await.unwrap();
-    let t = Target { user: alice, device: alice_devices[0].addr(), channel, blob };
+    let mut req = a1.session.capability().set_device_label_request();
+    req.get().set_label(VICTIM_LABEL);
+    req.send().promise.await.expect("alice labels her device");
+    // Alice shows a link code; a new device has handed in its request.
+    let link = [0x1c; 32];
+    let mut req = a1.session.capability().open_link_request();
+    req.get().set_slot(&link);
+    req.send().promise.await.expect("alice opens a link slot");
+    let new_device = rpc(&raw_connection(node).await).await;
+    let mut req = new_device.node_service().link_request_request();
+    req.get().set_slot(&link);
+    req.get().set_request(LINK_REQUEST);
+    req.send().promise.await.expect("the new device hands in its request");
+    let mut req = a1.session.capability().set_blocked_request();
+    req.get().set_user(BLOCKED_BY_VICTIM);
+    req.get().set_blocked(true);
+    req.send().promise.await.expect("alice blocks someone");
+    let t = Target { user: alice, device: alice_devices[0].addr(), channel, blob, link };
 
     // A revoked device: Alice's second, logged in before Alice revokes it.
     let revoked = login(node, &alice_devices[1]).await;
@@ -390,11 +512,76 @@ fn every_session_method_refuses_the_unauthorized_on_postgres() {
     });
 }
 
+/// What `listDevices` tells `s` of `user`: (label, lastLogin) per device, in the order of
+/// the records, whose ids come first.
+async fn about_of(s: &session::Client, user: &qpq_proto::UserId) -> (Vec<[u8; 16]>, Vec<(Vec<u8>, u64)>) {
+    let mut req = s.list_devices_request();
+    req.get().set_user(user.as_str());
+    let r = req.send().promise.await.expect("listDevices");
+    let r = r.get().unwrap();
+    let ids = r.get_devices().unwrap().iter().map(|d| d.get_device_id().unwrap().try_into().unwrap()).collect();
+    let about = r.get_about().unwrap().iter().map(|a| (a.get_label().unwrap().to_vec(), a.get_last_login())).collect();
+    (ids, about)
+}
+
+/// Device labels and last logins are the account's own: a device labels itself (at most 256
+/// bytes, empty clears it), every device of the account sees every label and last login, in
+/// the order of the records, and anyone else sees neither.
+#[test]
+fn device_labels_and_last_logins_are_shown_to_the_accounts_own_devices_only() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with(dir.path(), None);
+        let (alice, devices) = raw_account(&node, "alice", 21, 2).await;
+        let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let a2 = login(&node, &devices[1]).await;
+        let a1 = login(&node, &devices[0]).await;
+        let (s1, s2) = (a1.session.capability(), a2.session.capability());
+
+        let set = |s: &session::Client, label: Vec<u8>| {
+            let mut req = s.set_device_label_request();
+            req.get().set_label(&label);
+            req.send().promise
+        };
+        set(&s2, b"sealed: phone".to_vec()).await.expect("a device labels itself");
+        let (ids, about) = about_of(&s1, &alice.id).await;
+        assert_eq!(ids, vec![devices[0].addr().device.0, devices[1].addr().device.0]);
+        assert_eq!(about.len(), 2, "one entry per device");
+        assert_eq!(about[0].0, b"", "the first device has no label");
+        assert_eq!(about[1].0, b"sealed: phone", "another device of the account sees the label");
+        assert!(about.iter().all(|(_, at)| *at >= before), "both logged in just now: {about:?}");
+
+        // At most 256 bytes; an empty label clears it.
+        set(&s1, vec![0xab; 256]).await.expect("256 bytes are accepted");
+        let e = set(&s1, vec![0xab; 257]).await.err().expect("257 bytes are refused");
+        assert_eq!(RemoteError::from_description(&e.extra).code, Some(ErrorCode::TooLarge));
+        set(&s2, Vec::new()).await.expect("an empty label clears it");
+        let (_, about) = about_of(&s2, &alice.id).await;
+        assert_eq!((about[0].0.clone(), about[1].0.clone()), (vec![0xab; 256], Vec::new()));
+
+        // Another account sees the records, never labels or last logins.
+        let (_, bob) = raw_account(&node, "bob", 22, 1).await;
+        let b = login(&node, &bob[0]).await;
+        let (ids, about) = about_of(&b.session.capability(), &alice.id).await;
+        assert_eq!((ids.len(), about.len()), (2, 0));
+        node.stop();
+    });
+}
+
 #[test]
 fn the_matrix_reads_every_method_from_the_schema() {
     let methods = session_methods();
     assert_eq!(methods.first().map(String::as_str), Some("whoami"));
-    for m in ["revokeDevice", "enqueue", "fetch", "subscribe", "getChunk", "deleteAccount"] {
+    for m in [
+        "revokeDevice",
+        "enqueue",
+        "fetch",
+        "subscribe",
+        "getChunk",
+        "deleteAccount",
+        "setBlocked",
+        "blockedUsers",
+    ] {
         assert!(methods.iter().any(|x| x == m), "{m} is read from the schema");
     }
     let listener_methods = methods.iter().filter(|m| *m == "deliver").count();

@@ -92,6 +92,12 @@ fuzz_target!(init: {
             }
             (p, Some(b).filter(|_| n == 0))
         };
+        // Raw bytes also arrive as the node's `Devices` hint (whose payload names a member).
+        let kind = if source == 0 && kind == EnvelopeKind::Proposal && payload.first().is_some_and(|b| b & 1 == 1) {
+            EnvelopeKind::Devices
+        } else {
+            kind
+        };
         let natural = base.map(|b| b.channel.clone()).unwrap_or_else(|| fx.conv.clone());
         let channel = match choice {
             0 => natural,

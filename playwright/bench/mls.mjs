@@ -1,5 +1,6 @@
 // Benchmark (not a test): MLS encrypt and decrypt per second of the engine in headless
-// Chromium (the wasm build in pkg/) against the same workload natively, in one run.
+// Chromium (the wasm build in pkg/) against the same workload natively, in one run; then the
+// passphrase lock's Argon2id, the same way.
 //
 //   cd playwright && node bench/mls.mjs
 //
@@ -120,6 +121,27 @@ try {
     );
   }
   console.log("ratio = browser / native (1.00 would be native speed)");
+
+  // Argon2id with the passphrase lock's parameters, the same alternation.
+  const argon = { native: [], browser: [] };
+  await page.evaluate(async () => {
+    globalThis.qpqArgon = (await import("/pkg/qpq_web.js")).benchArgon2;
+  });
+  for (let i = 0; i < ROUNDS; i++) {
+    const out = spawnSync("cargo", ["bench", "-q", "-p", "qpq-client", "--bench", "argon2"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const ms = Number(/argon2id_ms (\S+)/.exec(out.stdout ?? "")?.[1]);
+    if (out.status !== 0 || !Number.isFinite(ms)) throw new Error("cargo bench -p qpq-client --bench argon2 failed");
+    argon.native.push(ms);
+    argon.browser.push(await page.evaluate(() => globalThis.qpqArgon(5)));
+  }
+  const an = median(argon.native);
+  const ab = median(argon.browser);
+  console.log(`Argon2id, 19 MiB, 2 passes, 1 lane (the passphrase lock); median of ${ROUNDS} rounds of 5`);
+  console.log(`native ${an.toFixed(0)} ms, browser ${ab.toFixed(0)} ms, browser / native ${(ab / an).toFixed(2)}`);
 } finally {
   await browser.close();
   server.close();

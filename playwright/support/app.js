@@ -64,10 +64,41 @@ export async function createGroup(page, name, members) {
   await expect(page.getByRole("heading", { level: 2, name })).toBeVisible();
 }
 
-/** Opens the conversation whose list entry starts with `title`. */
+/**
+ * The entry in **Message requests** of the conversation titled `title`: a group's says
+ * "Group: TITLE", a direct chat's names the person.
+ */
+export function requestEntry(page, title) {
+  const items = page.getByRole("list", { name: "Message requests" }).getByRole("listitem");
+  return items.filter({ hasText: `Group: ${title}` }).or(items.filter({ hasText: title }).filter({ hasNotText: "Group: " }));
+}
+
+/** Accepts the message request of the conversation titled `title`, as a person who expected it. */
+export async function acceptRequest(page, title) {
+  await requestEntry(page, title).getByRole("button", { name: "Accept", exact: true }).click();
+  await expect(conversationEntry(page, title)).toBeVisible();
+}
+
+/**
+ * Opens the conversation whose list entry starts with `title`. One that someone who is not a
+ * contact started waits in **Message requests** first: it is accepted there.
+ */
 export async function openConversation(page, title) {
-  await conversationEntry(page, title).click();
+  const entry = conversationEntry(page, title);
+  await expect(entry.or(requestEntry(page, title)).first()).toBeVisible();
+  if (!(await entry.isVisible())) await acceptRequest(page, title);
+  await entry.click();
   await expect(page.getByRole("heading", { level: 2, name: title })).toBeVisible();
+}
+
+/** Adds `user` (name@domain) to the contacts of the person on `page`, through Contacts. */
+export async function addContact(page, user) {
+  await page.getByRole("button", { name: "Contacts", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Contacts" });
+  await dialog.getByRole("textbox", { name: "Add a contact" }).fill(user);
+  await dialog.getByRole("button", { name: "Add", exact: true }).click();
+  await expect(dialog.getByRole("list", { name: "Contacts" })).toContainText(user);
+  await dialog.getByRole("button", { name: "Close" }).click();
 }
 
 /** The list entry (a button) of the conversation titled `title`. */
@@ -111,4 +142,23 @@ export async function expectChat(page, texts, options = {}) {
 
 function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+const CODE = /^[0-9A-Z]{4}(-[0-9A-Z]{4}){5}$/;
+
+/** On a signed-in page: Devices → Link a device; returns the code shown. */
+export async function showLinkCode(page) {
+  const dialog = page.getByRole("dialog", { name: "Your devices" });
+  if (!(await dialog.isVisible())) await page.getByRole("button", { name: "Devices" }).click();
+  await dialog.getByRole("button", { name: "Link a device" }).click();
+  const code = dialog.getByRole("region", { name: "Link code" }).locator(".link-code");
+  await expect(code).toHaveText(CODE);
+  return code.textContent();
+}
+
+/** On a new browser's sign-up screen: I already have an account → Link code → Link. */
+export async function typeLinkCode(page, code) {
+  await page.getByRole("button", { name: "I already have an account" }).click();
+  await page.getByRole("textbox", { name: "Link code" }).fill(code);
+  await page.getByRole("button", { name: "Link", exact: true }).click();
 }

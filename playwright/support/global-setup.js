@@ -8,7 +8,7 @@ import { binary, ROOT } from "./processes.js";
 
 export default function globalSetup() {
   const problems = [];
-  for (const name of ["qpq-server", "qpq-gateway"]) {
+  for (const name of ["qpq-server", "qpq-gateway", "qpq"]) {
     try {
       binary(name);
     } catch (e) {

@@ -34,13 +34,14 @@ export function binary(name) {
 
 /** A started process with its log. */
 class Proc {
-  constructor(name, bin, args, logPath) {
+  constructor(name, bin, args, logPath, { stdin = false } = {}) {
     this.name = name;
     this.logPath = logPath;
     this.output = "";
     const log = createWriteStream(logPath, { flags: "a" });
     log.write(`\n=== ${new Date().toISOString()} ${bin} ${args.join(" ")}\n`);
-    this.child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+    const stdio = [stdin ? "pipe" : "ignore", "pipe", "pipe"];
+    this.child = spawn(bin, args, { stdio, env: { ...process.env, NO_COLOR: "1" } });
     running.add(this.child);
     const collect = (chunk) => {
       log.write(chunk);
@@ -70,6 +71,11 @@ class Proc {
     }
   }
 
+  /** Types `line` on the process's standard input (a process started with `stdin`). */
+  type(line) {
+    this.child.stdin.write(`${line}\n`);
+  }
+
   /** Sends `signal` and waits for the exit (SIGKILL after `graceMs`). */
   async stop(signal = "SIGTERM", graceMs = 10_000) {
     if (!this.alive) return;
@@ -96,6 +102,16 @@ export async function startServer({ name, port, dataDir, logDir, database, args:
   const proc = new Proc(name, binary("qpq-server"), args, path.join(logDir, `${name}.log`));
   await proc.waitForOutput("qpq-server listening");
   return Object.assign(proc, { addr: `127.0.0.1:${port}`, cert: path.join(dataDir, "cert.der") });
+}
+
+/**
+ * Starts the native client `qpq` against `node` with its state in `dir/NAME.state` and
+ * `args` (`--register NAME` or `--link CODE`); type commands with `type`.
+ * @param {{name: string, node: {addr: string, cert: string}, dir: string, args: string[]}} o
+ */
+export function startNativeClient({ name, node, dir, args }) {
+  const all = ["--server", node.addr, "--cert", node.cert, "--state", path.join(dir, `${name}.state`), ...args];
+  return new Proc(name, binary("qpq"), all, path.join(dir, `${name}.log`), { stdin: true });
 }
 
 /**

@@ -3,9 +3,20 @@
 // Media flow is read from `RTCPeerConnection.getStats()` of every connection the page made
 // (an init script keeps a list of them; the app itself exposes nothing).
 
+import { chromium } from "@playwright/test";
 import { test as base, expect } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
-import { DOMAIN, chatOfTwo, conversationEntry, createAccount, createGroup, messageLog } from "../support/app.js";
+import {
+  DOMAIN,
+  addContact,
+  chatOfTwo,
+  openConversation,
+  createAccount,
+  createGroup,
+  messageLog,
+  showLinkCode,
+  typeLinkCode,
+} from "../support/app.js";
 import { TURN_NODE_ARGS, TURN_URL, startTurn, turnCredential } from "../support/turn.js";
 
 const test = base.extend({
@@ -20,18 +31,18 @@ const test = base.extend({
   ],
 });
 
-test.use({
-  launchOptions: {
-    ...CHROMIUM_LAUNCH,
-    args: [
-      ...CHROMIUM_LAUNCH.args,
-      "--use-fake-device-for-media-stream",
-      "--use-fake-ui-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  },
-  nodeArgs: TURN_NODE_ARGS,
-});
+/** Chromium with fake camera and microphone, allowed to use them and to play sound. */
+const LAUNCH = {
+  ...CHROMIUM_LAUNCH,
+  args: [
+    ...CHROMIUM_LAUNCH.args,
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+};
+
+test.use({ launchOptions: LAUNCH, nodeArgs: TURN_NODE_ARGS });
 
 /** Keeps every RTCPeerConnection the page makes in `window.__pcs`, with the states it went through. */
 function trackPeerConnections() {
@@ -174,6 +185,59 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await expect.poll(() => received(alice).then((r) => r.connected)).toBe(0);
 });
 
+test("Bob with two devices: both ring, the first to answer takes the call, the other stops ringing", async ({ stack, newPerson, appUrl }) => {
+  const alice = await person(newPerson, appUrl);
+  const bob = await person(newPerson, appUrl);
+  await chatOfTwo(alice, bob, "are you on your laptop?", "both");
+  const laptop = await person(newPerson, appUrl);
+  await typeLinkCode(laptop, await showLinkCode(bob));
+  await expect(laptop.getByText(`Signed in as bob@${DOMAIN}`)).toBeVisible();
+  await expect(laptop.getByRole("list", { name: "Conversations" }).getByRole("button")).toHaveCount(1);
+  await bob.getByRole("dialog", { name: "Your devices" }).getByRole("button", { name: "Close" }).click();
+
+  await callButton(alice, "Video call").click();
+  await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you (video call)`);
+  await expect(callRegion(laptop)).toContainText(`alice@${DOMAIN} is calling you (video call)`);
+  await callButton(laptop, "Accept").click();
+  await expect(callRegion(bob)).toContainText("Answered on another device.");
+  await expect(callRegion(alice)).toContainText(`In a video call with bob@${DOMAIN}`);
+  await expectMediaFlowing(alice);
+  await expectMediaFlowing(laptop);
+  expect((await received(bob)).connected, "the device that did not answer has no connection").toBe(0);
+  await callButton(alice, "Hang up").click();
+  await expect(callRegion(laptop)).toContainText("Call ended.");
+});
+
+test("a call whose path goes dead ends after 20 s, in words, on the side still there", async ({ stack, newPerson, appUrl }) => {
+  test.setTimeout(90_000);
+  const alice = await person(newPerson, appUrl);
+  // Bob in a browser process of his own: killing it leaves a dead path, with no goodbye on the
+  // wire.
+  const server = await chromium.launchServer(LAUNCH);
+  const bobsBrowser = await chromium.connect(server.wsEndpoint());
+  try {
+    const bobsContext = await bobsBrowser.newContext();
+    await bobsContext.addInitScript(trackPeerConnections);
+    const bob = await bobsContext.newPage();
+    await bob.goto(appUrl);
+    await chatOfTwo(alice, bob, "stay on the line", "I will");
+    await callButton(alice, "Call").click();
+    await callButton(bob, "Accept").click();
+    await expect(callRegion(alice)).toContainText(`In a voice call with bob@${DOMAIN}`);
+    await expectMediaFlowing(alice, { video: false });
+    const killedAt = Date.now();
+    server.process().kill("SIGKILL");
+    await expect(callRegion(alice)).toContainText(`The call with bob@${DOMAIN} failed: the connection was lost.`, {
+      timeout: 60_000,
+    });
+    expect(Date.now() - killedAt, "the call waits out 20 s of a dead path").toBeGreaterThan(20_000);
+    await expect.poll(() => received(alice).then((r) => r.connected)).toBe(0);
+  } finally {
+    await bobsBrowser.close().catch(() => {});
+    await server.close().catch(() => {});
+  }
+});
+
 test("a declined call, and an unanswered one that becomes a missed call", async ({ stack, newPerson, appUrl }) => {
   const alice = await person(newPerson, appUrl);
   const bob = await person(newPerson, appUrl);
@@ -239,8 +303,9 @@ test("a group call of three: each receives the other two", async ({ stack, newPe
   await createAccount(bob, "bob");
   await createAccount(carol, "carol");
   await createGroup(alice, "Team", ["bob", "carol"]);
-  await expect(conversationEntry(bob, "Team")).toBeVisible();
-  await expect(conversationEntry(carol, "Team")).toBeVisible();
+  // Alice is no contact of theirs: each accepts the group's request (a request does not ring).
+  await openConversation(bob, "Team");
+  await openConversation(carol, "Team");
 
   await callButton(alice, "Video call").click();
   await expect(callRegion(bob)).toContainText(`alice@${DOMAIN} is calling you (video call in Team)`);
@@ -272,12 +337,18 @@ test("a tampered offer (another DTLS fingerprint in its SDP) does not connect", 
   await createAccount(bob, "bob");
   // Eve runs the SDK in her page and relays an offer whose fingerprint is not her certificate's.
   const eve = await person(newPerson, appUrl);
-  await eve.evaluate(async (bobName) => {
+  await eve.evaluate(async () => {
     const m = await import("/pkg/qpq_web.js");
     await m.default();
     const client = await m.QpqClient.register("eve", { transport: "websocket" });
     client.start();
     while (client.connectionState().state !== "online") await new Promise((r) => setTimeout(r, 100));
+    window.eve = client;
+  });
+  // A stranger's chat is a request, which does not ring: Bob has Eve among his contacts.
+  await addContact(bob, `eve@${DOMAIN}`);
+  await eve.evaluate(async (bobName) => {
+    const client = window.eve;
     const conversation = await client.startChat(bobName);
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
     const pc = new RTCPeerConnection();

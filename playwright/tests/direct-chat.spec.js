@@ -23,7 +23,12 @@ test("Alice and Bob create accounts, chat both ways, and Alice sees her message 
   await send(alice, "Hello Bob!");
   await expect(ownMessage(alice, "Hello Bob!")).toBeVisible();
 
-  // Bob's list shows the new chat with a preview and one unread message.
+  // Bob does not know Alice: her chat waits in Message requests, with her first message.
+  const request = bob.getByRole("list", { name: "Message requests" }).getByRole("listitem");
+  await expect(request).toContainText("alice@localhost");
+  await expect(request).toContainText("Hello Bob!");
+  await request.getByRole("button", { name: "Accept", exact: true }).click();
+  // Accepted, his list shows the chat with a preview and one unread message.
   const entry = conversationEntry(bob, "alice@localhost");
   await expect(entry).toContainText("Hello Bob!");
   await expect(entry).toContainText("1 unread message");

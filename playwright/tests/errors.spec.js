@@ -9,7 +9,10 @@ test("a taken name and an unknown user are explained in plain words", async ({ s
   await impostor.getByRole("textbox", { name: "Username" }).fill("alice");
   await impostor.getByRole("button", { name: "Create account" }).click();
   const problem = impostor.getByRole("alert").filter({ hasText: /\S/ });
-  await expect(problem).toHaveText("The name “alice” is already taken. Choose another name.");
+  // Someone whose name it is is pointed to linking this browser instead.
+  await expect(problem).toHaveText(
+    "The name “alice” is already taken. Choose another name. If it is yours, choose “I already have an account”: link this browser from a device where you are signed in, or restore from your backup file.",
+  );
   await expect(problem).not.toContainText("user_exists");
   // Nothing was stored: the person can pick another name.
   await createAccount(impostor, "alice2");

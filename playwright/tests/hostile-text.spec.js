@@ -1,5 +1,5 @@
 import { test, expect } from "../support/stack.js";
-import { chatTexts, conversationEntry, createAccount, expectChat, messageLog, openConversation, send, startChat } from "../support/app.js";
+import { acceptRequest, chatTexts, conversationEntry, createAccount, expectChat, messageLog, openConversation, requestEntry, send, startChat } from "../support/app.js";
 
 /** About 10 KB of emoji, with skin tones and joined sequences. */
 function tenKilobytesOfEmoji() {
@@ -57,7 +57,10 @@ for (const [layout, viewport] of [
     await startChat(alice, "bob");
     for (const text of HOSTILE) await send(alice, text);
 
-    // The preview in Bob's list is the last message, as text, in one line.
+    // Bob's request shows the first message as text; accepted, the preview in his list is
+    // the last message, as text, in one line.
+    await expect(requestEntry(bob, "alice@localhost")).toContainText(HOSTILE[0].replace(/\s+/g, " ").slice(0, 40));
+    await acceptRequest(bob, "alice@localhost");
     await expect(conversationEntry(bob, "alice@localhost")).toContainText("🎉");
     await openConversation(bob, "alice@localhost");
     await expectChat(bob, HOSTILE);

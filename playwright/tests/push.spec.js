@@ -20,25 +20,53 @@ import { chatOfTwo, createGroup, expectChat, openConversation, send } from "../s
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
 
+/**
+ * Bob's browser: a persistent profile allowed to notify, whose PushManager answers with a
+ * subscription of the local push service, watched for page problems, with the app open.
+ */
+async function bobsBrowser(stack, push, prefix, appUrl) {
+  const profile = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const context = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
+  const problems = [];
+  watchForPageProblems(context, problems);
+  await context.grantPermissions(["notifications"], { origin: stack.url });
+  const sub = push.subscribe();
+  await standInForThePushService(context, sub);
+  const bob = context.pages()[0] ?? (await context.newPage());
+  await bob.goto(appUrl);
+  return { profile, context, sub, problems, bob };
+}
+
+/**
+ * Closes Bob's app tab, keeping one page of the app's origin that is not the app (the
+ * manifest), from which the test speaks CDP and reads the worker's notifications. Returns it
+ * and `deliver(data)`, which hands a push to the app's service worker.
+ */
+async function closeTheApp(stack, context, page) {
+  const helper = await context.newPage();
+  await helper.goto(`${stack.url}/manifest.webmanifest`);
+  await page.close();
+  const cdp = await context.newCDPSession(helper);
+  const registrations = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+  await cdp.send("ServiceWorker.enable");
+  const live = () => registrations.filter((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
+  const deliver = async (data) => {
+    await expect.poll(() => live().length).toBeGreaterThan(0);
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId: live()[0].registrationId, data });
+  };
+  return { helper, deliver };
+}
+
 test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked", async ({
   stack,
   newPerson,
   appUrl,
 }) => {
   const push = await startPushService();
-  const profile = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-push-"));
-  const problems = [];
-  let bobContext = null;
+  const { profile, context: bobContext, sub, problems, bob } = await bobsBrowser(stack, push, "qpq-pw-push-", appUrl);
   try {
-    bobContext = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
-    watchForPageProblems(bobContext, problems);
-    await bobContext.grantPermissions(["notifications"], { origin: stack.url });
-    const sub = push.subscribe();
-    await standInForThePushService(bobContext, sub);
-
     const alice = await newPerson();
-    const bob = bobContext.pages()[0] ?? (await bobContext.newPage());
-    await bob.goto(appUrl);
     await chatOfTwo(alice, bob, "hello bob", "hi alice");
     await createGroup(alice, "Quiet room", ["bob"]);
     await createGroup(alice, "Busy room", ["bob"]);
@@ -59,15 +87,8 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
       .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
       .toBe("activated");
 
-    // Bob closes his tabs (the profile stays). The test keeps one page of the app's origin that
-    // is not the app (the manifest): from it, it speaks CDP and reads the worker's notifications.
-    const helper = await bobContext.newPage();
-    await helper.goto(`${stack.url}/manifest.webmanifest`);
-    await bob.close();
-    const cdp = await bobContext.newCDPSession(helper);
-    const registrations = [];
-    cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-    await cdp.send("ServiceWorker.enable");
+    // Bob closes his tabs (the profile stays).
+    const { helper, deliver } = await closeTheApp(stack, bobContext, bob);
 
     await openConversation(alice, "Quiet room");
     await send(alice, "muted chatter");
@@ -83,9 +104,7 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
     expect(received.urgency).toBe("high");
     expect(received.contact).toBe("mailto:postmaster@localhost");
 
-    await expect.poll(() => registrations.filter((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`).length).toBeGreaterThan(0);
-    const { registrationId } = registrations.find((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
-    await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId, data: received.plaintext });
+    await deliver(received.plaintext);
 
     const byTitle = (list) => [...list].sort((a, b) => a.title.localeCompare(b.title));
     await expect
@@ -108,7 +127,7 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
     await expectChat(back, ["muted chatter"]);
     expect(problems).toEqual([]);
   } finally {
-    await bobContext?.close();
+    await bobContext.close();
     await push.close();
     await rm(profile, { recursive: true, force: true });
   }
@@ -147,4 +166,39 @@ test("a tab in the background shows Alice's message as a notification; in front,
   await bob.waitForTimeout(1_000); // longer than the page gathers messages before notifying
   expect(JSON.stringify(await shownNotifications(bob))).not.toContain("now you see it");
   await other.close();
+});
+
+test("when a passphrase locks Bob's app, a push shows only that messages came", async ({ stack, newPerson, appUrl }) => {
+  const push = await startPushService();
+  const { profile, context: bobContext, sub, problems, bob } = await bobsBrowser(stack, push, "qpq-pw-push-lock-", appUrl);
+  try {
+    const alice = await newPerson();
+    await chatOfTwo(alice, bob, "hello bob", "hi alice");
+    await bob.getByRole("button", { name: "Enable notifications" }).click();
+    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+    await bob.getByRole("button", { name: "Devices" }).click();
+    const devices = bob.getByRole("dialog", { name: "Your devices" });
+    await devices.getByLabel("New passphrase").fill("correct horse battery staple");
+    await devices.getByRole("button", { name: "Set passphrase" }).click();
+    await expect(devices.getByRole("status").filter({ hasText: "Passphrase set" })).toBeVisible();
+    await expect
+      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
+      .toBe("activated");
+    const { helper, deliver } = await closeTheApp(stack, bobContext, bob);
+
+    await send(alice, "the locked secret");
+    const [received] = await push.waitFor(sub.id, 1);
+    await deliver(received.plaintext);
+    await expect
+      .poll(() => shownNotifications(helper), { timeout: 30_000 })
+      .toEqual([
+        expect.objectContaining({ title: "quicproquo", body: "You have new messages. Open quicproquo and unlock it to read them." }),
+      ]);
+    expect(JSON.stringify(await shownNotifications(helper))).not.toContain("the locked secret");
+    expect(problems).toEqual([]);
+  } finally {
+    await bobContext.close();
+    await push.close();
+    await rm(profile, { recursive: true, force: true });
+  }
 });

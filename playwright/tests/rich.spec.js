@@ -1,5 +1,6 @@
 import { test, expect } from "../support/stack.js";
 import {
+  acceptRequest,
   composer,
   createAccount,
   createGroup,
@@ -97,6 +98,8 @@ test("typing indicator and group read receipts with who read", async ({ stack, n
   await createAccount(carol, "carol");
   await createGroup(alice, "Book club", ["bob", "carol"]);
   await send(alice, "Chapter 3 tonight");
+  // Alice is no contact of theirs: until Carol accepts the group, nothing of hers goes back.
+  await acceptRequest(carol, "Book club");
   await openConversation(bob, "Book club");
   await expectChat(bob, ["Chapter 3 tonight"]);
   const status = row(alice, "Chapter 3 tonight").locator(".msg-status");

@@ -34,6 +34,12 @@ struct DeviceRecord {
   signature @4 :Data;       # Ed25519 signature by the identity key, 64 bytes
 }
 
+# What an account's own devices learn of each of them besides its record.
+struct DeviceAbout {
+  label @0 :Data;           # ciphertext set by the device (`Session.setDeviceLabel`), or empty
+  lastLogin @1 :UInt64;     # Unix ms of its last login, 0 before the first
+}
+
 # One message in a device's delivery queue.
 struct Envelope {
   seq @0 :UInt64;           # per-device, strictly increasing
@@ -49,6 +55,9 @@ struct Envelope {
     commit @1;              # MLS commit (handshake); ordered per channel by the server
     welcome @2;             # MLS Welcome for a device that was just added
     proposal @3;            # MLS proposal (reserved)
+    devices @4;             # not MLS: the node says a member's devices changed (its account was
+                            # restored, see restoreDevice); payload: that member's user name.
+                            # A hint to read the directory again, nothing more.
   }
 }
 
@@ -106,7 +115,28 @@ interface NodeService {
   challenge @2 (user :Text, deviceId :Data) -> (nonce :Data);
   login @3 (user :Text, deviceId :Data, nonce :Data, signature :Data) -> (session :Session);
 
-  # Reserved: @4 federation relay (server-to-server), @5 key-transparency log heads.
+  # Linking a device, the new device's side. A device of the account opens a link slot
+  # (`Session.openLink`) and shows a link code; the new device derives the slot's name and a key
+  # from that code, so the node sees only a slot name and ciphertext in both directions. The
+  # code is good for ten minutes and one hand-over.
+  # `linkRequest` puts the new device's request (ciphertext, at most 4 KiB) into an open slot
+  # that has none yet; `no_such_link` when no such slot is open (a wrong, expired or used code).
+  linkRequest @4 (slot :Data, request :Data) -> ();
+  # The account device's answer, or empty while there is none yet. Reading a non-empty answer
+  # closes the slot. `no_such_link` when no such slot is open.
+  linkAnswer @5 (slot :Data) -> (answer :Data);
+
+  # Restoring an account from a backup on a new device, when no device of it may be left.
+  # `device` is the new device's record, signed by the identity key; `signature` is the identity
+  # key's signature over `restore_bytes(device, nonce)` (types/src/domain.rs), `nonce` from
+  # `challenge(user, device.deviceId)` on this stream. The node revokes every other device of the
+  # account (their sessions close), registers this one, and queues a `devices` envelope for the
+  # other members of every channel the account was in, so their clients add the new device.
+  # `login_failed` for a wrong signature or challenge; `no_such_user`; rate-limited like logins.
+  # Then the new device logs in as usual.
+  restoreDevice @6 (user :Text, device :DeviceRecord, nonce :Data, signature :Data) -> ();
+
+  # Reserved: @7 federation relay (server-to-server), @8 key-transparency log heads.
 }
 
 # What a logged-in device may do. Every method checks the caller against the data it touches,
@@ -121,7 +151,10 @@ interface Session {
 
   # --- devices (at most 5 per identity) ---
   # Devices of any user on this server, and its identity key, so clients can verify records.
-  listDevices @1 (user :Text) -> (identityKey :Data, devices :List(DeviceRecord));
+  # For the caller's own account only, `about` has one entry per device, in the same order:
+  # its label (ciphertext its devices made, see `setDeviceLabel`) and when it last logged in;
+  # for anyone else's account it is empty.
+  listDevices @1 (user :Text) -> (identityKey :Data, devices :List(DeviceRecord), about :List(DeviceAbout));
   addDevice @2 (device :DeviceRecord) -> ();
   revokeDevice @3 (deviceId :Data) -> ();
 
@@ -185,8 +218,45 @@ interface Session {
   # no ICE servers (calls then connect directly or not at all).
   iceServers @22 () -> (servers :List(IceServer), expiresAt :UInt64);
 
+  # Sets the calling device's label: what its account's devices call it ("Chromium on
+  # Linux"), encrypted by them under a key of the account (at most 256 bytes; empty clears
+  # it). The node stores it and shows it to the account's own devices only.
+  setDeviceLabel @27 (label :Data) -> ();
+
+  # --- linking a device, the account's side (see NodeService.linkRequest) ---
+  # Opens the slot `slot` (32 bytes) for the node's link lifetime (`--link-secs`, ten minutes
+  # by default); returns when it closes (Unix ms). At most
+  # three slots of an account are open at once (`quota_exceeded`); `bad_request` when the name
+  # is taken.
+  openLink @23 (slot :Data) -> (expiresAt :UInt64);
+  # The new device's request in one of this account's open slots, or empty while there is
+  # none yet; `no_such_link` when the slot is not open (expired, or closed by its answer) or is
+  # another account's.
+  linkRequest @24 (slot :Data) -> (request :Data);
+  # Answers the request in one of this account's open slots (at most 64 KiB of ciphertext),
+  # once; `no_such_link` when the slot is not open or holds no request, `bad_request` when it was
+  # answered already.
+  answerLink @25 (slot :Data, answer :Data) -> ();
+  # Closes one of this account's slots early (the person cancelled); nothing to do when it is
+  # not open.
+  closeLink @26 (slot :Data) -> ();
+
+  # --- blocking (per account, enforced by the node) ---
+  # The calling device's account blocks `user` ("name@domain", of this server or another; it
+  # need not exist), or, with `blocked` false, unblocks them; setting what is already set
+  # changes nothing. While `user` is blocked, what they send in a conversation of only the two
+  # accounts reaches none of the account's devices (their call succeeds as usual), and their
+  # commits adding a device of the account are refused with `not_allowed`; in conversations
+  # with more people delivery is unchanged (hiding them there is the clients' business).
+  # `bad_request` for oneself; at most `--max-blocks-per-account` (10,000 by default) blocked users
+  # (`quota_exceeded`); rate-limited per account.
+  setBlocked @28 (user :Text, blocked :Bool) -> ();
+  # The users the calling device's account blocks, sorted by name: every device of the account
+  # reads the same list.
+  blockedUsers @29 () -> (users :List(Text));
+
   # Reserved for later features (each will get its own ordinal here):
-  # contacts and blocking, profiles, group roles, key transparency.
+  # contacts, profiles, group roles, key transparency.
 }
 
 # One entry of WebRTC's `RTCConfiguration.iceServers`.

@@ -10,7 +10,7 @@
 pub mod wire;
 
 pub use qpq_types::{
-    login_bytes, rate_limited_sentence, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
+    login_bytes, rate_limited_sentence, restore_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
     Envelope, EnvelopeKind, ErrorCode, RemoteError, TokenBucket, UserId, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL,
     MAX_DEVICES_PER_USER,
 };

@@ -82,6 +82,7 @@ pub fn read_envelope(r: envelope::Reader<'_>) -> Result<Envelope, capnp::Error> 
         Ok(envelope::Kind::Commit) => EnvelopeKind::Commit,
         Ok(envelope::Kind::Welcome) => EnvelopeKind::Welcome,
         Ok(envelope::Kind::Proposal) => EnvelopeKind::Proposal,
+        Ok(envelope::Kind::Devices) => EnvelopeKind::Devices,
         Err(e) => return Err(bad("kind", e)),
     };
     Ok(Envelope {
@@ -103,6 +104,7 @@ pub fn write_envelope(mut b: envelope::Builder<'_>, e: &Envelope) {
         EnvelopeKind::Commit => envelope::Kind::Commit,
         EnvelopeKind::Welcome => envelope::Kind::Welcome,
         EnvelopeKind::Proposal => envelope::Kind::Proposal,
+        EnvelopeKind::Devices => envelope::Kind::Devices,
     });
     b.set_payload(&e.payload);
     b.set_server_time(e.server_time);

@@ -67,6 +67,10 @@ pub struct Config {
     #[arg(long, env = "QPQ_ENVELOPE_DAYS", default_value_t = 30)]
     pub envelope_days: u64,
 
+    /// Seconds a link code (a link slot on this node) stays good for linking a device.
+    #[arg(long, env = "QPQ_LINK_SECS", default_value_t = 600)]
+    pub link_secs: u64,
+
     /// Most envelopes waiting in one device's queue; a message that would go past it is
     /// refused with `quota_exceeded`.
     #[arg(long, env = "QPQ_MAX_QUEUE_PER_DEVICE", default_value_t = 10_000)]
@@ -79,6 +83,10 @@ pub struct Config {
     /// Most one-time key packages one device may hold.
     #[arg(long, env = "QPQ_MAX_KEY_PACKAGES_PER_DEVICE", default_value_t = 200)]
     pub max_key_packages_per_device: u32,
+
+    /// Most users one account may block; blocking more is refused with `quota_exceeded`.
+    #[arg(long, env = "QPQ_MAX_BLOCKS_PER_ACCOUNT", default_value_t = 10_000)]
+    pub max_blocks_per_account: usize,
 
     /// Most calls one session may have in flight; more are refused with `quota_exceeded`.
     #[arg(long, env = "QPQ_MAX_CALLS_IN_FLIGHT", default_value_t = 64)]
@@ -94,7 +102,7 @@ pub struct Config {
     pub max_connections_per_address: usize,
 
     /// Rate limits, as `burst/per-minute` pairs: registrations (node-wide), and per account
-    /// logins, key-package claims and sent messages (enqueues and commits).
+    /// logins, key-package claims, sent messages (enqueues and commits) and blocks.
     #[command(flatten)]
     pub rates: crate::rate::RateConfig,
 

@@ -138,7 +138,15 @@ impl Node {
                     (now.saturating_sub(IDEMPOTENCY_RETENTION_MS), now.saturating_sub(CLAIMED_RETENTION_MS));
                 match storage.expire(now, records, claims).await {
                     Ok(s) if s != Default::default() => {
-                        tracing::info!(envelopes = s.envelopes, blobs = s.blobs, records = s.records, channels = s.channels, claimed = s.claimed, "expired")
+                        tracing::info!(
+                            envelopes = s.envelopes,
+                            blobs = s.blobs,
+                            records = s.records,
+                            channels = s.channels,
+                            claimed = s.claimed,
+                            links = s.links,
+                            "expired"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "expiry failed"),

@@ -37,6 +37,20 @@ pub struct RateConfig {
     /// Messages and commits sent per minute per account.
     #[arg(long, env = "QPQ_RATE_SENDS_PER_MIN", default_value_t = 1200)]
     pub sends_per_min: u32,
+
+    /// Link codes opened per minute per account (linking a device; at most three are open
+    /// at once anyway).
+    #[arg(long, env = "QPQ_RATE_LINKS_PER_MIN", default_value_t = 10)]
+    pub links_per_min: u32,
+
+    /// Blocks and unblocks per minute per account.
+    #[arg(long, env = "QPQ_RATE_BLOCKS_PER_MIN", default_value_t = 60)]
+    pub blocks_per_min: u32,
+
+    /// Link requests (a new device handing in a link code) accepted per minute by this node,
+    /// all callers together: they come before any login.
+    #[arg(long, env = "QPQ_RATE_LINK_REQUESTS_PER_MIN", default_value_t = 120)]
+    pub link_requests_per_min: u32,
 }
 
 /// Token buckets keyed by `K` (see [`TokenBucket`]).
@@ -76,6 +90,9 @@ pub(crate) struct NodeRates {
     logins: RateLimiter<UserId>,
     claims: RateLimiter<UserId>,
     sends: RateLimiter<UserId>,
+    links: RateLimiter<UserId>,
+    link_requests: RateLimiter<()>,
+    blocks: RateLimiter<UserId>,
 }
 
 impl NodeRates {
@@ -85,6 +102,9 @@ impl NodeRates {
             logins: RateLimiter::new(c.logins_per_min),
             claims: RateLimiter::new(c.claims_per_min),
             sends: RateLimiter::new(c.sends_per_min),
+            links: RateLimiter::new(c.links_per_min),
+            link_requests: RateLimiter::new(c.link_requests_per_min),
+            blocks: RateLimiter::new(c.blocks_per_min),
         }
     }
 
@@ -102,6 +122,21 @@ impl NodeRates {
 
     pub fn send(&self, user: &UserId, now: u64) -> Result<(), u64> {
         self.sends.take(user, now)
+    }
+
+    /// Takes one of the account's link-code openings.
+    pub fn open_link(&self, user: &UserId, now: u64) -> Result<(), u64> {
+        self.links.take(user, now)
+    }
+
+    /// Takes one of the node's link requests (unauthenticated, so node-wide).
+    pub fn link_request(&self, now: u64) -> Result<(), u64> {
+        self.link_requests.take(&(), now)
+    }
+
+    /// Takes one of the account's blocks or unblocks.
+    pub fn block(&self, user: &UserId, now: u64) -> Result<(), u64> {
+        self.blocks.take(user, now)
     }
 }
 

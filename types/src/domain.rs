@@ -9,6 +9,7 @@ pub const MAX_DEVICES_PER_USER: usize = 5;
 
 const DEVICE_RECORD_LABEL: &[u8] = b"qpq device record v1\0";
 const LOGIN_LABEL: &[u8] = b"qpq login v2\0";
+const RESTORE_LABEL: &[u8] = b"qpq restore v1\0";
 
 /// Why a value from the network or a person does not form a valid domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -315,6 +316,10 @@ pub enum EnvelopeKind {
     Welcome,
     /// An MLS proposal.
     Proposal,
+    /// Not MLS: the node's word that the devices of a member of this channel changed (the
+    /// account came back from a backup, see `NodeService.restoreDevice`); the payload is that
+    /// member's user name. Only a hint to read the directory again, whose records are signed.
+    Devices,
 }
 
 /// One message in a device's delivery queue.
@@ -349,6 +354,20 @@ pub fn login_bytes(user: &UserId, device: &DeviceId, nonce: &[u8], binding: &[u8
     out.extend_from_slice(nonce);
     out.extend_from_slice(&(binding.len() as u16).to_be_bytes());
     out.extend_from_slice(binding);
+    out
+}
+
+/// The canonical bytes an identity key signs to restore its account on a new device
+/// (`NodeService.restoreDevice`): the user (with its own domain), the new device's record and the
+/// node's single-use nonce for that device (`challenge`).
+pub fn restore_bytes(record: &DeviceRecord, nonce: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RESTORE_LABEL.len() + 200 + nonce.len());
+    out.extend_from_slice(RESTORE_LABEL);
+    put_str(&mut out, record.user.domain());
+    out.extend_from_slice(&DeviceRecord::signed_bytes(&record.user, &record.device_id, &record.device_key, record.created_at));
+    out.extend_from_slice(&record.signature);
+    out.extend_from_slice(&(nonce.len() as u16).to_be_bytes());
+    out.extend_from_slice(nonce);
     out
 }
 

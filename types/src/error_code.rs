@@ -47,7 +47,9 @@ codes! {
     BadChunk => "bad_chunk", "A chunk is out of order, of the wrong size or beyond the end.";
     RateLimited => "rate_limited", "Too many requests; the sentence ends with `retry after N ms`.";
     QuotaExceeded => "quota_exceeded", "A quota is used up: a queue, file bytes, key packages held, subscriptions or calls in flight.";
+    NoSuchLink => "no_such_link", "No open link slot of that name: a wrong, expired or used link code.";
     DeviceRevoked => "device_revoked", "The calling device was revoked or its account deleted; its session is over.";
+    NotAllowed => "not_allowed", "The other person's settings do not allow this, e.g. adding them to a conversation.";
     Internal => "internal", "The server failed; the request may be retried.";
 }
 
@@ -133,5 +135,6 @@ mod tests {
         assert_eq!((e.code, e.retry_after_ms()), (Some(ErrorCode::RateLimited), Some(1250)));
         assert_eq!(ErrorCode::parse("quota_exceeded"), Some(ErrorCode::QuotaExceeded));
         assert_eq!(ErrorCode::parse("device_revoked"), Some(ErrorCode::DeviceRevoked));
+        assert_eq!(ErrorCode::parse("not_allowed"), Some(ErrorCode::NotAllowed));
     }
 }

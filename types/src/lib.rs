@@ -14,7 +14,7 @@ mod error_code;
 mod rate;
 
 pub use domain::{
-    login_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
+    login_bytes, restore_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
     LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL, Envelope, EnvelopeKind, UserId, MAX_DEVICES_PER_USER,
 };
 pub use error_code::{rate_limited_sentence, ErrorCode, RemoteError};

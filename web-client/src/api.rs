@@ -13,8 +13,11 @@ use crate::store::{IdbStore, Sealer};
 use crate::transport::{AutoConnector, TransportMode, WtEndpoint, WT_TIMEOUT_MS};
 use crate::views;
 
+mod backup;
 mod calls;
+mod devices;
 mod files;
+mod people;
 mod push;
 
 type WebClient = Client<IdbStore, WebPlatform>;
@@ -39,6 +42,16 @@ export interface ConversationView {
   verifiedMembers: string[];
   /** Members whose safety number changed after you verified it: nothing is sent here until you verify the new one. */
   changedMembers: string[];
+  /** A message request: someone who is not a contact started it; nothing (no receipt, no typing) goes back until it is accepted (`acceptRequest`, or writing in it). */
+  request: boolean;
+  /** Who added you ("" for a conversation you created). */
+  invitedBy: string;
+}
+/** One contact. */
+export interface ContactView {
+  user: string;
+  /** When it became a contact (ms since the Unix epoch). */
+  addedAt: number;
 }
 /** The safety number with a contact: the same 60 digits on both sides. */
 export interface SafetyNumberView {
@@ -135,9 +148,13 @@ export type QpqEvent =
   | { type: "conversation"; id: string }
   | { type: "message"; conversation: string; index: number; change: "added" | "changed" | "removed" }
   | { type: "typing"; conversation: string }
+  /** The contacts or the blocked users changed. */
+  | { type: "contacts" }
   | { type: "call"; conversation: string; from: string; fromDevice: string; signal: CallSignal }
   | ({ type: "connection" } & ConnectionView)
-  | { type: "notice"; text: string };
+  | { type: "notice"; text: string }
+  /** The history from the device that linked this one is being fetched (bytes). */
+  | { type: "history"; done: number; total: number };
 /** Options of `QpqClient.open` and `QpqClient.register`. */
 export interface QpqOptions {
   /**
@@ -159,6 +176,11 @@ export interface QpqOptions {
   webtransportCertHashes?: string[];
   /** How long a WebTransport attempt may take before WebSocket is tried (ms; default 2000). */
   webtransportTimeoutMs?: number;
+  /**
+   * What the account's other devices call this one ("Chromium on Linux"); stored, and sent to
+   * the server only as ciphertext those devices can read.
+   */
+  deviceName?: string;
 }
 "#;
 
@@ -179,6 +201,7 @@ struct Options {
     webtransport_url: Option<String>,
     webtransport_cert_hashes: Option<Vec<String>>,
     webtransport_timeout_ms: Option<u32>,
+    device_name: Option<String>,
 }
 
 fn options(v: JsValue) -> Result<Options, JsValue> {
@@ -194,6 +217,19 @@ fn page_origin() -> Result<(String, String), JsValue> {
     let href = js_sys::Reflect::get(&location, &"href".into())?.as_string().unwrap_or_default();
     let (scheme, rest) = href.split_once("://").ok_or_else(|| js_error("input", "the page has no URL"))?;
     Ok((scheme.to_string(), rest.split('/').next().unwrap_or_default().to_string()))
+}
+
+/// What a new account in this browser starts from (registering, linking, restoring): the
+/// transport `o` asks for, the browser's store, which must hold no account yet, and the key
+/// its downloads are sealed under.
+async fn fresh_account(o: &Options) -> Result<(Rc<dyn Connector>, IdbStore, Sealer), JsValue> {
+    let connector = connector(o)?;
+    let store = IdbStore::open(None).await.map_err(open_error)?;
+    if !store.is_empty().await.map_err(|e| js_error("storage", &e))? {
+        return Err(js_error("input", "this browser already holds an account"));
+    }
+    let downloads = store.downloads();
+    Ok((connector, store, downloads))
 }
 
 fn connector(o: &Options) -> Result<Rc<dyn Connector>, JsValue> {
@@ -216,6 +252,16 @@ fn connector(o: &Options) -> Result<Rc<dyn Connector>, JsValue> {
     Ok(Rc::new(AutoConnector::new(mode, websocket_url, webtransport, timeout)))
 }
 
+/// The error of a store that did not open, with its code: `locked` (a passphrase is
+/// needed), `wrong_passphrase`, or `storage`.
+pub(crate) fn open_error(e: crate::store::OpenError) -> JsValue {
+    match e {
+        crate::store::OpenError::Locked => js_error("locked", "quicproquo is locked: type your passphrase to open it"),
+        crate::store::OpenError::WrongPassphrase => js_error("wrong_passphrase", "that passphrase is not the right one"),
+        crate::store::OpenError::Failed(e) => js_error("storage", &e),
+    }
+}
+
 fn to_js<T: Serialize>(v: &T) -> JsValue {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
 }
@@ -235,16 +281,59 @@ impl QpqClient {
     #[wasm_bindgen(unchecked_return_type = "QpqClient | undefined")]
     pub async fn open(#[wasm_bindgen(unchecked_param_type = "QpqOptions | undefined")] opts: JsValue) -> Result<JsValue, JsValue> {
         let o = options(opts)?;
-        let store = IdbStore::open().await.map_err(|e| js_error("storage", &e))?;
+        let store = IdbStore::open(None).await.map_err(open_error)?;
         if store.is_empty().await.map_err(|e| js_error("storage", &e))? {
             return Ok(JsValue::UNDEFINED);
         }
         let downloads = store.downloads();
         let client = Client::open(store, WebPlatform).await.map_err(client_error)?;
         match client {
-            Some(client) => Ok(QpqClient { client, connector: connector(&o)?, downloads }.into()),
+            Some(client) => {
+                if let Some(name) = &o.device_name {
+                    client.set_device_name(name).await.map_err(client_error)?;
+                }
+                Ok(QpqClient { client, connector: connector(&o)?, downloads }.into())
+            }
             None => Ok(JsValue::UNDEFINED),
         }
+    }
+
+    /// Opens the account stored in this browser when a passphrase locks it (`open` rejects
+    /// with code `locked` then); rejects with code `wrong_passphrase` for another passphrase.
+    pub async fn unlock(
+        passphrase: String,
+        #[wasm_bindgen(unchecked_param_type = "QpqOptions | undefined")] opts: JsValue,
+    ) -> Result<QpqClient, JsValue> {
+        let o = options(opts)?;
+        let store = IdbStore::open(Some(&passphrase)).await.map_err(open_error)?;
+        let downloads = store.downloads();
+        let client = Client::open(store, WebPlatform)
+            .await
+            .map_err(client_error)?
+            .ok_or_else(|| js_error("storage", "this browser holds no account"))?;
+        if let Some(name) = &o.device_name {
+            client.set_device_name(name).await.map_err(client_error)?;
+        }
+        Ok(QpqClient { client, connector: connector(&o)?, downloads })
+    }
+
+    /// Whether a passphrase locks this browser's copy of the account.
+    #[wasm_bindgen(js_name = hasPassphrase)]
+    pub fn has_passphrase(&self) -> bool {
+        self.client.store().has_passphrase()
+    }
+
+    /// Locks this browser's copy of the account with `passphrase` (at least 8 characters;
+    /// Argon2id, 19 MiB, 2 passes): from the next start it opens only with it. Also changes it.
+    #[wasm_bindgen(js_name = setPassphrase)]
+    pub async fn set_passphrase(&self, passphrase: String) -> Result<(), JsValue> {
+        self.client.store().set_passphrase(&passphrase).await.map_err(|e| js_error("input", &e))
+    }
+
+    /// Takes the passphrase lock off.
+    #[wasm_bindgen(js_name = removePassphrase)]
+    pub async fn remove_passphrase(&self) -> Result<(), JsValue> {
+        self.client.store().remove_passphrase().await.map_err(|e| js_error("storage", &e))
     }
 
     /// Creates an account named `name` (or `name@domain`) on the gateway's server. Nothing is
@@ -254,13 +343,11 @@ impl QpqClient {
         #[wasm_bindgen(unchecked_param_type = "QpqOptions | undefined")] opts: JsValue,
     ) -> Result<QpqClient, JsValue> {
         let o = options(opts)?;
-        let connector = connector(&o)?;
-        let store = IdbStore::open().await.map_err(|e| js_error("storage", &e))?;
-        if !store.is_empty().await.map_err(|e| js_error("storage", &e))? {
-            return Err(js_error("input", "this browser already holds an account"));
-        }
-        let downloads = store.downloads();
+        let (connector, store, downloads) = fresh_account(&o).await?;
         let client = Client::register(&*connector, store, WebPlatform, name.trim()).await.map_err(client_error)?;
+        if let Some(name) = &o.device_name {
+            client.set_device_name(name).await.map_err(client_error)?;
+        }
         Ok(QpqClient { client, connector, downloads })
     }
 
@@ -298,19 +385,20 @@ impl QpqClient {
     #[wasm_bindgen(unchecked_return_type = "ConversationView[]")]
     pub fn conversations(&self) -> JsValue {
         self.client.with_engine(|e| {
+            // Requests deleted or put away by a block are not listed.
             let v: Vec<views::ConversationView> =
-                e.conversations().into_iter().map(|c| views::conversation_view(c, e)).collect();
+                e.conversations().into_iter().filter(|c| !c.hidden).map(|c| views::conversation_view(c, e)).collect();
             to_js(&v)
         })
     }
 
-    /// One conversation, or `undefined`.
+    /// One conversation, or `undefined` (also for a request deleted or put away).
     #[wasm_bindgen(unchecked_return_type = "ConversationView | undefined")]
     pub fn conversation(&self, id: &str) -> Result<JsValue, JsValue> {
         let id = channel(id)?;
         Ok(self.client.with_engine(|e| match e.conversation(&id) {
-            Some(c) => to_js(&views::conversation_view(c, e)),
-            None => JsValue::UNDEFINED,
+            Some(c) if !c.hidden => to_js(&views::conversation_view(c, e)),
+            _ => JsValue::UNDEFINED,
         }))
     }
 
@@ -481,6 +569,14 @@ impl QpqClient {
             .map(|s| self.client.resolve_user(s).map_err(client_error))
             .collect()
     }
+}
+
+/// Times Argon2id with the passphrase lock's parameters (`qpq_client::passphrase`) in this
+/// page: the median of `rounds` derivations, in milliseconds — the browser side of the native
+/// comparison.
+#[wasm_bindgen(js_name = benchArgon2)]
+pub fn bench_argon2(rounds: u32) -> f64 {
+    qpq_client::passphrase::time_derive(rounds, &js_sys::Date::now)
 }
 
 /// Runs the engine's MLS workload (`qpq_core::bench::mls_rates`) in this page and returns

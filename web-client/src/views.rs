@@ -40,6 +40,21 @@ pub struct ConversationView {
     /// Members whose identity key changed after this person verified it (nothing is sent
     /// here until the new number is verified).
     pub changed_members: Vec<String>,
+    /// A message request: someone who is not a contact started it; nothing goes back until
+    /// it is accepted.
+    pub request: bool,
+    /// Who added this person ("" for a conversation they created).
+    pub invited_by: String,
+}
+
+/// One contact.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    /// name@domain.
+    pub user: String,
+    /// When it became a contact (ms since the Unix epoch).
+    pub added_at: u64,
 }
 
 /// One reaction on a message.
@@ -307,6 +322,13 @@ pub struct ConnectionView {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum EventView {
+    /// The history from the device that linked this one is being fetched (bytes).
+    History {
+        /// Bytes fetched.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
     /// A conversation appeared or changed.
     Conversation {
         /// Hex id.
@@ -321,6 +343,8 @@ pub enum EventView {
         /// "added", "changed" or "removed".
         change: &'static str,
     },
+    /// The contacts or the blocked users changed.
+    Contacts,
     /// Who is typing in a conversation changed (read it with `typing`).
     Typing {
         /// Hex conversation id.
@@ -511,6 +535,8 @@ pub fn conversation_view(c: &Conversation, engine: &Engine) -> ConversationView 
         disappear_secs: c.disappear_secs,
         verified_members: members_in(c, engine, Verification::Verified),
         changed_members: members_in(c, engine, Verification::ChangedSinceVerified),
+        request: c.request,
+        invited_by: c.invited_by.as_ref().map(|u| u.to_string()).unwrap_or_default(),
     }
 }
 
@@ -534,15 +560,21 @@ pub struct SafetyNumberView {
     pub qr_modules: String,
 }
 
-/// The view of a safety number; the QR code holds the 60 digits (numeric mode).
-pub fn safety_number_view(user: &UserId, n: &SafetyNumber) -> SafetyNumberView {
-    let (qr_size, qr_modules) = match qrcode::QrCode::with_error_correction_level(n.digits.as_bytes(), qrcode::EcLevel::M) {
+/// A QR code of `data` (error correction level M): its width in modules, and the modules row
+/// by row, "1" dark; `(0, "")` when `data` does not fit.
+pub fn qr_modules(data: &[u8]) -> (u32, String) {
+    match qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M) {
         Ok(code) => (
             code.width() as u32,
             code.to_colors().iter().map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' }).collect(),
         ),
         Err(_) => (0, String::new()),
-    };
+    }
+}
+
+/// The view of a safety number; the QR code holds the 60 digits (numeric mode).
+pub fn safety_number_view(user: &UserId, n: &SafetyNumber) -> SafetyNumberView {
+    let (qr_size, qr_modules) = qr_modules(n.digits.as_bytes());
     SafetyNumberView {
         user: user.to_string(),
         digits: n.grouped(),
@@ -589,6 +621,7 @@ pub fn event_view(ev: &ClientEvent) -> EventView {
             EventView::Message { conversation: conv.to_hex(), index: *index, change: "removed" }
         }
         ClientEvent::Engine(Event::TypingChanged(conv)) => EventView::Typing { conversation: conv.to_hex() },
+        ClientEvent::Engine(Event::ContactsChanged) => EventView::Contacts,
         ClientEvent::Engine(Event::Call { conv, from, signal }) => EventView::Call {
             conversation: conv.to_hex(),
             from: from.user.to_string(),
@@ -597,6 +630,7 @@ pub fn event_view(ev: &ClientEvent) -> EventView {
         },
         ClientEvent::Connection(s) => EventView::Connection(connection_view(s)),
         ClientEvent::Notice(text) => EventView::Notice { text: text.clone() },
+        ClientEvent::History { done, total } => EventView::History { done: *done, total: *total },
     }
 }
 

@@ -1,6 +1,6 @@
-// The app once signed in: the conversation list beside (or, on a phone, instead of) the open
-// conversation, the connection indicator, and the dialogs. It reads everything from the
-// engine and redraws what an engine event says changed.
+// The app once signed in: the message requests and the conversation list beside (or, on a
+// phone, instead of) the open conversation, the connection indicator, and the dialogs. It
+// reads everything from the engine and redraws what an engine event says changed.
 
 import { byId, h, setText } from "../dom.js";
 import { asSentence, describeError } from "../errors.js";
@@ -17,7 +17,13 @@ import { wireStartDialogs } from "./start-dialogs.js";
 import { wireTransportSelect } from "../transport-setting.js";
 import { wireNotifications } from "./notifications.js";
 import { CallPanel } from "./call-panel.js";
+import { DevicesDialog } from "./devices.js";
+import { wireIdleLock } from "../idle-lock.js";
 import { notifyConversation } from "../notify.js";
+import { otherPerson } from "../people.js";
+import { MessageRequests, RequestActions } from "./requests.js";
+import { ContactsDialog } from "./contacts.js";
+import { ChatBanner } from "./chat-banner.js";
 
 /** The URL fragment naming the open conversation (the service worker reads it). */
 const OPEN_PREFIX = "#conversation=";
@@ -55,16 +61,22 @@ export class ChatApp {
     this.notice = byId("notice");
 
     this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id));
+    const requestActions = new RequestActions(client, (sentence) => this.showNotice(sentence));
+    this.requests = new MessageRequests(client, { section: byId("requests"), list: byId("request-list") }, requestActions, (id) => this.open(id));
+    this.contacts = new ContactsDialog(client, byId("contacts-open"), signal);
     this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
     this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
     this.members = new MembersPanel(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
     this.composer = new Composer(client, { conversation: () => this.selectedId, beforeSend: () => this.stopTyping() }, signal);
     this.input = this.composer.input;
+    this.banner = new ChatBanner(this.removedNotice, requestActions, client.user());
     this.log.setActions(this.composer.actions());
     this.safety = new SafetyNumberDialog(client, signal);
     this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, signal);
     this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), signal);
+    this.devices = new DevicesDialog(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
+    wireIdleLock(client, () => (this.stopped = true), signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     this.typingLine = h("p", { class: "typing hint", role: "status", "aria-live": "polite" });
     this.composer.form.before(this.typingLine);
@@ -153,6 +165,11 @@ export class ChatApp {
         this.connection.show(event);
         if (event.state === "online") this.notifications.refresh().catch(() => {});
         break;
+      case "contacts":
+        this.contacts.refresh();
+        this.schedule("list");
+        this.schedule("chat");
+        break;
       case "conversation":
         this.schedule("list");
         if (event.id === this.selectedId) this.schedule("chat");
@@ -165,6 +182,9 @@ export class ChatApp {
         break;
       case "notice":
         this.showNotice(asSentence(event.text));
+        break;
+      case "history":
+        this.showNotice(`Bringing over your earlier messages from your other device… ${Math.floor((100 * event.done) / event.total)}%`);
         break;
       case "typing":
         if (event.conversation === this.selectedId) this.renderTyping();
@@ -206,6 +226,7 @@ export class ChatApp {
       this.log.clear();
       this.members.show(null);
       this.info.show(null);
+      this.banner.show(null, null);
       this.callPanel.show(null);
     } else {
       this.renderChat();
@@ -215,7 +236,9 @@ export class ChatApp {
   }
 
   renderList() {
-    const conversations = this.client.conversations();
+    const all = this.client.conversations();
+    const conversations = all.filter((c) => !c.request);
+    this.requests.render(all.filter((c) => c.request), this.selectedId);
     this.list.render(conversations, this.selectedId);
     const unread = conversations.reduce((n, c) => n + c.unread, 0);
     document.title = unread > 0 ? `(${unread}) quicproquo` : "quicproquo";
@@ -225,21 +248,29 @@ export class ChatApp {
     const id = this.selectedId;
     if (!id) return;
     const c = this.client.conversation(id);
-    if (!c) {
+    // A request deleted, or put away by a block, is no longer listed: close it.
+    if (!c || (c.request && !this.client.conversations().some((x) => x.id === id))) {
       this.open(null);
       return;
     }
     setText(this.title, c.title || "Untitled");
-    setText(this.subtitle, c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat");
+    const kind = c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat";
+    setText(this.subtitle, c.request ? `Message request · ${kind}` : kind);
+    // A request is read-only until accepted; a direct chat with a blocked person takes nothing.
+    const other = c.kind === "direct" ? otherPerson(c, this.client.user()) : null;
+    const blocked = other && this.client.blockedUsers().includes(other) ? other : null;
+    const writable = c.active && !c.request && !blocked;
     this.members.show(c);
     this.info.show(c);
-    this.callPanel.show(c);
+    this.callPanel.show(writable ? c : { ...c, active: false });
+    this.banner.show(c, blocked);
     this.removedNotice.hidden = c.active;
-    this.composer.setEnabled(c.active);
-    this.files.show(id, c.active);
-    this.log.render(id, this.client.history(id), c.kind, c.active);
+    this.composer.setEnabled(writable);
+    this.files.show(id, writable);
+    this.log.render(id, this.client.history(id), c.kind, c.active && !c.request);
     this.renderTyping();
-    if (c.unread > 0 && document.visibilityState === "visible") this.markRead(id);
+    // Opening a request does not read it: its sender learns nothing until it is accepted.
+    if (c.unread > 0 && !c.request && document.visibilityState === "visible") this.markRead(id);
   }
 
   async markRead(id) {

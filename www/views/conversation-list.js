@@ -1,7 +1,7 @@
 // The conversation list: title, last message preview, unread count; most recent first (the
 // engine's order). Items are kept and updated in place, keyed by conversation id.
 
-import { h, setText } from "../dom.js";
+import { h, renderById, setText } from "../dom.js";
 import { previewText, timeText } from "../format.js";
 
 export class ConversationList {
@@ -25,24 +25,7 @@ export class ConversationList {
    * @param {string | null} selectedId
    */
   render(conversations, selectedId) {
-    const seen = new Set();
-    conversations.forEach((c, position) => {
-      seen.add(c.id);
-      let item = this.items.get(c.id);
-      if (!item) {
-        item = this.create(c.id);
-        this.items.set(c.id, item);
-      }
-      this.update(item, c, c.id === selectedId);
-      const at = this.list.children[position];
-      if (at !== item.li) this.list.insertBefore(item.li, at ?? null);
-    });
-    for (const [id, item] of this.items) {
-      if (!seen.has(id)) {
-        item.li.remove();
-        this.items.delete(id);
-      }
-    }
+    renderById(this.list, this.items, conversations, (id) => this.create(id), (item, c) => this.update(item, c, c.id === selectedId));
     this.empty.hidden = conversations.length > 0;
   }
 

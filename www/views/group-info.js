@@ -1,7 +1,7 @@
 // The conversation's info dialog (name, members, when and by whom it was created, the
-// disappearing-message timer, leave) and the account dialog (delete the account, after a
-// confirmation). Both are built here, so index.html only provides the places for their
-// buttons.
+// disappearing-message timer, leave; in a direct chat, Block or Unblock the other person) and
+// the account dialog (delete the account, after a confirmation). Both are built here, so
+// index.html only provides the places for their buttons.
 
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
@@ -9,6 +9,7 @@ import { durationText } from "../format.js";
 import { clearDownloads } from "../file-store.js";
 import { ConfirmDialog } from "./confirm.js";
 import { LEVELS, conversationLevel, setConversationLevel } from "../notify-settings.js";
+import { otherPerson } from "../people.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -45,6 +46,9 @@ export class GroupInfo {
       ...LEVELS.map((l) => h("option", { value: l.value, text: l.label })),
     );
     this.leave = h("button", { type: "button", class: "danger", text: "Leave group" });
+    this.blockHint = h("p", { id: "group-info-block-hint", class: "hint", dir: "auto" });
+    this.block = h("button", { type: "button", class: "danger", "aria-describedby": "group-info-block-hint", text: "Block" });
+    this.unblock = h("button", { type: "button", class: "secondary", "aria-describedby": "group-info-block-hint", text: "Unblock" });
     this.error = h("p", { class: "error", role: "alert" });
     this.close = h("button", { type: "button", class: "secondary", text: "Close" });
     this.dialog = h(
@@ -64,6 +68,9 @@ export class GroupInfo {
         this.notify,
         h("p", { id: "group-info-notify-hint", class: "hint", text: "Only on this device; the server is not told." }),
         this.leave,
+        this.blockHint,
+        this.block,
+        this.unblock,
         this.error,
         h("div", { class: "dialog-actions" }, this.close),
       ),
@@ -75,6 +82,8 @@ export class GroupInfo {
     this.timer.addEventListener("change", () => this.setTimer(), { signal });
     this.notify.addEventListener("change", () => this.setNotify(), { signal });
     this.leave.addEventListener("click", () => this.leaveGroup(), { signal });
+    this.block.addEventListener("click", () => this.setBlocked(true), { signal });
+    this.unblock.addEventListener("click", () => this.setBlocked(false), { signal });
     signal.addEventListener("abort", () => this.dialog.remove());
   }
 
@@ -103,6 +112,14 @@ export class GroupInfo {
       );
     }
     this.leave.hidden = !group || !c.active;
+    const other = group ? null : otherPerson(c, this.me);
+    const blocked = !!other && this.client.blockedUsers().includes(other);
+    setText(
+      this.blockHint,
+      !other ? "" : blocked ? `${other} is blocked: their messages do not reach you.` : `Blocking ${other} stops their messages reaching you. They are not told.`,
+    );
+    this.block.hidden = !other || blocked;
+    this.unblock.hidden = !other || !blocked;
   }
 
   /** A member's line: the name, whether their safety number is verified, and a way to it. */
@@ -150,6 +167,22 @@ export class GroupInfo {
       await setConversationLevel(c.id, this.notify.value);
     } catch (e) {
       setText(this.error, describeError(e));
+    }
+  }
+
+  /** Blocks or unblocks the other person of a direct chat. */
+  async setBlocked(yes) {
+    const c = this.conversation;
+    if (!c || c.kind === "group") return;
+    const other = otherPerson(c, this.me);
+    setText(this.error, "");
+    this.block.disabled = this.unblock.disabled = true;
+    try {
+      await (yes ? this.client.block(other) : this.client.unblock(other));
+    } catch (e) {
+      setText(this.error, describeError(e));
+    } finally {
+      this.block.disabled = this.unblock.disabled = false;
     }
   }
 

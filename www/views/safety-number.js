@@ -4,6 +4,7 @@
 
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
+import { drawQr } from "../qr.js";
 
 const STATUS = {
   unverified: "Not verified. Compare these digits with the ones on their screen (in person or on a call) before marking them verified.",
@@ -11,11 +12,6 @@ const STATUS = {
   changed:
     "This number changed since you verified it: their identity key is new (a new account or a reinstall, or someone posing as them). Compare it again before writing to them.",
 };
-
-/** Pixels per QR module. */
-const QR_SCALE = 4;
-/** Light modules around the code, as the QR standard asks. */
-const QR_QUIET = 4;
 
 export class SafetyNumberDialog {
   /**
@@ -65,7 +61,7 @@ export class SafetyNumberDialog {
     setText(this.status, "Looking up the current number…");
     setText(this.error, "");
     this.verify.hidden = this.unverify.hidden = true;
-    this.drawQr(0, "");
+    drawQr(this.qr, 0, "");
     if (!this.dialog.open) this.dialog.showModal();
     try {
       this.show(await this.client.safetyNumber(user));
@@ -82,7 +78,7 @@ export class SafetyNumberDialog {
     setText(this.status, STATUS[n.verification]);
     this.verify.hidden = n.verification === "verified";
     this.unverify.hidden = n.verification !== "verified";
-    this.drawQr(n.qrSize, n.qrModules);
+    drawQr(this.qr, n.qrSize, n.qrModules);
   }
 
   async mark(verified) {
@@ -98,24 +94,6 @@ export class SafetyNumberDialog {
       setText(this.error, describeError(e));
     } finally {
       this.verify.disabled = this.unverify.disabled = false;
-    }
-  }
-
-  /** Draws the QR code's modules (no markup is built from data). */
-  drawQr(size, modules) {
-    const side = (size + 2 * QR_QUIET) * QR_SCALE;
-    this.qr.hidden = size === 0;
-    this.qr.width = this.qr.height = side;
-    const ctx = this.qr.getContext("2d");
-    if (!ctx || size === 0) return;
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, side, side);
-    ctx.fillStyle = "#000";
-    for (let i = 0; i < modules.length; i++) {
-      if (modules[i] !== "1") continue;
-      const x = (i % size) + QR_QUIET;
-      const y = Math.floor(i / size) + QR_QUIET;
-      ctx.fillRect(x * QR_SCALE, y * QR_SCALE, QR_SCALE, QR_SCALE);
     }
   }
 }

@@ -4,11 +4,15 @@
 import { byId, setText } from "../dom.js";
 import { byteText } from "../format.js";
 
-const SCREENS = ["loading", "problem", "elsewhere", "signup", "app"];
+const SCREENS = ["loading", "problem", "elsewhere", "signup", "unlock", "app"];
 
-/** Shows the screen `name` and hides the others. */
+/** Shows the screen `name` and hides the others (a page may lack some: the widget's has no unlock). */
 export function showScreen(name) {
-  for (const s of SCREENS) byId(`screen-${s}`).hidden = s !== name;
+  for (const s of SCREENS) {
+    const el = document.getElementById(`screen-${s}`);
+    if (el) el.hidden = s !== name;
+  }
+  byId(`screen-${name}`);
 }
 
 /** Loading progress: bytes received, out of `total` when known. */

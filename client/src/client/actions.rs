@@ -192,6 +192,52 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         Ok(())
     }
 
+    /// This account's devices as the directory lists them, oldest first (their records are
+    /// checked against the identity key first), with their names and last logins.
+    pub async fn own_devices(&self) -> Result<Vec<OwnDevice>, ClientError> {
+        let me = self.user();
+        let (ik, listed) = self.session()?.list_own_devices(&me).await?;
+        let records: Vec<qpq_proto::DeviceRecord> = listed.iter().map(|(r, _, _)| r.clone()).collect();
+        self.inner.engine.borrow_mut().learn_devices(&me, &ik, &records, self.inner.platform.now_ms())?;
+        self.step_done().await?;
+        let secret = self.with_engine(|e| e.identity_secret());
+        let mut devices: Vec<OwnDevice> = listed
+            .into_iter()
+            .map(|(record, label, last_login)| OwnDevice {
+                name: crate::device_label::open(&secret, &record.device_id, &label),
+                record,
+                last_login,
+            })
+            .collect();
+        devices.sort_by_key(|d| d.record.created_at);
+        Ok(devices)
+    }
+
+    /// Names this device for the account's other devices (sent at each login).
+    pub async fn set_device_name(&self, name: &str) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().set_device_name(name);
+        self.step_done().await
+    }
+
+    /// Signs this device out: it is removed from the account (the node forgets it at once;
+    /// the account's other devices take its leaves out of the conversations) and the client
+    /// stops. The caller then wipes local storage. Refused for the account's only device,
+    /// which would leave an account nobody can use.
+    pub async fn sign_out(&self) -> Result<(), ClientError> {
+        let me = self.with_engine(|e| e.device_id());
+        let devices = self.own_devices().await?;
+        if devices.iter().all(|d| d.record.device_id == me) {
+            return Err(ClientError::Input(
+                "this is the only device of your account: signing out would lose the account. Link another device \
+                 first (Devices, then Link a device), or delete the account"
+                    .into(),
+            ));
+        }
+        self.session()?.revoke_device(&me).await?;
+        self.shutdown().await;
+        Ok(())
+    }
+
     /// Removes another device from this account: the node forgets it (its sessions close, it
     /// cannot log in, its key packages are gone), then this device removes its leaves from
     /// every conversation, so it reads nothing sent after. Returns how many conversations it
@@ -231,15 +277,10 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             (e.remove_revoked_own_devices(), e.own_devices_missing())
         };
         for (conv, devices) in missing {
-            let claimed = match session.claim_key_packages_of(&me, &devices).await {
-                Ok(c) => c,
+            let packages = match claim_device_packages(session, &me, &devices).await {
+                Ok(p) => p,
                 Err(_) => break,
             };
-            let packages: Vec<ClaimedPackage> = claimed
-                .into_iter()
-                .filter(|c| devices.contains(&c.device))
-                .map(|c| ClaimedPackage { user: me.clone(), device: c.device, key_package: c.key_package })
-                .collect();
             if packages.is_empty() {
                 continue;
             }
@@ -302,6 +343,33 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
         Ok(out)
     }
+}
+
+/// A device of this account, as its own devices see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnDevice {
+    /// Its record in the directory.
+    pub record: qpq_proto::DeviceRecord,
+    /// What it is called, when it said (and the label opened).
+    pub name: Option<String>,
+    /// When it last logged in (Unix ms, 0 before the first).
+    pub last_login: u64,
+}
+
+/// One key package of each of `devices` of `user`, to add them with `add_members`; devices
+/// without a package (none published yet) are missing, and any the node added unasked are
+/// dropped.
+pub(super) async fn claim_device_packages(
+    session: &Session,
+    user: &UserId,
+    devices: &[qpq_proto::DeviceId],
+) -> Result<Vec<ClaimedPackage>, ClientError> {
+    let claimed = session.claim_key_packages_of(user, devices).await?;
+    Ok(claimed
+        .into_iter()
+        .filter(|c| devices.contains(&c.device))
+        .map(|c| ClaimedPackage { user: user.clone(), device: c.device, key_package: c.key_package })
+        .collect())
 }
 
 fn dedup(mut v: Vec<UserId>) -> Vec<UserId> {

@@ -135,6 +135,15 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         let nonce = conn.challenge(&user, &device).await?;
         let sig = self.with_engine(|e| e.sign_login(&nonce, binding));
         let session = conn.login(&user, &device, &nonce, &sig).await?;
+        // What the account's other devices call this one (before the key packages, so a device
+        // being linked has its name by the time it can be added); a node that cannot keep it
+        // is no reason to stay offline.
+        let label = self.with_engine(|e| {
+            e.device_name().map(|n| crate::device_label::seal(&e.identity_secret(), &e.device_id(), n))
+        });
+        if let Some(label) = label {
+            let _ = session.set_device_label(&label).await;
+        }
         self.top_up_key_packages(&session).await?;
         let listener = self.listener();
         let cursor = self.with_engine(Engine::cursor);
@@ -147,6 +156,11 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         if let Err(e) = self.sync_own_devices(&session).await {
             self.emit(ClientEvent::Notice(format!("could not check this account's devices: {e}")));
         }
+        // Blocks another device of the account changed meanwhile.
+        if let Err(e) = self.sync_blocked(&session).await {
+            self.emit(ClientEvent::Notice(format!("could not read the people you block: {e}")));
+        }
+
         *self.inner.session.borrow_mut() = Some(session);
         self.persist().await?;
         Ok(())

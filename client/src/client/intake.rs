@@ -50,6 +50,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     /// Processes a batch of deliveries: engine, store, then acknowledge.
     async fn take_delivery(&self, envelopes: Vec<qpq_proto::Envelope>) -> Result<(), ClientError> {
         let now = self.inner.platform.now_ms();
+        let restoring = self.with_engine(Engine::restoring);
         let mut last = None;
         let mut welcomed = false;
         for env in &envelopes {
@@ -64,6 +65,12 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             self.answer_directory(&session).await;
         }
         self.persist().await?;
+        // Conversations of a restored account come back one Welcome at a time.
+        match restoring.saturating_sub(self.with_engine(Engine::restoring)) {
+            0 => {}
+            1 => self.emit(ClientEvent::Notice("a conversation from your backup is back, with its history".into())),
+            n => self.emit(ClientEvent::Notice(format!("{n} conversations from your backup are back, with their history"))),
+        }
         if let (Some(seq), Ok(session)) = (last, self.session()) {
             let me = self.clone();
             self.inner.platform.spawn(

@@ -22,8 +22,16 @@ use crate::{Connector, Platform, StateStore};
 mod actions;
 mod connection;
 mod expiry;
+mod handover;
 mod intake;
+mod linking;
+mod people;
 mod pump;
+mod restore;
+
+pub use actions::OwnDevice;
+pub use linking::{LinkProgress, LinkedDevice};
+pub use restore::{BackupProgress, Restored};
 
 /// The connection as the UI shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +67,13 @@ pub enum ClientEvent {
     Connection(ConnState),
     /// Something a person should know (a failed background step), in words.
     Notice(String),
+    /// The history from the device that linked this one is being fetched: bytes so far.
+    History {
+        /// Bytes fetched.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
 }
 
 type Listener = Box<dyn Fn(&ClientEvent)>;
@@ -172,6 +187,10 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.inner.platform.spawn(async move { me.pump_loop(kicks).await }.boxed_local());
         let me = self.clone();
         self.inner.platform.spawn(async move { me.expiry_loop().await }.boxed_local());
+        let me = self.clone();
+        self.inner.platform.spawn(async move { me.handover_loop().await }.boxed_local());
+        let me = self.clone();
+        self.inner.platform.spawn(async move { me.repair_loop().await }.boxed_local());
         self.kick();
     }
 

@@ -77,6 +77,7 @@ impl Held {
             EnvelopeKind::Commit => 1,
             EnvelopeKind::Welcome => 2,
             EnvelopeKind::Proposal => 3,
+            EnvelopeKind::Devices => 4,
         };
         Held {
             seq: env.seq,
@@ -95,6 +96,7 @@ impl Held {
             1 => EnvelopeKind::Commit,
             2 => EnvelopeKind::Welcome,
             3 => EnvelopeKind::Proposal,
+            4 => EnvelopeKind::Devices,
             _ => EnvelopeKind::Application,
         };
         Envelope {

@@ -60,6 +60,9 @@ impl Engine {
                 read_upto: 0,
                 refused_commits: 0,
                 refused_recent: Vec::new(),
+                request: false,
+                invited_by: None,
+                hidden: false,
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -81,6 +84,11 @@ impl Engine {
         for p in &packages {
             self.verify_package(p)?;
         }
+        // Whoever this account adds is someone it chats with.
+        // (The step has no clock: the conversation's last activity stands for "now".)
+        let at = self.conversations.get(conv).map_or(0, |c| c.last_activity);
+        let added: Vec<(UserId, u64)> = packages.iter().map(|p| (p.user.clone(), at)).collect();
+        self.add_contacts(added);
         self.push_outbox(
             conv.clone(),
             PendingOp::group_change(packages, vec![], false, None),

@@ -11,9 +11,9 @@ use qpq_types::{ChannelId, DeviceAddress, Envelope, EnvelopeKind, UserId};
 use openmls_traits::types::HashType;
 
 use super::directory::{epoch_offset, Intake, LeafCheck};
-use super::{join_config, Engine};
+use super::{join_config, Engine, Event};
 use crate::app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind};
-use crate::conversation::{Content, Conversation, Message, Status, SystemEvent};
+use crate::conversation::{CallOutcome, Content, Conversation, Message, Status, SystemEvent};
 use crate::error::EngineError;
 use crate::group_meta::GroupMeta;
 use crate::identity::device_of_credential;
@@ -47,6 +47,10 @@ impl Engine {
             EnvelopeKind::Welcome => self.receive_welcome(env, now, asked),
             EnvelopeKind::Application | EnvelopeKind::Commit | EnvelopeKind::Proposal => {
                 self.receive_group_message(env, now, asked)
+            }
+            EnvelopeKind::Devices => {
+                self.devices_hint(env);
+                Ok(Intake::Done)
             }
         }
     }
@@ -114,6 +118,7 @@ impl Engine {
         // A conversation we were removed from keeps its inactive group (for reading back what
         // it shows) until a Welcome adds us again; that Welcome replaces it.
         let rejoin = self.conversations.contains_key(&env.channel);
+        let was_hidden = self.conversations.get(&env.channel).is_some_and(|c| c.hidden);
         // openmls deletes the key package the Welcome used; a Welcome held or refused below
         // must leave it in place.
         let snapshot = self.mls_snapshot();
@@ -144,6 +149,12 @@ impl Engine {
             return Err(EngineError::Invalid("the Welcome does not say which member sent it".into()));
         };
         let meta = GroupMeta::from_extensions(staged.group_context().extensions())?;
+        // Added by someone who is not a contact: a request, unless this account was in it
+        // before (a rejoin, or a conversation coming back from a backup) and kept it.
+        let request = inviter.user != *self.user()
+            && !self.is_contact(&inviter.user)
+            && (!rejoin || was_hidden)
+            && !self.restoring.contains_key(&env.channel);
         if let Some(mut old) = self.groups.remove(&env.channel) {
             // Only in-memory storage is touched; it cannot fail there.
             let _ = old.delete(openmls_traits::OpenMlsProvider::storage(&self.provider));
@@ -170,12 +181,24 @@ impl Engine {
                 read_upto: prev_len,
                 refused_commits: offset,
                 refused_recent: Vec::new(),
+                request,
+                invited_by: Some(inviter.user.clone()),
+                hidden: false,
             },
         );
         self.sync_conversation(&id);
+        // Contacts are kept per device: a device that another of this account's devices
+        // adds (a linked one), or whose conversation comes back from a backup, takes the
+        // members of those conversations as its contacts, as the account has them.
+        if inviter.user == *self.user() || self.restoring.contains_key(&id) {
+            let members: Vec<(UserId, u64)> =
+                self.conversations.get(&id).map(|c| c.members.iter().map(|u| (u.clone(), now)).collect()).unwrap_or_default();
+            self.add_contacts(members);
+        }
         let mut m = self.system_message(inviter.user, inviter.device, now, SystemEvent::Joined);
         m.server_time = env.server_time;
         self.append(&id, m, false);
+        self.import_restored(&id);
         Ok(Intake::Done)
     }
 
@@ -363,6 +386,14 @@ impl Engine {
             return Ok(()); // a duplicate (e.g. resent by its author after a lost reply)
         }
         let from_me = sender.user == *self.user();
+        // What a blocked person sends in a shared group is not shown here (their leaving
+        // still is, so that the member list stays right). Between two accounts the node
+        // already drops it; what arrives there was sent before the block or after an unblock
+        // that another device of this account made and this one has not read yet.
+        let group = self.conversations.get(conv).is_some_and(|c| c.members.len() > 2);
+        if !from_me && group && self.is_blocked(&sender.user) && !matches!(msg.body, Body::Leave { .. }) {
+            return Ok(());
+        }
         let content = match msg.body {
             Body::Text { text, reply_to } => Content::Text { text, reply_to },
             Body::File { file } => Content::File { file },
@@ -370,6 +401,8 @@ impl Engine {
             Body::Receipt { kind, ids } => {
                 if !from_me {
                     self.apply_receipt(conv, &sender.user, kind, &ids);
+                } else if kind == ReceiptKind::Read {
+                    self.apply_read_elsewhere(conv, &ids);
                 }
                 return Ok(());
             }
@@ -385,10 +418,13 @@ impl Engine {
             Body::Edit { target, text } => return self.apply_edit(conv, &sender.user, target, text),
             Body::Delete { target } => return self.apply_delete(conv, &sender.user, target),
             Body::Leave { reason } => return self.apply_leave(conv, sender, reason, server_time, now),
+            // A stranger's request does not ring.
+            Body::Call(_) if self.is_request(conv) => return Ok(()),
             Body::Call(signal) => return self.apply_call(conv, sender, signal, server_time, now),
         };
         if !from_me {
             self.stop_typing(conv, &sender.user);
+            self.unhide_on_message(conv);
         }
         let entry = Message {
             id: msg.id,
@@ -411,6 +447,27 @@ impl Engine {
             self.queue_receipt(conv, msg.id);
         }
         Ok(())
+    }
+
+    /// Another device of this account read `ids`: what it read is read here too.
+    fn apply_read_elsewhere(&mut self, conv: &ChannelId, ids: &[MessageId]) {
+        let upto = ids.iter().filter_map(|id| self.seen.get(id)).filter(|(c, _)| c == conv).map(|(_, i)| i + 1).max();
+        let (Some(upto), Some(c)) = (upto, self.conversations.get(conv)) else { return };
+        if upto <= c.read_upto {
+            return;
+        }
+        let me = self.user().clone();
+        let unread = self
+            .history(conv)
+            .iter()
+            .filter(|m| m.index >= upto && !m.outgoing && m.sender != me)
+            .filter(|m| m.is_content() || matches!(m.content, Content::Call { outcome: CallOutcome::Missed, .. }))
+            .count() as u32;
+        let c = self.conversations.get_mut(conv).expect("checked above");
+        c.read_upto = upto;
+        c.unread = c.unread.min(unread);
+        self.dirty.insert(StateKey::Conversation(conv.clone()));
+        self.events.push(Event::ConversationChanged(conv.clone()));
     }
 
     fn apply_receipt(&mut self, conv: &ChannelId, from: &UserId, kind: ReceiptKind, ids: &[MessageId]) {

@@ -8,11 +8,17 @@
 mod calls;
 mod directory;
 mod groups;
+mod handover;
 mod intake;
 mod outbound;
+mod people;
+mod restore;
 mod rich;
 mod safety;
 
+pub use handover::{decode_history, encode_history, ConversationHistory};
+pub use people::{decode_contacts, encode_contacts, Contact};
+pub use restore::AccountBackup;
 pub use safety::{safety_digits, SafetyNumber, Verification, SAFETY_NUMBER_DIGITS};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,6 +83,8 @@ pub enum Event {
     },
     /// Who is typing in a conversation changed; read it with [`Engine::typing`].
     TypingChanged(ChannelId),
+    /// The contacts or the blocked users changed.
+    ContactsChanged,
     /// A call signal arrived (not kept in history; the shell runs the call).
     Call {
         /// The conversation.
@@ -94,6 +102,24 @@ pub const TYPING_TIMEOUT_MS: u64 = 8_000;
 #[derive(Serialize, Deserialize, Default, Clone)]
 struct Meta {
     next_order: u64,
+    /// What the shell keeps until a linked device's history hand-over is in (opaque to the
+    /// engine; it names a file and its key).
+    #[serde(default, with = "crate::outbox::opt_hex_bytes")]
+    handover: Option<Vec<u8>>,
+    /// What this device is called on the account's other devices ("Chromium on Linux").
+    #[serde(default)]
+    device_name: Option<String>,
+    /// Members whose devices the node said changed, until their records are read again
+    /// (see `restore`).
+    #[serde(default)]
+    devices_changed: BTreeSet<UserId>,
+    /// The person's contacts and when each was added (ms); `None` in state written before
+    /// contacts existed, filled from the conversations' members at load.
+    #[serde(default)]
+    contacts: Option<BTreeMap<UserId, u64>>,
+    /// Users this account blocks, as the node last said (the node keeps the list).
+    #[serde(default)]
+    blocked: BTreeSet<UserId>,
 }
 
 /// Device keys of a user, checked against its identity key.
@@ -115,6 +141,8 @@ pub struct Engine {
     groups: HashMap<ChannelId, MlsGroup>,
     conversations: BTreeMap<ChannelId, Conversation>,
     history: HashMap<ChannelId, Vec<Message>>,
+    /// History from a backup, by conversation, until the conversation comes back.
+    restoring: BTreeMap<ChannelId, Vec<Message>>,
     /// Every message id in history, for de-duplication and receipts.
     seen: HashMap<MessageId, (ChannelId, u64)>,
     outbox: BTreeMap<u64, OutboxItem>,
@@ -154,6 +182,25 @@ impl Engine {
         let mut device = [0u8; 16];
         rng.fill_bytes(&mut device);
         let identity = Identity::generate(user, &keys, DeviceId(device), now);
+        Self::with_identity(identity, rng)
+    }
+
+    /// Creates a linked device of an existing account: the account's identity key (handed
+    /// over by one of its devices) and this device's own key and id, whose record that device
+    /// registered with `created_at`. `seed` as for [`Engine::create`].
+    pub fn create_linked(
+        user: UserId,
+        identity_secret: &[u8; 32],
+        device_id: DeviceId,
+        device_secret: &[u8; 32],
+        created_at: u64,
+        seed: [u8; 32],
+    ) -> Engine {
+        let identity = Identity::from_secrets(user, identity_secret, device_id, device_secret, created_at);
+        Self::with_identity(identity, ChaCha20Rng::from_seed(seed))
+    }
+
+    fn with_identity(identity: Identity, rng: ChaCha20Rng) -> Engine {
         let mut e = Engine {
             provider: Provider::default(),
             identity,
@@ -161,9 +208,10 @@ impl Engine {
             groups: HashMap::new(),
             conversations: BTreeMap::new(),
             history: HashMap::new(),
+            restoring: BTreeMap::new(),
             seen: HashMap::new(),
             outbox: BTreeMap::new(),
-            meta: Meta::default(),
+            meta: Meta { contacts: Some(BTreeMap::new()), ..Meta::default() },
             cursor: 0,
             known: BTreeMap::new(),
             held: BTreeMap::new(),
@@ -188,6 +236,7 @@ impl Engine {
         let mut outbox = BTreeMap::new();
         let mut known = BTreeMap::new();
         let mut held = BTreeMap::new();
+        let mut restoring = BTreeMap::new();
         for (k, v) in entries {
             if let Some(rest) = k.strip_prefix(MLS_PREFIX) {
                 mls.push((rest.to_vec(), v));
@@ -215,6 +264,9 @@ impl Engine {
                 Some(StateKey::Held(seq)) => {
                     held.insert(seq, json(&v, "held delivery")?);
                 }
+                Some(StateKey::Restore(c)) => {
+                    restoring.insert(c, json(&v, "restored history")?);
+                }
                 None => {}
             }
         }
@@ -236,6 +288,11 @@ impl Engine {
                 seen.insert(m.id, (c.clone(), m.index));
             }
         }
+        let mut dirty = BTreeSet::new();
+        if meta.contacts.is_none() {
+            meta.contacts = Some(people::contacts_from(identity.user(), conversations.values()));
+            dirty.insert(StateKey::Meta);
+        }
         Ok(Engine {
             provider,
             identity,
@@ -243,6 +300,7 @@ impl Engine {
             groups,
             conversations,
             history,
+            restoring,
             seen,
             outbox,
             meta,
@@ -252,7 +310,7 @@ impl Engine {
             pending_receipts: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
             typing: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty,
             events: Vec::new(),
         })
     }
@@ -271,6 +329,7 @@ impl Engine {
                 StateKey::Outbox(o) => self.outbox.get(o).map(to_json),
                 StateKey::Known(u) => self.known.get(u).map(to_json),
                 StateKey::Held(seq) => self.held.get(seq).map(to_json),
+                StateKey::Restore(c) => self.restoring.get(c).map(to_json),
             };
             match value {
                 Some(v) => cs.puts.push((key.to_bytes(), v)),
@@ -308,6 +367,25 @@ impl Engine {
     /// The identity public key.
     pub fn identity_public_key(&self) -> [u8; 32] {
         self.identity.identity_public_key()
+    }
+
+    /// What this device is called on the account's other devices, if it was named.
+    pub fn device_name(&self) -> Option<&str> {
+        self.meta.device_name.as_deref()
+    }
+
+    /// Names this device (stored with the next step).
+    pub fn set_device_name(&mut self, name: &str) {
+        if self.meta.device_name.as_deref() != Some(name) {
+            self.meta.device_name = Some(name.to_string());
+            self.dirty.insert(StateKey::Meta);
+        }
+    }
+
+    /// The account's identity secret key, for handing over to a device being linked (and
+    /// nothing else): whoever holds it can act for the account.
+    pub fn identity_secret(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        self.identity.identity_secret()
     }
 
     /// Signs a device record for another device of this user (device linking).
@@ -403,13 +481,17 @@ impl Engine {
             .filter(|m| m.index >= from && !m.outgoing && m.sender != *self.user() && m.is_content())
             .map(|m| m.id)
             .collect();
-        if active && !ids.is_empty() {
+        // A request's messages are read here but not receipted: that waits for an accept.
+        let request = self.is_request(id);
+        if active && !ids.is_empty() && !request {
             self.pending_reads.entry(id.clone()).or_default().extend(ids);
         }
         if let Some(c) = self.conversations.get_mut(id) {
-            if unread != 0 || from != len {
+            if unread != 0 || (from != len && !request) {
                 c.unread = 0;
-                c.read_upto = len;
+                if !request {
+                    c.read_upto = len;
+                }
                 self.dirty.insert(StateKey::Conversation(id.clone()));
                 self.events.push(Event::ConversationChanged(id.clone()));
             }

@@ -35,6 +35,7 @@ impl Engine {
             return Err(EngineError::TooLong { len: text.len(), max: MAX_TEXT_BYTES });
         }
         let body = Body::Text { text: text.to_string(), reply_to };
+        self.accept_by_writing(conv, now);
         Ok(self.compose(conv, body, Content::Text { text: text.to_string(), reply_to }, now))
     }
 
@@ -49,6 +50,7 @@ impl Engine {
         if file.name.len() > MAX_FILE_NAME_BYTES || file.mime.len() > MAX_MIME_BYTES {
             return Err(EngineError::TooLong { len: file.name.len().max(file.mime.len()), max: MAX_FILE_NAME_BYTES });
         }
+        self.accept_by_writing(conv, now);
         Ok(self.compose(conv, Body::File { file: file.clone() }, Content::File { file }, now))
     }
 
@@ -339,6 +341,9 @@ impl Engine {
 
     /// Queues a delivery receipt for a message received from someone else.
     pub(super) fn queue_receipt(&mut self, conv: &ChannelId, id: MessageId) {
+        if self.is_request(conv) {
+            return; // nothing goes back to a request before it is accepted
+        }
         self.pending_receipts.entry(conv.clone()).or_default().push(id);
     }
 

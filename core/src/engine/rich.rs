@@ -83,6 +83,9 @@ impl Engine {
     /// lasts [`TYPING_TIMEOUT_MS`] at the receivers unless renewed.
     pub fn set_typing(&mut self, conv: &ChannelId, active: bool, now: u64) -> Result<(), EngineError> {
         self.require_active(conv)?;
+        if self.is_request(conv) {
+            return Ok(()); // a request not accepted is not told that someone reads it
+        }
         self.send_control(conv, Body::Typing { active }, now);
         Ok(())
     }

@@ -53,6 +53,10 @@ pub struct SimClient {
     pub engine: Engine,
     pub store: BTreeMap<Vec<u8>, Vec<u8>>,
     pub seed: u8,
+    /// False (the default): the simulated people know each other, each has every other
+    /// registered user as a contact, so nothing arrives as a message request. The tests of
+    /// requests set it.
+    pub strangers: bool,
 }
 
 impl SimServer {
@@ -189,7 +193,8 @@ impl SimClient {
         let user = UserId::parse(&format!("{name}@sim.test")).unwrap();
         let engine = Engine::create(user, [seed; 32], 1);
         server.register(&engine);
-        let mut c = SimClient { engine, store: BTreeMap::new(), seed };
+        let mut c = SimClient { engine, store: BTreeMap::new(), seed, strangers: false };
+        c.know_everyone(server);
         c.persist();
         c.upload_key_packages(server, 5);
         c
@@ -228,6 +233,7 @@ impl SimClient {
 
     /// Sends everything in the outbox; returns how many items were settled.
     pub fn pump(&mut self, server: &mut SimServer) -> usize {
+        self.know_everyone(server);
         let mut n = 0;
         for _ in 0..1000 {
             let Some(out) = self.engine.next_outbound(server.time) else { break };
@@ -244,8 +250,17 @@ impl SimClient {
         n
     }
 
+    /// Makes every registered user a contact, unless this client is among strangers.
+    pub fn know_everyone(&mut self, server: &SimServer) {
+        if !self.strangers {
+            let users: Vec<(UserId, u64)> = server.identities.keys().map(|u| (u.clone(), 1)).collect();
+            self.engine.add_contacts(users);
+        }
+    }
+
     /// Processes everything queued for this device.
     pub fn sync(&mut self, server: &mut SimServer) -> usize {
+        self.know_everyone(server);
         let envs = server.fetch(&self.addr(), self.engine.cursor());
         let n = envs.len();
         for e in envs {

@@ -6,6 +6,7 @@
 
 mod delivery;
 mod entry;
+mod links;
 mod session;
 
 use std::rc::Rc;
@@ -61,6 +62,9 @@ pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
         StoreError::NoSuchBlob => ErrorCode::NoSuchBlob,
         StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         StoreError::BadChunk(_) => ErrorCode::BadChunk,
+        StoreError::NoSuchLink => ErrorCode::NoSuchLink,
+        StoreError::LinkExists | StoreError::LinkAnswered | StoreError::BlockSelf => ErrorCode::BadRequest,
+        StoreError::NotAllowed(_) => ErrorCode::NotAllowed,
         StoreError::Revoked => {
             return wire::error(ErrorCode::DeviceRevoked, e.to_string());
         }

@@ -18,15 +18,18 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::delivery;
+use super::links::{check_payload, read_slot, MAX_LINK_ANSWER_BYTES, MAX_OPEN_LINKS};
 use super::{now_ms, rate_err, store_err, Ctx};
 use crate::metrics::track;
 use crate::push;
-use crate::storage::{BlobRow, ChannelRow, CommitInput, EnqueueInput, KeyPackageRow, PushSubscription};
+use crate::storage::{BlobRow, ChannelRow, CommitInput, DeviceAbout, EnqueueInput, KeyPackageRow, PushSubscription};
 
 /// Most key packages accepted in one upload.
 const MAX_KEY_PACKAGES_PER_UPLOAD: u32 = 100;
 /// Largest key package accepted.
 const MAX_KEY_PACKAGE_BYTES: usize = 16 << 10;
+/// Largest device label accepted (ciphertext of a short name such as "Chromium on Linux").
+const MAX_DEVICE_LABEL_BYTES: usize = 256;
 /// Most devices named in one commit's add or remove list.
 const MAX_COMMIT_DEVICES: u32 = 1000;
 /// Longest disappearing-message timer, in seconds (one year).
@@ -45,6 +48,8 @@ pub(crate) struct SessionImpl {
     in_flight: Rc<Cell<u32>>,
     /// True while this session's subscription runs (one per session).
     subscribed: Rc<Cell<bool>>,
+    /// This session's acknowledgements, merged while one is being written.
+    acks: Rc<Acks>,
     /// Counts this session among the node's live ones until it is dropped.
     _alive: qpq_metrics::GaugeGuard,
 }
@@ -58,10 +63,52 @@ impl Drop for Call {
     }
 }
 
+/// A session's acknowledgements run one at a time, and each covers every one asked for while
+/// the one before was being written: a listener that acknowledges each small batch in the
+/// background then costs one write per round, not one per batch.
+#[derive(Default)]
+struct Acks {
+    /// The highest sequence number asked for so far.
+    wanted: Cell<u64>,
+    /// How many acknowledgements were begun in storage.
+    begun: Cell<u64>,
+    /// The last one that succeeded: (its number among those begun, the sequence number).
+    done: Cell<(u64, u64)>,
+    /// Whose turn it is to write.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Acks {
+    /// Acknowledges up to `up_to` with `write`, or waits for a write begun after this call
+    /// that covers it. A caller dropped while waiting or writing leaves the rest to the
+    /// others (each of them writes or finds its own covered).
+    async fn ack<F, Fut>(&self, up_to: u64, write: F) -> Result<(), capnp::Error>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: Future<Output = Result<(), capnp::Error>>,
+    {
+        self.wanted.set(self.wanted.get().max(up_to));
+        let arrived = self.begun.get();
+        let _turn = self.turn.lock().await;
+        let (run, acked) = self.done.get();
+        if run > arrived && acked >= up_to {
+            return Ok(());
+        }
+        let run = self.begun.get() + 1;
+        self.begun.set(run);
+        let target = self.wanted.get();
+        write(target).await?;
+        if run > self.done.get().0 {
+            self.done.set((run, target));
+        }
+        Ok(())
+    }
+}
+
 impl SessionImpl {
     pub fn new(ctx: Rc<Ctx>, device: DeviceAddress) -> Self {
         let _alive = ctx.metrics.sessions.track();
-        SessionImpl { ctx, device, in_flight: Rc::default(), subscribed: Rc::default(), _alive }
+        SessionImpl { ctx, device, in_flight: Rc::default(), subscribed: Rc::default(), acks: Rc::default(), _alive }
     }
 
     /// Where every method starts: a slot among the calls in flight, then the check that the
@@ -192,12 +239,25 @@ impl session::Server for SessionImpl {
                 .await
                 .map_err(|e| store_err("identity_key", e))?
                 .ok_or_else(|| wire::error(ErrorCode::NoSuchUser, format!("there is no user {user}")))?;
-            let devices = st.devices(&user).await.map_err(|e| store_err("devices", e))?;
+            // Labels and last logins are for the account's own devices only: anyone else gets
+            // the public records and an empty `about`.
+            let (devices, about): (_, Vec<DeviceAbout>) = if user == self.device.user {
+                let found = st.devices_about(&user).await.map_err(|e| store_err("devices_about", e))?;
+                found.into_iter().unzip()
+            } else {
+                (st.devices(&user).await.map_err(|e| store_err("devices", e))?, Vec::new())
+            };
             let mut r = results.get();
             r.set_identity_key(&ik);
-            let mut list = r.init_devices(devices.len() as u32);
+            let mut list = r.reborrow().init_devices(devices.len() as u32);
             for (i, d) in devices.iter().enumerate() {
                 wire::write_device_record(list.reborrow().get(i as u32), d);
+            }
+            let mut list = r.init_about(about.len() as u32);
+            for (i, a) in about.iter().enumerate() {
+                let mut b = list.reborrow().get(i as u32);
+                b.set_label(a.label.as_deref().unwrap_or_default());
+                b.set_last_login(a.last_login);
             }
             Ok(())
         })
@@ -492,8 +552,9 @@ impl session::Server for SessionImpl {
         track(self.ctx.metrics.clone(), "ack", async move {
             let _call = self.begin().await?;
             let up_to = params.get()?.get_up_to();
-            self.ctx.storage.ack(&self.device, up_to).await.map_err(|e| store_err("ack", e))?;
-            Ok(())
+            let (storage, device) = (&self.ctx.storage, &self.device);
+            let write = |target| async move { storage.ack(device, target).await.map_err(|e| store_err("ack", e)) };
+            self.acks.ack(up_to, write).await
         })
     }
 
@@ -709,6 +770,143 @@ impl session::Server for SessionImpl {
                 }
                 e.set_username(s.username.as_str());
                 e.set_credential(s.credential.as_str());
+            }
+            Ok(())
+        })
+    }
+
+    fn set_device_label(
+        self: CapRc<Self>,
+        params: session::SetDeviceLabelParams,
+        _: session::SetDeviceLabelResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "setDeviceLabel", async move {
+            let _call = self.begin().await?;
+            let label = params.get()?.get_label()?;
+            if label.len() > MAX_DEVICE_LABEL_BYTES {
+                let len = label.len();
+                return Err(wire::error(
+                    ErrorCode::TooLarge,
+                    format!("the label is {len} bytes; at most {MAX_DEVICE_LABEL_BYTES} are accepted"),
+                ));
+            }
+            // The calling device's own label only; an empty one clears it.
+            let label = if label.is_empty() { None } else { Some(label) };
+            self.ctx
+                .storage
+                .set_device_label(&self.device, label)
+                .await
+                .map_err(|e| store_err("set_device_label", e))
+        })
+    }
+
+    fn open_link(
+        self: CapRc<Self>,
+        params: session::OpenLinkParams,
+        mut results: session::OpenLinkResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "openLink", async move {
+            let _call = self.begin().await?;
+            let slot = read_slot(params.get()?.get_slot()?)?;
+            self.ctx.rates.open_link(&self.device.user, now_ms()).map_err(|ms| rate_err("link codes", ms))?;
+            let now = now_ms();
+            // A link code is good for `--link-secs` (ten minutes by default).
+            let expires_at = now + self.ctx.config.link_secs.saturating_mul(1000);
+            self.ctx
+                .storage
+                .open_link(&slot, &self.device, MAX_OPEN_LINKS, now, expires_at)
+                .await
+                .map_err(|e| store_err("open_link", e))?;
+            results.get().set_expires_at(expires_at);
+            Ok(())
+        })
+    }
+
+    fn link_request(
+        self: CapRc<Self>,
+        params: session::LinkRequestParams,
+        mut results: session::LinkRequestResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        // Polled about once a second while a link code is shown: no rate limit, one read. Its
+        // metrics name tells it from `NodeService.linkRequest`.
+        track(self.ctx.metrics.clone(), "Session.linkRequest", async move {
+            let _call = self.begin().await?;
+            let slot = read_slot(params.get()?.get_slot()?)?;
+            let request = self
+                .ctx
+                .storage
+                .link_request(&slot, &self.device.user, now_ms())
+                .await
+                .map_err(|e| store_err("link_request", e))?;
+            results.get().set_request(request.as_deref().unwrap_or_default());
+            Ok(())
+        })
+    }
+
+    fn answer_link(
+        self: CapRc<Self>,
+        params: session::AnswerLinkParams,
+        _: session::AnswerLinkResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "answerLink", async move {
+            let _call = self.begin().await?;
+            let p = params.get()?;
+            let slot = read_slot(p.get_slot()?)?;
+            let answer = p.get_answer()?;
+            check_payload("answer", answer, MAX_LINK_ANSWER_BYTES)?;
+            self.ctx
+                .storage
+                .answer_link(&slot, answer, &self.device, now_ms())
+                .await
+                .map_err(|e| store_err("answer_link", e))
+        })
+    }
+
+    fn close_link(
+        self: CapRc<Self>,
+        params: session::CloseLinkParams,
+        _: session::CloseLinkResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "closeLink", async move {
+            let _call = self.begin().await?;
+            let slot = read_slot(params.get()?.get_slot()?)?;
+            self.ctx.storage.close_link(&slot, &self.device).await.map_err(|e| store_err("close_link", e))
+        })
+    }
+
+    fn set_blocked(
+        self: CapRc<Self>,
+        params: session::SetBlockedParams,
+        _: session::SetBlockedResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "setBlocked", async move {
+            let _call = self.begin().await?;
+            let p = params.get()?;
+            // Any name, of this server or another, registered or not: blocking tells nothing.
+            let user = wire::read_user(p.get_user()?, "user")?;
+            self.ctx.rates.block(&self.device.user, now_ms()).map_err(|ms| rate_err("blocks and unblocks", ms))?;
+            // For the caller's whole account; the storage refuses oneself.
+            self.ctx
+                .storage
+                .set_blocked(&self.device, &user, p.get_blocked(), self.ctx.config.max_blocks_per_account, now_ms())
+                .await
+                .map_err(|e| store_err("set_blocked", e))
+        })
+    }
+
+    fn blocked_users(
+        self: CapRc<Self>,
+        _: session::BlockedUsersParams,
+        mut results: session::BlockedUsersResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "blockedUsers", async move {
+            let _call = self.begin().await?;
+            // The caller's account's list: every device of it reads the same.
+            let users =
+                self.ctx.storage.blocked_users(&self.device).await.map_err(|e| store_err("blocked_users", e))?;
+            let mut list = results.get().init_users(users.len() as u32);
+            for (i, u) in users.iter().enumerate() {
+                list.set(i as u32, u.as_str());
             }
             Ok(())
         })

@@ -14,9 +14,14 @@ use async_trait::async_trait;
 use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, EnvelopeKind, UserId};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Transaction};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedMutexGuard};
 
-use super::rows::{db, AddressCols, BlobCols, ChannelMemberCols, DeviceCols, EnvelopeCols, PushJobCols, PushSubCols, TxError};
+use super::group::Writer;
+
+use super::rows::{
+    db, AddressCols, BlobCols, ChannelMemberCols, DeviceAboutCols, DeviceCols, EnvelopeCols, PushJobCols, PushSubCols,
+    TxError,
+};
 use super::{BlobRow, KeyPackageRow, Leadership, Millis, PushSubscription, VapidKeyRow, Wake};
 
 /// How many wake-ups a slow subscriber may fall behind before it misses some.
@@ -26,7 +31,7 @@ pub(super) const WAKE_CAPACITY: usize = 4096;
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// A transaction (or, for reads, a plain connection) with the statements.
-    type Tx: Tx + AccountSql + ChannelSql + BlobSql + ExpirySql + PushSql;
+    type Tx: Tx + AccountSql + ChannelSql + BlobSql + ExpirySql + PushSql + LinkSql + BlockSql;
 
     /// Begins a write transaction for `op` under the backend's locking rules.
     async fn write(&self, op: &'static str) -> Result<Self::Tx, TxError>;
@@ -39,6 +44,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The local wake-up channel.
     fn wake(&self) -> &broadcast::Sender<Wake>;
+
+    /// Returns once the write batch `batch` is committed (see `super::group`); an error when
+    /// it failed. Only backends that group their writes hand out batches.
+    async fn settle(&self, _batch: u64) -> Result<(), super::StoreError> {
+        Ok(())
+    }
 
     /// Takes the cluster-wide role `lock` if nobody holds it (see
     /// [`super::Storage::lead_pushes`]).
@@ -56,6 +67,8 @@ pub struct Conn<DB: Database> {
 enum Inner<DB: Database> {
     Tx(Transaction<'static, DB>),
     Read(PoolConnection<DB>),
+    /// A savepoint in the write batch (`true`), or a read on the write connection.
+    Grouped(OwnedMutexGuard<Writer<DB>>, bool),
 }
 
 impl<DB: Database> Conn<DB> {
@@ -69,12 +82,19 @@ impl<DB: Database> Conn<DB> {
         Conn { inner: Inner::Read(conn), op }
     }
 
-    /// Commits the transaction (nothing to do for a read connection). Dropping a `Conn`
-    /// without committing rolls the transaction back.
+    /// A savepoint in the write batch, or (`savepoint` false) a read on the write connection.
+    pub(super) fn grouped(writer: OwnedMutexGuard<Writer<DB>>, savepoint: bool, op: &'static str) -> Self {
+        Conn { inner: Inner::Grouped(writer, savepoint), op }
+    }
+
+    /// Commits the transaction (nothing to do for a read connection); in a write batch,
+    /// releases the savepoint, and the batch is committed before the caller is answered.
+    /// Dropping a `Conn` without committing rolls the transaction (or savepoint) back.
     pub(super) async fn finish(self) -> Result<(), TxError> {
         match self.inner {
             Inner::Tx(tx) => tx.commit().await.map_err(db(self.op)),
-            Inner::Read(_) => Ok(()),
+            Inner::Read(_) | Inner::Grouped(_, false) => Ok(()),
+            Inner::Grouped(mut writer, true) => writer.release().await.map_err(db(self.op)),
         }
     }
 }
@@ -86,6 +106,7 @@ impl<DB: Database> Deref for Conn<DB> {
         match &self.inner {
             Inner::Tx(tx) => tx,
             Inner::Read(conn) => conn,
+            Inner::Grouped(writer, _) => writer.conn(),
         }
     }
 }
@@ -95,6 +116,7 @@ impl<DB: Database> DerefMut for Conn<DB> {
         match &mut self.inner {
             Inner::Tx(tx) => tx,
             Inner::Read(conn) => conn,
+            Inner::Grouped(writer, _) => writer.conn_mut(),
         }
     }
 }
@@ -143,8 +165,8 @@ pub trait AccountSql: Send {
     async fn user_exists(&mut self, user: &UserId) -> Result<bool, TxError>;
     /// True when the user exists, holding its row so its devices can be counted and added.
     async fn lock_user(&mut self, user: &UserId) -> Result<bool, TxError>;
-    /// Deletes the user (its devices, key packages, queues, memberships and blobs go with
-    /// it); true when it existed.
+    /// Deletes the user (its devices, key packages, queues, memberships, blobs, link slots
+    /// and blocks go with it); true when it existed.
     async fn delete_user(&mut self, user: &UserId) -> Result<bool, TxError>;
     /// Forgets the idempotency records of the user's devices.
     async fn delete_sent_by(&mut self, user: &UserId) -> Result<(), TxError>;
@@ -159,6 +181,9 @@ pub trait AccountSql: Send {
     async fn lock_devices_of(&mut self, user: &UserId) -> Result<Vec<(i64, Vec<u8>)>, TxError>;
     /// Holds the user's device rows in key order for deleting them.
     async fn lock_devices_for_delete(&mut self, user: &UserId) -> Result<(), TxError>;
+    /// The user's devices' keys and ids in key order, holding nothing (the caller holds the
+    /// user's row, so none can be added meanwhile, and locks them with others in key order).
+    async fn device_keys_of(&mut self, user: &UserId) -> Result<Vec<(i64, Vec<u8>)>, TxError>;
     /// How many devices the user has.
     async fn device_count(&mut self, user: &UserId) -> Result<i64, TxError>;
     /// The user's device records in creation order.
@@ -167,6 +192,12 @@ pub trait AccountSql: Send {
     async fn device_row(&mut self, device: &DeviceAddress) -> Result<Option<DeviceCols>, TxError>;
     /// Deletes a device (with its key packages, queue and memberships); true when it existed.
     async fn delete_device(&mut self, device: &DeviceAddress) -> Result<bool, TxError>;
+    /// The user's device records with label and last login, in creation order.
+    async fn device_about_rows(&mut self, user: &UserId) -> Result<Vec<DeviceAboutCols>, TxError>;
+    /// Sets (or, with `None`, clears) the device's label; true when the device exists.
+    async fn set_device_label(&mut self, device: &DeviceAddress, label: Option<&[u8]>) -> Result<bool, TxError>;
+    /// Sets the device's last login; true when the device exists.
+    async fn set_last_login(&mut self, device: &DeviceAddress, now: Millis) -> Result<bool, TxError>;
 
     /// True when any of `hashes` was claimed before.
     async fn any_claimed(&mut self, hashes: &[&[u8; 32]]) -> Result<bool, TxError>;
@@ -209,6 +240,17 @@ pub trait ChannelSql: Send {
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
     /// The members of `channel` but `except`.
     async fn other_members(&mut self, channel: &ChannelId, except: i64) -> Result<Vec<i64>, TxError>;
+    /// The members of `channel` but `except`, each with its account's name.
+    async fn other_members_with_users(
+        &mut self,
+        channel: &ChannelId,
+        except: i64,
+    ) -> Result<Vec<(i64, String)>, TxError>;
+    /// The channels any device of `user` is a member of, sorted by id.
+    async fn channels_of(&mut self, user: &UserId) -> Result<Vec<Vec<u8>>, TxError>;
+    /// The member devices of other users in the channels any device of `user` is a member
+    /// of: (channel, device key), in one statement.
+    async fn peers_of(&mut self, user: &UserId) -> Result<Vec<(Vec<u8>, i64)>, TxError>;
     /// Makes the devices `keys` members (already members stay).
     async fn add_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError>;
     /// Ends the membership of the devices `keys`.
@@ -277,6 +319,8 @@ pub trait ExpirySql: Send {
     async fn delete_sent_before(&mut self, before: Millis) -> Result<u64, TxError>;
     /// Name reservations ended at `now`.
     async fn delete_expired_reservations(&mut self, now: Millis) -> Result<u64, TxError>;
+    /// Link slots expired at `now`.
+    async fn delete_expired_links(&mut self, now: Millis) -> Result<u64, TxError>;
     /// Envelopes queued and not yet acknowledged, over every device.
     async fn queued_envelopes(&mut self) -> Result<i64, TxError>;
 }
@@ -312,4 +356,64 @@ pub trait PushSql: Send {
     async fn insert_vapid_key(&mut self, key: &VapidKeyRow, now: Millis) -> Result<(), TxError>;
     /// The stored VAPID key: (private, public).
     async fn vapid_key(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, TxError>;
+}
+
+/// Link slots (linking a device). A slot is open while `expires_at > now`; an expired one
+/// is treated as absent by every statement here until the expiry job deletes it.
+#[async_trait]
+pub trait LinkSql: Send {
+    /// How many of `user`'s slots are open at `now`.
+    async fn open_link_count(&mut self, user: &UserId, now: Millis) -> Result<i64, TxError>;
+    /// Deletes the slot `slot` if it expired at `now` (its name may then be used again).
+    async fn delete_expired_link(&mut self, slot: &[u8; 32], now: Millis) -> Result<(), TxError>;
+    /// Inserts an empty slot of `user` unless the name is taken; true when inserted.
+    async fn insert_link(
+        &mut self,
+        slot: &[u8; 32],
+        user: &UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<bool, TxError>;
+    /// Stores `request` in the slot if it is open at `now` and holds no request yet; true
+    /// when stored.
+    async fn set_link_request(&mut self, slot: &[u8; 32], request: &[u8], now: Millis) -> Result<bool, TxError>;
+    /// The request of `user`'s slot open at `now`: `None` when there is no such slot,
+    /// `Some(None)` while it holds no request.
+    async fn link_request_of(
+        &mut self,
+        slot: &[u8; 32],
+        user: &UserId,
+        now: Millis,
+    ) -> Result<Option<Option<Vec<u8>>>, TxError>;
+    /// Whether `user`'s slot open at `now` holds a request and an answer, holding its row.
+    async fn lock_link(&mut self, slot: &[u8; 32], user: &UserId, now: Millis) -> Result<Option<(bool, bool)>, TxError>;
+    /// Stores the answer of the slot (held by [`LinkSql::lock_link`]).
+    async fn set_link_answer(&mut self, slot: &[u8; 32], answer: &[u8]) -> Result<(), TxError>;
+    /// The answer of the slot open at `now`: `None` when there is no such slot, `Some(None)`
+    /// while it holds no answer.
+    async fn link_answer(&mut self, slot: &[u8; 32], now: Millis) -> Result<Option<Option<Vec<u8>>>, TxError>;
+    /// Deletes the slot if it is open at `now` and holds an answer, returning the answer.
+    async fn take_link_answer(&mut self, slot: &[u8; 32], now: Millis) -> Result<Option<Vec<u8>>, TxError>;
+    /// Deletes `user`'s slot `slot`, open or not.
+    async fn delete_link(&mut self, slot: &[u8; 32], user: &UserId) -> Result<(), TxError>;
+}
+
+/// Blocks: which accounts block which user names. Plain statements: a block changes under
+/// the blocker's user row (held by the script), and fan-outs read it as it is.
+#[async_trait]
+pub trait BlockSql: Send {
+    /// Records that `blocker` blocks `blocked` at `now` unless it does already; true when
+    /// inserted.
+    async fn insert_block(&mut self, blocker: &UserId, blocked: &UserId, now: Millis) -> Result<bool, TxError>;
+    /// Removes `blocker`'s block of `blocked`, if any.
+    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<(), TxError>;
+    /// How many users `blocker` blocks.
+    async fn block_count(&mut self, blocker: &UserId) -> Result<i64, TxError>;
+    /// The names `blocker` blocks, in no particular order.
+    async fn blocked_by(&mut self, blocker: &UserId) -> Result<Vec<String>, TxError>;
+    /// True when the account `blocker` blocks `blocked`.
+    async fn blocks(&mut self, blocker: &UserId, blocked: &UserId) -> Result<bool, TxError>;
+    /// The accounts owning any of the devices `keys` that block `blocked`, without repeats,
+    /// in no particular order.
+    async fn blockers_among(&mut self, keys: &[i64], blocked: &UserId) -> Result<Vec<String>, TxError>;
 }

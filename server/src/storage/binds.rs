@@ -4,7 +4,7 @@
 //! run it.
 
 use qpq_proto::{DeviceAddress, DeviceRecord, UserId};
-use sqlx::query::{Query, QueryAs};
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Database, Encode, Type};
 
 use super::backend::Outgoing;
@@ -47,6 +47,7 @@ macro_rules! binds_by_bind {
 
 binds_by_bind!(=> Query<'q, DB, <DB as Database>::Arguments<'q>>);
 binds_by_bind!(O => QueryAs<'q, DB, O, <DB as Database>::Arguments<'q>>);
+binds_by_bind!(O => QueryScalar<'q, DB, O, <DB as Database>::Arguments<'q>>);
 
 /// `sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)`.
 pub(super) fn sent_message<'q, Q: Binds<'q>>(
@@ -128,4 +129,11 @@ pub(super) fn envelope<'q, Q: Binds<'q>>(q: Q, m: &'q Outgoing<'_>) -> Q {
         .bytes(m.payload)
         .int(int(m.now))
         .int(int(m.expires_at))
+}
+
+/// A link slot, its account and a time, in that order: the first columns of a new slot
+/// (`slot, user_name, created_at`) and the test of a slot open for one account (`slot = ? AND
+/// user_name = ? AND expires_at > ?`).
+pub(super) fn slot_user_time<'q, Q: Binds<'q>>(q: Q, slot: &'q [u8; 32], user: &'q UserId, now: Millis) -> Q {
+    q.bytes(&slot[..]).text(user.as_str()).int(int(now))
 }

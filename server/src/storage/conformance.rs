@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Barrier;
 
 use super::{
-    BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
-    Millis, Storage, StoreError, Wake,
+    BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, DeviceAbout, EnqueueInput, EnqueueOutcome, ExpiryStats,
+    KeyPackageRow, Millis, PushSubscription, Storage, StoreError, Wake,
 };
 
 /// Every test, once per backend. `$make` is an `async fn() -> (Arc<dyn Storage>, Guard)`;
@@ -33,6 +33,8 @@ macro_rules! storage_conformance {
             concurrent_adds_race_for_the_last_slot,
             devices_are_listed_in_creation_order,
             revoke_device_removes_queue_memberships_and_key_packages,
+            restore_device_replaces_the_devices_and_tells_the_other_members,
+            restore_device_refuses_unknown_users_and_registered_devices,
             claim_pops_one_time_packages_then_falls_back_to_last_resort,
             claim_skips_the_excepted_device_and_devices_without_packages,
             reused_key_package_is_refused_and_nothing_of_the_call_is_stored,
@@ -44,10 +46,12 @@ macro_rules! storage_conformance {
             concurrent_commits_for_one_epoch_exactly_one_wins,
             enqueue_fans_out_to_every_member_but_the_sender,
             enqueue_retry_is_a_duplicate_and_refusals_are_typed,
+            calls_cancelled_at_any_point_lose_nothing_and_leave_the_store_usable,
             fetch_respects_order_limit_and_cursor,
             fetch_leaves_out_expired_envelopes,
             ack_deletes_and_sequence_numbers_are_never_reused,
             concurrent_enqueues_give_gap_free_increasing_sequences,
+            concurrent_writes_are_readable_when_answered_and_a_refusal_undoes_only_itself,
             blob_chunks_are_stored_in_order_and_retries_are_accepted,
             bad_chunks_are_refused,
             blobs_expire,
@@ -63,6 +67,22 @@ macro_rules! storage_conformance {
             failed_pushes_are_retried_leases_expire_and_gone_subscriptions_go,
             concurrent_claims_never_hand_out_the_same_push,
             the_vapid_key_is_kept_once_for_everyone,
+            a_link_relays_one_request_and_one_answer_then_closes,
+            a_link_takes_one_request_and_one_answer,
+            expired_links_are_refused_and_swept,
+            another_account_cannot_read_answer_or_close_a_link,
+            an_account_has_at_most_three_open_links,
+            deleting_an_account_or_its_device_ends_its_links,
+            a_new_device_has_no_label_and_no_login,
+            a_label_is_stored_for_its_device_only_and_cleared,
+            logins_are_recorded_per_device,
+            revoking_or_deleting_removes_label_and_login,
+            a_block_is_kept_for_the_account_and_read_from_every_device,
+            a_blocked_senders_messages_reach_no_device_of_the_blocker_in_a_one_to_one,
+            blocks_change_no_delivery_in_a_conversation_of_three_accounts,
+            a_commit_adding_a_device_of_an_account_that_blocks_the_committer_is_refused,
+            an_account_blocks_at_most_its_bound,
+            deleting_an_account_removes_its_blocks,
         );
     };
     (@tests $backend:ident, $make:path; $($name:ident),* $(,)?) => {
@@ -363,11 +383,17 @@ async fn read_gap_free(store: Arc<dyn Storage>, device: DeviceAddress, first: u6
     seen
 }
 
+mod about;
+mod blocks;
+mod links;
 mod push;
 
 mod cases {
     use super::*;
 
+    pub(super) use super::about::*;
+    pub(super) use super::blocks::*;
+    pub(super) use super::links::*;
     pub(super) use super::push::*;
 
     // --- identities and devices ---------------------------------------------------------
@@ -560,6 +586,113 @@ mod cases {
         assert_eq!(store.fetch(&alice[1], 0, 100, u64::MAX, T0).await.unwrap(), vec![]);
         assert_eq!(store.key_package_count(&alice[1]).await.unwrap(), 0);
         assert_eq!(store.enqueue(&enqueue_input(&channel, &alice[1], 3, 0, T0)).await, Err(StoreError::NotMember));
+    }
+
+    /// Alice (two devices) shares channel 1 with Bob and channel 3 (through her second
+    /// device) with Bob and Carol; channel 2 is Alice's alone. Bob's device is subscribed to
+    /// Web Push. Returns Alice's devices, Bob's, Carol's and the three channels.
+    async fn restore_fixture(
+        store: &dyn Storage,
+    ) -> (Vec<DeviceAddress>, DeviceAddress, DeviceAddress, [ChannelId; 3]) {
+        let alice = register(store, "alice", 2).await;
+        let bob = register(store, "bob", 1).await.remove(0);
+        let carol = register(store, "carol", 1).await.remove(0);
+        let shared = group(store, 1, &[bob.clone(), alice[0].clone(), alice[1].clone()]).await;
+        let alone = group(store, 2, &[alice[0].clone(), alice[1].clone()]).await;
+        let three = group(store, 3, &[alice[1].clone(), bob.clone(), carol.clone()]).await;
+        store.add_key_packages(&alice[0], &[key_package("a")], Some(&key_package("last")), u32::MAX).await.unwrap();
+        store.enqueue(&enqueue_input(&shared, &bob, 1, 0, T0)).await.unwrap();
+        let endpoint = "https://push.example.net/bob".to_owned();
+        let subscription = PushSubscription { endpoint, p256dh: [4; 65], auth: [4; 16] };
+        store.set_push_subscription(&bob, &subscription, T0).await.unwrap();
+        (alice, bob, carol, [shared, alone, three])
+    }
+
+    /// The channels of the `devices` envelopes queued for `device`, checking each one's
+    /// payload (the restored user's name) and times.
+    async fn devices_hints(
+        store: &dyn Storage,
+        device: &DeviceAddress,
+        user: &UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Vec<ChannelId> {
+        let mut channels = Vec::new();
+        for e in queue(store, device, now).await.into_iter().filter(|e| e.kind == EnvelopeKind::Devices) {
+            assert_eq!(e.payload, user.as_str().as_bytes(), "the payload is the restored user's name");
+            assert_eq!((e.server_time, e.expires_at), (now, expires_at));
+            channels.push(e.channel);
+        }
+        channels.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        channels
+    }
+
+    pub(super) async fn restore_device_replaces_the_devices_and_tells_the_other_members(store: Arc<dyn Storage>) {
+        let (alice, bob, carol, [shared, alone, three]) = restore_fixture(&*store).await;
+        let u = alice[0].user.clone();
+        let before = received(&*store, &bob).await;
+        let mut rx = store.wakeups();
+        let (now, expires_at) = (T0 + 10, T0 + 10 + 30 * 86_400_000);
+
+        store.restore_device(&record(&u, 9), now, expires_at).await.unwrap();
+
+        // The old devices are gone with everything of theirs; the new one is all there is.
+        for old in &alice {
+            assert_eq!(store.device(old).await.unwrap(), None);
+            assert_eq!(store.fetch(old, 0, 100, u64::MAX, now).await, Err(StoreError::Revoked));
+            assert_eq!(store.key_package_count(old).await, Err(StoreError::Revoked));
+        }
+        let new = addr(&u, 9);
+        assert_eq!(store.devices(&u).await.unwrap(), vec![record(&u, 9)]);
+        assert_eq!(store.device(&new).await.unwrap(), Some(record(&u, 9)));
+        assert_eq!(store.identity_key(&u).await.unwrap(), Some(identity(&u)), "the identity stays");
+        assert_eq!(store.fetch(&new, 0, 100, u64::MAX, now).await.unwrap(), vec![], "the new device has no queue");
+        assert_eq!(store.key_package_count(&new).await.unwrap(), 0);
+        assert_eq!(store.claim_key_packages(&u, None, &[], now).await.unwrap(), vec![]);
+        // Nor any membership: the others add it once they have read the directory again.
+        assert_eq!(store.channel(&shared).await.unwrap().unwrap().members, vec![bob.clone()]);
+        assert_eq!(store.channel(&alone).await.unwrap().unwrap().members, vec![]);
+        assert_eq!(store.channel(&three).await.unwrap().unwrap().members, sorted(vec![bob.clone(), carol.clone()]));
+        assert_eq!(store.enqueue(&enqueue_input(&shared, &new, 2, 0, now)).await, Err(StoreError::NotMember));
+
+        // One `devices` envelope per shared channel, for the other accounts' devices only.
+        assert_eq!(devices_hints(&*store, &bob, &u, now, expires_at).await, vec![shared.clone(), three.clone()]);
+        assert_eq!(devices_hints(&*store, &carol, &u, now, expires_at).await, vec![three.clone()]);
+        assert_eq!(received(&*store, &bob).await.len(), before.len() + 2, "nothing else is queued for Bob");
+        let gone = [Wake::Gone(alice[0].device), Wake::Gone(alice[1].device)];
+        expect_wakes(&mut rx, &[gone[0], gone[1], Wake::Queue(bob.device), Wake::Queue(carol.device)]).await;
+        assert!(rx.try_recv().is_err(), "nothing else is announced");
+        // A hint is not worth a Web Push.
+        assert_eq!(store.next_push_due().await.unwrap(), None);
+
+        // Restored again, from a device in no channel: nobody is told anything.
+        store.restore_device(&record(&u, 10), now, expires_at).await.unwrap();
+        assert_eq!(store.devices(&u).await.unwrap(), vec![record(&u, 10)]);
+        assert_eq!(store.device(&new).await.unwrap(), None);
+        expect_wakes(&mut rx, &[Wake::Gone(new.device)]).await;
+        assert_eq!(devices_hints(&*store, &bob, &u, now, expires_at).await.len(), 2);
+        assert_eq!(devices_hints(&*store, &carol, &u, now, expires_at).await.len(), 1);
+    }
+
+    pub(super) async fn restore_device_refuses_unknown_users_and_registered_devices(store: Arc<dyn Storage>) {
+        let (alice, bob, _, _) = restore_fixture(&*store).await;
+        let u = alice[0].user.clone();
+        let nobody = user("nobody");
+        assert_eq!(store.restore_device(&record(&nobody, 1), T0, 0).await, Err(StoreError::NoSuchUser));
+        assert_eq!(store.devices(&nobody).await.unwrap(), vec![]);
+        assert_eq!(store.identity_key(&nobody).await.unwrap(), None);
+
+        // A device id the account has already: refused, and nothing of the call is done.
+        assert_eq!(store.restore_device(&record(&u, 2), T0, 0).await, Err(StoreError::DeviceExists));
+        assert_eq!(store.devices(&u).await.unwrap(), vec![record(&u, 1), record(&u, 2)]);
+        assert_eq!(store.key_package_count(&alice[0]).await.unwrap(), 1);
+        assert_eq!(devices_hints(&*store, &bob, &u, T0, 0).await, vec![]);
+
+        // The same new device again, once restored.
+        store.restore_device(&record(&u, 9), T0, 0).await.unwrap();
+        assert_eq!(store.restore_device(&record(&u, 9), T0, 0).await, Err(StoreError::DeviceExists));
+        assert_eq!(store.devices(&u).await.unwrap(), vec![record(&u, 9)]);
+        assert_eq!(devices_hints(&*store, &bob, &u, T0, 0).await.len(), 2, "told once per channel, not again");
     }
 
     // --- key packages -------------------------------------------------------------------
@@ -920,6 +1053,39 @@ mod cases {
         assert_eq!(queue(&*store, &carol, T0).await, vec![]);
     }
 
+    /// A caller dropped mid-call (a client that disconnects) may cancel a write at any point:
+    /// before, during or after its `BEGIN`, a statement or its `COMMIT`. Each cancelled call
+    /// either happened or did not, the next write works, and sending the same ids again
+    /// leaves exactly one copy of each message.
+    pub(super) async fn calls_cancelled_at_any_point_lose_nothing_and_leave_the_store_usable(store: Arc<dyn Storage>) {
+        const CALLS: u32 = 600;
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let channel = group(&*store, 1, &[alice.clone(), bob.clone()]).await;
+        let mut cancelled = 0;
+        for n in 1..=CALLS {
+            // Waits of 0 to ~1.5 ms: some calls are dropped before they start, others at
+            // each of their awaits.
+            let wait = Duration::from_micros(u64::from(n % 61) * 25);
+            let input = enqueue_input(&channel, &alice, n, 0, T0 + u64::from(n));
+            if tokio::time::timeout(wait, store.enqueue(&input)).await.is_err() {
+                cancelled += 1;
+            }
+            store.set_blocked(&alice, &user("mallory"), n % 2 == 0, 10, T0).await.unwrap_or_else(|e| {
+                panic!("a write after call {n} (cancelled {cancelled} so far) fails: {e}")
+            });
+        }
+        assert!(cancelled > 0, "some calls were cancelled");
+        for n in 1..=CALLS {
+            store.enqueue(&enqueue_input(&channel, &alice, n, 0, T0 + u64::from(n))).await.expect("sent again");
+        }
+        let mut got: Vec<Vec<u8>> = received(&*store, &bob).await.into_iter().filter(|(k, _)| *k == EnvelopeKind::Application).map(|(_, p)| p).collect();
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (1..=CALLS).map(|n| format!("message {n}").into_bytes()).collect();
+        want.sort();
+        assert_eq!(got, want, "every message once");
+    }
+
     pub(super) async fn fetch_respects_order_limit_and_cursor(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 1).await.remove(0);
         let bob = register(&*store, "bob", 1).await.remove(0);
@@ -1015,6 +1181,51 @@ mod cases {
             let mine: Vec<Vec<u8>> = seen.iter().map(|e| e.payload.clone()).filter(|p| sent.contains(p)).collect();
             assert_eq!(mine, sent);
         }
+    }
+
+    /// Writes that run together (one batch on SQLite) are each readable, by a reader that sees
+    /// only committed data, as soon as they are answered; a refused one among them changes
+    /// nothing and takes nothing from the others.
+    pub(super) async fn concurrent_writes_are_readable_when_answered_and_a_refusal_undoes_only_itself(
+        store: Arc<dyn Storage>,
+    ) {
+        const EACH: u32 = 30;
+        let alice = register(&*store, "alice", 3).await;
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let carol = register(&*store, "carol", 1).await.remove(0);
+        let members: Vec<DeviceAddress> = std::iter::once(bob.clone()).chain(alice.iter().cloned()).collect();
+        let channel = group(&*store, 1, &members).await;
+        let tasks: Vec<_> = alice
+            .iter()
+            .cloned()
+            .chain(std::iter::once(carol.clone()))
+            .enumerate()
+            .map(|(w, sender)| {
+                let (store, channel, bob) = (store.clone(), channel.clone(), bob.clone());
+                tokio::spawn(async move {
+                    for n in 0..EACH {
+                        let msg = w as u32 * 1000 + n;
+                        let sent = store.enqueue(&enqueue_input(&channel, &sender, msg, 0, T0)).await;
+                        if w == 3 {
+                            // Carol is no member: refused, every time.
+                            assert!(matches!(sent, Err(StoreError::NotMember)), "{sent:?}");
+                            continue;
+                        }
+                        sent.unwrap();
+                        let payload = format!("message {msg}").into_bytes();
+                        assert!(
+                            queue(&*store, &bob, T0).await.iter().any(|e| e.payload == payload),
+                            "message {msg} was answered before a reader could see it"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let got = received(&*store, &bob).await.into_iter().filter(|(k, _)| *k == EnvelopeKind::Application).count();
+        assert_eq!(got, 3 * EACH as usize, "every accepted message once, nothing of the refused ones");
     }
 
     // --- blobs --------------------------------------------------------------------------
@@ -1117,7 +1328,7 @@ mod cases {
         store.put_chunk(&blob.id, 0, b"x", None, T0).await.unwrap();
 
         let stats = store.expire(T0 + 100, T0 + 50, 0).await.unwrap();
-        assert_eq!(stats, ExpiryStats { envelopes: 2, blobs: 1, records: 2, channels: 0, claimed: 0 });
+        assert_eq!(stats, ExpiryStats { envelopes: 2, blobs: 1, records: 2, channels: 0, claimed: 0, links: 0 });
         assert_eq!(store.expire(T0 + 100, T0 + 50, 0).await.unwrap(), Default::default());
         // The envelopes are gone even for a reader with an older clock.
         let left: Vec<Vec<u8>> = received(&*store, &bob).await.into_iter().map(|(_, p)| p).collect();

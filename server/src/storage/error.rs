@@ -48,6 +48,23 @@ pub enum StoreError {
     /// A chunk is out of order, of the wrong size, or differs from the stored one.
     #[error("{0}")]
     BadChunk(String),
+    /// No open link slot of that name for the caller: absent, expired, already used, or
+    /// another account's.
+    #[error("no such link: the link code is wrong, expired or already used")]
+    NoSuchLink,
+    /// The link slot name is taken by an open slot.
+    #[error("that link slot is already in use; make a new link code")]
+    LinkExists,
+    /// The link slot's request was answered already.
+    #[error("this link request was already answered")]
+    LinkAnswered,
+    /// A user cannot block themselves.
+    #[error("you cannot block yourself")]
+    BlockSelf,
+    /// Another account's choice refuses the request (a commit adding a device of an account
+    /// that blocked the committer); the sentence names whom, never why.
+    #[error("{0}")]
+    NotAllowed(String),
     /// The storage URL or options are wrong.
     #[error("{0}")]
     Config(String),

@@ -11,6 +11,7 @@
 mod backend;
 mod binds;
 mod error;
+mod group;
 pub mod postgres;
 mod push;
 mod rows;
@@ -63,6 +64,17 @@ pub struct Claimed {
     pub data: Vec<u8>,
     /// True when it is the device's last-resort package (which is not removed).
     pub last_resort: bool,
+}
+
+/// What an account's own devices learn of one of them besides its signed record (see
+/// [`Storage::devices_about`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceAbout {
+    /// Its label: ciphertext the account's devices made, set by the device itself
+    /// ([`Storage::set_device_label`]); `None` when it has none.
+    pub label: Option<Vec<u8>>,
+    /// When it last logged in ([`Storage::touch_login`]); 0 before its first login.
+    pub last_login: Millis,
 }
 
 /// A channel and its member devices.
@@ -203,6 +215,8 @@ pub struct ExpiryStats {
     pub channels: u64,
     /// Hashes of key packages claimed long enough ago.
     pub claimed: u64,
+    /// Link slots past their expiry.
+    pub links: u64,
 }
 
 /// The storage every server node uses. Implementations must be correct when many nodes and
@@ -230,6 +244,17 @@ pub trait Storage: Send + Sync + 'static {
     /// One device's record.
     async fn device(&self, device: &DeviceAddress) -> Result<Option<DeviceRecord>, StoreError>;
 
+    /// The devices of `user`, ordered by creation like [`Storage::devices`], each with what
+    /// the account's own devices learn of it (label and last login), read in one statement.
+    async fn devices_about(&self, user: &UserId) -> Result<Vec<(DeviceRecord, DeviceAbout)>, StoreError>;
+
+    /// Sets `device`'s label; `None` (or an empty label) clears it. Only the device itself
+    /// sets its label: `Revoked` when it is gone.
+    async fn set_device_label(&self, device: &DeviceAddress, label: Option<&[u8]>) -> Result<(), StoreError>;
+
+    /// Records that `device` logged in at `now` (one statement). `NoSuchDevice` when absent.
+    async fn touch_login(&self, device: &DeviceAddress, now: Millis) -> Result<(), StoreError>;
+
     /// Adds a device to an existing user. `TooManyDevices` when the user already has `max`
     /// (checked atomically); `NoSuchUser`; adding an existing device id again is
     /// `DeviceExists`. With `by` (the calling device), `Revoked` unless it still exists, in
@@ -241,9 +266,19 @@ pub trait Storage: Send + Sync + 'static {
     async fn revoke_device(&self, device: &DeviceAddress, by: Option<&DeviceAddress>) -> Result<(), StoreError>;
 
     /// Removes the user and everything of theirs (devices, key packages, queues, memberships,
-    /// blobs they created), announcing every device [`Wake::Gone`]. The name stays reserved
-    /// until `reserved_until`. `Revoked` when `by` is gone.
+    /// blobs they created, link slots, their blocks), announcing every device [`Wake::Gone`].
+    /// The name stays reserved until `reserved_until`. `Revoked` when `by` is gone.
     async fn delete_user(&self, user: &UserId, reserved_until: Millis, by: Option<&DeviceAddress>) -> Result<(), StoreError>;
+
+    /// Restores `record.user`'s account on the new device `record`, in one transaction:
+    /// every device the account has is removed (with its key packages, queue and
+    /// memberships, as by [`Storage::revoke_device`]) and announced [`Wake::Gone`], `record`
+    /// is stored, and every device of another account that shares a channel with one of the
+    /// removed devices gets one [`qpq_proto::EnvelopeKind::Devices`] envelope per such
+    /// channel (payload: the user's name, expiring at `expires_at`; never refused for a full
+    /// queue, no Web Push) and is woken. `NoSuchUser`; `DeviceExists` when `record`'s device
+    /// id is registered already (nothing is changed then).
+    async fn restore_device(&self, record: &DeviceRecord, now: Millis, expires_at: Millis) -> Result<(), StoreError>;
 
     // --- key packages ---------------------------------------------------------------------
 
@@ -292,13 +327,18 @@ pub trait Storage: Send + Sync + 'static {
     /// current epoch. Otherwise: the epoch goes up by one, the commit is queued for every
     /// member but the sender (removed devices included), removed devices stop being members,
     /// added devices (which must exist: `NoSuchDevice`) become members and get the Welcome.
-    /// Recipients are woken.
+    /// Recipients are woken. A commit adding a device of an account that blocks the sender's
+    /// is `NotAllowed` (after the checks above; nothing is changed), whoever else it adds.
     async fn commit(&self, input: &CommitInput) -> Result<CommitOutcome, StoreError>;
 
     /// Queues an application message for every member of the channel but the sender, with
     /// the same rules for `NoSuchChannel`, `NotMember` and retries as [`Storage::commit`].
     /// Recipients are woken. A recipient with a push subscription and no push outstanding
-    /// gets one waiting push due at `push_at` (one per device: later messages join it).
+    /// gets one waiting push due at `push_at` (one per device: later messages join it). When
+    /// the members' devices belong to exactly two accounts and the one that is not the
+    /// sender's blocks the sender's, its devices get nothing (not queued, woken or pushed)
+    /// and the outcome is the same as if they had; with three accounts or more, blocks
+    /// change nothing here.
     async fn enqueue(&self, input: &EnqueueInput) -> Result<EnqueueOutcome, StoreError>;
 
     // --- delivery queues ------------------------------------------------------------------
@@ -371,14 +411,87 @@ pub trait Storage: Send + Sync + 'static {
     /// per database: always). Claims stay correct without it; it only keeps one sender busy.
     async fn lead_pushes(&self) -> Result<Option<Leadership>, StoreError>;
 
+    // --- linking a device ----------------------------------------------------------------------
+    //
+    // A slot relays one request and one answer, both ciphertext, between a new device (which
+    // knows only the slot's name, derived from the link code) and a device of the account
+    // that opened it. A slot is open from `open_link` until `expires_at`, until its answer
+    // is taken, or until it is closed; expired slots count as absent everywhere and are
+    // deleted by `expire`. `NoSuchLink` answers every question about a slot that is not
+    // open (or, for the account's side, not the caller's account's), so it tells an
+    // unauthenticated caller nothing more.
+
+    /// Opens the slot `slot` for `owner`'s account until `expires_at`. `QuotaExceeded` when
+    /// the account already has `max_open` open slots; `LinkExists` when an open slot has that
+    /// name (an expired one is replaced); `Revoked` when `owner` is gone.
+    async fn open_link(
+        &self,
+        slot: &[u8; 32],
+        owner: &DeviceAddress,
+        max_open: u32,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Stores the new device's `request` in the open slot `slot` (the unauthenticated side).
+    /// `NoSuchLink` when the slot is not open or already holds a request: a wrong, expired or
+    /// used code gets the same answer. Of concurrent requests exactly one is stored.
+    async fn put_link_request(&self, slot: &[u8; 32], request: &[u8], now: Millis) -> Result<(), StoreError>;
+
+    /// The request in `owner`'s open slot `slot`, `None` while there is none yet. One read,
+    /// no transaction (polled). `NoSuchLink` when the slot is not open or another account's.
+    async fn link_request(&self, slot: &[u8; 32], owner: &UserId, now: Millis) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `answer` in the open slot `slot` of `by`'s account. `NoSuchLink` when the slot
+    /// is not open, another account's, or holds no request yet; `LinkAnswered` when it was
+    /// answered already; `Revoked` when `by` is gone.
+    async fn answer_link(
+        &self,
+        slot: &[u8; 32],
+        answer: &[u8],
+        by: &DeviceAddress,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The answer in the open slot `slot` (the unauthenticated side), deleting the slot in
+    /// the same statement, so an answer is handed out once; `None` while there is none yet
+    /// (one indexed read, no write: this is polled). `NoSuchLink` when the slot is not open.
+    async fn take_link_answer(&self, slot: &[u8; 32], now: Millis) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes the slot `slot` of `by`'s account, open or expired; nothing to do when there
+    /// is none (or it is another account's). `Revoked` when `by` is gone.
+    async fn close_link(&self, slot: &[u8; 32], by: &DeviceAddress) -> Result<(), StoreError>;
+
+    // --- blocking --------------------------------------------------------------------------------
+    //
+    // Blocks are per account: a device blocks for its whole account, and every device of the
+    // account reads the same list. They are enforced inside the fan-out transactions: see
+    // [`Storage::enqueue`] and [`Storage::commit`].
+
+    /// `by`'s account blocks `user` (any name, registered or not, of any domain), or with
+    /// `blocked` false unblocks them; setting what is already set changes nothing.
+    /// `BlockSelf` for `by`'s own account; `QuotaExceeded` when the account would block more
+    /// than `max` users (nothing is stored); `Revoked` when `by` is gone.
+    async fn set_blocked(
+        &self,
+        by: &DeviceAddress,
+        user: &UserId,
+        blocked: bool,
+        max: usize,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The users `by`'s account blocks, sorted. `Revoked` when `by` is gone.
+    async fn blocked_users(&self, by: &DeviceAddress) -> Result<Vec<UserId>, StoreError>;
+
     // --- maintenance and wake-ups -----------------------------------------------------------
 
     /// Envelopes queued and not yet acknowledged, over every device (the node's queue depth).
     async fn queued_envelopes(&self) -> Result<u64, StoreError>;
 
-    /// Deletes what has expired at `now`: queue entries, blobs, and idempotency records older
-    /// than `records_before`; hashes of key packages claimed before `claims_before`; and
-    /// channels nobody is a member of any more, with their blobs.
+    /// Deletes what has expired at `now`: queue entries, blobs, link slots, and idempotency
+    /// records older than `records_before`; hashes of key packages claimed before
+    /// `claims_before`; and channels nobody is a member of any more, with their blobs.
     async fn expire(&self, now: Millis, records_before: Millis, claims_before: Millis) -> Result<ExpiryStats, StoreError>;
 
     /// Devices with new envelopes, and devices that are gone, from this node and (PostgreSQL)

@@ -8,10 +8,14 @@
 
 use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, UserId};
 
-use super::{BlobRow, PushJob, PushSubscription, StoreError};
+use super::{BlobRow, DeviceAbout, PushJob, PushSubscription, StoreError};
 
 /// A device record as selected: user, device id, device key, signed time, signature.
 pub(super) type DeviceCols = (String, Vec<u8>, Vec<u8>, i64, Vec<u8>);
+
+/// A device record with what its account's devices learn of it, as selected: the columns of
+/// [`DeviceCols`], then label (NULL when none) and last login.
+pub(super) type DeviceAboutCols = (String, Vec<u8>, Vec<u8>, i64, Vec<u8>, Option<Vec<u8>>, i64);
 
 /// The columns of an envelope, in the order the queries select them.
 pub(super) type EnvelopeCols = (i64, Vec<u8>, i16, Vec<u8>, i64, i64);
@@ -128,6 +132,13 @@ pub(super) fn device_record(cols: DeviceCols, op: &'static str) -> Result<Device
     })
 }
 
+/// A stored device record with its label and last login.
+pub(super) fn device_about(cols: DeviceAboutCols, op: &'static str) -> Result<(DeviceRecord, DeviceAbout), StoreError> {
+    let (name, device_id, device_key, signed_at, signature, label, last_login) = cols;
+    let record = device_record((name, device_id, device_key, signed_at, signature), op)?;
+    Ok((record, DeviceAbout { label, last_login: uint(last_login, op)? }))
+}
+
 /// A stored envelope.
 pub(super) fn envelope(cols: EnvelopeCols, op: &'static str) -> Result<Envelope, StoreError> {
     let (seq, channel, kind, payload, server_time, expires_at) = cols;
@@ -161,6 +172,7 @@ pub(super) fn kind_code(kind: EnvelopeKind) -> i16 {
         EnvelopeKind::Commit => 1,
         EnvelopeKind::Welcome => 2,
         EnvelopeKind::Proposal => 3,
+        EnvelopeKind::Devices => 4,
     }
 }
 
@@ -170,6 +182,7 @@ fn kind_from_code(code: i16) -> Option<EnvelopeKind> {
         1 => Some(EnvelopeKind::Commit),
         2 => Some(EnvelopeKind::Welcome),
         3 => Some(EnvelopeKind::Proposal),
+        4 => Some(EnvelopeKind::Devices),
         _ => None,
     }
 }

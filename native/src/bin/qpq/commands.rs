@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use qpq_client::files::Cancel;
+use qpq_client::LinkProgress;
 use qpq_core::{Conversation, MessageId, Verification};
 use qpq_native::{DiskSink, DiskSource, NativeClient};
 use qpq_proto::{ChannelId, UserId};
@@ -33,6 +34,9 @@ which `send` and `reply` print too):
   safety USER               the safety number with USER (compare it with theirs)
   verify USER DIGITS...     mark USER verified after comparing the number DIGITS
   devices                   your devices
+  link                      a link code for a new device of your account (ten minutes)
+  backup PATH PASSPHRASE    write a backup of this account to PATH, sealed under PASSPHRASE
+                            (the rest of the line; restore it with qpq --restore PATH)
   status                    connection state
   quit";
 
@@ -158,12 +162,39 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
             println!("{user} is verified");
         }
         ["devices"] => {
-            let (_, devices) = client.session()?.list_devices(&client.user()).await?;
             let mine = client.with_engine(|e| e.device_id());
-            for d in devices {
-                let this = if d.device_id == mine { " (this device)" } else { "" };
-                println!("  {}{this}", d.device_id);
+            for d in client.own_devices().await? {
+                let this = if d.record.device_id == mine { " (this device)" } else { "" };
+                let name = d.name.as_deref().unwrap_or("unnamed");
+                println!("  {} {name}{this}", d.record.device_id);
             }
+        }
+        ["link"] => {
+            let (code, _) = client.open_link().await?;
+            println!("link code: {} (good once, for ten minutes: on the new device choose \"I already have an \
+                      account\", or run qpq --link CODE)", code.text());
+            let client = client.clone();
+            tokio::task::spawn_local(async move {
+                let progress = |p: LinkProgress| match p {
+                    LinkProgress::Waiting | LinkProgress::Settings(_) => {}
+                    LinkProgress::Registering(name) => println!("* linking {name}"),
+                    LinkProgress::History { done, total } if done == total => println!("* history sent ({total} bytes)"),
+                    LinkProgress::History { .. } => {}
+                    LinkProgress::Joining { done, total } if done == total => println!("* in {done} of {total} conversations"),
+                    LinkProgress::Joining { .. } => {}
+                };
+                match client.serve_link(&code, "", progress).await {
+                    Ok(d) => println!("* linked {} ({})", d.name, d.device),
+                    Err(e) => println!("! linking: {e}"),
+                }
+            });
+        }
+        ["backup", path, ..] => {
+            let passphrase = line.trim_start().strip_prefix("backup").unwrap_or("").trim_start();
+            let passphrase = passphrase.strip_prefix(*path).unwrap_or("").trim();
+            let file = client.backup(passphrase, "", |_| {}).await?;
+            std::fs::write(path, &file).with_context(|| format!("writing {path}"))?;
+            println!("* backup written to {path} ({} bytes)", file.len());
         }
         ["status"] => println!("{}", state_text(&client.connection_state())),
         _ => println!("unknown command; type `help`"),

@@ -38,8 +38,19 @@ struct Args {
     state: PathBuf,
 
     /// Create an account with this name (name, or name@domain) if the state file has none.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["link", "restore"])]
     register: Option<String>,
+
+    /// Make this a new device of an existing account, with the link code one of its devices
+    /// shows (`link`, or Devices → Link a device in the browser).
+    #[arg(long, conflicts_with = "restore")]
+    link: Option<String>,
+
+    /// Make this the device of the account in this backup file (`backup`, or Devices → Back up
+    /// in the browser), in place of the account's other devices. The passphrase is read from
+    /// QPQ_BACKUP_PASSPHRASE, else as the first line of standard input.
+    #[arg(long)]
+    restore: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,25 +69,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let connector = Rc::new(QuicConnector::pinned(args.server, &pin)?);
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let store = FileStore::open(&args.state, true).with_context(|| format!("opening {}", args.state.display()))?;
     let client = match NativeClient::open(store, TokioPlatform).await? {
         Some(c) => c,
         None => {
-            let Some(name) = &args.register else {
-                bail!("no account in {}; run again with --register name@domain", args.state.display());
-            };
             let store = FileStore::open(&args.state, true)?;
-            let c = NativeClient::register(&*connector, store, TokioPlatform, name).await?;
-            println!("registered {}", c.user());
-            c
+            if let Some(path) = &args.restore {
+                let file = std::fs::read(path).with_context(|| format!("reading the backup {}", path.display()))?;
+                let passphrase = match std::env::var("QPQ_BACKUP_PASSPHRASE") {
+                    Ok(p) => p,
+                    Err(_) => {
+                        println!("passphrase of {}:", path.display());
+                        lines.next_line().await?.unwrap_or_default()
+                    }
+                };
+                let name = format!("qpq on {}", std::env::consts::OS);
+                let r = NativeClient::restore(&*connector, store, TokioPlatform, &file, passphrase.trim_end(), &name, |_| {})
+                    .await?;
+                println!(
+                    "restored {} ({} messages in {} conversations come back as their members add this device)",
+                    r.client.user(),
+                    r.messages,
+                    r.conversations
+                );
+                r.client
+            } else if let Some(code) = &args.link {
+                println!("waiting for your other device to answer…");
+                let name = format!("qpq on {}", std::env::consts::OS);
+                let c = NativeClient::link(&*connector, store, TokioPlatform, code, &name, |_| {}).await?;
+                println!("linked to {}", c.user());
+                c
+            } else {
+                let Some(name) = &args.register else {
+                    bail!(
+                        "no account in {}; run again with --register name@domain, --link CODE or --restore FILE",
+                        args.state.display()
+                    );
+                };
+                let c = NativeClient::register(&*connector, store, TokioPlatform, name).await?;
+                println!("registered {}", c.user());
+                c
+            }
         }
     };
+    client.set_device_name(&format!("qpq on {}", std::env::consts::OS)).await?;
     println!("you are {} — type `help`", client.user());
     let printer = render::Printer::new(client.clone());
     client.on_event(move |ev| printer.print(ev));
     client.start(connector as Rc<dyn Connector>);
 
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         let line = line.trim();
         if line.is_empty() {

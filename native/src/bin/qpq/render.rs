@@ -118,6 +118,9 @@ impl Printer {
             }
             ClientEvent::Connection(s) => println!("* {}", state_text(s)),
             ClientEvent::Notice(n) => println!("! {n}"),
+            ClientEvent::History { done, total } => {
+                println!("* history from your other device: {}%", done * 100 / (*total).max(1))
+            }
             ClientEvent::Engine(_) => {}
         }
     }

@@ -9,7 +9,7 @@ use qpq_proto::{DeviceAddress, DeviceRecord, UserId};
 use super::PgTx;
 use crate::storage::binds;
 use crate::storage::backend::AccountSql;
-use crate::storage::rows::{db, int, DeviceCols, TxError};
+use crate::storage::rows::{db, int, DeviceAboutCols, DeviceCols, TxError};
 use crate::storage::{KeyPackageRow, Millis};
 
 /// Advisory-lock class for user names: `create_user` and `delete_user` of one name serialise,
@@ -155,6 +155,14 @@ impl AccountSql for PgTx {
         Ok(())
     }
 
+    async fn device_keys_of(&mut self, user: &UserId) -> Result<Vec<(i64, Vec<u8>)>, TxError> {
+        sqlx::query_as("SELECT id, device_id FROM devices WHERE user_name = $1 ORDER BY id")
+            .bind(user.as_str())
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))
+    }
+
     async fn device_count(&mut self, user: &UserId) -> Result<i64, TxError> {
         sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE user_name = $1")
             .bind(user.as_str())
@@ -194,6 +202,39 @@ impl AccountSql for PgTx {
             .await
             .map_err(db(self.conn.op))?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn device_about_rows(&mut self, user: &UserId) -> Result<Vec<DeviceAboutCols>, TxError> {
+        sqlx::query_as(
+            "SELECT user_name, device_id, device_key, signed_at, signature, label, last_login FROM devices
+             WHERE user_name = $1 ORDER BY id",
+        )
+        .bind(user.as_str())
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
+    async fn set_device_label(&mut self, device: &DeviceAddress, label: Option<&[u8]>) -> Result<bool, TxError> {
+        let updated = sqlx::query("UPDATE devices SET label = $1 WHERE user_name = $2 AND device_id = $3")
+            .bind(label)
+            .bind(device.user.as_str())
+            .bind(&device.device.0[..])
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_last_login(&mut self, device: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
+        let updated = sqlx::query("UPDATE devices SET last_login = $1 WHERE user_name = $2 AND device_id = $3")
+            .bind(int(now))
+            .bind(device.user.as_str())
+            .bind(&device.device.0[..])
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(updated.rows_affected() > 0)
     }
 
     async fn any_claimed(&mut self, hashes: &[&[u8; 32]]) -> Result<bool, TxError> {

@@ -160,6 +160,15 @@ impl ExpirySql for PgTx {
         Ok(done.rows_affected())
     }
 
+    async fn delete_expired_links(&mut self, now: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM link_slots WHERE expires_at <= $1")
+            .bind(int(now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected())
+    }
+
     async fn queued_envelopes(&mut self) -> Result<i64, TxError> {
         sqlx::query_scalar("SELECT COUNT(*) FROM envelopes").fetch_one(&mut *self.conn).await.map_err(db(self.conn.op))
     }

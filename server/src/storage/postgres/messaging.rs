@@ -4,7 +4,7 @@
 //! arrays; wake-ups go out by `pg_notify` inside the transaction.
 
 use async_trait::async_trait;
-use qpq_proto::{ChannelId, DeviceAddress};
+use qpq_proto::{ChannelId, DeviceAddress, UserId};
 
 use super::{wakeups, PgTx};
 use crate::storage::binds;
@@ -106,6 +106,45 @@ impl ChannelSql for PgTx {
             .fetch_all(&mut *self.conn)
             .await
             .map_err(db(self.conn.op))
+    }
+
+    async fn other_members_with_users(
+        &mut self,
+        channel: &ChannelId,
+        except: i64,
+    ) -> Result<Vec<(i64, String)>, TxError> {
+        sqlx::query_as(
+            "SELECT m.device, d.user_name FROM channel_members m JOIN devices d ON d.id = m.device
+             WHERE m.channel = $1 AND m.device <> $2",
+        )
+        .bind(channel.as_bytes())
+        .bind(except)
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
+    async fn channels_of(&mut self, user: &UserId) -> Result<Vec<Vec<u8>>, TxError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT m.channel FROM channel_members m JOIN devices d ON d.id = m.device
+             WHERE d.user_name = $1 ORDER BY m.channel",
+        )
+        .bind(user.as_str())
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
+    }
+
+    async fn peers_of(&mut self, user: &UserId) -> Result<Vec<(Vec<u8>, i64)>, TxError> {
+        sqlx::query_as(
+            "SELECT m.channel, m.device FROM channel_members m JOIN devices d ON d.id = m.device
+             WHERE d.user_name <> $1 AND m.channel IN (
+                 SELECT o.channel FROM channel_members o JOIN devices od ON od.id = o.device WHERE od.user_name = $1)",
+        )
+        .bind(user.as_str())
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))
     }
 
     async fn add_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError> {

@@ -12,6 +12,8 @@
 
 mod accounts;
 mod blobs;
+mod blocks;
+mod links;
 mod messaging;
 mod push;
 mod wakeups;

@@ -4,12 +4,15 @@
 //! device rows in ascending internal key. Claims and uploads of key packages for a device
 //! hold its row, so a package can neither be handed out twice nor re-uploaded while claimed.
 
-use qpq_proto::{DeviceAddress, DeviceId, DeviceRecord, UserId};
+use std::collections::{BTreeMap, HashSet};
+
+use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, EnvelopeKind, UserId};
 
 use super::check_caller;
-use crate::storage::backend::{AccountSql, Backend, ChannelSql, Tx};
+use super::messaging::{addresses, lock_devices, push, queue_wakes};
+use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, Tx};
 use crate::storage::rows::{self, count32, int, TxError};
-use crate::storage::{Claimed, KeyPackageRow, Millis, StoreError, Wake};
+use crate::storage::{Claimed, DeviceAbout, KeyPackageRow, Millis, StoreError, Wake};
 
 pub(super) async fn create_user<B: Backend>(
     b: &B,
@@ -51,6 +54,36 @@ pub(super) async fn device<B: Backend>(b: &B, device: &DeviceAddress) -> Result<
     const OP: &str = "read device";
     let found = b.read(OP).await?.device_row(device).await?;
     Ok(found.map(|cols| rows::device_record(cols, OP)).transpose()?)
+}
+
+pub(super) async fn devices_about<B: Backend>(
+    b: &B,
+    user: &UserId,
+) -> Result<Vec<(DeviceRecord, DeviceAbout)>, TxError> {
+    const OP: &str = "list devices with labels";
+    let found = b.read(OP).await?.device_about_rows(user).await?;
+    Ok(found.into_iter().map(|cols| rows::device_about(cols, OP)).collect::<Result<_, _>>()?)
+}
+
+pub(super) async fn set_device_label<B: Backend>(
+    b: &B,
+    device: &DeviceAddress,
+    label: Option<&[u8]>,
+) -> Result<(), TxError> {
+    let mut tx = b.write("set device label").await?;
+    // One statement: the device sets its own label, so a missing row means it was revoked.
+    if !tx.set_device_label(device, label.filter(|l| !l.is_empty())).await? {
+        return Err(StoreError::Revoked.into());
+    }
+    tx.commit().await
+}
+
+pub(super) async fn touch_login<B: Backend>(b: &B, device: &DeviceAddress, now: Millis) -> Result<(), TxError> {
+    let mut tx = b.write("record login").await?;
+    if !tx.set_last_login(device, now).await? {
+        return Err(StoreError::NoSuchDevice.into());
+    }
+    tx.commit().await
 }
 
 pub(super) async fn caller_alive<B: Backend>(b: &B, caller: &DeviceAddress) -> Result<(), TxError> {
@@ -125,6 +158,102 @@ pub(super) async fn delete_user<B: Backend>(
     tx.announce(&gone).await?;
     tx.commit().await?;
     Ok(gone)
+}
+
+/// How often a restore begins again when a commit moved one of the account's devices into
+/// another channel between the read of its channels and the hold on its devices.
+const RESTORE_ATTEMPTS: u32 = 8;
+
+/// Restores an account on a new device; returns the wake-ups, for this node, that end the
+/// removed devices' sessions and tell the other members' devices of their new envelopes.
+pub(super) async fn restore_device<B: Backend>(
+    b: &B,
+    record: &DeviceRecord,
+    now: Millis,
+    expires_at: Millis,
+) -> Result<Vec<Wake>, TxError> {
+    for _ in 0..RESTORE_ATTEMPTS {
+        if let Some(wakes) = restore_attempt(b, record, now, expires_at).await? {
+            return Ok(wakes);
+        }
+    }
+    Err(StoreError::Backend("restore device: the account's channels kept changing; try again".into()).into())
+}
+
+/// One attempt at [`restore_device`]: `None`, with nothing stored, when the account's
+/// channels changed before its devices were held.
+async fn restore_attempt<B: Backend>(
+    b: &B,
+    record: &DeviceRecord,
+    now: Millis,
+    expires_at: Millis,
+) -> Result<Option<Vec<Wake>>, TxError> {
+    const OP: &str = "restore device";
+    let user = &record.user;
+    let mut tx = b.write(OP).await?;
+    // The name, as registration and deletion take it; the user's row, as device additions
+    // do (no device is added meanwhile); then channels; then device rows in ascending key.
+    tx.lock_name(user).await?;
+    if !tx.lock_user(user).await? {
+        return Err(StoreError::NoSuchUser.into());
+    }
+    if tx.device_key(&record.address()).await?.is_some() {
+        return Err(StoreError::DeviceExists.into());
+    }
+    // Shared as an enqueue shares its channel: no commit changes their membership now.
+    let mut channels: BTreeMap<Vec<u8>, Vec<i64>> = BTreeMap::new();
+    for id in tx.channels_of(user).await? {
+        let channel = ChannelId::from_slice(&id).map_err(|_| rows::corrupt(OP))?;
+        if tx.share_channel(&channel).await? {
+            channels.insert(id, Vec::new());
+        }
+    }
+    let own = tx.device_keys_of(user).await?;
+    let mut keys: Vec<i64> = own.iter().map(|(key, _)| *key).collect();
+    for (channel, device) in tx.peers_of(user).await? {
+        if let Some(peers) = channels.get_mut(&channel) {
+            peers.push(device);
+            keys.push(device);
+        }
+    }
+    let locked: HashSet<i64> = lock_devices(&mut tx, keys).await?.into_iter().collect();
+    // With the account's devices held no commit adds them anywhere; one that did before
+    // they were held, in a channel not read above, sends this attempt back to the start.
+    if tx.channels_of(user).await?.iter().any(|id| !channels.contains_key(id)) {
+        return Ok(None);
+    }
+    let mut wakes = Vec::new();
+    for (_, device_id) in own {
+        let device = DeviceAddress { user: user.clone(), device: DeviceId(rows::fixed(device_id, OP)?) };
+        // Key packages, queue and memberships go with the row (ON DELETE CASCADE); one
+        // revoked meanwhile is simply not there.
+        if tx.delete_device(&device).await? {
+            wakes.push(Wake::Gone(device.device));
+        }
+    }
+    tx.insert_device(record, now).await?;
+    // A hint to read the account's devices again, one per channel: tiny, so never refused
+    // for a full queue, and not worth a Web Push.
+    let sender = record.address();
+    let mut told = Vec::new();
+    for (id, peers) in channels {
+        let recipients: Vec<i64> = peers.into_iter().filter(|key| locked.contains(key)).collect();
+        let channel = ChannelId::from_slice(&id).map_err(|_| rows::corrupt(OP))?;
+        let hint = Outgoing {
+            channel: &channel,
+            sender: &sender,
+            kind: EnvelopeKind::Devices,
+            payload: user.as_str().as_bytes(),
+            expires_at,
+            now,
+        };
+        push(&mut tx, &recipients, &hint).await?;
+        told.extend(recipients);
+    }
+    wakes.extend(queue_wakes(addresses(&mut tx, told, OP).await?));
+    tx.announce(&wakes).await?;
+    tx.commit().await?;
+    Ok(Some(wakes))
 }
 
 pub(super) async fn add_key_packages<B: Backend>(

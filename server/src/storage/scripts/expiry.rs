@@ -28,6 +28,7 @@ pub(super) async fn expire<B: Backend>(
     let sent = tx.delete_sent_before(records_before).await?;
     let claimed = tx.delete_claimed_before(claims_before).await?;
     let reservations = tx.delete_expired_reservations(now).await?;
+    let links = tx.delete_expired_links(now).await?;
     tx.commit().await?;
-    Ok(ExpiryStats { envelopes, blobs: blobs + unreachable, records: sent + reservations, channels, claimed })
+    Ok(ExpiryStats { envelopes, blobs: blobs + unreachable, records: sent + reservations, channels, claimed, links })
 }

@@ -7,7 +7,7 @@
 //! numbers: the next writer to a device waits for this transaction to end, so sequence
 //! numbers become visible in order and a reader never sees N+1 before N. The idempotency
 //! key is claimed before anything is queued, so a concurrent retry waits for the first
-//! attempt and then finds it.
+//! attempt and then finds it. Blocks (`blocks`) are read inside the same transactions.
 
 use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 
@@ -78,6 +78,8 @@ pub(super) async fn commit<B: Backend>(
     }
     added.sort_unstable();
     added.dedup();
+    // Nobody is added by someone their account blocks.
+    super::blocks::check_adds(&mut tx, &added, &input.sender.user).await?;
     let mut removed = Vec::with_capacity(input.remove.len());
     for device in &input.remove {
         // Removing a device that is gone already changes nothing.
@@ -145,7 +147,9 @@ pub(super) async fn enqueue<B: Backend>(
     if let Some((_, server_time)) = claim_sent(&mut tx, &message, &input.client_msg_id.0, SENT_APPLICATION, 0).await? {
         return Ok((EnqueueOutcome { server_time, duplicate: true }, Vec::new()));
     }
-    let members = tx.other_members(&input.channel, sender).await?;
+    // In a conversation of two accounts, one that blocks the sender gets nothing (the sender
+    // is answered as usual).
+    let members = super::blocks::recipients(&mut tx, &input.channel, sender, &input.sender.user).await?;
     let recipients = lock_devices(&mut tx, members).await?;
     check_room(&mut tx, &recipients, input.max_queue).await?;
     push(&mut tx, &recipients, &message).await?;
@@ -195,7 +199,7 @@ async fn check_room<T: ChannelSql>(tx: &mut T, keys: &[i64], max: u64) -> Result
 }
 
 /// "New envelopes" for each device.
-fn queue_wakes(devices: Vec<DeviceAddress>) -> Vec<Wake> {
+pub(super) fn queue_wakes(devices: Vec<DeviceAddress>) -> Vec<Wake> {
     devices.into_iter().map(|d| Wake::Queue(d.device)).collect()
 }
 
@@ -239,7 +243,7 @@ async fn claim_sent<T: ChannelSql>(
 }
 
 /// Holds the device rows of `keys` in ascending order; returns those that still exist.
-async fn lock_devices<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>) -> Result<Vec<i64>, TxError> {
+pub(super) async fn lock_devices<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>) -> Result<Vec<i64>, TxError> {
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {
@@ -249,7 +253,7 @@ async fn lock_devices<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>) -> Result<V
 }
 
 /// Queues a message for the held devices `keys`, each under its next sequence number.
-async fn push<T: ChannelSql>(tx: &mut T, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
+pub(super) async fn push<T: ChannelSql>(tx: &mut T, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -257,7 +261,11 @@ async fn push<T: ChannelSql>(tx: &mut T, keys: &[i64], message: &Outgoing<'_>) -
 }
 
 /// The addresses of the devices `keys`, sorted and without repeats.
-async fn addresses<T: ChannelSql>(tx: &mut T, mut keys: Vec<i64>, op: &'static str) -> Result<Vec<DeviceAddress>, TxError> {
+pub(super) async fn addresses<T: ChannelSql>(
+    tx: &mut T,
+    mut keys: Vec<i64>,
+    op: &'static str,
+) -> Result<Vec<DeviceAddress>, TxError> {
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {

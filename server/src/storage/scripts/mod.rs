@@ -5,7 +5,9 @@
 
 mod accounts;
 mod blobs;
+mod blocks;
 mod expiry;
+mod links;
 mod messaging;
 mod push;
 
@@ -18,8 +20,8 @@ use tokio::sync::broadcast;
 use super::backend::{AccountSql, Backend};
 use super::rows::{describe, TxError};
 use super::{
-    BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, ExpiryStats, KeyPackageRow,
-    Leadership, Millis, PushJob, PushOutcome, PushSubscription, Storage, StoreError, VapidKeyRow, Wake,
+    BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, DeviceAbout, EnqueueInput, EnqueueOutcome, ExpiryStats,
+    KeyPackageRow, Leadership, Millis, PushJob, PushOutcome, PushSubscription, Storage, StoreError, VapidKeyRow, Wake,
 };
 
 /// The advisory lock whose holder is the cluster's push sender.
@@ -29,8 +31,24 @@ const PUSH_SENDER_LOCK: i64 = 0x7170_7100_7075_7368;
 const RETRIES: u32 = 8;
 
 /// Runs `attempt` until it succeeds, is refused, or fails in a way `backend` does not retry
-/// (each attempt is its own transaction, rolled back on failure).
-async fn retrying<B, T, F, Fut>(backend: &B, mut attempt: F) -> Result<T, StoreError>
+/// (each attempt is its own transaction, rolled back on failure). On a backend that groups
+/// its writes (SQLite, `super::group`) it then waits for the batch it wrote in to be
+/// committed: no call is answered, whatever the answer, before what it wrote or read in a
+/// write transaction is durable.
+async fn retrying<B, T, F, Fut>(backend: &B, attempt: F) -> Result<T, StoreError>
+where
+    B: Backend,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TxError>>,
+{
+    let (answer, batch) = super::group::tracked(attempts(backend, attempt)).await;
+    match batch {
+        Some(batch) => backend.settle(batch).await.and(answer),
+        None => answer,
+    }
+}
+
+async fn attempts<B, T, F, Fut>(backend: &B, mut attempt: F) -> Result<T, StoreError>
 where
     B: Backend,
     F: FnMut() -> Fut,
@@ -96,6 +114,18 @@ impl<B: Backend> Storage for B {
         retrying(self, || accounts::device(self, device)).await
     }
 
+    async fn devices_about(&self, user: &UserId) -> Result<Vec<(DeviceRecord, DeviceAbout)>, StoreError> {
+        retrying(self, || accounts::devices_about(self, user)).await
+    }
+
+    async fn set_device_label(&self, device: &DeviceAddress, label: Option<&[u8]>) -> Result<(), StoreError> {
+        retrying(self, || accounts::set_device_label(self, device, label)).await
+    }
+
+    async fn touch_login(&self, device: &DeviceAddress, now: Millis) -> Result<(), StoreError> {
+        retrying(self, || accounts::touch_login(self, device, now)).await
+    }
+
     async fn add_device(&self, record: &DeviceRecord, max: usize, by: Option<&DeviceAddress>, now: Millis) -> Result<(), StoreError> {
         retrying(self, || accounts::add_device(self, record, max, by, now)).await
     }
@@ -109,6 +139,12 @@ impl<B: Backend> Storage for B {
     async fn delete_user(&self, user: &UserId, reserved_until: Millis, by: Option<&DeviceAddress>) -> Result<(), StoreError> {
         let gone = retrying(self, || accounts::delete_user(self, user, reserved_until, by)).await?;
         wake_all(self, gone);
+        Ok(())
+    }
+
+    async fn restore_device(&self, record: &DeviceRecord, now: Millis, expires_at: Millis) -> Result<(), StoreError> {
+        let wakes = retrying(self, || accounts::restore_device(self, record, now, expires_at)).await?;
+        wake_all(self, wakes);
         Ok(())
     }
 
@@ -239,6 +275,58 @@ impl<B: Backend> Storage for B {
 
     async fn lead_pushes(&self) -> Result<Option<Leadership>, StoreError> {
         retrying(self, || self.lead(PUSH_SENDER_LOCK)).await
+    }
+
+    async fn open_link(
+        &self,
+        slot: &[u8; 32],
+        owner: &DeviceAddress,
+        max_open: u32,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        retrying(self, || links::open(self, slot, owner, max_open, now, expires_at)).await
+    }
+
+    async fn put_link_request(&self, slot: &[u8; 32], request: &[u8], now: Millis) -> Result<(), StoreError> {
+        retrying(self, || links::put_request(self, slot, request, now)).await
+    }
+
+    async fn link_request(&self, slot: &[u8; 32], owner: &UserId, now: Millis) -> Result<Option<Vec<u8>>, StoreError> {
+        retrying(self, || links::request(self, slot, owner, now)).await
+    }
+
+    async fn answer_link(
+        &self,
+        slot: &[u8; 32],
+        answer: &[u8],
+        by: &DeviceAddress,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        retrying(self, || links::answer(self, slot, answer, by, now)).await
+    }
+
+    async fn take_link_answer(&self, slot: &[u8; 32], now: Millis) -> Result<Option<Vec<u8>>, StoreError> {
+        retrying(self, || links::take_answer(self, slot, now)).await
+    }
+
+    async fn close_link(&self, slot: &[u8; 32], by: &DeviceAddress) -> Result<(), StoreError> {
+        retrying(self, || links::close(self, slot, by)).await
+    }
+
+    async fn set_blocked(
+        &self,
+        by: &DeviceAddress,
+        user: &UserId,
+        blocked: bool,
+        max: usize,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        retrying(self, || blocks::set_blocked(self, by, user, blocked, max, now)).await
+    }
+
+    async fn blocked_users(&self, by: &DeviceAddress) -> Result<Vec<UserId>, StoreError> {
+        retrying(self, || blocks::blocked_users(self, by)).await
     }
 
     fn wakeups(&self) -> broadcast::Receiver<Wake> {

@@ -7,7 +7,7 @@ use sqlx::Sqlite;
 
 use crate::storage::binds;
 use crate::storage::backend::{AccountSql, Conn};
-use crate::storage::rows::{db, int, DeviceCols, TxError};
+use crate::storage::rows::{db, int, DeviceAboutCols, DeviceCols, TxError};
 use crate::storage::{KeyPackageRow, Millis};
 
 #[async_trait]
@@ -127,6 +127,14 @@ impl AccountSql for Conn<Sqlite> {
         Ok(())
     }
 
+    async fn device_keys_of(&mut self, user: &UserId) -> Result<Vec<(i64, Vec<u8>)>, TxError> {
+        sqlx::query_as("SELECT id, device_id FROM devices WHERE user_name = ? ORDER BY id")
+            .bind(user.as_str())
+            .fetch_all(&mut **self)
+            .await
+            .map_err(db(self.op))
+    }
+
     async fn device_count(&mut self, user: &UserId) -> Result<i64, TxError> {
         sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE user_name = ?")
             .bind(user.as_str())
@@ -166,6 +174,39 @@ impl AccountSql for Conn<Sqlite> {
             .await
             .map_err(db(self.op))?;
         Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn device_about_rows(&mut self, user: &UserId) -> Result<Vec<DeviceAboutCols>, TxError> {
+        sqlx::query_as(
+            "SELECT user_name, device_id, device_key, signed_at, signature, label, last_login FROM devices
+             WHERE user_name = ? ORDER BY id",
+        )
+        .bind(user.as_str())
+        .fetch_all(&mut **self)
+        .await
+        .map_err(db(self.op))
+    }
+
+    async fn set_device_label(&mut self, device: &DeviceAddress, label: Option<&[u8]>) -> Result<bool, TxError> {
+        let updated = sqlx::query("UPDATE devices SET label = ? WHERE user_name = ? AND device_id = ?")
+            .bind(label)
+            .bind(device.user.as_str())
+            .bind(&device.device.0[..])
+            .execute(&mut **self)
+            .await
+            .map_err(db(self.op))?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    async fn set_last_login(&mut self, device: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
+        let updated = sqlx::query("UPDATE devices SET last_login = ? WHERE user_name = ? AND device_id = ?")
+            .bind(int(now))
+            .bind(device.user.as_str())
+            .bind(&device.device.0[..])
+            .execute(&mut **self)
+            .await
+            .map_err(db(self.op))?;
+        Ok(updated.rows_affected() > 0)
     }
 
     async fn any_claimed(&mut self, hashes: &[&[u8; 32]]) -> Result<bool, TxError> {

@@ -154,6 +154,15 @@ impl ExpirySql for Conn<Sqlite> {
         Ok(done.rows_affected())
     }
 
+    async fn delete_expired_links(&mut self, now: Millis) -> Result<u64, TxError> {
+        let done = sqlx::query("DELETE FROM link_slots WHERE expires_at <= ?")
+            .bind(int(now))
+            .execute(&mut **self)
+            .await
+            .map_err(db(self.op))?;
+        Ok(done.rows_affected())
+    }
+
     async fn queued_envelopes(&mut self) -> Result<i64, TxError> {
         sqlx::query_scalar("SELECT COUNT(*) FROM envelopes").fetch_one(&mut **self).await.map_err(db(self.op))
     }

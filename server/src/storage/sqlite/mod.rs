@@ -1,28 +1,34 @@
 //! The SQLite backend: one embedded database file for a single-node server. It supplies the
 //! SQLite text of every statement the shared transaction scripts (`../scripts/`) use, and
-//! its locking: all writes go through one connection and begin `IMMEDIATE`, so write
-//! transactions are serialised in-process and never fail with `SQLITE_BUSY` half-way (the
-//! scripts' `lock_*` statements are plain reads here, and nothing is retried); reads use a
-//! separate read-only pool and see WAL snapshots, so they never wait for writers. Wake-ups
-//! are an in-process broadcast sent after each commit. It does not support several processes
+//! its locking: all writes go through one connection, each in a savepoint of a batch
+//! transaction that begins `IMMEDIATE` and is committed once for every write that joined
+//! it (`../group.rs`), so writes are serialised in-process and never fail with
+//! `SQLITE_BUSY` half-way (the scripts' `lock_*` statements are plain reads here, and
+//! nothing is retried); reads use a separate read-only pool and see WAL snapshots, so they
+//! never wait for writers and never see a batch before its COMMIT. Wake-ups are an
+//! in-process broadcast sent after the COMMIT. It does not support several processes
 //! sharing the file: use PostgreSQL for that.
 
 mod accounts;
 mod blobs;
+mod blocks;
+mod links;
 mod messaging;
 mod push;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Sqlite;
-use tokio::sync::broadcast;
+use sqlx::{ConnectOptions, Sqlite};
+use tokio::sync::{broadcast, Mutex};
 
 use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
+use super::group::Writer;
 use super::rows::{db, describe, TxError};
 use super::{Leadership, StoreError, Wake};
 
@@ -34,8 +40,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Storage in one SQLite file (WAL mode, foreign keys on).
 pub struct SqliteStorage {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Arc<Mutex<Writer<Sqlite>>>,
+    /// `None` for `:memory:`, whose reads take the write connection between scripts (and may
+    /// see a batch before its COMMIT: such a database is gone with the process anyway).
+    reader: Option<SqlitePool>,
     wake: broadcast::Sender<Wake>,
 }
 
@@ -59,23 +67,20 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(write_options)
-            .await
-            .map_err(|e| describe("open database", &e))?;
-        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(format!("migrate database: {e}")))?;
+        let mut conn = write_options.connect().await.map_err(|e| describe("open database", &e))?;
+        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Backend(format!("migrate database: {e}")))?;
+        let writer = Writer::new(conn, write_options);
         let reader = if in_memory {
-            writer.clone()
+            // A private in-memory database exists on its one connection only.
+            None
         } else {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(base.read_only(true).busy_timeout(BUSY_TIMEOUT))
-                .await
-                .map_err(|e| describe("open database for reading", &e))?
+            Some(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(base.read_only(true).busy_timeout(BUSY_TIMEOUT))
+                    .await
+                    .map_err(|e| describe("open database for reading", &e))?,
+            )
         };
         let (wake, _) = broadcast::channel(WAKE_CAPACITY);
         Ok(SqliteStorage { writer, reader, wake })
@@ -86,14 +91,27 @@ impl SqliteStorage {
 impl Backend for SqliteStorage {
     type Tx = Conn<Sqlite>;
 
-    /// Begins a write transaction holding the database's write lock from the start.
+    /// Opens a savepoint for the write in the current batch, which holds the database's write
+    /// lock from its `BEGIN IMMEDIATE` on (see `super::group`).
     async fn write(&self, op: &'static str) -> Result<Conn<Sqlite>, TxError> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db(op))?;
-        Ok(Conn::tx(tx, op))
+        let mut writer = self.writer.clone().lock_owned().await;
+        writer.savepoint("BEGIN IMMEDIATE").await.map_err(db(op))?;
+        Ok(Conn::grouped(writer, true, op))
     }
 
     async fn read(&self, op: &'static str) -> Result<Conn<Sqlite>, TxError> {
-        Ok(Conn::read(self.reader.acquire().await.map_err(db(op))?, op))
+        match &self.reader {
+            Some(pool) => Ok(Conn::read(pool.acquire().await.map_err(db(op))?, op)),
+            None => {
+                let mut writer = self.writer.clone().lock_owned().await;
+                writer.recover().await.map_err(db(op))?;
+                Ok(Conn::grouped(writer, false, op))
+            }
+        }
+    }
+
+    async fn settle(&self, batch: u64) -> Result<(), StoreError> {
+        Writer::settle(&self.writer, batch).await
     }
 
     /// Writers never conflict (one connection, `BEGIN IMMEDIATE`): nothing is retried.

@@ -1,0 +1,150 @@
+// Message requests: conversations that someone who is not a contact started or invited this
+// account to. They wait in their own list above the conversation list, showing who it is and
+// their first message (as text), with Accept (it becomes a normal conversation and the person
+// a contact), Delete (this account leaves it) and Block (the person is blocked and their
+// requests deleted). Until accepted, the engine sends the person no read or delivery receipts
+// and no typing; the app opens a request read-only and does not mark it read.
+
+import { h, renderById, setText } from "../dom.js";
+import { describeError } from "../errors.js";
+import { requester } from "../people.js";
+
+/**
+ * What can be done with a request, shared by the list and the open chat's banner; a failure is
+ * said through `onError`, as a sentence.
+ */
+export class RequestActions {
+  /**
+   * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {(sentence: string) => void} onError
+   */
+  constructor(client, onError) {
+    this.client = client;
+    this.onError = onError;
+    this.me = client.user();
+  }
+
+  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
+  accept(c) {
+    return this.run(() => this.client.acceptRequest(c.id));
+  }
+
+  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
+  remove(c) {
+    return this.run(() => this.client.deleteRequest(c.id));
+  }
+
+  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
+  block(c) {
+    return this.run(() => this.client.block(requester(c, this.me)));
+  }
+
+  async run(action) {
+    try {
+      await action();
+    } catch (e) {
+      this.onError(describeError(e));
+    }
+  }
+
+  /**
+   * The three buttons, disabled while one of them runs.
+   * @param {() => import("/pkg/qpq_web.js").ConversationView | null} conversation the request they act on
+   * @param {string} [describedBy] the id of what names the request (for screen readers)
+   */
+  buttons(conversation, describedBy) {
+    const make = (text, cls, act) =>
+      h("button", {
+        type: "button",
+        class: cls ? `${cls} small` : "small",
+        "aria-describedby": describedBy,
+        text,
+        on: {
+          click: async () => {
+            const c = conversation();
+            if (!c) return;
+            for (const b of all) b.disabled = true;
+            await act(c);
+            for (const b of all) b.disabled = false;
+          },
+        },
+      });
+    const all = [
+      make("Accept", "", (c) => this.accept(c)),
+      make("Delete", "secondary", (c) => this.remove(c)),
+      make("Block", "danger", (c) => this.block(c)),
+    ];
+    return h("div", { class: "request-actions" }, ...all);
+  }
+}
+
+/** The first thing the person wrote in a request, in one line of text. */
+export function firstMessageText(client, c) {
+  const m = client.history(c.id).find((m) => !m.outgoing && (m.kind === "text" || m.kind === "file"));
+  if (!m) return c.kind === "group" ? "Invited you to a group" : "No messages yet";
+  const text = m.kind === "file" && m.file ? `File: ${m.file.name}` : m.text;
+  return text.replace(/\s+/g, " ").slice(0, 200);
+}
+
+/** The "Message requests" list in the sidebar; hidden when there are none. */
+export class MessageRequests {
+  /**
+   * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {{ section: HTMLElement, list: HTMLUListElement }} places
+   * @param {RequestActions} actions
+   * @param {(id: string) => void} onSelect opens a request (read-only)
+   */
+  constructor(client, { section, list }, actions, onSelect) {
+    this.client = client;
+    this.section = section;
+    this.list = list;
+    this.list.replaceChildren();
+    this.actions = actions;
+    this.onSelect = onSelect;
+    this.me = client.user();
+    /** @type {Map<string, {li: HTMLLIElement, parts: Record<string, HTMLElement>, c: import("/pkg/qpq_web.js").ConversationView}>} */
+    this.items = new Map();
+  }
+
+  /**
+   * @param {import("/pkg/qpq_web.js").ConversationView[]} requests
+   * @param {string | null} selectedId
+   */
+  render(requests, selectedId) {
+    renderById(this.list, this.items, requests, (id) => this.create(id), (item, c) => {
+      item.c = c;
+      this.update(item, c, c.id === selectedId);
+    });
+    this.section.hidden = requests.length === 0;
+  }
+
+  create(id) {
+    const nameId = `request-${id}`;
+    const parts = {
+      who: h("span", { class: "conv-title", id: nameId, dir: "auto" }),
+      group: h("span", { class: "request-group", dir: "auto" }),
+      first: h("span", { class: "conv-preview request-first", dir: "auto" }),
+    };
+    parts.button = h(
+      "button",
+      { type: "button", class: "conversation request", on: { click: () => this.onSelect(id) } },
+      parts.who,
+      parts.group,
+      parts.first,
+    );
+    const li = h("li", { class: "request-item", dataset: { id } }, parts.button);
+    const item = { li, parts, c: null };
+    li.append(this.actions.buttons(() => item.c, nameId));
+    return item;
+  }
+
+  update({ li, parts }, c, selected) {
+    setText(parts.who, requester(c, this.me));
+    setText(parts.group, c.kind === "group" ? `Group: ${c.title || "Untitled"}` : "");
+    parts.group.hidden = c.kind !== "group";
+    setText(parts.first, firstMessageText(this.client, c));
+    li.classList.toggle("selected", selected);
+    if (selected) parts.button.setAttribute("aria-current", "true");
+    else parts.button.removeAttribute("aria-current");
+  }
+}
