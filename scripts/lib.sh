@@ -70,12 +70,21 @@ ensure_node_modules() {
 # test project's npm packages.
 prepare_browser_stack() {
   "$ROOT/scripts/build-web.sh"
-  say "building qpq-server and qpq-gateway"
-  (cd "$ROOT" && cargo build -p qpq-server -p qpq-gateway)
-  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+  build_binaries
   ensure_chromium
   ensure_coturn
   ensure_node_modules
+}
+
+# Debug builds of qpq-server, qpq-gateway and the native client qpq; QPQ_BIN_DIR points at them.
+# Every script that needs these binaries builds them with this one command: another package
+# selection unifies the dependencies' features differently and builds a second copy of them
+# (sqlx, quinn, tokio …), gigabytes of target/ for nothing.
+build_binaries() {
+  say "building qpq-server, qpq-gateway and the native client qpq"
+  # One --bin per binary: `--bin` limits the build to the named targets of every selected package.
+  (cd "$ROOT" && cargo build -p qpq-server -p qpq-gateway -p qpq-native --bin qpq-server --bin qpq-gateway --bin qpq)
+  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 }
 
 # The workspace version (`[workspace.package] version` in Cargo.toml).

@@ -11,9 +11,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_postgres
 
-say "building qpq-server and qpq-gateway"
-cargo build -q -p qpq-server -p qpq-gateway
-bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+build_binaries
+bin=$QPQ_BIN_DIR
 scratch=$(mktemp -d)
 db="qpq_deploy_$$"
 pids=()
