@@ -11,15 +11,15 @@
 //! tags    := 1 id (16 bytes) | 2 sent_at (u64 BE, ms) | 3 kind (varint) | 4 body (fields of the kind)
 //! kinds   := 1 text | 2 receipt | 3 typing | 4 reaction | 5 edit | 6 delete | 7 file | 8 leave
 //!          | 9 call offer | 10 call answer | 11 ICE candidates | 12 hang-up | 13 decline | 14 busy
-//!          | 15 call media state (muted, camera off)
+//!          | 15 call media state (muted, camera off) | 16 profile card
 //! ```
 //!
 //! Each kind's body is again TLV fields (see the `tag` module): text `1 text, 2 reply_to`;
 //! receipt `1 kind (1 delivered, 2 read), 2 ids (16 bytes each)`; typing `1 active (0/1)`;
 //! reaction `1 target, 2 emoji, 3 remove (0/1)`; edit `1 target, 2 text`; delete `1 target`;
 //! leave `1 reason (1 left, 2 account deleted)`; file `1 blob (16 bytes), 2 key (32), 3 sha256
-//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`. The call kinds' bodies are
-//! described in `call.rs`.
+//! (32), 4 size (u64 BE), 5 chunk_size (u32 BE), 6 name, 7 mime`; profile `1 card` (the signed
+//! card of `profile.rs`). The call kinds' bodies are described in `call.rs`.
 
 use std::fmt;
 
@@ -168,6 +168,11 @@ pub enum Body {
     },
     /// A call signal (offer, answer, candidates, hang-up, decline, busy, media state).
     Call(CallSignal),
+    /// A profile card (see `profile.rs`): its owner's, or one a member forwards.
+    Profile {
+        /// The signed card, checked by the receiver against the card's user's identity key.
+        card: Vec<u8>,
+    },
     /// A kind this build does not know (sent by a newer client).
     Unsupported {
         /// The kind number on the wire.
@@ -195,6 +200,8 @@ mod kind {
     pub const DELETE: u64 = 6;
     pub const FILE: u64 = 7;
     pub const LEAVE: u64 = 8;
+    // 9–15 are the call kinds (call.rs).
+    pub const PROFILE: u64 = 16;
 }
 
 mod tag {
@@ -226,6 +233,8 @@ mod tag {
     pub const FILE_CHUNK_SIZE: u64 = 5;
     pub const FILE_NAME: u64 = 6;
     pub const FILE_MIME: u64 = 7;
+
+    pub const PROFILE_CARD: u64 = 1;
 }
 
 impl AppMessage {
@@ -304,6 +313,11 @@ impl AppMessage {
                 (kind::FILE, b)
             }
             Body::Call(signal) => call::encode(signal),
+            Body::Profile { card } => {
+                let mut b = Vec::with_capacity(card.len() + 4);
+                put_field(&mut b, tag::PROFILE_CARD, card);
+                (kind::PROFILE, b)
+            }
             Body::Unsupported { kind } => (*kind, Vec::new()),
         };
         let mut k = Vec::new();
@@ -352,6 +366,7 @@ impl AppMessage {
             kind::DELETE => Body::Delete { target: find_target(body)? },
             kind::LEAVE => decode_leave(body)?,
             kind::FILE => decode_file(body)?,
+            kind::PROFILE => decode_profile(body)?,
             other => match call::decode(other, body) {
                 Some(signal) => Body::Call(signal?),
                 None => Body::Unsupported { kind: other },
@@ -359,6 +374,19 @@ impl AppMessage {
         };
         Ok(AppMessage { id, sent_at, body })
     }
+}
+
+fn decode_profile(body: &[u8]) -> Result<Body, CodecError> {
+    for field in Fields::new(body) {
+        let (t, v) = field?;
+        if t == tag::PROFILE_CARD {
+            if v.len() > crate::profile::MAX_PROFILE_PICTURE_BYTES + 4096 {
+                return Err(CodecError::Malformed("profile"));
+            }
+            return Ok(Body::Profile { card: v.to_vec() });
+        }
+    }
+    Err(CodecError::Missing("profile"))
 }
 
 fn decode_text(body: &[u8]) -> Result<Body, CodecError> {
@@ -572,6 +600,7 @@ mod tests {
             Body::Delete { target: t },
             Body::Leave { reason: LeaveReason::Left },
             Body::Leave { reason: LeaveReason::AccountDeleted },
+            Body::Profile { card: vec![1, 2, 3] },
         ] {
             let m = with(body);
             assert_eq!(AppMessage::decode(&m.encode()).unwrap(), m);

@@ -61,6 +61,21 @@ pub struct Conversation {
     /// Deleted as a request (left, and no longer listed); a later Welcome brings it back.
     #[serde(default)]
     pub hidden: bool,
+    /// Which version of this account's profile card this conversation last carried, and to
+    /// which members (see `engine/profiles.rs`).
+    #[serde(default)]
+    pub(crate) profile_shared: Option<ProfileShared>,
+}
+
+/// Which version of the own profile card a conversation last carried, and to whom.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProfileShared {
+    pub(crate) version: u64,
+    pub(crate) members: Vec<UserId>,
+    /// How many leaves (member devices) the group had: a new device of anyone, this
+    /// account's own included, gets the card too.
+    #[serde(default)]
+    pub(crate) leaves: usize,
 }
 
 impl Conversation {

@@ -137,7 +137,12 @@ impl Identity {
         Zeroizing::new(self.identity_key.to_bytes())
     }
 
-    /// The identity public key.
+    /// The identity key, which signs device records and profile cards.
+    pub(crate) fn identity_signing_key(&self) -> &SigningKey {
+        &self.identity_key
+    }
+
+    /// The identity key's public half.
     pub fn identity_public_key(&self) -> [u8; 32] {
         self.identity_key.verifying_key().to_bytes()
     }

@@ -19,6 +19,7 @@ mod error;
 mod group_meta;
 mod identity;
 mod outbox;
+mod profile;
 mod provider;
 mod state;
 mod tlv;
@@ -29,11 +30,15 @@ pub use app_message::{
 };
 pub use conversation::{CallOutcome, Content, Conversation, ConversationKind, Message, Status, SystemEvent};
 pub use engine::{
-    decode_contacts, decode_history, encode_contacts, encode_history, safety_digits, AccountBackup, Contact, ConversationHistory, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
+    decode_contacts, decode_history, encode_contacts, encode_history, safety_digits, AccountBackup, Contact, KnownProfile, ConversationHistory, Engine, Event, SafetyNumber, Verification, CIPHERSUITE, MAX_PAST_EPOCHS, PADDING_BYTES,
     SAFETY_NUMBER_DIGITS, TYPING_TIMEOUT_MS,
 };
 pub use error::EngineError;
 pub use group_meta::{GroupMeta, MAX_DISAPPEAR_SECS, MAX_NAME_BYTES};
 pub use identity::{credential_for, device_of_credential, ed25519_public_key};
+pub use profile::{
+    check_profile, Picture, Profile, MAX_PROFILE_NAME_CHARS, MAX_PROFILE_PICTURE_BYTES, MAX_PROFILE_STATUS_CHARS,
+    PROFILE_PICTURE_TYPES,
+};
 pub use outbox::{ClaimedPackage, Outbound, OutboundOp, OutboundResult};
 pub use state::Changeset;

@@ -12,6 +12,7 @@
 //! | `m/` + len(channel id) + channel id + index (u64 BE) | a history entry (JSON) |
 //! | `o/` + order (u64 BE) | an outbox item (JSON) |
 //! | `k/` + user | verified device records of a user (JSON) |
+//! | `p/` + user | a user's profile card, this account's own included (JSON) |
 //! | `h/` + sequence number (u64 BE) | a delivery held until the directory answers (JSON) |
 //! | `s/` + openmls key | openmls storage value |
 
@@ -42,6 +43,7 @@ pub(crate) enum StateKey {
     Message(ChannelId, u64),
     Outbox(u64),
     Known(UserId),
+    Profile(UserId),
     Held(u64),
     /// One conversation's history from a backup, waiting for the conversation to come back.
     Restore(ChannelId),
@@ -65,6 +67,7 @@ impl StateKey {
             }
             StateKey::Outbox(o) => [b"o/".as_slice(), &o.to_be_bytes()].concat(),
             StateKey::Known(u) => [b"k/".as_slice(), u.as_str().as_bytes()].concat(),
+            StateKey::Profile(u) => [b"p/".as_slice(), u.as_str().as_bytes()].concat(),
             StateKey::Held(seq) => [b"h/".as_slice(), &seq.to_be_bytes()].concat(),
             StateKey::Restore(c) => [b"r/".as_slice(), c.as_bytes()].concat(),
         }
@@ -92,6 +95,8 @@ impl StateKey {
                     Some(StateKey::Outbox(u64::from_be_bytes(rest.try_into().ok()?)))
                 } else if let Some(rest) = k.strip_prefix(b"k/") {
                     UserId::parse(std::str::from_utf8(rest).ok()?).ok().map(StateKey::Known)
+                } else if let Some(rest) = k.strip_prefix(b"p/") {
+                    UserId::parse(std::str::from_utf8(rest).ok()?).ok().map(StateKey::Profile)
                 } else if let Some(rest) = k.strip_prefix(b"h/") {
                     Some(StateKey::Held(u64::from_be_bytes(rest.try_into().ok()?)))
                 } else if let Some(rest) = k.strip_prefix(b"r/") {
@@ -119,6 +124,7 @@ mod tests {
             StateKey::Message(c.clone(), 42),
             StateKey::Outbox(7),
             StateKey::Known(UserId::parse("a@b.c").unwrap()),
+            StateKey::Profile(UserId::parse("a@b.c").unwrap()),
             StateKey::Held(9),
             StateKey::Restore(c.clone()),
         ] {

@@ -3,30 +3,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use qpq_core::{decode_history, encode_history, ConversationKind, Engine};
-use qpq_types::DeviceId;
+use qpq_core::{decode_history, encode_history, ConversationKind};
 use support::*;
-
-/// A device linked to `owner`'s account: its key registered with a record signed by the
-/// account's identity key, with key packages on the server.
-fn link(server: &mut SimServer, owner: &SimClient, seed: u8) -> SimClient {
-    let engine = Engine::create_linked(
-        owner.user(),
-        &owner.engine.identity_secret(),
-        DeviceId([seed; 16]),
-        &[seed; 32],
-        server.time,
-        [seed; 32],
-    );
-    server.identities.get_mut(&owner.user()).expect("registered").1.push(engine.device_record().clone());
-    // It knows nobody of its own: its contacts come from the conversations it is added to.
-    let mut c = SimClient { engine, store: BTreeMap::new(), seed, strangers: true };
-    c.persist();
-    c.upload_key_packages(server, 5);
-    c
-}
 
 #[test]
 fn a_linked_device_gets_the_history_before_what_it_received_and_keeps_it() {

@@ -327,6 +327,9 @@ fn cluster_survives(gateway_log: &Path) {
         for c in &people[1..] {
             wait_members(c, &group, 4).await;
         }
+        // Alice's profile goes out with her next message in each conversation; the canary scan
+        // below looks for its name and status in the logs too.
+        people[0].set_profile("canary profile name", "canary profile status", None).await.unwrap();
         let direct = chat(&people[0], &people[1]).await;
         let mut sent_group: HashMap<String, Vec<String>> = HashMap::new();
         let mut sent_direct: HashMap<String, Vec<String>> = HashMap::new();
@@ -409,6 +412,12 @@ fn cluster_survives(gateway_log: &Path) {
             g.stop();
         }
         drop(nodes);
+
+        for c in &people[1..] {
+            let alice = people[0].user();
+            let named = c.wait_for(10_000, |e| e.display_name(&alice).as_deref() == Some("canary profile name")).await;
+            assert!(named, "{} has Alice's profile", c.user());
+        }
 
         // The canary scan of every log: no text, no group name, no user name in clear.
         let mut secrets: Vec<String> = vec!["canary".into(), "hi bob".into(), "hello alice".into()];

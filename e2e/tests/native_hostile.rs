@@ -171,6 +171,9 @@ fn sixth_device_and_reused_key_package_are_refused() {
 }
 
 const CANARY: &str = "canary-7f3a91c2-plaintext-must-never-be-stored";
+/// A display name and status text, which travel only inside the conversations.
+const CANARY_NAME: &str = "Canary Display Name 51e0";
+const CANARY_STATUS: &str = "canary status text 0b9d";
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -185,8 +188,9 @@ fn no_plaintext_at_rest_in_sqlite() {
         let bob = client(&node, dir.path(), "bob").await;
         let conv = alice.start_chat(&user("bob")).await.unwrap();
         wait_conversation(&bob, &conv).await;
-        // Bob goes offline so the message stays queued on the server.
+        // Bob goes offline so the message and Alice's profile stay queued on the server.
         bob.stop();
+        alice.set_profile(CANARY_NAME, CANARY_STATUS, None).await.unwrap();
         alice.send_text(&conv, CANARY).await.unwrap();
         wait_outbox_empty(&alice).await;
         node.stop();
@@ -198,7 +202,9 @@ fn no_plaintext_at_rest_in_sqlite() {
                 // The WAL and shared-memory files may vanish as the last connection closes.
                 let Ok(bytes) = std::fs::read(&p) else { continue };
                 scanned += bytes.len();
-                assert!(!contains(&bytes, CANARY.as_bytes()), "{name} contains the plaintext");
+                for secret in [CANARY, CANARY_NAME, CANARY_STATUS] {
+                    assert!(!contains(&bytes, secret.as_bytes()), "{name} contains {secret:?}");
+                }
             }
         }
         assert!(scanned > 0, "the database files were scanned");
@@ -218,6 +224,7 @@ fn no_plaintext_at_rest_in_postgres() {
         let conv = alice.start_chat(&user("bob")).await.unwrap();
         wait_conversation(&bob, &conv).await;
         bob.stop();
+        alice.set_profile(CANARY_NAME, CANARY_STATUS, None).await.unwrap();
         alice.send_text(&conv, CANARY).await.unwrap();
         wait_outbox_empty(&alice).await;
 
@@ -231,7 +238,10 @@ fn no_plaintext_at_rest_in_postgres() {
             .map(|r| r.get(0))
             .collect();
         assert!(tables.len() >= 5, "found tables {tables:?}");
-        let hex_canary = hex::encode(CANARY);
+        let secrets: Vec<String> = [CANARY, CANARY_NAME, CANARY_STATUS]
+            .iter()
+            .flat_map(|s| [s.to_string(), hex::encode(s)])
+            .collect();
         let mut rows = 0;
         for t in &tables {
             let dump: Vec<String> = sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
@@ -243,7 +253,9 @@ fn no_plaintext_at_rest_in_postgres() {
                 .collect();
             rows += dump.len();
             for row in dump {
-                assert!(!row.contains(CANARY) && !row.contains(&hex_canary), "table {t} holds the plaintext");
+                for secret in &secrets {
+                    assert!(!row.contains(secret.as_str()), "table {t} holds {secret:?}");
+                }
             }
         }
         assert!(rows > 0, "rows were scanned");

@@ -18,6 +18,7 @@ mod calls;
 mod devices;
 mod files;
 mod people;
+mod profiles;
 mod push;
 
 type WebClient = Client<IdbStore, WebPlatform>;
@@ -28,6 +29,7 @@ const TS_TYPES: &'static str = r#"
 export interface ConversationView {
   id: string;
   kind: "direct" | "group";
+  /** A group's name, or the other people by their verified display names (or addresses). */
   title: string;
   members: string[];
   unread: number;
@@ -46,6 +48,21 @@ export interface ConversationView {
   request: boolean;
   /** Who added you ("" for a conversation you created). */
   invitedBy: string;
+}
+/** A person's profile as this device holds it. `name` and `status` are text only. */
+export interface ProfileView {
+  user: string;
+  /** The display name ("" when none or not verified). */
+  name: string;
+  status: string;
+  /** A picture is set: read it with `profilePicture`. */
+  picture: boolean;
+  /** When its owner last changed it (ms); 0 without a verified profile. */
+  updatedAt: number;
+  /** A profile signed by the person's identity key is held. */
+  verified: boolean;
+  /** A profile whose signature did not verify arrived after the last verified one; it was not used. */
+  forged: boolean;
 }
 /** One contact. */
 export interface ContactView {
@@ -80,6 +97,8 @@ export interface MessageView {
   id: string;
   index: number;
   sender: string;
+  /** The sender's display name from a verified profile, or the address when none. Text only. */
+  senderName: string;
   outgoing: boolean;
   kind: "text" | "file" | "system" | "unsupported" | "deleted" | "call";
   text: string;
@@ -150,6 +169,7 @@ export type QpqEvent =
   | { type: "typing"; conversation: string }
   /** The contacts or the blocked users changed. */
   | { type: "contacts" }
+  | { type: "profile"; user: string }
   | { type: "call"; conversation: string; from: string; fromDevice: string; signal: CallSignal }
   | ({ type: "connection" } & ConnectionView)
   | { type: "notice"; text: string }

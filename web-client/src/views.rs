@@ -91,6 +91,8 @@ pub struct MessageView {
     pub index: u64,
     /// Author (for system entries: who caused it).
     pub sender: String,
+    /// The author's display name from a verified profile, or the address when none.
+    pub sender_name: String,
     /// True when this device wrote it.
     pub outgoing: bool,
     /// "text", "file", "system", "unsupported" or "deleted".
@@ -345,6 +347,11 @@ pub enum EventView {
     },
     /// The contacts or the blocked users changed.
     Contacts,
+    /// A person's profile (or this account's own) changed, or a forged one was refused.
+    Profile {
+        /// Whose.
+        user: String,
+    },
     /// Who is typing in a conversation changed (read it with `typing`).
     Typing {
         /// Hex conversation id.
@@ -417,8 +424,8 @@ const QUOTE_CHARS: usize = 120;
 /// The view of one message as shown in its conversation: with the quoted message of a reply
 /// and "read" once every other member has read it.
 pub fn message_view_in(engine: &Engine, conv: &ChannelId, m: &Message) -> MessageView {
+    let mut v = message_view(m, engine);
     let me = engine.user();
-    let mut v = message_view(m, me);
     if let Content::Text { reply_to: Some(r), .. } = &m.content {
         v.reply_to = Some(match engine.message_by_id(conv, r) {
             Some(q) => {
@@ -445,7 +452,8 @@ pub fn message_view_in(engine: &Engine, conv: &ChannelId, m: &Message) -> Messag
 }
 
 /// The view of one message.
-pub fn message_view(m: &Message, me: &UserId) -> MessageView {
+pub fn message_view(m: &Message, engine: &Engine) -> MessageView {
+    let me = engine.user();
     let (kind, text) = match &m.content {
         Content::Text { text, .. } => ("text", text.clone()),
         Content::File { file } => ("file", file.name.clone()),
@@ -475,6 +483,7 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
         id: m.id.to_hex(),
         index: m.index,
         sender: m.sender.to_string(),
+        sender_name: name_of(engine, &m.sender),
         outgoing: m.outgoing,
         kind,
         text,
@@ -517,27 +526,81 @@ pub fn message_view(m: &Message, me: &UserId) -> MessageView {
 
 /// The view of one conversation.
 pub fn conversation_view(c: &Conversation, engine: &Engine) -> ConversationView {
-    let me = engine.user();
     ConversationView {
         id: c.id.to_hex(),
         kind: match c.kind {
             ConversationKind::Direct => "direct",
             ConversationKind::Group => "group",
         },
-        title: c.title(me),
+        title: title_of(c, engine),
         members: c.members.iter().map(|u| u.to_string()).collect(),
         unread: c.unread,
         last_activity: c.last_activity,
         active: c.active,
         created_at: c.created_at,
         created_by: c.created_by.to_string(),
-        last_message: engine.history(&c.id).last().map(|m| message_view(m, me)),
+        last_message: engine.history(&c.id).last().map(|m| message_view(m, engine)),
         disappear_secs: c.disappear_secs,
         verified_members: members_in(c, engine, Verification::Verified),
         changed_members: members_in(c, engine, Verification::ChangedSinceVerified),
         request: c.request,
         invited_by: c.invited_by.as_ref().map(|u| u.to_string()).unwrap_or_default(),
     }
+}
+
+/// What to call a person: the display name of their verified profile, or their address.
+pub fn name_of(engine: &Engine, user: &UserId) -> String {
+    engine.display_name(user).unwrap_or_else(|| user.to_string())
+}
+
+/// A conversation's title: a group's name, or the other people by their display names.
+fn title_of(c: &Conversation, engine: &Engine) -> String {
+    let me = engine.user();
+    if c.kind == ConversationKind::Group && !c.name.is_empty() {
+        return c.name.clone();
+    }
+    let others: Vec<String> = c.members.iter().filter(|u| *u != me).map(|u| name_of(engine, u)).collect();
+    if others.is_empty() {
+        c.title(me)
+    } else {
+        others.join(", ")
+    }
+}
+
+/// A person's profile as this device holds it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileView {
+    /// Whose.
+    pub user: String,
+    /// The display name ("" when none or not verified).
+    pub name: String,
+    /// The status text.
+    pub status: String,
+    /// A picture is set (read it with `profilePicture`).
+    pub picture: bool,
+    /// When its owner last changed it (ms); 0 without a verified profile.
+    pub updated_at: u64,
+    /// A profile signed by the person's identity key is held.
+    pub verified: bool,
+    /// A profile whose signature did not verify arrived after the last verified one; it was
+    /// not used.
+    pub forged: bool,
+}
+
+/// The view of `user`'s profile, `None` when no card ever arrived.
+pub fn profile_view(engine: &Engine, user: &UserId) -> Option<ProfileView> {
+    let known = engine.profile(user)?;
+    let p = known.profile.as_ref();
+    Some(ProfileView {
+        user: user.to_string(),
+        name: p.map(|p| p.name.clone()).unwrap_or_default(),
+        status: p.map(|p| p.status.clone()).unwrap_or_default(),
+        picture: p.is_some_and(|p| p.picture.is_some()),
+        updated_at: p.map_or(0, |p| p.updated_at),
+        verified: p.is_some(),
+        forged: known.forged,
+    })
 }
 
 fn members_in(c: &Conversation, engine: &Engine, v: Verification) -> Vec<String> {
@@ -622,6 +685,7 @@ pub fn event_view(ev: &ClientEvent) -> EventView {
         }
         ClientEvent::Engine(Event::TypingChanged(conv)) => EventView::Typing { conversation: conv.to_hex() },
         ClientEvent::Engine(Event::ContactsChanged) => EventView::Contacts,
+        ClientEvent::Engine(Event::ProfileChanged(user)) => EventView::Profile { user: user.to_string() },
         ClientEvent::Engine(Event::Call { conv, from, signal }) => EventView::Call {
             conversation: conv.to_hex(),
             from: from.user.to_string(),

@@ -26,6 +26,7 @@ mod handover;
 mod intake;
 mod linking;
 mod people;
+mod profiles;
 mod pump;
 mod restore;
 

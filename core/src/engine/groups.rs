@@ -63,6 +63,7 @@ impl Engine {
                 request: false,
                 invited_by: None,
                 hidden: false,
+                profile_shared: None,
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));

@@ -184,6 +184,7 @@ impl Engine {
                 request,
                 invited_by: Some(inviter.user.clone()),
                 hidden: false,
+                profile_shared: None,
             },
         );
         self.sync_conversation(&id);
@@ -421,6 +422,10 @@ impl Engine {
             // A stranger's request does not ring.
             Body::Call(_) if self.is_request(conv) => return Ok(()),
             Body::Call(signal) => return self.apply_call(conv, sender, signal, server_time, now),
+            Body::Profile { card } => {
+                self.receive_profile_card(conv, card);
+                return Ok(());
+            }
         };
         if !from_me {
             self.stop_typing(conv, &sender.user);

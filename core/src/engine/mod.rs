@@ -12,12 +12,14 @@ mod handover;
 mod intake;
 mod outbound;
 mod people;
+mod profiles;
 mod restore;
 mod rich;
 mod safety;
 
 pub use handover::{decode_history, encode_history, ConversationHistory};
 pub use people::{decode_contacts, encode_contacts, Contact};
+pub use profiles::KnownProfile;
 pub use restore::AccountBackup;
 pub use safety::{safety_digits, SafetyNumber, Verification, SAFETY_NUMBER_DIGITS};
 
@@ -85,6 +87,8 @@ pub enum Event {
     TypingChanged(ChannelId),
     /// The contacts or the blocked users changed.
     ContactsChanged,
+    /// A user's profile (this account's own included) changed, or a forged one was refused.
+    ProfileChanged(UserId),
     /// A call signal arrived (not kept in history; the shell runs the call).
     Call {
         /// The conversation.
@@ -149,6 +153,8 @@ pub struct Engine {
     meta: Meta,
     cursor: u64,
     known: BTreeMap<UserId, KnownUser>,
+    /// Profile cards, this account's own included (see `profiles.rs`).
+    profiles: BTreeMap<UserId, profiles::HeldProfile>,
     /// Deliveries waiting for directory records, by sequence number (see `directory.rs`).
     held: BTreeMap<u64, directory::Held>,
     /// Delivery receipts waiting to be sent (not persisted: at worst one is lost).
@@ -214,6 +220,7 @@ impl Engine {
             meta: Meta { contacts: Some(BTreeMap::new()), ..Meta::default() },
             cursor: 0,
             known: BTreeMap::new(),
+            profiles: BTreeMap::new(),
             held: BTreeMap::new(),
             pending_receipts: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
@@ -235,6 +242,7 @@ impl Engine {
         let mut history: HashMap<ChannelId, Vec<Message>> = HashMap::new();
         let mut outbox = BTreeMap::new();
         let mut known = BTreeMap::new();
+        let mut profiles = BTreeMap::new();
         let mut held = BTreeMap::new();
         let mut restoring = BTreeMap::new();
         for (k, v) in entries {
@@ -260,6 +268,9 @@ impl Engine {
                 }
                 Some(StateKey::Known(u)) => {
                     known.insert(u, json(&v, "known devices")?);
+                }
+                Some(StateKey::Profile(u)) => {
+                    profiles.insert(u, json(&v, "profile")?);
                 }
                 Some(StateKey::Held(seq)) => {
                     held.insert(seq, json(&v, "held delivery")?);
@@ -306,6 +317,7 @@ impl Engine {
             meta,
             cursor,
             known,
+            profiles,
             held,
             pending_receipts: BTreeMap::new(),
             pending_reads: BTreeMap::new(),
@@ -328,6 +340,7 @@ impl Engine {
                 StateKey::Message(c, i) => self.message(c, *i).map(to_json),
                 StateKey::Outbox(o) => self.outbox.get(o).map(to_json),
                 StateKey::Known(u) => self.known.get(u).map(to_json),
+                StateKey::Profile(u) => self.profiles.get(u).map(to_json),
                 StateKey::Held(seq) => self.held.get(seq).map(to_json),
                 StateKey::Restore(c) => self.restoring.get(c).map(to_json),
             };

@@ -131,6 +131,9 @@ impl Engine {
                             };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
+                        // The members this message reaches get the own profile card next, if
+                        // they lack its latest version.
+                        self.share_profile_if_needed(&conv);
                         let ttl_secs = self.ttl_secs(&conv);
                         Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
                     }

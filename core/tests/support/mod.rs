@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qpq_core::{ClaimedPackage, ConversationKind, Engine, Outbound, OutboundOp, OutboundResult};
 use qpq_types::{
-    ChannelId, ClientMsgId, DeviceAddress, DeviceRecord, Envelope, EnvelopeKind, ErrorCode, UserId,
+    ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, Envelope, EnvelopeKind, ErrorCode, UserId,
 };
 
 #[derive(Default)]
@@ -344,4 +344,23 @@ impl SimClient {
             })
             .collect()
     }
+}
+
+/// A device linked to `owner`'s account: its key registered with a record signed by the
+/// account's identity key, with key packages on the server.
+pub fn link(server: &mut SimServer, owner: &SimClient, seed: u8) -> SimClient {
+    let engine = Engine::create_linked(
+        owner.user(),
+        &owner.engine.identity_secret(),
+        DeviceId([seed; 16]),
+        &[seed; 32],
+        server.time,
+        [seed; 32],
+    );
+    server.identities.get_mut(&owner.user()).expect("registered").1.push(engine.device_record().clone());
+    // It knows nobody of its own: its contacts come from the conversations it is added to.
+    let mut c = SimClient { engine, store: BTreeMap::new(), seed, strangers: true };
+    c.persist();
+    c.upload_key_packages(server, 5);
+    c
 }
