@@ -407,17 +407,16 @@ fn cluster_survives(gateway_log: &Path) {
         eprintln!("[{:?}] everything arrived", started.elapsed());
         check(&people.iter().collect::<Vec<_>>(), &group, &sent_group);
         check(&people[..2].iter().collect::<Vec<_>>(), &direct, &sent_direct);
-        drop(people);
-        for g in gateways {
-            g.stop();
-        }
-        drop(nodes);
-
         for c in &people[1..] {
             let alice = people[0].user();
             let named = c.wait_for(10_000, |e| e.display_name(&alice).as_deref() == Some("canary profile name")).await;
             assert!(named, "{} has Alice's profile", c.user());
         }
+        drop(people);
+        for g in gateways {
+            g.stop();
+        }
+        drop(nodes);
 
         // The canary scan of every log: no text, no group name, no user name in clear.
         let mut secrets: Vec<String> = vec!["canary".into(), "hi bob".into(), "hello alice".into()];
