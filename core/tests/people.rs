@@ -180,3 +180,49 @@ fn contacts_export_and_import_and_old_state_takes_its_contacts_from_its_conversa
     let old = Engine::load(store, [9; 32]).unwrap();
     assert!(old.is_contact(&alice.user()), "a member of {conv:?} became a contact at load");
 }
+
+#[test]
+fn accepting_or_deleting_a_request_on_one_device_does_the_same_on_the_accounts_others() {
+    let mut s = SimServer::default();
+    let mut phone = stranger(&mut s, "alice", 1);
+    let mut laptop = support::link(&mut s, &phone, 9);
+    let mut carol = stranger(&mut s, "carol", 3);
+    let mut dave = stranger(&mut s, "dave", 4);
+
+    // Carol's chat with a message: accepted on the phone, whose receipts tell the laptop.
+    let chat = carol.start(&mut s, ConversationKind::Direct, "", &[&phone]);
+    carol.send(&mut s, &chat, "hello alice");
+    // An invitation to a group where nobody wrote yet: nothing to acknowledge.
+    let quiet = dave.start(&mut s, ConversationKind::Group, "Quiet club", &[&phone]);
+    // A third, deleted on the phone.
+    let spam = dave.start(&mut s, ConversationKind::Direct, "", &[&phone]);
+    dave.send(&mut s, &spam, "buy now");
+    phone.sync(&mut s);
+    laptop.sync(&mut s);
+    for c in [&chat, &quiet, &spam] {
+        assert!(phone.engine.conversation(c).unwrap().request && laptop.engine.conversation(c).unwrap().request);
+    }
+
+    phone.engine.accept_request(&chat, s.time).unwrap();
+    phone.engine.accept_request(&quiet, s.time).unwrap();
+    phone.engine.delete_request(&spam, s.time).unwrap();
+    phone.persist();
+    phone.pump(&mut s);
+    dave.sync(&mut s);
+    dave.pump(&mut s);
+    laptop.sync(&mut s);
+    for c in [&chat, &quiet] {
+        let on_laptop = laptop.engine.conversation(c).unwrap();
+        assert!(!on_laptop.request && !on_laptop.hidden, "accepted on the phone, so on the laptop");
+    }
+    assert!(laptop.engine.is_contact(&carol.user()) && laptop.engine.is_contact(&dave.user()));
+    assert!(laptop.engine.conversation(&spam).unwrap().hidden, "deleted on the phone, unlisted on the laptop");
+
+    // The laptop answers like an accepted conversation: Carol sees her message read.
+    laptop.engine.mark_read(&chat);
+    laptop.persist();
+    laptop.pump(&mut s);
+    carol.sync(&mut s);
+    let last = carol.engine.history(&chat).iter().rev().find(|m| m.is_content()).unwrap().read_by.clone();
+    assert_eq!(last, [phone.user()]);
+}

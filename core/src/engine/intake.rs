@@ -387,6 +387,11 @@ impl Engine {
             return Ok(()); // a duplicate (e.g. resent by its author after a lost reply)
         }
         let from_me = sender.user == *self.user();
+        // Another device of this account wrote in a request (a receipt, a message): it was
+        // accepted there, since nothing leaves a request before. A leave is a deletion.
+        if from_me && self.is_request(conv) && !matches!(msg.body, Body::Leave { .. }) {
+            self.accept(conv, false, now)?;
+        }
         // What a blocked person sends in a shared group is not shown here (their leaving
         // still is, so that the member list stays right). Between two accounts the node
         // already drops it; what arrives there was sent before the block or after an unblock

@@ -14,6 +14,7 @@ use qpq_types::{ChannelId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, Event};
+use crate::app_message::{Body, ReceiptKind};
 use crate::conversation::Conversation;
 use crate::error::EngineError;
 use crate::state::StateKey;
@@ -186,6 +187,12 @@ impl Engine {
     /// Accepts a message request: it becomes a conversation like any other, and whoever
     /// started it (for a direct chat, the other person) becomes a contact.
     pub fn accept_request(&mut self, conv: &ChannelId, now: u64) -> Result<(), EngineError> {
+        self.accept(conv, true, now)
+    }
+
+    /// Accepts a request, here (`tell_devices`: the account's other devices learn of it from
+    /// what goes out) or because another device of the account accepted it.
+    pub(super) fn accept(&mut self, conv: &ChannelId, tell_devices: bool, now: u64) -> Result<(), EngineError> {
         let c = self.conversations.get_mut(conv).ok_or(EngineError::NoSuchConversation)?;
         if !c.request {
             return Ok(());
@@ -198,7 +205,11 @@ impl Engine {
         let me = self.user().clone();
         let received: Vec<_> =
             self.history(conv).iter().filter(|m| !m.outgoing && m.sender != me && m.is_content()).map(|m| m.id).collect();
-        if !received.is_empty() {
+        if received.is_empty() && tell_devices {
+            // Nothing to acknowledge (an invitation to a quiet group): an empty receipt tells
+            // the account's other devices that the request was accepted here.
+            self.send_control(conv, Body::Receipt { kind: ReceiptKind::Delivered, ids: vec![] }, now);
+        } else {
             self.pending_receipts.entry(conv.clone()).or_default().extend(received);
         }
         self.dirty.insert(StateKey::Conversation(conv.clone()));
@@ -231,8 +242,9 @@ impl Engine {
     /// Accepts a request implicitly: this account writes in it.
     pub(super) fn accept_by_writing(&mut self, conv: &ChannelId, now: u64) {
         if self.conversations.get(conv).is_some_and(|c| c.request) {
-            // The conversation exists: accepting cannot fail.
-            let _ = self.accept_request(conv, now);
+            // The conversation exists: accepting cannot fail. What is written tells the
+            // account's other devices.
+            let _ = self.accept(conv, false, now);
         }
     }
 
@@ -241,7 +253,7 @@ impl Engine {
         self.conversations.get(conv).is_some_and(|c| c.request)
     }
 
-    fn set_hidden(&mut self, conv: &ChannelId, hidden: bool) {
+    pub(super) fn set_hidden(&mut self, conv: &ChannelId, hidden: bool) {
         if let Some(c) = self.conversations.get_mut(conv) {
             if c.hidden != hidden {
                 c.hidden = hidden;

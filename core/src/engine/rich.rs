@@ -270,6 +270,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         if from.user == *self.user() {
             // Another device of ours left; the commit removing this user reaches us as well.
+            // A request it left was deleted there: it is no longer listed here either.
+            if self.is_request(conv) {
+                self.set_hidden(conv, true);
+            }
             return Ok(());
         }
         let ev = match reason {
