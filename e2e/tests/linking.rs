@@ -34,6 +34,27 @@ async fn device_count(c: &NativeClient) -> usize {
     c.own_devices().await.unwrap().len()
 }
 
+/// `device` serves `code` in the background; the task ends with what the hand-over came to
+/// and the progress steps it reported.
+fn serve_in_background(
+    device: &NativeClient,
+    code: &LinkCode,
+) -> tokio::task::JoinHandle<(Result<qpq_client::LinkedDevice, qpq_client::ClientError>, Vec<LinkProgress>)> {
+    let device = device.clone();
+    let code = LinkCode::parse(&code.text()).unwrap();
+    tokio::task::spawn_local(async move {
+        let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s = seen.clone();
+        let linked = device.serve_link(&code, "", move |p| s.borrow_mut().push(p)).await;
+        (linked, seen.take())
+    })
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
 #[test]
 fn a_linked_device_joins_every_conversation_and_speaks_as_its_account() {
     run(async {
@@ -46,17 +67,9 @@ fn a_linked_device_joins_every_conversation_and_speaks_as_its_account() {
         wait_conversation(&bob, &group).await;
 
         let (code, expires_at) = alice.open_link().await.unwrap();
-        assert!(expires_at > 0);
-        let serving = {
-            let alice = alice.clone();
-            let code = LinkCode::parse(&code.text()).unwrap();
-            tokio::task::spawn_local(async move {
-                let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
-                let s = seen.clone();
-                let linked = alice.serve_link(&code, "", move |p| s.borrow_mut().push(p)).await;
-                (linked, seen.take())
-            })
-        };
+        let left = expires_at.saturating_sub(now_ms());
+        assert!((590_000..=600_000).contains(&left), "a code is good for 10 minutes ({left} ms left)");
+        let serving = serve_in_background(&alice, &code);
         let laptop = link(&node, dir.path(), "alice-laptop", &code.text()).await.expect("the code links the device");
         assert_eq!(laptop.user(), alice.user());
         assert_ne!(laptop.with_engine(|e| e.device_id()), alice.with_engine(|e| e.device_id()));
@@ -122,6 +135,30 @@ fn a_linked_device_joins_every_conversation_and_speaks_as_its_account() {
         assert!(err.to_string().contains("wrong, has expired or was used already"), "{err}");
         assert!(nothing_stored(dir.path(), "alice-again").await);
         assert_eq!(device_count(&alice).await, 2);
+
+        // New conversations appear on every device of the account, whichever made them.
+        let carol = client(&node, dir.path(), "carol").await;
+        let made_on_laptop = laptop.create_group("Made on the laptop", &[bob.user()]).await.unwrap();
+        let made_on_phone = alice.start_chat(&carol.user()).await.unwrap();
+        wait_conversation(&alice, &made_on_laptop).await;
+        wait_conversation(&laptop, &made_on_phone).await;
+        alice.send_text(&made_on_phone, "hi carol").await.unwrap();
+        wait_texts(&laptop, &made_on_phone, &["hi carol"]).await;
+
+        // The linked device links the next one: the account does not hang on its first device.
+        let (code, _) = laptop.open_link().await.unwrap();
+        let serving = serve_in_background(&laptop, &code);
+        let tablet = link(&node, dir.path(), "alice-tablet", &code.text()).await.expect("the laptop's code links");
+        tablet.start(Rc::new(connector(&node)) as Rc<dyn Connector>);
+        assert!(online(&tablet).await);
+        serving.await.unwrap().0.expect("the laptop serves its code");
+        wait_conversation(&tablet, &direct).await;
+        wait_conversation(&tablet, &made_on_phone).await;
+        bob.send_text(&direct, "three devices now").await.unwrap();
+        // With the history the laptop handed over.
+        let all = ["hi bob", "hello alice", "to both of alice's devices", "three devices now"];
+        wait_texts(&tablet, &direct, &all).await;
+        assert_eq!(device_count(&alice).await, 3);
         node.stop();
     });
 }

@@ -28,8 +28,19 @@ async fn restore(
     file: &[u8],
     passphrase: &str,
 ) -> Result<qpq_client::Restored<FileStore, TokioPlatform>, qpq_client::ClientError> {
+    restore_with_progress(node, dir, name, file, passphrase, |_| {}).await
+}
+
+async fn restore_with_progress(
+    node: &RunningNode,
+    dir: &std::path::Path,
+    name: &str,
+    file: &[u8],
+    passphrase: &str,
+    progress: impl Fn(BackupProgress),
+) -> Result<qpq_client::Restored<FileStore, TokioPlatform>, qpq_client::ClientError> {
     let store = FileStore::open(state_path(dir, name), true).unwrap();
-    NativeClient::restore(&connector(node), store, TokioPlatform, file, passphrase, "restored laptop", |_| {}).await
+    NativeClient::restore(&connector(node), store, TokioPlatform, file, passphrase, "restored laptop", progress).await
 }
 
 async fn nothing_stored(dir: &std::path::Path, name: &str) -> bool {
@@ -55,13 +66,18 @@ fn a_restored_account_rejoins_its_conversations_with_its_history() {
         wait_texts(&bob, &group, &["packing list", "tents are mine"]).await;
         wait_texts(&carol, &group, &["packing list", "tents are mine"]).await;
         let alice_ik = alice.with_engine(|e| e.identity_public_key());
+        // A contact with no conversation, and a profile: both are in the backup.
+        let dave = client(&node, dir.path(), "dave").await;
+        alice.add_contact(&dave.user()).await.unwrap();
+        alice.set_profile("Alice Liddell", "on a trip", None).await.unwrap();
+        wait_outbox_empty(&alice).await;
 
         let steps = std::cell::RefCell::new(Vec::new());
         let file = alice.backup(PASS, "{\"notify\":{}}", |p| steps.borrow_mut().push(p)).await.unwrap();
         let steps = steps.take();
         assert_eq!(steps.first(), Some(&BackupProgress::Deriving));
         assert!(matches!(steps.last(), Some(BackupProgress::Chunks { done, total }) if done == total));
-        for secret in [b"tents are mine".as_slice(), b"packing list", b"alice@localhost", b"Trip"] {
+        for secret in [b"tents are mine".as_slice(), b"packing list", b"alice@localhost", b"Trip", b"Alice Liddell"] {
             assert!(!file.windows(secret.len()).any(|w| w == secret), "the file shows {:?}", String::from_utf8_lossy(secret));
         }
         // Alice's only device is lost.
@@ -69,13 +85,23 @@ fn a_restored_account_rejoins_its_conversations_with_its_history() {
         let old_device = alice.with_engine(|e| e.device_id());
         drop(alice);
 
-        let restored = restore(&node, dir.path(), "alice-new", &file, PASS).await.expect("the backup restores");
+        let steps = std::cell::RefCell::new(Vec::new());
+        let restored = restore_with_progress(&node, dir.path(), "alice-new", &file, PASS, |p| steps.borrow_mut().push(p))
+            .await
+            .expect("the backup restores");
+        let steps = steps.take();
+        assert_eq!(steps.first(), Some(&BackupProgress::Deriving));
+        assert!(steps.iter().any(|p| matches!(p, BackupProgress::Chunks { done, total } if done == total)), "{steps:?}");
+        assert_eq!(steps.last(), Some(&BackupProgress::Registering), "{steps:?}");
         assert_eq!(restored.settings, "{\"notify\":{}}");
         assert_eq!((restored.conversations, restored.messages > 4), (2, true));
         let alice = restored.client;
         assert_eq!(alice.user(), user("alice"));
         assert_eq!(alice.with_engine(|e| e.identity_public_key()), alice_ik, "the same identity: safety numbers hold");
         assert_ne!(alice.with_engine(|e| e.device_id()), old_device);
+        let contacts: Vec<_> = alice.contacts().into_iter().map(|c| c.user).collect();
+        assert!(contacts.contains(&dave.user()), "a contact without a conversation comes back: {contacts:?}");
+        assert_eq!(alice.with_engine(|e| e.display_name(&alice.user())).as_deref(), Some("Alice Liddell"));
         assert_eq!(alice.with_engine(|e| e.restoring()), 2);
         let notices = Rc::new(std::cell::RefCell::new(Vec::new()));
         let n = notices.clone();

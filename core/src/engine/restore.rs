@@ -3,7 +3,8 @@
 //!
 //! A backup ([`Engine::export_account`]) holds the account (its user and identity key), the
 //! people this device knows (their identity keys, devices and whether the person verified
-//! them), the whole history and the shell's settings; the shell encrypts it. A device restored
+//! them), the contacts, the profiles held (the account's own included), the whole history and
+//! the shell's settings; the shell encrypts it. A device restored
 //! from it ([`Engine::restore`]) is a new device of the account: the node registers it in place
 //! of the account's other devices and tells the other members of its conversations (an envelope
 //! of kind `Devices`). Their devices read the directory again and, where none of that member's
@@ -17,6 +18,7 @@ use qpq_types::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, User
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::profiles::HeldProfile;
 use super::{ConversationHistory, Engine, KnownUser};
 use crate::error::EngineError;
 use crate::outbox::{ClaimedPackage, PendingOp};
@@ -35,6 +37,12 @@ pub struct AccountBackup {
     /// When the backup was made (Unix ms).
     made_at: u64,
     known: BTreeMap<UserId, KnownUser>,
+    /// The contacts and when each was added (absent in backups made before contacts).
+    #[serde(default)]
+    contacts: BTreeMap<UserId, u64>,
+    /// The profile cards held, the account's own included (absent before profiles).
+    #[serde(default)]
+    profiles: BTreeMap<UserId, HeldProfile>,
     conversations: Vec<ConversationHistory>,
     /// The shell's settings, opaque here.
     settings: String,
@@ -94,6 +102,8 @@ impl Engine {
             identity_secret: self.identity_secret().to_vec(),
             made_at: now,
             known: self.known.iter().filter(|(u, _)| *u != self.user()).map(|(u, k)| (u.clone(), k.clone())).collect(),
+            contacts: self.meta.contacts.clone().unwrap_or_default(),
+            profiles: self.profiles.clone(),
             conversations: self.export_history(0, usize::MAX),
             settings: settings.to_string(),
         };
@@ -121,6 +131,11 @@ impl Engine {
         for c in &backup.conversations {
             e.restoring.insert(c.conv.clone(), c.messages.clone());
             e.dirty.insert(StateKey::Restore(c.conv.clone()));
+        }
+        e.add_contacts(backup.contacts.iter().map(|(u, at)| (u.clone(), *at)));
+        for (u, p) in &backup.profiles {
+            e.profiles.insert(u.clone(), p.clone());
+            e.dirty.insert(StateKey::Profile(u.clone()));
         }
         e
     }
