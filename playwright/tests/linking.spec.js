@@ -15,14 +15,90 @@ import {
   typeLinkCode,
 } from "../support/app.js";
 
+/**
+ * Counts the app's calls of `navigator.storage.persist()` in `window.qpqPersistAsked` (a
+ * `prepare` of newPerson).
+ */
+function countPersistCalls(context) {
+  return context.addInitScript(() => {
+    if (!navigator.storage?.persist) return;
+    const persist = navigator.storage.persist.bind(navigator.storage);
+    window.qpqPersistAsked = 0;
+    navigator.storage.persist = () => {
+      window.qpqPersistAsked++;
+      return persist();
+    };
+  });
+}
+
+/** Sets Chromium's answer to `navigator.storage.persist()` for `page`'s browser context ("granted" or "denied"). */
+async function setKeepData(page, setting) {
+  const cdp = await page.context().newCDPSession(page);
+  const { targetInfo } = await cdp.send("Target.getTargetInfo");
+  await cdp.send("Browser.setPermission", {
+    permission: { name: "persistent-storage" },
+    setting,
+    origin: new URL(page.url()).origin,
+    browserContextId: targetInfo.browserContextId,
+  });
+  // The session stays open: Chromium forgets what it set when it closes.
+}
+
+/**
+ * Checks the QR code beside the link code on `page`: a drawn canvas, dark modules on white,
+ * exactly the QR code of the app's address with `#link=CODE` (computed by the same engine).
+ */
+async function expectLinkQr(page, code) {
+  const qr = page.getByRole("dialog", { name: "Your devices" }).getByRole("region", { name: "Link code" }).getByRole("img", { name: "QR code of the link code" });
+  await expect(qr).toBeVisible();
+  const drawn = await qr.evaluate(async (canvas, code) => {
+    const { qrCode } = await import("/pkg/qpq_web.js");
+    const want = qrCode(`${location.origin}/#link=${code}`);
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    const scale = canvas.width / (want.size + 8);
+    let dark = 0;
+    let light = 0;
+    let wrong = 0;
+    for (let y = 0; y < want.size; y++) {
+      for (let x = 0; x < want.size; x++) {
+        // The middle of each module, past the quiet zone of 4 modules.
+        const px = Math.floor((x + 4 + 0.5) * scale);
+        const py = Math.floor((y + 4 + 0.5) * scale);
+        const isDark = data[(py * canvas.width + px) * 4] < 128;
+        if (isDark) dark++;
+        else light++;
+        if (isDark !== (want.modules[y * want.size + x] === "1")) wrong++;
+      }
+    }
+    return { size: want.size, width: canvas.width, height: canvas.height, dark, light, wrong };
+  }, code);
+  expect(drawn.size).toBeGreaterThan(20);
+  expect(drawn.width).toBe(drawn.height);
+  expect(drawn.dark).toBeGreaterThan(100);
+  expect(drawn.light).toBeGreaterThan(100);
+  expect(drawn.wrong).toBe(0);
+}
+
 test("Alice links a second browser: it joins her chats with their history, speaks as her, a sixth device is refused, and Remove device signs it out", async ({
   stack,
   newPerson,
+  appUrl,
 }) => {
-  test.setTimeout(120_000);
-  const alice = await newPerson();
+  test.setTimeout(150_000);
+  const alice = await newPerson({}, { prepare: countPersistCalls });
   const bob = await newPerson();
+  // The sign-up screen says why the browser may ask to keep the site's data; the app asks
+  // once the account exists (here the browser grants it).
+  await expect(
+    alice.getByText(
+      "Your browser may ask whether this site may keep its data: allow it, so that your keys and messages are not cleared when the disk runs low.",
+    ),
+  ).toBeVisible();
+  await setKeepData(alice, "granted");
+  expect(await alice.evaluate(() => window.qpqPersistAsked)).toBe(0);
   await createAccount(alice, "alice");
+  await expect.poll(() => alice.evaluate(() => window.qpqPersistAsked)).toBe(1);
+  expect(await alice.evaluate(() => navigator.storage.persisted())).toBe(true);
   await createAccount(bob, "bob");
   await startChat(alice, "bob");
   await send(alice, "before the laptop");
@@ -33,9 +109,15 @@ test("Alice links a second browser: it joins her chats with their history, speak
   await alice.getByRole("combobox", { name: "Notifications" }).selectOption({ label: "Muted" });
   await alice.getByRole("button", { name: "Close" }).click();
 
-  // The code links a new browser; Alice's device says what it did.
+  // The code links a new browser; Alice's device says what it did. Beside the code: its QR
+  // code, and what the browser answered about keeping the data.
+  const laptopCode = await showLinkCode(alice);
+  await expectLinkQr(alice, laptopCode);
+  await expect(alice.getByRole("dialog", { name: "Your devices" })).toContainText(
+    "This browser keeps quicproquo's data even when the disk runs low.",
+  );
   const laptop = await newPerson();
-  await typeLinkCode(laptop, await showLinkCode(alice));
+  await typeLinkCode(laptop, laptopCode);
   await expect(laptop.getByText(`Signed in as alice@${DOMAIN}`)).toBeVisible();
   await expectOnline(laptop);
   const devices = alice.getByRole("dialog", { name: "Your devices" });
@@ -56,6 +138,9 @@ test("Alice links a second browser: it joins her chats with their history, speak
   await send(bob, "hello to both of you");
   await openConversation(laptop, `bob@${DOMAIN}`);
   await expectChat(laptop, ["before the laptop", "hello to both of you"]);
+  // Her first device has it too.
+  await openConversation(alice, `bob@${DOMAIN}`);
+  await expectChat(alice, ["before the laptop", "hello to both of you"]);
   await openConversation(bob, "Trip");
   await send(bob, "trip news");
   await openConversation(laptop, "Trip");
@@ -77,9 +162,21 @@ test("Alice links a second browser: it joins her chats with their history, speak
   // Three more devices make five; a sixth is refused on both sides, with why.
   const others = [];
   for (let n = 3; n <= 5; n++) {
-    const page = await newPerson();
+    const code = await showLinkCode(alice);
+    let page;
+    if (n === 3) {
+      // The third is opened at the QR code's address: the code is filled in, and the address
+      // loses it. Its browser will not keep the data.
+      page = await newPerson({}, { url: `${appUrl}#link=${code}` });
+      await expect(page.getByRole("textbox", { name: "Link code" })).toHaveValue(code);
+      await expect(page).not.toHaveURL(/#link=/);
+      await setKeepData(page, "denied");
+      await page.getByRole("button", { name: "Link", exact: true }).click();
+    } else {
+      page = await newPerson();
+      await typeLinkCode(page, code);
+    }
     others.push(page);
-    await typeLinkCode(page, await showLinkCode(alice));
     await expect(page.getByText(`Signed in as alice@${DOMAIN}`)).toBeVisible();
     await expect(devices.getByRole("list", { name: "Devices" }).getByRole("listitem")).toHaveCount(n);
   }
@@ -105,6 +202,10 @@ test("Alice links a second browser: it joins her chats with their history, speak
   // and the account has one device fewer. Bob's only device cannot sign out.
   const tablet = others[0];
   await tablet.getByRole("button", { name: "Devices" }).click();
+  await expect(tablet.getByRole("dialog", { name: "Your devices" })).toContainText(
+    "This browser may clear quicproquo's data when the disk runs low; allowing it to keep the data (in the site's settings) prevents that.",
+  );
+  expect(await tablet.evaluate(() => navigator.storage.persisted())).toBe(false);
   await tablet.getByRole("dialog", { name: "Your devices" }).getByRole("button", { name: "Sign out" }).click();
   const question = tablet.getByRole("dialog", { name: "Sign out of this browser?" });
   await expect(question).toContainText("Everything quicproquo keeps here is deleted");
