@@ -33,6 +33,9 @@ which `send` and `reply` print too):
   leave N                   leave conversation N (its history stays here)
   safety USER               the safety number with USER (compare it with theirs)
   verify USER DIGITS...     mark USER verified after comparing the number DIGITS
+  profile [USER]            your profile, or USER's as this device holds it
+  setprofile NAME | STATUS  set your display name and status (shared in your conversations;
+                            a picture set in the browser is kept)
   devices                   your devices
   link                      a link code for a new device of your account (ten minutes)
   backup PATH PASSPHRASE    write a backup of this account to PATH, sealed under PASSPHRASE
@@ -196,10 +199,34 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
             std::fs::write(path, &file).with_context(|| format!("writing {path}"))?;
             println!("* backup written to {path} ({} bytes)", file.len());
         }
+        ["profile"] => print_profile(client, &client.user()),
+        ["profile", u] => print_profile(client, &client.resolve_user(u).map_err(|e| anyhow!("{e}"))?),
+        ["setprofile", ..] => {
+            let (name, status) = rest(line, 1).split_once('|').unwrap_or((rest(line, 1), ""));
+            let me = client.user();
+            let picture = client.profile(&me).and_then(|k| k.profile).and_then(|p| p.picture);
+            client.set_profile(name.trim(), status.trim(), picture).await?;
+            println!("* profile set; it goes out with your next message in each conversation");
+        }
         ["status"] => println!("{}", state_text(&client.connection_state())),
         _ => println!("unknown command; type `help`"),
     }
     Ok(())
+}
+
+fn print_profile(client: &NativeClient, user: &UserId) {
+    match client.profile(user) {
+        None => println!("{user} has shared no profile with you"),
+        Some(k) => {
+            if let Some(p) = &k.profile {
+                let picture = if p.picture.is_some() { ", with a picture" } else { "" };
+                println!("{user}: {:?}, status {:?}{picture}", p.name, p.status);
+            }
+            if k.forged {
+                println!("! a profile for {user} whose signature did not verify was refused");
+            }
+        }
+    }
 }
 
 fn verification_text(v: Verification) -> &'static str {
