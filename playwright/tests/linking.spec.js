@@ -3,6 +3,7 @@ import { startNativeClient } from "../support/processes.js";
 import {
   DOMAIN,
   connection,
+  conversationEntry,
   createAccount,
   createGroup,
   expectChat,
@@ -248,6 +249,12 @@ test("a native device links to a browser account, and a browser to a native acco
   terminal.type("send 1 typed in a terminal");
   await expectChat(bob, ["hello from the browser", "hi terminal", "typed in a terminal"]);
   await expect(ownMessage(alice, "typed in a terminal")).toBeVisible();
+  // A profile set in the terminal is the account's: Bob's list names the chat by it.
+  terminal.type("setprofile Alice at a terminal | testing");
+  await terminal.waitForOutput("* profile set");
+  await expect(conversationEntry(bob, "Alice at a terminal")).toBeVisible();
+  terminal.type("profile");
+  await terminal.waitForOutput('alice@localhost: "Alice at a terminal", status "testing"');
 
   // And back: Carol's account lives in a terminal, and `link` gives her browser a code.
   const carol = startNativeClient({ name: "carol-terminal", node: stack.nodes[0], dir: stack.dir, args: ["--register", "carol"] });

@@ -206,7 +206,7 @@ pub async fn command(client: &NativeClient, line: &str) -> anyhow::Result<()> {
             let me = client.user();
             let picture = client.profile(&me).and_then(|k| k.profile).and_then(|p| p.picture);
             client.set_profile(name.trim(), status.trim(), picture).await?;
-            println!("* profile set; it goes out with your next message in each conversation");
+            println!("* profile set and shared in your conversations");
         }
         ["status"] => println!("{}", state_text(&client.connection_state())),
         _ => println!("unknown command; type `help`"),
