@@ -35,6 +35,9 @@ pub(crate) struct HeldProfile {
     /// Its version (`updated_at`); 0 without a card.
     #[serde(default)]
     updated_at: u64,
+    /// Its display name, so that titles need not decode the card (and copy its picture).
+    #[serde(default)]
+    name: String,
     /// A card that failed its signature check arrived after `card`.
     #[serde(default)]
     forged: bool,
@@ -73,7 +76,7 @@ impl Engine {
             picture,
         };
         let card = sign_card(&profile, self.identity.identity_signing_key());
-        self.hold_profile(&me, card, profile.updated_at);
+        self.hold_profile(&me, card, &profile);
         let convs: Vec<ChannelId> = self.conversations.keys().cloned().collect();
         for conv in convs {
             self.share_profile_if_needed(&conv);
@@ -91,7 +94,7 @@ impl Engine {
 
     /// The display name of `user` from a verified profile, when it has a non-empty one.
     pub fn display_name(&self, user: &UserId) -> Option<String> {
-        self.profile(user)?.profile.map(|p| p.name).filter(|n| !n.is_empty())
+        self.profiles.get(user).map(|h| h.name.clone()).filter(|n| !n.is_empty())
     }
 
     /// The signed card of `user` as held, for forwarding.
@@ -167,7 +170,8 @@ impl Engine {
             }
             return;
         }
-        let version = read.profile.updated_at;
+        let profile = read.profile;
+        let version = profile.updated_at;
         if user == me {
             // Another device of this account shared it here: this conversation has it.
             let leaves = self.groups.get(conv).map_or(0, |g| g.members().count());
@@ -177,12 +181,13 @@ impl Engine {
             }
         }
         if version > held.updated_at {
-            self.hold_profile(&user, card, version);
+            self.hold_profile(&user, card, &profile);
         }
     }
 
-    fn hold_profile(&mut self, user: &UserId, card: Vec<u8>, version: u64) {
-        self.profiles.insert(user.clone(), HeldProfile { card: Some(card), updated_at: version, forged: false });
+    fn hold_profile(&mut self, user: &UserId, card: Vec<u8>, profile: &Profile) {
+        let held = HeldProfile { card: Some(card), updated_at: profile.updated_at, name: profile.name.clone(), forged: false };
+        self.profiles.insert(user.clone(), held);
         self.dirty.insert(StateKey::Profile(user.clone()));
         self.events.push(Event::ProfileChanged(user.clone()));
     }
