@@ -78,7 +78,9 @@ export function previewText(conversation) {
   const oneLine = m.text.replace(/\s+/g, " ").slice(0, 200);
   if (m.kind === "system") return oneLine;
   if (m.outgoing) return `You: ${oneLine}`;
-  return conversation.kind === "group" ? `${shortName(m.sender)}: ${oneLine}` : oneLine;
+  // A verified display name when the sender has one (the engine then gives it), else "bob".
+  const who = m.senderName && m.senderName !== m.sender ? m.senderName : shortName(m.sender);
+  return conversation.kind === "group" ? `${who}: ${oneLine}` : oneLine;
 }
 
 /** "bob" for "bob@localhost". */

@@ -1,7 +1,7 @@
 // Showing a notification for a conversation's new messages, the same whether the service
 // worker shows it (after a push, the app closed) or a page in the background does: one per
-// conversation (tagged with its id, so a newer one replaces it), titled with the sender (and
-// the group), with the last message's text, or "New message" when the person chose to hide
+// conversation (tagged with its id, so a newer one replaces it), titled with the sender — their
+// verified display name when they have one, else their address — (and the group), with the last message's text, or "New message" when the person chose to hide
 // it, and nothing when the conversation's setting (All, Mentions, Muted) says no.
 
 import { conversationLevel, hideContent, notifies } from "./notify-settings.js";
@@ -10,7 +10,7 @@ import { conversationLevel, hideContent, notifies } from "./notify-settings.js";
  * @param {ServiceWorkerRegistration} registration
  * @param {string} me this account's user
  * @param {{ id: string, kind: string, title: string }} conversation
- * @param {{ sender: string, kind: string, text: string }[]} messages incoming, oldest first
+ * @param {{ sender: string, senderName?: string, kind: string, text: string }[]} messages incoming, oldest first
  * @returns {Promise<boolean>} whether a notification was shown
  */
 export async function notifyConversation(registration, me, conversation, messages) {
@@ -19,7 +19,8 @@ export async function notifyConversation(registration, me, conversation, message
   if (!shown.length) return false;
   const hide = await hideContent();
   const last = shown.at(-1);
-  const title = conversation.kind === "group" ? `${last.sender} in ${conversation.title || "a group"}` : last.sender;
+  const from = last.senderName || last.sender;
+  const title = conversation.kind === "group" ? `${from} in ${conversation.title || "a group"}` : from;
   const more = shown.length > 1 ? ` (+${shown.length - 1} more)` : "";
   const body = hide ? "New message" : `${last.kind === "file" ? `File: ${last.text}` : last.text}${more}`;
   await registration.showNotification(title, {

@@ -24,6 +24,10 @@ import { otherPerson } from "../people.js";
 import { MessageRequests, RequestActions } from "./requests.js";
 import { ContactsDialog } from "./contacts.js";
 import { ChatBanner } from "./chat-banner.js";
+import { ChatHeading } from "./chat-heading.js";
+import { ProfileDialog } from "./profile-dialog.js";
+import { Profiles } from "../profiles.js";
+import { shortName } from "../format.js";
 
 /** The URL fragment naming the open conversation (the service worker reads it). */
 const OPEN_PREFIX = "#conversation=";
@@ -55,26 +59,27 @@ export class ChatApp {
     this.root = byId("screen-app");
     this.placeholder = byId("chat-placeholder");
     this.chat = byId("chat-open");
-    this.title = byId("chat-title");
-    this.subtitle = byId("chat-subtitle");
     this.removedNotice = byId("removed-notice");
     this.notice = byId("notice");
 
-    this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id));
+    this.profiles = new Profiles(client, signal);
+    this.heading = new ChatHeading(client, this.profiles);
+    this.list = new ConversationList(byId("conversation-list"), byId("conversation-empty"), (id) => this.open(id), this.profiles);
     const requestActions = new RequestActions(client, (sentence) => this.showNotice(sentence));
     this.requests = new MessageRequests(client, { section: byId("requests"), list: byId("request-list") }, requestActions, (id) => this.open(id));
     this.contacts = new ContactsDialog(client, byId("contacts-open"), signal);
     this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
     this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
-    this.members = new MembersPanel(client, signal);
+    this.members = new MembersPanel(client, this.profiles, signal);
     this.connection = new ConnectionStatus(byId("connection"));
     this.composer = new Composer(client, { conversation: () => this.selectedId, beforeSend: () => this.stopTyping() }, signal);
     this.input = this.composer.input;
     this.banner = new ChatBanner(this.removedNotice, requestActions, client.user());
     this.log.setActions(this.composer.actions());
     this.safety = new SafetyNumberDialog(client, signal);
-    this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, signal);
+    this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, this.profiles, signal);
     this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), signal);
+    this.profileDialog = new ProfileDialog(client, this.root.querySelector(".topbar"), signal);
     this.devices = new DevicesDialog(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     wireIdleLock(client, () => (this.stopped = true), signal);
     wireDeleteAccount(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
@@ -192,6 +197,12 @@ export class ChatApp {
       case "call":
         this.callPanel.onSignal(event);
         break;
+      case "profile":
+        // Names, pictures and statuses are drawn in the list, the heading and the member lists.
+        this.profiles.changed(event.user);
+        this.schedule("list");
+        this.schedule("chat");
+        break;
     }
   }
 
@@ -253,9 +264,7 @@ export class ChatApp {
       this.open(null);
       return;
     }
-    setText(this.title, c.title || "Untitled");
-    const kind = c.kind === "group" ? `Group · ${c.members.length} members` : "Direct chat";
-    setText(this.subtitle, c.request ? `Message request · ${kind}` : kind);
+    this.heading.show(c);
     // A request is read-only until accepted; a direct chat with a blocked person takes nothing.
     const other = c.kind === "direct" ? otherPerson(c, this.client.user()) : null;
     const blocked = other && this.client.blockedUsers().includes(other) ? other : null;
@@ -309,7 +318,7 @@ export class ChatApp {
     if (this.stopped) return;
     const id = this.selectedId;
     const who = id ? this.client.typing(id) : [];
-    const names = who.map((u) => (u.includes("@") ? u.slice(0, u.lastIndexOf("@")) : u));
+    const names = who.map((u) => this.profiles.of(u)?.name || shortName(u));
     const text =
       names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are typing…`;
     setText(this.typingLine, text);

@@ -120,7 +120,7 @@ export class Composer {
   /** Starts replying to or editing message `m`. */
   startContext(mode, m) {
     this.context = { mode, message: m };
-    const who = m.outgoing ? "yourself" : m.sender;
+    const who = m.outgoing ? "yourself" : m.senderName || m.sender;
     const preview = m.text.replace(/\s+/g, " ").slice(0, 80);
     setText(this.contextText, mode === "edit" ? `Editing: ${preview}` : `Replying to ${who}: ${preview}`);
     this.contextBar.hidden = false;

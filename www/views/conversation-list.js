@@ -1,17 +1,23 @@
-// The conversation list: title, last message preview, unread count; most recent first (the
-// engine's order). Items are kept and updated in place, keyed by conversation id.
+// The conversation list: avatar, title, last message preview, unread count; most recent first
+// (the engine's order). Items are kept and updated in place, keyed by conversation id. A direct
+// chat's title is the other person's verified display name when they have one (the engine's),
+// its avatar their picture; the avatar is hidden from screen readers, so an entry is named by
+// its title.
 
 import { h, renderById, setText } from "../dom.js";
 import { previewText, timeText } from "../format.js";
+import { otherPerson } from "../people.js";
 
 export class ConversationList {
   /**
    * @param {HTMLUListElement} list
    * @param {HTMLElement} empty shown when there are no conversations
    * @param {(id: string) => void} onSelect
+   * @param {import("../profiles.js").Profiles} profiles
    */
-  constructor(list, empty, onSelect) {
+  constructor(list, empty, onSelect, profiles) {
     this.list = list;
+    this.profiles = profiles;
     // Start empty: a previous app instance (before another tab took over) may have left items.
     this.list.replaceChildren();
     this.empty = empty;
@@ -31,6 +37,7 @@ export class ConversationList {
 
   create(id) {
     const parts = {
+      avatar: this.profiles.avatar("conv-avatar"),
       title: h("span", { class: "conv-title", dir: "auto" }),
       time: h("span", { class: "conv-time" }),
       preview: h("span", { class: "conv-preview", dir: "auto" }),
@@ -41,6 +48,7 @@ export class ConversationList {
     parts.button = h(
       "button",
       { type: "button", class: "conversation", on: { click: () => this.onSelect(id) } },
+      parts.avatar,
       parts.title,
       parts.time,
       parts.preview,
@@ -52,6 +60,7 @@ export class ConversationList {
 
   update({ li, parts }, c, selected) {
     setText(parts.title, c.title || "Untitled");
+    this.profiles.fill(parts.avatar, c.kind === "direct" ? otherPerson(c, this.profiles.me) : null, c.title || "Untitled");
     setText(parts.time, timeText(c.lastActivity));
     setText(parts.preview, previewText(c));
     // Nothing at all when there is nothing unread, not even hidden text.

@@ -10,6 +10,7 @@ import { clearDownloads } from "../file-store.js";
 import { ConfirmDialog } from "./confirm.js";
 import { LEVELS, conversationLevel, setConversationLevel } from "../notify-settings.js";
 import { otherPerson } from "../people.js";
+import { personParts } from "./person.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -19,10 +20,12 @@ export class GroupInfo {
    * @param {import("/pkg/qpq_web.js").QpqClient} client
    * @param {HTMLElement} header where the "Group info" button goes
    * @param {import("./safety-number.js").SafetyNumberDialog} safety the Safety number screen
+   * @param {import("../profiles.js").Profiles} profiles
    * @param {AbortSignal} signal removes the listeners when the app stops
    */
-  constructor(client, header, safety, signal) {
+  constructor(client, header, safety, profiles, signal) {
     this.client = client;
+    this.profiles = profiles;
     this.safety = safety;
     this.me = client.user();
     /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
@@ -122,14 +125,17 @@ export class GroupInfo {
     this.unblock.hidden = !other || !blocked;
   }
 
-  /** A member's line: the name, whether their safety number is verified, and a way to it. */
+  /**
+   * A member's line: the name (and address), whether their profile and safety number are
+   * verified, and a way to the safety number.
+   */
   member(c, user) {
-    if (user === this.me) return h("li", {}, h("span", { class: "member-name", dir: "auto", text: `${user} (you)` }));
+    if (user === this.me) return h("li", {}, ...personParts(this.profiles, user));
     const state = c.changedMembers?.includes(user) ? "safety number changed" : c.verifiedMembers?.includes(user) ? "verified" : null;
     return h(
       "li",
       {},
-      h("span", { class: "member-name", dir: "auto", text: user }),
+      ...personParts(this.profiles, user),
       state ? h("span", { class: state === "verified" ? "badge" : "badge warn", text: state }) : null,
       h("button", {
         type: "button",

@@ -1,16 +1,20 @@
-// The members panel of a group: who is in it, remove someone, add people.
+// The members panel of a group: who is in it (display names beside addresses), remove
+// someone, add people.
 
 import { byId, h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { splitNames } from "../format.js";
+import { personParts } from "./person.js";
 
 export class MembersPanel {
   /**
    * @param {import("/pkg/qpq_web.js").QpqClient} client
+   * @param {import("../profiles.js").Profiles} profiles
    * @param {AbortSignal} signal removes the listeners when the app stops
    */
-  constructor(client, signal) {
+  constructor(client, profiles, signal) {
     this.client = client;
+    this.profiles = profiles;
     this.panel = byId("members-panel");
     this.toggle = byId("members-toggle");
     this.list = byId("members-list");
@@ -50,7 +54,7 @@ export class MembersPanel {
         manageable && !isMe
           ? h("button", { type: "button", class: "secondary small", "aria-label": `Remove ${user}`, text: "Remove", on: { click: (e) => this.remove(user, e.currentTarget) } })
           : null;
-      return h("li", {}, h("span", { class: "member-name", dir: "auto", text: isMe ? `${user} (you)` : user }), remove);
+      return h("li", {}, ...personParts(this.profiles, user), remove);
     });
     this.list.replaceChildren(...items);
   }

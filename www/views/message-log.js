@@ -103,7 +103,8 @@ export class MessageLog {
       h("span", {
         class: m.outgoing || kind !== "group" ? "visually-hidden" : "msg-sender",
         dir: "auto",
-        text: m.outgoing ? "You" : m.sender,
+        // The engine gives the sender's verified display name, or their address.
+        text: m.outgoing ? "You" : m.senderName || m.sender,
       }),
       quoteBlock(m),
       m.kind === "file" ? this.fileBody(this.conversationId, m) : h("div", { class: "msg-body", dir: "auto", text: m.text }),
@@ -139,5 +140,5 @@ function statusKey(m) {
 
 /** What the rest of a row depends on. */
 function contentKey(m) {
-  return JSON.stringify([m.kind, m.text, m.edited, m.reactions, m.replyTo, m.expiresAt]);
+  return JSON.stringify([m.kind, m.text, m.edited, m.reactions, m.replyTo, m.expiresAt, m.senderName]);
 }
