@@ -16,7 +16,7 @@ import path from "node:path";
 import { test, expect, watchForPageProblems } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 import { shownNotifications, standInForThePushService, startPushService } from "../support/push-service.js";
-import { chatOfTwo, createGroup, expectChat, openConversation, send } from "../support/app.js";
+import { chatOfTwo, createAccount, createGroup, expectChat, openConversation, send, startChat } from "../support/app.js";
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
 
@@ -157,6 +157,20 @@ test("a tab in the background shows Alice's message as a notification; in front,
   await expect
     .poll(() => shownNotifications(bob))
     .toEqual([expect.objectContaining({ title: "alice@localhost", body: "are you there?" })]);
+  // Carol is no contact of Bob's: her first message is a request, announced without its text.
+  const carol = await newPerson();
+  await createAccount(carol, "carol");
+  await startChat(carol, "bob");
+  await send(carol, "click this link, stranger");
+  await expect
+    .poll(() => shownNotifications(bob))
+    .toContainEqual(
+      expect.objectContaining({
+        title: "Message request",
+        body: "carol@localhost wants to send you messages. Open quicproquo to accept or delete the request.",
+      }),
+    );
+  expect(JSON.stringify(await shownNotifications(bob)), "a stranger's text does not pop up").not.toContain("click this link");
 
   // Back in front, with the chat open: the message shows in place and no notification is added.
   await bob.bringToFront();
