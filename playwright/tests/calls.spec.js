@@ -148,17 +148,14 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await expectMediaFlowing(alice);
   await expectMediaFlowing(bob);
   expect((await growth(bob)).relay, "a direct call uses no relay").toBe(0);
-  // Chromium's fake microphone beeps: Bob's tile of Alice says when she is heard.
-  const aliceTile = callRegion(bob).locator(`figure[data-user="alice@${DOMAIN}"] .call-name`);
-  await expect(aliceTile).toContainText("speaking", { timeout: 15_000 });
 
   // Alice mutes: Bob stops receiving her audio (her video still arrives) and is told why;
   // then her camera.
+  const aliceTile = callRegion(bob).locator(`figure[data-user="alice@${DOMAIN}"] .call-name`);
   await callButton(alice, "Mute").click();
   await expect(callButton(alice, "Mute")).toHaveAttribute("aria-pressed", "true");
   await expectStopped(bob, "audio");
   await expect(aliceTile).toContainText("muted");
-  await expect(aliceTile).not.toContainText("speaking");
   await callButton(alice, "Mute").click();
   await expect(aliceTile).not.toContainText("muted");
   await callButton(alice, "Camera off").click();
