@@ -12,6 +12,7 @@ mod backend;
 mod binds;
 mod error;
 mod group;
+mod migrations;
 pub mod postgres;
 mod push;
 mod rows;

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 use tokio::sync::broadcast;
@@ -31,8 +30,6 @@ use tokio::sync::broadcast;
 use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::rows::{db, describe, TxError};
 use super::{Leadership, StoreError, Wake};
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Session advisory lock held while migrating, so nodes starting together migrate one by one.
 const MIGRATION_LOCK: i64 = 0x7170_7100_6d69_6772;
@@ -83,7 +80,7 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .execute(&mut *conn)
         .await
         .map_err(|e| describe(OP, &e))?;
-    let migrated = MIGRATOR.run(&mut *conn).await;
+    let migrated = super::migrations::postgres().run(&mut *conn).await;
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await;
     if unlocked.is_err() {
         // Closing the session releases the lock for sure.

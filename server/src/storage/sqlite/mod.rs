@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Sqlite};
 use tokio::sync::{broadcast, Mutex};
@@ -31,8 +30,6 @@ use super::backend::{Backend, Conn, Tx, WAKE_CAPACITY};
 use super::group::Writer;
 use super::rows::{db, describe, TxError};
 use super::{Leadership, StoreError, Wake};
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a connection waits for a lock held by something outside this process (a backup
 /// tool, say) before giving up.
@@ -68,7 +65,7 @@ impl SqliteStorage {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let mut conn = write_options.connect().await.map_err(|e| describe("open database", &e))?;
-        MIGRATOR.run(&mut conn).await.map_err(|e| StoreError::Backend(format!("migrate database: {e}")))?;
+        super::migrations::sqlite().run(&mut conn).await.map_err(|e| StoreError::Backend(format!("migrate database: {e}")))?;
         let writer = Writer::new(conn, write_options);
         let reader = if in_memory {
             // A private in-memory database exists on its one connection only.
