@@ -187,7 +187,7 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             let mut r = req.get().init_request();
             r.set_channel_id(t.channel.as_bytes());
             r.set_epoch(0);
-            r.set_commit(b"a commit");
+            r.set_commit(&mls::commit(&t.channel, 0, b"a commit"));
             r.set_client_msg_id(&[0xc0; 16]);
             req.send().promise.await?;
             Ok("commit".into())
@@ -195,7 +195,7 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
         "enqueue" => {
             let mut req = s.enqueue_request();
             req.get().set_channel_id(t.channel.as_bytes());
-            req.get().set_payload(b"a message");
+            req.get().set_payload(&mls::application(&t.channel, b"a message"));
             req.get().set_client_msg_id(&[0xe0; 16]);
             req.send().promise.await?;
             Ok("enqueue".into())

@@ -40,8 +40,8 @@ async fn channel_of_two(a: &Login, b: &Login, n: u8) -> ChannelId {
         let mut r = req.get().init_request();
         r.set_channel_id(channel.as_bytes());
         r.set_epoch(0);
-        r.set_commit(b"commit adding b");
-        r.set_welcome(b"welcome for b");
+        r.set_commit(&mls::commit(&channel, 0, b"commit adding b"));
+        r.set_welcome(&mls::welcome(b"welcome for b"));
         r.set_client_msg_id(&[n; 16]);
         qpq_proto::wire::write_device_address(r.init_add_devices(1).get(0), &b_addr);
     }
@@ -52,7 +52,7 @@ async fn channel_of_two(a: &Login, b: &Login, n: u8) -> ChannelId {
 async fn enqueue(s: &session::Client, channel: &ChannelId, payload: &[u8], id: u32, ttl: u32) -> Result<(), capnp::Error> {
     let mut req = s.enqueue_request();
     req.get().set_channel_id(channel.as_bytes());
-    req.get().set_payload(payload);
+    req.get().set_payload(&mls::application(channel, payload));
     let mut msg_id = [0u8; 16];
     msg_id[..4].copy_from_slice(&id.to_be_bytes());
     req.get().set_client_msg_id(&msg_id);
@@ -229,7 +229,9 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
             req.get().set_max_bytes(max_bytes);
             req.send().promise
         };
-        let r = fetch(2100).await.unwrap();
+        // Framed, each message is 1066 bytes and the Welcome 61.
+        let (welcome, message) = (mls::welcome(b"welcome for b").len(), mls::application(&channel, &[0; 1000]).len());
+        let r = fetch(2200).await.unwrap();
         let got: Vec<qpq_proto::Envelope> = r
             .get()
             .unwrap()
@@ -239,14 +241,14 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
             .map(|e| qpq_proto::wire::read_envelope(e).unwrap())
             .collect();
         let sizes: Vec<usize> = got.iter().map(|e| e.payload.len()).collect();
-        assert_eq!(sizes, vec![13, 1000, 1000], "the Welcome and two messages fit in 2100 bytes, not three");
+        assert_eq!(sizes, vec![welcome, message, message], "the Welcome and two messages fit in 2200 bytes, not three");
         let all = b.session.fetch(0, 100).await.unwrap();
         assert_eq!(all.len(), 4);
         // Every envelope expires: the Welcome (a commit's), and messages without a timer,
         // after the node's lifetime; a message's shorter timer wins.
         let day = 86_400_000;
         for e in &all {
-            let ttl = if e.payload == [0u8; 1000] { 3_600_000 } else { 2 * day };
+            let ttl = if e.payload == mls::application(&channel, &[0; 1000]) { 3_600_000 } else { 2 * day };
             assert_eq!(e.expires_at, e.server_time + ttl, "{:?} expires after {ttl} ms", e.kind);
         }
         // Once bob acknowledges, there is room again.

@@ -67,8 +67,8 @@ fn floods_are_rate_limited_while_others_chat_and_pipelined_calls_stay_bounded() 
             let mut req = cap.commit_request();
             let mut r = req.get().init_request();
             r.set_channel_id(channel.as_bytes());
-            r.set_commit(b"c");
-            r.set_welcome(b"w");
+            r.set_commit(&mls::commit(&channel, 0, b"c"));
+            r.set_welcome(&mls::welcome(b"w"));
             r.set_client_msg_id(&[0x66; 16]);
             qpq_proto::wire::write_device_address(r.init_add_devices(1).get(0), &mallory[1].addr());
             req.send().promise.await.unwrap();
@@ -137,7 +137,7 @@ fn floods_are_rate_limited_while_others_chat_and_pipelined_calls_stay_bounded() 
                             } else {
                                 let mut req = cap.enqueue_request();
                                 req.get().set_channel_id(channel.as_bytes());
-                                req.get().set_payload(&[0x55; 256]);
+                                req.get().set_payload(&mls::application(&channel, &[0x55; 256]));
                                 let mut mid = [0u8; 16];
                                 mid[..4].copy_from_slice(&id.to_be_bytes());
                                 req.get().set_client_msg_id(&mid);

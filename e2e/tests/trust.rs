@@ -1,7 +1,8 @@
 //! Members are who the directory says they are, end to end: a hostile client logged in to a
 //! real node (its own registered account, speaking MLS without the engine's checks) commits a
 //! leaf that claims to be Alice's device with its own key. The server cannot see inside and
-//! accepts it; every honest client refuses it, says so, and the group goes on.
+//! accepts it; every honest client refuses it, says so, and the group goes on. What the node
+//! can check — that a commit is an MLS commit of the channel at its epoch — it checks.
 
 mod support;
 
@@ -9,14 +10,41 @@ mod support;
 mod hostile;
 
 use hostile::Hostile;
-use qpq_core::{Content, OutboundResult, SystemEvent};
-use qpq_proto::{ChannelId, DeviceAddress, DeviceId};
+use qpq_native::NativeClient;
+use qpq_core::{Body, Content, Outbound, OutboundOp, OutboundResult, SystemEvent};
+use qpq_proto::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, ErrorCode};
 use support::*;
 
 fn refused_notice(e: &qpq_core::Engine, conv: &ChannelId) -> bool {
     e.history(conv).iter().any(
         |m| matches!(&m.content, Content::System(SystemEvent::Undecryptable(w)) if w.contains("does not match the directory")),
     )
+}
+
+/// Mallory, a hostile client with her own registered account (logged in like any client,
+/// speaking MLS without the engine's checks), in a group "team" with Alice and Bob, where
+/// Alice has said "hello". Returns Mallory, her session and the conversation.
+async fn mallory_in_a_group(
+    node: &qpq_server::RunningNode,
+    alice: &NativeClient,
+    bob: &NativeClient,
+) -> (Hostile, qpq_client::Session, ChannelId) {
+    let mut mallory = Hostile::new(user("mallory"), 40);
+    let conn = raw_connection(node).await;
+    let rpc = rpc(&conn).await;
+    rpc.hello("hostile").await.unwrap();
+    rpc.register_identity(&mallory.identity_key, &mallory.record).await.unwrap();
+    let nonce = rpc.challenge(&mallory.addr.user, &mallory.addr.device).await.unwrap();
+    let sig = mallory.sign_login(&nonce);
+    let session = rpc.login(&mallory.addr.user, &mallory.addr.device, &nonce, &sig).await.unwrap();
+    session.upload_key_packages(&mallory.key_packages(3), None).await.unwrap();
+
+    let conv = alice.create_group("team", &[bob.user(), mallory.addr.user.clone()]).await.unwrap();
+    wait_conversation(bob, &conv).await;
+    join_all(&mut mallory, &session, 1).await;
+    alice.send_text(&conv, "hello").await.unwrap();
+    wait_texts(bob, &conv, &["hello"]).await;
+    (mallory, session, conv)
 }
 
 #[test]
@@ -26,32 +54,7 @@ fn a_forged_member_added_by_a_hostile_client_is_refused_by_everyone() {
         let node = sqlite_node(dir.path());
         let alice = client(&node, dir.path(), "alice").await;
         let bob = client(&node, dir.path(), "bob").await;
-
-        // Mallory registers her own account and logs in like any client.
-        let mut mallory = Hostile::new(user("mallory"), 40);
-        let conn = raw_connection(&node).await;
-        let rpc = rpc(&conn).await;
-        rpc.hello("hostile").await.unwrap();
-        rpc.register_identity(&mallory.identity_key, &mallory.record).await.unwrap();
-        let nonce = rpc.challenge(&mallory.addr.user, &mallory.addr.device).await.unwrap();
-        let sig = mallory.sign_login(&nonce);
-        let session = rpc.login(&mallory.addr.user, &mallory.addr.device, &nonce, &sig).await.unwrap();
-        session.upload_key_packages(&mallory.key_packages(3), None).await.unwrap();
-
-        let conv = alice.create_group("team", &[bob.user(), mallory.addr.user.clone()]).await.unwrap();
-        wait_conversation(&bob, &conv).await;
-        for _ in 0..100 {
-            for env in session.fetch(0, 100).await.unwrap() {
-                mallory.receive(&env);
-            }
-            if mallory.groups.contains_key(&conv) {
-                break;
-            }
-            sleep(100).await;
-        }
-        assert!(mallory.groups.contains_key(&conv), "mallory joined");
-        alice.send_text(&conv, "hello").await.unwrap();
-        wait_texts(&bob, &conv, &["hello"]).await;
+        let (mut mallory, session, conv) = mallory_in_a_group(&node, &alice, &bob).await;
 
         // The forged "alice": Alice's device address, Mallory's key.
         let victim = DeviceAddress { user: alice.user(), device: alice.with_engine(|e| e.device_id()) };
@@ -82,6 +85,76 @@ fn a_forged_member_added_by_a_hostile_client_is_refused_by_everyone() {
         alice.send_text(&conv, "still here").await.unwrap();
         wait_texts(&bob, &conv, &["hello", "still here"]).await;
         assert!(texts(&alice, &conv).iter().all(|t| t == "hello" || t == "still here"));
+    });
+}
+
+#[test]
+fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_group_goes_on() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let (mut mallory, session, conv) = mallory_in_a_group(&node, &alice, &bob).await;
+        let (epoch, members) = session.channel_info(&conv).await.unwrap();
+
+        // Mallory's own channel, to send the team's commit to.
+        let other = ChannelId::from_slice(&[0x6d; 16]).unwrap();
+        let create = Outbound { id: ClientMsgId([0x6d; 16]), op: OutboundOp::CreateChannel { channel: other.clone() } };
+        assert!(matches!(session.send_outbound(&create).await.unwrap(), OutboundResult::Accepted { .. }));
+
+        // A well-formed commit of the team at its epoch, and an application message of it.
+        let real = mallory.key_swap(&conv, epoch);
+        mallory.settle(false);
+        let OutboundOp::Commit { commit, .. } = real.op.clone() else { unreachable!() };
+        let message = mallory.message(&conv, Body::Text { text: "not a commit".into(), reply_to: None }, now_ms());
+        let OutboundOp::Enqueue { payload, .. } = message.op.clone() else { unreachable!() };
+
+        let commit_call = |n: u8, channel: &ChannelId, epoch: u64, bytes: &[u8]| Outbound {
+            id: ClientMsgId([n; 16]),
+            op: OutboundOp::Commit {
+                channel: channel.clone(),
+                epoch,
+                commit: bytes.to_vec(),
+                welcome: vec![],
+                add: vec![],
+                remove: vec![],
+            },
+        };
+        let refusals = [
+            (commit_call(1, &conv, epoch, b"garbage, not MLS"), "not MLS 1.0"),
+            (commit_call(2, &conv, epoch - 1, &commit), "after the conversation's epoch"),
+            (commit_call(3, &other, 0, &commit), "another group"),
+            (commit_call(4, &conv, epoch, &payload), "not a commit"),
+            (
+                Outbound { id: ClientMsgId([5; 16]), op: OutboundOp::Enqueue { channel: other.clone(), payload, ttl_secs: 0 } },
+                "another group",
+            ),
+        ];
+        for (call, words) in refusals {
+            let result = session.send_outbound(&call).await.unwrap();
+            let OutboundResult::Refused { code, message } = result else { panic!("accepted: {call:?}") };
+            assert_eq!(code, Some(ErrorCode::BadMlsMessage), "{message}");
+            assert!(message.contains(words), "{message:?} should say {words:?}");
+        }
+        // Nothing changed: the epoch, the members, and nobody received anything of it.
+        assert_eq!(session.channel_info(&conv).await.unwrap(), (epoch, members));
+        assert_eq!(session.channel_info(&other).await.unwrap().0, 0);
+
+        // The next honest commit is accepted and the conversation keeps flowing.
+        bob.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
+        wait_members(&alice, &conv, 2).await;
+        wait_outbox_empty(&bob).await;
+        assert_eq!(session.channel_info(&conv).await.unwrap_err().remote_code(), Some(ErrorCode::NotMember));
+        alice.send_text(&conv, "still here").await.unwrap();
+        wait_texts(&bob, &conv, &["hello", "still here"]).await;
+        for c in [&alice, &bob] {
+            assert!(!c.with_engine(|e| e.history(&conv).iter().any(|m| matches!(m.content, Content::System(SystemEvent::Undecryptable(_))))));
+        }
+        assert_eq!(
+            alice.with_engine(|e| e.epoch_authenticator(&conv)),
+            bob.with_engine(|e| e.epoch_authenticator(&conv))
+        );
     });
 }
 

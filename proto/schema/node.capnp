@@ -169,6 +169,10 @@ interface Session {
   # --- channels (one per MLS group; channelId is the MLS group id) ---
   createChannel @7 (channelId :Data) -> (info :ChannelInfo);
   channelInfo @8 (channelId :Data) -> (info :ChannelInfo);
+  # The node reads the clear MLS framing of what it is handed: the commit must be a commit of
+  # this channel (its MLS group id) made in `epoch` or before, the Welcome a whole MLS Welcome, and an
+  # enqueued payload an encrypted application message of the channel; anything else is refused
+  # with `bad_mls_message` and changes nothing.
   commit @9 (request :CommitRequest) -> (epoch :UInt64, serverTime :UInt64);
   # Fan an application message out to every member device but the sender's.
   enqueue @10 (channelId :Data, payload :Data, clientMsgId :Data, ttlSeconds :UInt32)

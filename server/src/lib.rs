@@ -14,6 +14,7 @@
 mod config;
 mod log_key;
 mod metrics;
+mod mls_frame;
 mod node;
 pub mod rate;
 pub mod push;

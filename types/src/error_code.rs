@@ -40,6 +40,7 @@ codes! {
     ChannelExists => "channel_exists", "A channel with that id already exists.";
     NotMember => "not_member", "The caller is not a member of the channel.";
     StaleEpoch => "stale_epoch", "The commit was made for an epoch that is no longer current.";
+    BadMlsMessage => "bad_mls_message", "The bytes are not the MLS message the call needs: not MLS, another group or epoch, or the wrong kind.";
     TooLarge => "too_large", "A message, chunk or blob exceeds the server's limit.";
     KeyPackageReused => "key_package_reused", "A key package that was already claimed was uploaded again.";
     NoKeyPackage => "no_key_package", "A device of the user has no key package left.";

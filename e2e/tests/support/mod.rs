@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod h3client;
+pub mod mls;
 pub mod push_service;
 pub mod raw;
 

@@ -21,6 +21,7 @@ use super::delivery;
 use super::links::{check_payload, read_slot, MAX_LINK_ANSWER_BYTES, MAX_OPEN_LINKS};
 use super::{now_ms, rate_err, store_err, Ctx};
 use crate::metrics::track;
+use crate::mls_frame;
 use crate::push;
 use crate::storage::{BlobRow, ChannelRow, CommitInput, DeviceAbout, EnqueueInput, KeyPackageRow, PushSubscription};
 
@@ -188,6 +189,11 @@ impl SessionImpl {
         }
         Ok(())
     }
+}
+
+/// A `bad_mls_message` refusal: `what` is not the MLS message the call needs.
+fn bad_mls(what: &str, e: mls_frame::FrameError) -> capnp::Error {
+    wire::error(ErrorCode::BadMlsMessage, format!("{what} is refused: {e}"))
 }
 
 fn client_msg_id(d: &[u8]) -> Result<ClientMsgId, capnp::Error> {
@@ -453,6 +459,10 @@ impl session::Server for SessionImpl {
             if !add.is_empty() && welcome.is_empty() {
                 return Err(wire::bad("welcome", "devices are added but there is no Welcome"));
             }
+            mls_frame::check_commit(commit, &channel, r.get_epoch()).map_err(|e| bad_mls("the commit", e))?;
+            if !welcome.is_empty() {
+                mls_frame::check_welcome(welcome).map_err(|e| bad_mls("the Welcome", e))?;
+            }
             self.take_send()?;
             let now = now_ms();
             let input = CommitInput {
@@ -494,6 +504,7 @@ impl session::Server for SessionImpl {
             if payload.is_empty() {
                 return Err(wire::bad("payload", "is empty"));
             }
+            mls_frame::check_application(payload, &channel).map_err(|e| bad_mls("the message", e))?;
             let ttl = p.get_ttl_seconds();
             if ttl > MAX_TTL_SECS {
                 return Err(wire::bad("ttlSeconds", format!("at most {MAX_TTL_SECS}")));

@@ -1,0 +1,45 @@
+//! MLS-framed stand-ins for the node-level tests that drive the schema without an engine: the
+//! clear framing a node checks (RFC 9420 §6: version, wire format, group id, epoch, content
+//! type) around opaque bytes where the encrypted parts would be.
+
+use qpq_proto::ChannelId;
+
+fn vector(out: &mut Vec<u8>, b: &[u8]) {
+    match b.len() {
+        n if n < 64 => out.push(n as u8),
+        n if n < 16_384 => out.extend_from_slice(&((n as u16) | 0x4000).to_be_bytes()),
+        n => out.extend_from_slice(&((n as u32) | 0x8000_0000).to_be_bytes()),
+    }
+    out.extend_from_slice(b);
+}
+
+/// A `PrivateMessage` of `channel` at `epoch` with `content_type` (1 application, 3 commit)
+/// whose ciphertext is `body`.
+pub fn private(channel: &ChannelId, epoch: u64, content_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 1, 0, 2];
+    vector(&mut m, channel.as_bytes());
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.push(content_type);
+    vector(&mut m, b"");
+    vector(&mut m, &[0x5e; 16]);
+    vector(&mut m, body);
+    m
+}
+
+/// A commit of `channel` made in `epoch`.
+pub fn commit(channel: &ChannelId, epoch: u64, body: &[u8]) -> Vec<u8> {
+    private(channel, epoch, 3, body)
+}
+
+/// An application message of `channel`.
+pub fn application(channel: &ChannelId, body: &[u8]) -> Vec<u8> {
+    private(channel, 0, 1, body)
+}
+
+/// A Welcome whose encrypted group info is `body`.
+pub fn welcome(body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 1, 0, 3, 0, 1];
+    vector(&mut m, &[0x3c; 40]);
+    vector(&mut m, body);
+    m
+}
