@@ -240,8 +240,9 @@ fn an_expired_code_fails_on_both_sides_and_changes_nothing() {
 }
 
 
-/// Blocks belong to the account: one device blocks, another reads the block at its next
-/// login; while it stands, what the blocked person writes reaches no device of the account
+/// Blocks belong to the account: one device blocks, and another that is online learns it at
+/// once (the node's hint) and puts the blocked person's request away, as one that logs in
+/// later reads it then; while it stands, what the blocked person writes reaches no device of the account
 /// (the node drops it), and after the unblock their next message arrives again.
 #[test]
 fn a_block_is_the_accounts_on_every_device_and_stops_delivery_until_undone() {
@@ -271,11 +272,19 @@ fn a_block_is_the_accounts_on_every_device_and_stops_delivery_until_undone() {
 
         alice.set_blocked(&carol.user(), true).await.unwrap();
         assert_eq!(alice.blocked_users(), [carol.user()]);
-        // The laptop reads the account's blocks when it logs in again.
+        // The laptop, online all along, is told and reads the list again.
+        let live = laptop.wait_for(10_000, |e| e.blocked_users() == [user("carol")] && !e.blocks_stale()).await;
+        assert!(live, "the online device learns the block without logging in again");
+        assert!(laptop.with_engine(|e| e.conversation(&conv).unwrap().hidden), "Carol's request is put away there too");
+        // An unblock reaches it the same way.
+        alice.set_blocked(&carol.user(), false).await.unwrap();
+        assert!(laptop.wait_for(10_000, |e| e.blocked_users().is_empty()).await, "the unblock reaches the laptop");
+        // A device that was off when the account blocked learns it when it comes back.
         laptop.shutdown().await;
+        alice.set_blocked(&carol.user(), true).await.unwrap();
         let laptop = reopen(node.addr(), node.fingerprint(), dir.path(), "alice-laptop").await;
         let synced = laptop.wait_for(20_000, |e| e.blocked_users() == [user("carol")]).await;
-        assert!(synced, "the other device reads the block at login");
+        assert!(synced, "the other device learns the block when it logs in");
 
         carol.send_text(&conv, "while blocked").await.unwrap();
         wait_outbox_empty(&carol).await;

@@ -104,6 +104,18 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
             qpq_core::OutboundResult::Refused { code, .. } => assert_eq!(code, Some(ErrorCode::NotMember)),
             r => panic!("mallory posted into alice's chat: {r:?}"),
         }
+        // The channel id the node's account hints use cannot be a conversation's.
+        let reserved = qpq_core::Outbound {
+            id: qpq_proto::ClientMsgId([8; 16]),
+            op: qpq_core::OutboundOp::CreateChannel { channel: ChannelId::account() },
+        };
+        match ms.send_outbound(&reserved).await.unwrap() {
+            qpq_core::OutboundResult::Refused { code, message } => {
+                assert_eq!(code, Some(ErrorCode::BadRequest), "{message}");
+                assert!(message.contains("reserved"), "{message}");
+            }
+            r => panic!("the reserved channel was created: {r:?}"),
+        }
         let unknown = ChannelId::from_slice(&[0x42; 16]).unwrap();
         match ms.send_outbound(&enqueue(unknown.clone(), mls::application(&unknown, b"x"))).await.unwrap() {
             qpq_core::OutboundResult::Refused { code, .. } => assert_eq!(code, Some(ErrorCode::NoSuchChannel)),

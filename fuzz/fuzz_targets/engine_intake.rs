@@ -92,11 +92,12 @@ fuzz_target!(init: {
             }
             (p, Some(b).filter(|_| n == 0))
         };
-        // Raw bytes also arrive as the node's `Devices` hint (whose payload names a member).
-        let kind = if source == 0 && kind == EnvelopeKind::Proposal && payload.first().is_some_and(|b| b & 1 == 1) {
-            EnvelopeKind::Devices
-        } else {
-            kind
+        // Raw bytes also arrive as the node's `Devices` hint (whose payload names a member) and
+        // its `Account` hint (empty from an honest node).
+        let kind = match payload.first() {
+            Some(b) if source == 0 && kind == EnvelopeKind::Proposal && b & 3 == 3 => EnvelopeKind::Account,
+            Some(b) if source == 0 && kind == EnvelopeKind::Proposal && b & 1 == 1 => EnvelopeKind::Devices,
+            _ => kind,
         };
         let natural = base.map(|b| b.channel.clone()).unwrap_or_else(|| fx.conv.clone());
         let channel = match choice {

@@ -58,6 +58,9 @@ struct Envelope {
     devices @4;             # not MLS: the node says a member's devices changed (its account was
                             # restored, see restoreDevice); payload: that member's user name.
                             # A hint to read the directory again, nothing more.
+    account @5;             # not MLS: another device of this account changed the account's own
+                            # settings (setBlocked); empty, on the reserved channel id 0x00,
+                            # which createChannel refuses. A hint to read them again.
   }
 }
 

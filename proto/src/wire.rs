@@ -83,6 +83,7 @@ pub fn read_envelope(r: envelope::Reader<'_>) -> Result<Envelope, capnp::Error> 
         Ok(envelope::Kind::Welcome) => EnvelopeKind::Welcome,
         Ok(envelope::Kind::Proposal) => EnvelopeKind::Proposal,
         Ok(envelope::Kind::Devices) => EnvelopeKind::Devices,
+        Ok(envelope::Kind::Account) => EnvelopeKind::Account,
         Err(e) => return Err(bad("kind", e)),
     };
     Ok(Envelope {
@@ -105,6 +106,7 @@ pub fn write_envelope(mut b: envelope::Builder<'_>, e: &Envelope) {
         EnvelopeKind::Welcome => envelope::Kind::Welcome,
         EnvelopeKind::Proposal => envelope::Kind::Proposal,
         EnvelopeKind::Devices => envelope::Kind::Devices,
+        EnvelopeKind::Account => envelope::Kind::Account,
     });
     b.set_payload(&e.payload);
     b.set_server_time(e.server_time);

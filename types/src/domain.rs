@@ -209,6 +209,12 @@ impl ChannelId {
         &self.0
     }
 
+    /// The id no conversation may have (one zero byte; conversations are 16 random bytes):
+    /// the node's hints about the account itself ([`EnvelopeKind::Account`]) carry it.
+    pub fn account() -> ChannelId {
+        ChannelId(vec![0])
+    }
+
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
         hex::encode(&self.0)
@@ -320,6 +326,9 @@ pub enum EnvelopeKind {
     /// account came back from a backup, see `NodeService.restoreDevice`); the payload is that
     /// member's user name. Only a hint to read the directory again, whose records are signed.
     Devices,
+    /// Not MLS: the node's word that another device of this account changed the account's
+    /// own settings (its blocks). Empty, on [`ChannelId::account`]. A hint to read them again.
+    Account,
 }
 
 /// One message in a device's delivery queue.

@@ -63,6 +63,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
         if let Ok(session) = self.session() {
             self.answer_directory(&session).await;
+            self.answer_account_hint(&session).await;
         }
         self.persist().await?;
         // Conversations of a restored account come back one Welcome at a time.
@@ -87,6 +88,17 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         }
         self.kick();
         Ok(())
+    }
+
+    /// Reads the account's blocks again when the node said another device of the account
+    /// changed them; a failure leaves the hint for the next delivery (or the next login,
+    /// which reads them anyway).
+    async fn answer_account_hint(&self, session: &Session) {
+        if self.with_engine(Engine::blocks_stale) {
+            if let Ok(users) = session.blocked_users().await {
+                self.inner.engine.borrow_mut().set_blocked_users(users);
+            }
+        }
     }
 
     /// Fetches the directory records the engine waits for (deliveries naming members it has

@@ -69,8 +69,8 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.with_engine(|e| e.blocked_users())
     }
 
-    /// Blocks or unblocks `user` for the whole account: the node keeps it (every device of
-    /// the account reads it at login) and from then on drops what they send to this account
+    /// Blocks or unblocks `user` for the whole account: the node keeps it (and tells the
+    /// account's other devices, which read the list again) and from then on drops what they send to this account
     /// in a conversation of two and refuses their adds; their requests are put away here.
     pub async fn set_blocked(&self, user: &UserId, blocked: bool) -> Result<(), ClientError> {
         if *user == self.user() {

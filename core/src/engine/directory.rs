@@ -78,6 +78,7 @@ impl Held {
             EnvelopeKind::Welcome => 2,
             EnvelopeKind::Proposal => 3,
             EnvelopeKind::Devices => 4,
+            EnvelopeKind::Account => 5,
         };
         Held {
             seq: env.seq,
@@ -97,6 +98,7 @@ impl Held {
             2 => EnvelopeKind::Welcome,
             3 => EnvelopeKind::Proposal,
             4 => EnvelopeKind::Devices,
+            5 => EnvelopeKind::Account,
             _ => EnvelopeKind::Application,
         };
         Envelope {

@@ -52,6 +52,10 @@ impl Engine {
                 self.devices_hint(env);
                 Ok(Intake::Done)
             }
+            EnvelopeKind::Account => {
+                self.account_hint();
+                Ok(Intake::Done)
+            }
         }
     }
 

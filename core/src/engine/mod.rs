@@ -124,6 +124,9 @@ struct Meta {
     /// Users this account blocks, as the node last said (the node keeps the list).
     #[serde(default)]
     blocked: BTreeSet<UserId>,
+    /// The node said another device of the account changed the blocks: read them again.
+    #[serde(default)]
+    blocks_stale: bool,
 }
 
 /// Device keys of a user, checked against its identity key.

@@ -8,7 +8,7 @@
 //! in a conversation of two accounts and refuses their adds); the engine holds the node's
 //! list to hide what blocked people write in shared groups.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use qpq_types::{ChannelId, UserId};
 use serde::{Deserialize, Serialize};
@@ -153,14 +153,35 @@ impl Engine {
         self.meta.blocked.iter().cloned().collect()
     }
 
-    /// Takes the node's list of blocked users (read at login and after a change).
+    /// Takes the node's list of blocked users (read at login, and when another device of the
+    /// account changed it): as if each change had been made here.
     pub fn set_blocked_users(&mut self, users: Vec<UserId>) {
-        let users = users.into_iter().collect();
-        if self.meta.blocked != users {
-            self.meta.blocked = users;
+        let users: BTreeSet<UserId> = users.into_iter().collect();
+        if self.meta.blocks_stale {
+            self.meta.blocks_stale = false;
             self.dirty.insert(StateKey::Meta);
-            self.events.push(Event::ContactsChanged);
         }
+        let unblocked: Vec<UserId> = self.meta.blocked.difference(&users).cloned().collect();
+        let blocked: Vec<UserId> = users.difference(&self.meta.blocked).cloned().collect();
+        for user in unblocked {
+            self.set_blocked(&user, false);
+        }
+        for user in blocked {
+            self.set_blocked(&user, true);
+        }
+    }
+
+    /// The node's word that another device of the account changed the blocks.
+    pub(super) fn account_hint(&mut self) {
+        if !self.meta.blocks_stale {
+            self.meta.blocks_stale = true;
+            self.dirty.insert(StateKey::Meta);
+        }
+    }
+
+    /// Whether the blocks must be read from the node again ([`Engine::set_blocked_users`]).
+    pub fn blocks_stale(&self) -> bool {
+        self.meta.blocks_stale
     }
 
     /// Records that the node now blocks (or no longer blocks) `user` for this account.

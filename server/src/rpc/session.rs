@@ -409,6 +409,9 @@ impl session::Server for SessionImpl {
         track(self.ctx.metrics.clone(), "createChannel", async move {
             let _call = self.begin().await?;
             let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
+            if id == ChannelId::account() {
+                return Err(wire::bad("channelId", "0x00 is reserved for the node's hints about the account"));
+            }
             let row = self
                 .ctx
                 .storage
@@ -895,11 +898,12 @@ impl session::Server for SessionImpl {
             let p = params.get()?;
             // Any name, of this server or another, registered or not: blocking tells nothing.
             let user = wire::read_user(p.get_user()?, "user")?;
-            self.ctx.rates.block(&self.device.user, now_ms()).map_err(|ms| rate_err("blocks and unblocks", ms))?;
+            let now = now_ms();
+            self.ctx.rates.block(&self.device.user, now).map_err(|ms| rate_err("blocks and unblocks", ms))?;
             // For the caller's whole account; the storage refuses oneself.
             self.ctx
                 .storage
-                .set_blocked(&self.device, &user, p.get_blocked(), self.ctx.config.max_blocks_per_account, now_ms())
+                .set_blocked(&self.device, &user, p.get_blocked(), self.ctx.config.max_blocks_per_account, now, self.expiry(now, 0))
                 .await
                 .map_err(|e| store_err("set_blocked", e))
         })

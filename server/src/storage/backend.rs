@@ -405,8 +405,8 @@ pub trait BlockSql: Send {
     /// Records that `blocker` blocks `blocked` at `now` unless it does already; true when
     /// inserted.
     async fn insert_block(&mut self, blocker: &UserId, blocked: &UserId, now: Millis) -> Result<bool, TxError>;
-    /// Removes `blocker`'s block of `blocked`, if any.
-    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<(), TxError>;
+    /// Removes `blocker`'s block of `blocked`, if any; true when there was one.
+    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<bool, TxError>;
     /// How many users `blocker` blocks.
     async fn block_count(&mut self, blocker: &UserId) -> Result<i64, TxError>;
     /// The names `blocker` blocks, in no particular order.

@@ -1071,7 +1071,7 @@ mod cases {
             if tokio::time::timeout(wait, store.enqueue(&input)).await.is_err() {
                 cancelled += 1;
             }
-            store.set_blocked(&alice, &user("mallory"), n % 2 == 0, 10, T0).await.unwrap_or_else(|e| {
+            store.set_blocked(&alice, &user("mallory"), n % 2 == 0, 10, T0, 0).await.unwrap_or_else(|e| {
                 panic!("a write after call {n} (cancelled {cancelled} so far) fails: {e}")
             });
         }

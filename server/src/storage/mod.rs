@@ -470,7 +470,9 @@ pub trait Storage: Send + Sync + 'static {
     // [`Storage::enqueue`] and [`Storage::commit`].
 
     /// `by`'s account blocks `user` (any name, registered or not, of any domain), or with
-    /// `blocked` false unblocks them; setting what is already set changes nothing.
+    /// `blocked` false unblocks them; setting what is already set changes nothing. A change
+    /// queues an `Account` hint (empty, on [`ChannelId::account`], expiring at `expires_at`)
+    /// for each other device of the account.
     /// `BlockSelf` for `by`'s own account; `QuotaExceeded` when the account would block more
     /// than `max` users (nothing is stored); `Revoked` when `by` is gone.
     async fn set_blocked(
@@ -480,6 +482,7 @@ pub trait Storage: Send + Sync + 'static {
         blocked: bool,
         max: usize,
         now: Millis,
+        expires_at: Millis,
     ) -> Result<(), StoreError>;
 
     /// The users `by`'s account blocks, sorted. `Revoked` when `by` is gone.

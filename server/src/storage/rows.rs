@@ -173,6 +173,7 @@ pub(super) fn kind_code(kind: EnvelopeKind) -> i16 {
         EnvelopeKind::Welcome => 2,
         EnvelopeKind::Proposal => 3,
         EnvelopeKind::Devices => 4,
+        EnvelopeKind::Account => 5,
     }
 }
 
@@ -183,6 +184,7 @@ fn kind_from_code(code: i16) -> Option<EnvelopeKind> {
         2 => Some(EnvelopeKind::Welcome),
         3 => Some(EnvelopeKind::Proposal),
         4 => Some(EnvelopeKind::Devices),
+        5 => Some(EnvelopeKind::Account),
         _ => None,
     }
 }

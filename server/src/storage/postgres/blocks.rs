@@ -25,14 +25,14 @@ impl BlockSql for PgTx {
         Ok(inserted.rows_affected() == 1)
     }
 
-    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<(), TxError> {
-        sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
+    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<bool, TxError> {
+        let done = sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
             .bind(blocker.as_str())
             .bind(blocked.as_str())
             .execute(&mut *self.conn)
             .await
             .map_err(db(self.conn.op))?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn block_count(&mut self, blocker: &UserId) -> Result<i64, TxError> {

@@ -3,13 +3,17 @@
 //! conversation of two accounts does not reach the devices of an account that blocks its
 //! sender, and a commit may not add a device of an account that blocks its committer.
 
-use qpq_proto::{ChannelId, DeviceAddress, UserId};
+use qpq_proto::{ChannelId, DeviceAddress, EnvelopeKind, UserId};
 
 use super::check_caller;
-use crate::storage::backend::{AccountSql, Backend, BlockSql, ChannelSql, Tx};
+use super::messaging::{addresses, lock_devices, push, queue_wakes};
+use crate::storage::backend::{AccountSql, Backend, BlockSql, ChannelSql, Outgoing, Tx};
 use crate::storage::rows::{self, TxError};
-use crate::storage::{Millis, StoreError};
+use crate::storage::{Millis, StoreError, Wake};
 
+/// Blocks or unblocks; a change is told to the account's other devices (an `Account` hint in
+/// their queues, so a device that is online reads the list again at once, and one that is not
+/// at its next delivery). Returns the devices to wake.
 pub(super) async fn set_blocked<B: Backend>(
     b: &B,
     by: &DeviceAddress,
@@ -17,30 +21,56 @@ pub(super) async fn set_blocked<B: Backend>(
     blocked: bool,
     max: usize,
     now: Millis,
-) -> Result<(), TxError> {
-    let mut tx = b.write("set blocked").await?;
-    // Holding the user makes the count and the insert one step for concurrent blocks.
+    expires_at: Millis,
+) -> Result<Vec<Wake>, TxError> {
+    const OP: &str = "set blocked";
+    let mut tx = b.write(OP).await?;
+    // Holding the user makes the count and the insert one step for concurrent blocks, and
+    // keeps the account's devices as they are until the hint is queued.
     tx.lock_user(&by.user).await?;
     check_caller(&mut tx, Some(by)).await?;
     if *user == by.user {
         return Err(StoreError::BlockSelf.into());
     }
-    if !blocked {
-        tx.delete_block(&by.user, user).await?;
-        return tx.commit().await;
-    }
-    // Blocking again changes nothing, even at the bound.
-    if tx.insert_block(&by.user, user, now).await? {
-        let count = tx.block_count(&by.user).await?;
-        if usize::try_from(count).unwrap_or(usize::MAX) > max {
+    // Setting what is already set changes nothing, even at the bound.
+    let changed = if blocked {
+        let inserted = tx.insert_block(&by.user, user, now).await?;
+        if inserted && usize::try_from(tx.block_count(&by.user).await?).unwrap_or(usize::MAX) > max {
             // Dropped unfinished: nothing of the call is stored.
             return Err(StoreError::QuotaExceeded(format!(
                 "an account may block at most {max} users; unblock someone first"
             ))
             .into());
         }
+        inserted
+    } else {
+        tx.delete_block(&by.user, user).await?
+    };
+    let mut woken = Vec::new();
+    if changed {
+        let others: Vec<i64> = tx
+            .device_keys_of(&by.user)
+            .await?
+            .into_iter()
+            .filter(|(_, id)| id.as_slice() != by.device.0.as_slice())
+            .map(|(key, _)| key)
+            .collect();
+        let others = lock_devices(&mut tx, others).await?;
+        // Tiny and empty: never refused for a full queue, and not worth a Web Push.
+        let hint = Outgoing {
+            channel: &ChannelId::account(),
+            sender: by,
+            kind: EnvelopeKind::Account,
+            payload: &[],
+            expires_at,
+            now,
+        };
+        push(&mut tx, &others, &hint).await?;
+        woken = queue_wakes(addresses(&mut tx, others, OP).await?);
+        tx.announce(&woken).await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(woken)
 }
 
 pub(super) async fn blocked_users<B: Backend>(b: &B, by: &DeviceAddress) -> Result<Vec<UserId>, TxError> {

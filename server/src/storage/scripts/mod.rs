@@ -321,8 +321,11 @@ impl<B: Backend> Storage for B {
         blocked: bool,
         max: usize,
         now: Millis,
+        expires_at: Millis,
     ) -> Result<(), StoreError> {
-        retrying(self, || blocks::set_blocked(self, by, user, blocked, max, now)).await
+        let woken = retrying(self, || blocks::set_blocked(self, by, user, blocked, max, now, expires_at)).await?;
+        wake_all(self, woken);
+        Ok(())
     }
 
     async fn blocked_users(&self, by: &DeviceAddress) -> Result<Vec<UserId>, StoreError> {

@@ -25,14 +25,14 @@ impl BlockSql for Conn<Sqlite> {
         Ok(inserted.rows_affected() == 1)
     }
 
-    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<(), TxError> {
-        sqlx::query("DELETE FROM blocks WHERE blocker = ? AND blocked = ?")
+    async fn delete_block(&mut self, blocker: &UserId, blocked: &UserId) -> Result<bool, TxError> {
+        let done = sqlx::query("DELETE FROM blocks WHERE blocker = ? AND blocked = ?")
             .bind(blocker.as_str())
             .bind(blocked.as_str())
             .execute(&mut **self)
             .await
             .map_err(db(self.op))?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn block_count(&mut self, blocker: &UserId) -> Result<i64, TxError> {
