@@ -293,3 +293,43 @@ fn disappearing_messages_go_on_time_without_polling() {
         node.stop();
     });
 }
+
+/// What the node delivers as a device logs in (its backlog, handed over by `subscribe` while
+/// the client still checks its account) is acknowledged once processed: the queue empties.
+/// A service worker woken by a push only ever sees such a backlog; unacknowledged, the node
+/// would keep it queued and send no further push.
+#[test]
+fn a_backlog_delivered_while_logging_in_is_acknowledged() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let conv = chat(&alice, &bob).await;
+        let device = bob.with_engine(|e| e.device_id());
+        bob.shutdown().await;
+        for text in ["one", "two", "three"] {
+            alice.send_text(&conv, text).await.unwrap();
+        }
+        wait_outbox_empty(&alice).await;
+
+        let bob = reopen(node.addr(), node.fingerprint(), dir.path(), "bob").await;
+        wait_texts(&bob, &conv, &["hi bob", "hello alice", "one", "two", "three"]).await;
+        // The node's queue for Bob's device, read through a second login of it.
+        let raw = raw_connection(&node).await;
+        let c = rpc(&raw).await;
+        let nonce = c.challenge(&user("bob"), &device).await.unwrap();
+        let sig = bob.with_engine(|e| e.sign_login(&nonce, &[]));
+        let look = c.login(&user("bob"), &device, &nonce, &sig).await.unwrap();
+        let mut left = usize::MAX;
+        for _ in 0..50 {
+            left = look.fetch(0, 500).await.unwrap().len();
+            if left == 0 {
+                break;
+            }
+            sleep(100).await;
+        }
+        assert_eq!(left, 0, "what was delivered at login is acknowledged");
+        node.stop();
+    });
+}

@@ -161,8 +161,15 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             self.emit(ClientEvent::Notice(format!("could not read the people you block: {e}")));
         }
 
-        *self.inner.session.borrow_mut() = Some(session);
+        *self.inner.session.borrow_mut() = Some(session.clone());
         self.persist().await?;
+        // The backlog `subscribe` handed over meanwhile was processed and stored with no
+        // session to acknowledge it through (a service worker woken by a push sees nothing
+        // else): acknowledge it now, or the node keeps it queued and pushes nothing more.
+        let reached = self.with_engine(Engine::cursor);
+        if reached > cursor {
+            let _ = session.ack(reached).await;
+        }
         Ok(())
     }
 
