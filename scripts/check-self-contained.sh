@@ -50,5 +50,7 @@ copy_repo "$tmp/repo"
 say "checking a copy of the repository with nothing beside it ($tmp/repo)"
 cd "$tmp/repo"
 cargo metadata --locked --format-version 1 >/dev/null
-cargo test --locked -p qpq-conformance --test vectors
+# The copy's own crates build from the copy; what it shares with the repository's target/ is
+# only the compiled crates.io dependencies (keyed by their registry source, not by a path).
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}" cargo test --locked -p qpq-conformance --test vectors
 say "the repository is self-contained"
