@@ -5,13 +5,20 @@
 // "New message" when the person chose to hide it — following each conversation's
 // Notifications setting (notify-settings.js). A conversation open in a focused tab gets none.
 //
+// A call offer taken from the queue here rings as a notification ("Incoming call", notify.js)
+// while its entry in the conversation still rings (not answered, declined or hung up in the
+// same batch, and younger than RING_MS); each push also closes the call notifications whose
+// call stopped ringing since. The caller keeps sending its offer while it rings, so the app
+// opened from the notification gets one and rings itself.
+//
 // The engine is owned by one context at a time: the worker takes the Web Lock "qpq-engine"
 // only if no tab holds it (a tab that does is connected and receives the messages itself),
 // and releases it once the engine has stopped.
 
 import initEngine, { QpqClient } from "/pkg/qpq_web.js";
 import { tryTakeEngineLock } from "./engine-lock.js";
-import { notifyConversation } from "./notify.js";
+import { callNotifications, notifyCall, notifyConversation } from "./notify.js";
+import { RING_MS } from "./calls/calls.js";
 
 const WASM_URL = "/pkg/qpq_web_bg.wasm";
 /** Queued messages have all arrived once nothing happened for this long after connecting… */
@@ -46,7 +53,16 @@ export async function onPush() {
     lock.release();
   }
   if (fresh?.locked) await notifyLocked();
-  else if (fresh) await notify(fresh.me, fresh.conversations);
+  else if (fresh) {
+    for (const n of fresh.over) n.close();
+    await notify(fresh.me, fresh.conversations);
+    for (const { conversation, entry } of fresh.rings) await notifyCall(self.registration, conversation, entry);
+  }
+}
+
+/** Whether a history entry is an incoming call that still rings. */
+function rings(m) {
+  return m.kind === "call" && !m.outgoing && m.call?.outcome === "ringing" && Date.now() - m.sentAt < RING_MS;
 }
 
 /** What a push can say when a passphrase locks the account: that there is something to read. */
@@ -59,7 +75,8 @@ async function notifyLocked() {
 
 /**
  * Opens the account, connects, waits until the queue has been delivered, and returns the
- * new incoming messages per conversation.
+ * new incoming messages per conversation, the calls that came and still ring, and the call
+ * notifications showing whose call no longer rings.
  */
 async function receiveQueued() {
   let client;
@@ -93,13 +110,24 @@ async function receiveQueued() {
       client.start();
     });
     const conversations = [];
+    const ringing = [];
     for (const c of client.conversations()) {
-      const messages = client
-        .historySince(c.id, before.get(c.id) ?? 0)
-        .filter((m) => !m.outgoing && (m.kind === "text" || m.kind === "file"));
+      const fresh = client.historySince(c.id, before.get(c.id) ?? 0);
+      const messages = fresh.filter((m) => !m.outgoing && (m.kind === "text" || m.kind === "file"));
       if (messages.length) conversations.push({ conversation: c, messages });
+      for (const entry of fresh.filter(rings)) ringing.push({ conversation: c, entry });
     }
-    return { me: client.user(), conversations };
+    const over = [];
+    for (const { notification, conversation, call } of await callNotifications(self.registration)) {
+      let entry = null;
+      try {
+        entry = client.history(conversation).findLast((m) => m.kind === "call" && m.call?.id === call);
+      } catch {
+        // The conversation is gone here: so is its call.
+      }
+      if (!entry || !rings(entry)) over.push(notification);
+    }
+    return { me: client.user(), conversations, rings: ringing, over };
   } finally {
     await client.stop();
   }

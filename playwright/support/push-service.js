@@ -8,6 +8,7 @@
 
 import crypto from "node:crypto";
 import http from "node:http";
+import { expect } from "@playwright/test";
 
 const b64u = (buf) => Buffer.from(buf).toString("base64url");
 
@@ -153,4 +154,26 @@ export function shownNotifications(page) {
     const shown = (await registration?.getNotifications()) ?? [];
     return shown.map((n) => ({ title: n.title, body: n.body, conversation: n.data?.conversation }));
   });
+}
+
+/**
+ * Closes Bob's app tab, keeping one page of the app's origin that is not the app (the
+ * manifest), from which the test speaks CDP and reads the worker's notifications. Returns it
+ * and `deliver(data)`, which hands a push to the app's service worker.
+ */
+export async function closeTheApp(stack, context, page) {
+  const helper = await context.newPage();
+  await helper.goto(`${stack.url}/manifest.webmanifest`);
+  await page.close();
+  const cdp = await context.newCDPSession(helper);
+  const registrations = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+  await cdp.send("ServiceWorker.enable");
+  const live = () => registrations.filter((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
+  const deliver = async (data) => {
+    await expect.poll(() => live().length).toBeGreaterThan(0);
+    const registrationId = live()[0].registrationId;
+    await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId, data });
+  };
+  return { helper, deliver };
 }

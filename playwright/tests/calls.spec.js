@@ -4,7 +4,10 @@
 // (an init script keeps a list of them; the app itself exposes nothing).
 
 import { chromium } from "@playwright/test";
-import { test as base, expect } from "../support/stack.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { test as base, expect, watchForPageProblems } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 import {
   DOMAIN,
@@ -18,6 +21,12 @@ import {
   typeLinkCode,
 } from "../support/app.js";
 import { TURN_NODE_ARGS, TURN_URL, startTurn, turnCredential } from "../support/turn.js";
+import {
+  closeTheApp,
+  shownNotifications,
+  standInForThePushService,
+  startPushService,
+} from "../support/push-service.js";
 
 const test = base.extend({
   /** coturn for this file's worker, on its own port. */
@@ -149,13 +158,32 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await expectMediaFlowing(bob);
   expect((await growth(bob)).relay, "a direct call uses no relay").toBe(0);
 
-  // Alice mutes: Bob stops receiving her audio (her video still arrives) and is told why;
-  // then her camera.
+  // Chromium's fake microphone beeps briefly, twice a second: Bob's tile of Alice says she is
+  // heard.
   const aliceTile = callRegion(bob).locator(`figure[data-user="alice@${DOMAIN}"] .call-name`);
+  await expect(aliceTile).toContainText("speaking", { timeout: 10_000 });
+  // What Bob hears decides it: Alice's page stops sending audio without her app knowing (so no
+  // "muted" comes), and the tile stops saying "speaking"; her microphone back, it says so again.
+  const setAliceMic = (on) =>
+    alice.evaluate(async (on) => {
+      const audio = window.__pcs.at(-1).getTransceivers().find((t) => t.receiver.track.kind === "audio");
+      const sender = audio.sender;
+      if (!on) window.__mic = sender.track;
+      await sender.replaceTrack(on ? window.__mic : null);
+    }, on);
+  await setAliceMic(false);
+  await expect(aliceTile).not.toContainText("speaking", { timeout: 5_000 });
+  await expect(aliceTile).not.toContainText("muted");
+  await setAliceMic(true);
+  await expect(aliceTile).toContainText("speaking", { timeout: 10_000 });
+
+  // Alice mutes: Bob stops receiving her audio (her video still arrives), is told why, and no
+  // longer hears her speak; then her camera.
   await callButton(alice, "Mute").click();
   await expect(callButton(alice, "Mute")).toHaveAttribute("aria-pressed", "true");
   await expectStopped(bob, "audio");
   await expect(aliceTile).toContainText("muted");
+  await expect(aliceTile).not.toContainText("speaking", { timeout: 5_000 });
   await callButton(alice, "Mute").click();
   await expect(aliceTile).not.toContainText("muted");
   await callButton(alice, "Camera off").click();
@@ -183,6 +211,41 @@ test("a video call: both sides send and receive, mute and camera off show in the
   await expect(messageLog(bob).getByText(`Video call from alice@${DOMAIN}`)).toBeVisible();
   // Everything is closed: no connection left, the camera released.
   await expect.poll(() => received(alice).then((r) => r.connected)).toBe(0);
+});
+
+test("a call names people by their display names, as text, and the ringing call adds the address", async ({
+  stack,
+  newPerson,
+  appUrl,
+}) => {
+  // Markup in a display name stays text.
+  const name = "Alice <b>Liddell</b>";
+  const alice = await person(newPerson, appUrl);
+  const bob = await person(newPerson, appUrl);
+  await chatOfTwo(alice, bob, "who is calling?", "tell me");
+  await alice.getByRole("button", { name: "Edit profile" }).click();
+  const dialog = alice.getByRole("dialog", { name: "Edit profile" });
+  await dialog.getByRole("textbox", { name: "Display name" }).fill(name);
+  await dialog.getByRole("button", { name: "Save" }).click();
+  await expect(dialog).toBeHidden();
+  await expect(bob.getByRole("heading", { level: 2, name })).toBeVisible();
+
+  await callButton(alice, "Call").click();
+  await expect(callRegion(bob)).toContainText(`${name} (alice@${DOMAIN}) is calling you (voice call)`);
+  await callButton(bob, "Accept").click();
+  await expect(callRegion(bob)).toContainText(`In a voice call with ${name}.`);
+  const tile = callRegion(bob).locator(`figure[data-user="alice@${DOMAIN}"]`);
+  await expect(tile.locator(".call-name")).toContainText(name);
+  await expect(tile.locator(".call-name")).not.toContainText("alice@");
+  await expect(tile.getByLabel(`Call with ${name} (alice@${DOMAIN})`, { exact: true })).toHaveCount(1);
+  await expect(callRegion(bob).locator("b")).toHaveCount(0);
+  // Bob set no name: Alice's side shows his address.
+  await expect(callRegion(alice)).toContainText(`In a voice call with bob@${DOMAIN}.`);
+  const bobsTile = callRegion(alice).locator(`figure[data-user="bob@${DOMAIN}"] .call-name`);
+  await expect(bobsTile).toContainText(`bob@${DOMAIN}`);
+
+  await callButton(alice, "Hang up").click();
+  await expect(callRegion(bob)).toContainText("Call ended.");
 });
 
 test("Bob with two devices: both ring, the first to answer takes the call, the other stops ringing", async ({ stack, newPerson, appUrl }) => {
@@ -378,4 +441,160 @@ test("a tampered offer (another DTLS fingerprint in its SDP) does not connect", 
   const states = await bob.evaluate(() => window.__pcs.flatMap((pc) => pc.__states));
   expect(states, "Bob's connection never came up").not.toContain("connected");
   expect(states).toContain("failed");
+});
+
+test.describe("Bob's app closed: a push wakes his service worker", () => {
+  test.use({ nodeArgs: [...TURN_NODE_ARGS, "--push-allow-http", "--push-delay-ms", "500"] });
+
+  /**
+   * Alice, and Bob in a persistent profile whose PushManager answers with a subscription of the
+   * local push service (as push.spec.js does), allowed to notify, with the fake camera and
+   * microphone; they have a chat, Bob has turned notifications on and closed the app. `deliver`
+   * hands a push to his service worker, `helper` is a page of the app's origin that is not the
+   * app, `chat` the URL a click on a notification opens (the app on the chat with Alice).
+   */
+  async function bobAsleep(stack, newPerson, appUrl, push, displayName) {
+    const profile = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-ring-"));
+    const context = await chromium.launchPersistentContext(profile, { ...LAUNCH, headless: true });
+    const problems = [];
+    watchForPageProblems(context, problems);
+    await context.grantPermissions(["notifications"], { origin: stack.url });
+    const sub = push.subscribe();
+    await standInForThePushService(context, sub);
+    await context.addInitScript(trackPeerConnections);
+    const bob = context.pages()[0] ?? (await context.newPage());
+    await bob.goto(appUrl);
+    const alice = await person(newPerson, appUrl);
+    await chatOfTwo(alice, bob, "call me later", "I will be away");
+    if (displayName) {
+      await alice.getByRole("button", { name: "Edit profile" }).click();
+      const dialog = alice.getByRole("dialog", { name: "Edit profile" });
+      await dialog.getByRole("textbox", { name: "Display name" }).fill(displayName);
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await expect(dialog).toBeHidden();
+      await expect(bob.getByRole("heading", { level: 2, name: displayName })).toBeVisible();
+    }
+    await bob.getByRole("button", { name: "Enable notifications" }).click();
+    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+    await expect
+      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
+      .toBe("activated");
+    const chat = new URL(bob.url());
+    expect(chat.hash).toMatch(/^#conversation=/);
+    const { helper, deliver } = await closeTheApp(stack, context, bob);
+    const done = async () => {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    };
+    return { alice, context, sub, problems, helper, deliver, chat: chat.href, done };
+  }
+
+  /** The call notifications Bob's service worker shows. */
+  const callNotifications = (page) =>
+    page.evaluate(async () => {
+      const registration = await navigator.serviceWorker.getRegistration("/");
+      const shown = (await registration?.getNotifications()) ?? [];
+      return shown
+        .filter((n) => n.data?.call)
+        .map((n) => ({ title: n.title, body: n.body, tag: n.tag, call: n.data.call }));
+    });
+
+  test("with no tab open Bob's worker shows the incoming call; the app opened from it rings and he answers", async ({
+    stack,
+    newPerson,
+    appUrl,
+  }) => {
+    const push = await startPushService();
+    const name = "Alice Liddell";
+    const b = await bobAsleep(stack, newPerson, appUrl, push, name);
+    try {
+      const { alice, sub, helper, deliver } = b;
+      await callButton(alice, "Call").click();
+      const [wake] = await push.waitFor(sub.id, 1);
+      await deliver(wake.plaintext);
+      // The worker took the offer from the queue: it shows who calls, tagged by the call.
+      await expect
+        .poll(() => callNotifications(helper), { timeout: 30_000 })
+        .toEqual([expect.objectContaining({ title: "Incoming call", body: `${name} is calling you (voice call)` })]);
+      const [{ tag, call }] = await callNotifications(helper);
+      expect(tag).toBe(`call:${call}`);
+      expect(await shownNotifications(helper), "a call is no message").toHaveLength(1);
+
+      // Bob opens the app on the chat (as a click on the notification does) while Alice's call
+      // still rings: her offer comes again, and his app rings.
+      const bob = await b.context.newPage();
+      await bob.goto(b.chat);
+      const ringing = `${name} (alice@${DOMAIN}) is calling you (voice call)`;
+      await expect(callRegion(bob)).toContainText(ringing, { timeout: 20_000 });
+      await expect(callButton(bob, "Accept")).toBeVisible();
+      await callButton(bob, "Accept").click();
+      await expect(callRegion(bob)).toContainText(`In a voice call with ${name}.`);
+      await expectMediaFlowing(bob, { video: false });
+      await expectMediaFlowing(alice, { video: false });
+      // Taken: the notification is gone, and the call rang once (one entry, one connection).
+      await expect.poll(() => callNotifications(bob)).toEqual([]);
+      await expect(messageLog(bob).getByText(`Voice call from alice@${DOMAIN}`)).toHaveCount(1);
+      expect(await bob.evaluate(() => window.__pcs.length)).toBe(1);
+
+      await callButton(alice, "Hang up").click();
+      await expect(callRegion(bob)).toContainText("Call ended.");
+      expect(b.problems).toEqual([]);
+    } finally {
+      await b.done();
+      await push.close();
+    }
+  });
+
+  test("a call that ended while Bob's app was closed: the notification goes, the app shows it missed, no ring", async ({
+    stack,
+    newPerson,
+    appUrl,
+  }) => {
+    const push = await startPushService();
+    const b = await bobAsleep(stack, newPerson, appUrl, push);
+    try {
+      const { alice, sub, helper, deliver } = b;
+      await callButton(alice, "Call").click();
+      const [wake] = await push.waitFor(sub.id, 1);
+      await deliver(wake.plaintext);
+      await expect
+        .poll(() => callNotifications(helper), { timeout: 30_000 })
+        .toEqual([
+          expect.objectContaining({ title: "Incoming call", body: `alice@${DOMAIN} is calling you (voice call)` }),
+        ]);
+
+      // Alice gives up. The worker's run acknowledged what it fetched, so the node pushes again
+      // for what comes next (her offer again, then her hang-up); each wake-up goes to the
+      // worker as the browser would hand it over, and the one after her hang-up closes the
+      // notification.
+      await callButton(alice, "Hang up").click();
+      await expect(callRegion(alice)).toContainText("Call cancelled.");
+      let handed = 1;
+      await expect
+        .poll(
+          async () => {
+            const wakes = push.received.filter((p) => p.id === sub.id);
+            for (; handed < wakes.length; handed++) await deliver(wakes[handed].plaintext);
+            return callNotifications(helper);
+          },
+          { timeout: 30_000 },
+        )
+        .toEqual([]);
+      expect(handed, "the node pushed again after the worker's first run").toBeGreaterThan(1);
+
+      // Bob opens the app: the call is in the chat as missed, and nothing rings, then or later
+      // (longer than Alice's offers came again while she called).
+      const bob = await b.context.newPage();
+      await bob.goto(b.chat);
+      await expect(messageLog(bob).getByText(`Missed voice call from alice@${DOMAIN}`)).toHaveCount(1);
+      await bob.waitForTimeout(6_000);
+      await expect(callButton(bob, "Accept")).toBeHidden();
+      await expect(bob.getByText("is calling you")).toHaveCount(0);
+      expect(await bob.evaluate(() => window.__pcs.length)).toBe(0);
+      expect(b.problems).toEqual([]);
+    } finally {
+      await b.done();
+      await push.close();
+    }
+  });
 });

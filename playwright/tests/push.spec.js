@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { test, expect, watchForPageProblems } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
-import { shownNotifications, standInForThePushService, startPushService } from "../support/push-service.js";
+import { closeTheApp, shownNotifications, standInForThePushService, startPushService } from "../support/push-service.js";
 import { chatOfTwo, createAccount, createGroup, expectChat, openConversation, send, startChat } from "../support/app.js";
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
@@ -35,27 +35,6 @@ async function bobsBrowser(stack, push, prefix, appUrl) {
   const bob = context.pages()[0] ?? (await context.newPage());
   await bob.goto(appUrl);
   return { profile, context, sub, problems, bob };
-}
-
-/**
- * Closes Bob's app tab, keeping one page of the app's origin that is not the app (the
- * manifest), from which the test speaks CDP and reads the worker's notifications. Returns it
- * and `deliver(data)`, which hands a push to the app's service worker.
- */
-async function closeTheApp(stack, context, page) {
-  const helper = await context.newPage();
-  await helper.goto(`${stack.url}/manifest.webmanifest`);
-  await page.close();
-  const cdp = await context.newCDPSession(helper);
-  const registrations = [];
-  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-  await cdp.send("ServiceWorker.enable");
-  const live = () => registrations.filter((r) => !r.isDeleted && r.scopeURL === `${stack.url}/`);
-  const deliver = async (data) => {
-    await expect.poll(() => live().length).toBeGreaterThan(0);
-    await cdp.send("ServiceWorker.deliverPushMessage", { origin: stack.url, registrationId: live()[0].registrationId, data });
-  };
-  return { helper, deliver };
 }
 
 test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked", async ({

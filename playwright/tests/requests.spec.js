@@ -1,8 +1,8 @@
 // Message requests, blocking and contacts. A conversation started by someone who is not a
-// contact waits under Message requests (Accept, Delete, Block) instead of the conversation
-// list; what a blocked person sends reaches none of the blocker's devices, which the node's
-// database shows; contacts are exported to a JSON file and imported elsewhere.
-
+// contact waits under Message requests (Accept, Delete, Block — the last two asked first)
+// instead of the conversation list; what a blocked person sends reaches none of the blocker's
+// devices, which the node's database shows; contacts are exported to a JSON file and imported
+// elsewhere.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -21,6 +21,7 @@ import {
   requestEntry,
   send,
   startChat,
+  systemEntries,
 } from "../support/app.js";
 
 const requests = (page) => page.getByRole("list", { name: "Message requests" });
@@ -89,11 +90,27 @@ test("a stranger's message waits as a request; once blocked their messages reach
   await expectChat(alice, [first]);
   await expect(composer(alice)).toBeDisabled();
 
-  // Blocked: the request is put away, and Carol is listed as blocked.
+  // Block asks first, saying what it does; Cancel leaves the request as it was, and no one blocked.
   await request.getByRole("button", { name: "Block", exact: true }).click();
+  let asked = alice.getByRole("dialog", { name: `Block ${carolName}?` });
+  await expect(asked).toContainText("Their messages will not reach any of your devices");
+  await expect(asked).toContainText("They are not told.");
+  await asked.getByRole("button", { name: "Cancel" }).click();
+  await expect(asked).toHaveCount(0);
+  await expect(request.locator(".request-first")).toHaveText(first);
+  await expect(composer(alice)).toBeDisabled();
+  let contacts = await openContacts(alice);
+  await expect(contacts.getByRole("list", { name: "Blocked people" }).getByRole("listitem")).toHaveCount(0);
+  await contacts.getByRole("button", { name: "Close" }).click();
+
+  // Blocked once confirmed: the request is put away, and Carol is listed as blocked.
+  await request.getByRole("button", { name: "Block", exact: true }).click();
+  asked = alice.getByRole("dialog", { name: `Block ${carolName}?` });
+  await asked.getByRole("button", { name: "Block", exact: true }).click();
+  await expect(asked).toHaveCount(0);
   await expect(requests(alice)).toBeHidden();
   await expect(alice.getByRole("log", { name: "Messages" })).toBeHidden();
-  let contacts = await openContacts(alice);
+  contacts = await openContacts(alice);
   await expect(contacts.getByRole("list", { name: "Blocked people" }).getByRole("listitem")).toHaveText([new RegExp(`^${carolName}`)]);
   await contacts.getByRole("button", { name: "Close" }).click();
 
@@ -138,9 +155,19 @@ test("a deleted request goes, an accepted one becomes a conversation and its sen
   await send(bob, "Hello from Bob");
   await startChat(dan, "alice");
   await send(dan, "Buy now!");
-  // Dan's request is deleted, Bob's accepted: only Bob's becomes a conversation.
+  // Dan's request is deleted, Bob's accepted: only Bob's becomes a conversation. Delete asks
+  // first; Cancel keeps the request, confirmed it goes, and Dan sees only that Alice left.
   await requestEntry(alice, danName).getByRole("button", { name: "Delete", exact: true }).click();
+  let asked = alice.getByRole("dialog", { name: "Delete this request?" });
+  await expect(asked).toContainText(`${danName} sees only that you left it.`);
+  await asked.getByRole("button", { name: "Cancel" }).click();
+  await expect(asked).toHaveCount(0);
+  await expect(requestEntry(alice, danName)).toContainText("Buy now!");
+  await requestEntry(alice, danName).getByRole("button", { name: "Delete", exact: true }).click();
+  asked = alice.getByRole("dialog", { name: "Delete this request?" });
+  await asked.getByRole("button", { name: "Delete request" }).click();
   await expect(requestEntry(alice, danName)).toHaveCount(0);
+  await expect(systemEntries(dan).filter({ hasText: "left" })).toHaveCount(1);
   await requestEntry(alice, bobName).getByRole("button", { name: "Accept", exact: true }).click();
   await expect(requests(alice)).toBeHidden();
   await expect(conversationEntry(alice, bobName)).toContainText("Hello from Bob");
@@ -164,7 +191,17 @@ test("a deleted request goes, an accepted one becomes a conversation and its sen
   await openConversation(alice, bobName);
   await alice.getByRole("button", { name: "Chat info" }).click();
   let info = alice.getByRole("dialog", { name: `Chat with ${bobName}` });
+  // Block asks first: Cancel leaves Bob unblocked, confirmed he is blocked.
   await info.getByRole("button", { name: "Block", exact: true }).click();
+  asked = alice.getByRole("dialog", { name: `Block ${bobName}?` });
+  await expect(asked).toContainText("You can unblock them here in Chat info");
+  await asked.getByRole("button", { name: "Cancel" }).click();
+  await expect(asked).toBeHidden();
+  await expect(info.getByRole("button", { name: "Block", exact: true })).toBeVisible();
+  await expect(info.getByRole("button", { name: "Unblock", exact: true })).toBeHidden();
+  await info.getByRole("button", { name: "Block", exact: true }).click();
+  await asked.getByRole("button", { name: "Block", exact: true }).click();
+  await expect(asked).toBeHidden();
   await expect(info.getByRole("button", { name: "Unblock", exact: true })).toBeVisible();
   await info.getByRole("button", { name: "Close" }).click();
   await expect(alice.getByRole("region", { name: "About this chat" })).toContainText(`You blocked ${bobName}`);

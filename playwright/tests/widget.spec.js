@@ -5,15 +5,27 @@
 // which --frame-ancestors lets this host (and no other) frame. The visitor signs up inside it —
 // an account of this site's storage partition — and chats with Bob, who uses the full app; with
 // the widget closed, the host page hears of Bob's next message through the element's `unread`
-// event. The visitor's browser allows third-party site data (a setting of its profile);
-// Chromium's default blocks it, and there the widget offers the chat in a tab of its own. A
-// host that --frame-ancestors does not name gets no frame at all.
+// event. The heading names Bob by the display name he shares, as text. A message request from
+// Carol is only counted in the widget, which shows its one chat: framed, the account is the
+// shop's, which the app cannot open; in a tab of its own, the line links to the app, where the
+// request waits. The visitor's browser allows third-party site data (a setting of its
+// profile); Chromium's default blocks it, and there the widget offers the chat in a tab of its
+// own. A host that --frame-ancestors does not name gets no frame at all.
 
 import { rm } from "node:fs/promises";
 import http from "node:http";
 import { chromium } from "@playwright/test";
 import { CHROMIUM_LAUNCH, profileAllowingThirdPartyStorage } from "../support/chromium.js";
-import { DOMAIN, createAccount, expectChat, openConversation, ownMessage, send } from "../support/app.js";
+import {
+  DOMAIN,
+  createAccount,
+  expectChat,
+  openConversation,
+  ownMessage,
+  requestEntry,
+  send,
+  startChat,
+} from "../support/app.js";
 import { BASE_URL, GATEWAY_PORT, expect, test, watchForPageProblems } from "../support/stack.js";
 
 const HOST_PORT = GATEWAY_PORT + 30;
@@ -22,6 +34,8 @@ const HOST_ORIGIN = `http://localhost:${HOST_PORT}`;
 /** The same page at another origin, which --frame-ancestors does not name. */
 const REFUSED_ORIGIN = `http://127.0.0.1:${HOST_PORT}`;
 const PEER = `bob@${DOMAIN}`;
+/** Bob's display name: markup in it must stay text. */
+const BOB_NAME = "Bob <b>at</b> the shop";
 
 test.use({ gatewayArgs: ["--frame-ancestors", HOST_ORIGIN] });
 
@@ -47,7 +61,13 @@ async function hostServer() {
 const widget = (page) => page.locator("qpq-chat");
 const widgetFrame = (page) => widget(page).locator("iframe").contentFrame();
 
-test("the widget on another site loads the engine only when opened, chats with Bob and reports unread messages", async ({ stack, newPerson, browser }) => {
+test("the widget on another site loads the engine only when opened, chats with Bob by his name, counts others' requests and reports unread messages", async ({
+  stack,
+  newPerson,
+  browser,
+}) => {
+  // The engine loads in five pages here (the widget, Bob's, Carol's, and another browser's tab and app).
+  test.setTimeout(240_000);
   const server = await hostServer();
   const profile = await profileAllowingThirdPartyStorage();
   const visitor = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
@@ -73,6 +93,7 @@ test("the widget on another site loads the engine only when opened, chats with B
     const chat = widgetFrame(shop);
     await chat.getByRole("textbox", { name: "Username" }).fill("alice");
     await chat.getByRole("button", { name: "Create account" }).click();
+    // Bob shared no profile yet: the heading names him by his address.
     await expect(chat.getByRole("heading", { name: `Chat with ${PEER}` })).toBeVisible();
     // Who the visitor is, and that this is the shop's account.
     await expect(chat.getByText(`You are alice@${DOMAIN} on ${HOST_ORIGIN}.`)).toBeVisible();
@@ -81,10 +102,36 @@ test("the widget on another site loads the engine only when opened, chats with B
     await send(chat, "Hello from the shop");
     await openConversation(bob, `alice@${DOMAIN}`);
     await expectChat(bob, ["Hello from the shop"]);
+    // Bob shares a display name; his card follows his next message.
+    await bob.getByRole("button", { name: "Edit profile" }).click();
+    const editProfile = bob.getByRole("dialog", { name: "Edit profile" });
+    await editProfile.getByRole("textbox", { name: "Display name" }).fill(BOB_NAME);
+    await editProfile.getByRole("button", { name: "Save" }).click();
+    await expect(editProfile).toBeHidden();
     await send(bob, "Hi! How can I help?");
     await expectChat(chat, ["Hello from the shop", "Hi! How can I help?"]);
     // Shown in the open widget means read.
     await expect(ownMessage(bob, "Hi! How can I help?").locator(".msg-status")).toHaveText("Read");
+
+    // The heading now names Bob by his display name (as text: no element made of its markup),
+    // his address beside it.
+    const heading = chat.getByRole("heading", { level: 1 });
+    await expect(heading).toHaveText(`Chat with ${BOB_NAME}`);
+    expect(await heading.evaluate((e) => e.childElementCount)).toBe(0);
+    await expect(chat.locator("#embed-peer")).toHaveText(PEER);
+
+    // Carol, whom the visitor does not know, writes to them: the widget shows only its chat
+    // with Bob, and says that requests came. Framed, its account is the shop's, which the app
+    // at our address cannot open: the line links nowhere.
+    const carol = await newPerson();
+    await createAccount(carol, "carol");
+    await startChat(carol, "alice");
+    await send(carol, "Hello, it's Carol");
+    const requestsLine = chat.getByRole("status").filter({ hasText: "message request" });
+    await expect(requestsLine).toHaveText(`1 message request from other people; this chat shows only ${BOB_NAME}.`);
+    await expect(requestsLine.getByRole("link")).toHaveCount(0);
+    await expect(chat.getByText("Hello, it's Carol")).toHaveCount(0);
+    await expectChat(chat, ["Hello from the shop", "Hi! How can I help?"]);
 
     // Closed, the widget still receives; the host page hears the count through the element.
     await widget(shop).evaluate((el) => {
@@ -122,6 +169,21 @@ test("the widget on another site loads the engine only when opened, chats with B
       const [tab] = await Promise.all([other.waitForEvent("page"), newTab.click()]);
       await expect(tab.getByRole("heading", { name: `Chat with ${PEER}` })).toBeVisible();
       await expect(tab.getByRole("textbox", { name: "Username" })).toBeVisible();
+
+      // In a tab of its own the chat's account is the app's: a request from Carol is counted
+      // with a link to the app, which lists it (once it has the account: "Use here").
+      await tab.getByRole("textbox", { name: "Username" }).fill("erin");
+      await tab.getByRole("button", { name: "Create account" }).click();
+      await expect(tab.getByText(`You are erin@${DOMAIN}.`)).toBeVisible();
+      await startChat(carol, "erin");
+      await send(carol, "Hi Erin, Carol here");
+      const line = tab.getByRole("status").filter({ hasText: "message request" });
+      await expect(line).toHaveText("1 message request — open quicproquo to read them");
+      const appLink = line.getByRole("link", { name: "open quicproquo" });
+      await expect(appLink).toHaveAttribute("href", `${BASE_URL}/`);
+      const [app] = await Promise.all([other.waitForEvent("page"), appLink.click()]);
+      await app.getByRole("button", { name: "Use here" }).click();
+      await expect(requestEntry(app, `carol@${DOMAIN}`)).toContainText("Hi Erin, Carol here");
 
       // The same page at an origin --frame-ancestors does not name: the browser refuses the
       // frame (this context is not watched: the refusal is reported as a CSP violation).

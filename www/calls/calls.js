@@ -8,9 +8,17 @@
 // stop ringing). In a group, two callees connect to each other too: the one whose name sorts
 // first offers, as soon as it has joined and has seen the other's answer.
 //
+// While nobody has answered, the caller sends its offer again every RESEND_MS (the same
+// description, by then with its candidates): a device that was asleep when the first one came
+// — its service worker took that one from the queue and only showed a notification — rings
+// when the app opens. A device takes a repeated offer as the call it already knows (same call
+// id): no second ring, the ring timer goes on; and a call that ended here, or whose entry in
+// the conversation says it was answered, declined or missed, does not ring again.
+//
 // No DOM here: views/call-panel.js draws `state()` whenever `onChange` fires.
 
 import { Peer } from "./peer.js";
+import { closeCallNotification } from "../notify.js";
 
 /** Most people in one call (the engine refuses offers in larger conversations). */
 export const MAX_PARTICIPANTS = 4;
@@ -18,6 +26,8 @@ export const MAX_PARTICIPANTS = 4;
 export const RING_MS = 45_000;
 /** How long the end of a call stays on screen. */
 const ENDED_MS = 6_000;
+/** How often the caller sends its offer again while nobody has answered. */
+export const RESEND_MS = 4_500;
 
 /** A fresh call id: 16 random bytes in hex. */
 function newCallId() {
@@ -33,10 +43,13 @@ export class Calls {
   /**
    * @param {import("/pkg/qpq_web.js").QpqClient} client
    * @param {() => void} onChange
+   * @param {(user: string) => string} [nameOf] what to call a person in the sentences this
+   *   writes (their display name); their address when not given
    */
-  constructor(client, onChange) {
+  constructor(client, onChange, nameOf = (user) => user) {
     this.client = client;
     this.onChange = onChange;
+    this.nameOf = nameOf;
     this.me = client.user();
     this.myDevice = client.deviceId();
     /** The call on this device (ringing, calling or in progress), or null. */
@@ -45,6 +58,8 @@ export class Calls {
     this.ended = null;
     this.endedTimer = null;
     this.sending = Promise.resolve();
+    /** The ids of the latest calls that ended on this device, oldest first. */
+    this.over = new Set();
   }
 
   /** What the panel shows. */
@@ -74,6 +89,7 @@ export class Calls {
         await peer.offer();
       }
       call.ringTimer = setTimeout(() => this.noAnswer(call), RING_MS);
+      call.resendTimer = setInterval(() => this.resendOffers(call), RESEND_MS);
     } catch (e) {
       this.end(call, `The call could not start: ${e?.message ?? e}`, { hangup: true });
       throw e;
@@ -88,6 +104,7 @@ export class Calls {
     clearTimeout(call.ringTimer);
     call.phase = "connecting";
     call.startedAt = performance.now();
+    closeCallNotification(call.id);
     this.changed();
     try {
       await this.prepareMedia(call);
@@ -171,6 +188,7 @@ export class Calls {
         if (call?.phase === "ringing" && (s.kind === "answer" || s.kind === "decline")) {
           this.end(call, s.kind === "answer" ? "Answered on another device." : "Declined on another device.");
         }
+        if (!call && (s.kind === "answer" || s.kind === "decline")) closeCallNotification(s.call);
         return;
       }
       switch (s.kind) {
@@ -178,7 +196,11 @@ export class Calls {
           if (!forMe) return;
           if (s.restart) return void (await call?.peers.get(from)?.answer(s));
           if (!call) return this.ring(conversation, from, fromDevice, s);
+          // A repeated offer of the call ringing here: the newer description (it names the
+          // caller's candidates) is the one an answer takes; the ring goes on as it was.
           if (call.phase === "ringing") return void call.offers.set(from, { device: fromDevice, signal: s });
+          // The caller's offer again after this device took the call: it is being answered.
+          if (from === call.caller) return;
           return this.takeOffer(call, from, fromDevice, s);
         case "answer":
           if (!call) return;
@@ -200,17 +222,21 @@ export class Calls {
           else call.early.set(from, [...(call.early.get(from) ?? []), ...(s.candidates ?? [])]);
           break;
         case "decline":
-        case "busy":
+        case "busy": {
           if (!call || !forMe) return;
-          this.dropPeer(call, from, s.kind === "busy" ? `${from} is in another call.` : `${from} declined the call.`);
+          const who = this.nameOf(from);
+          this.dropPeer(call, from, s.kind === "busy" ? `${who} is in another call.` : `${who} declined the call.`);
           break;
+        }
         case "media":
           if (!call) return;
           call.remote.set(from, { muted: !!s.muted, cameraOff: !!s.cameraOff });
           break;
         case "hangup":
-          if (!call) return;
-          if (call.phase === "ringing" && from === call.caller) return this.end(call, `Missed call from ${from}.`);
+          if (!call) return void closeCallNotification(s.call);
+          if (call.phase === "ringing" && from === call.caller) {
+            return this.end(call, `Missed call from ${this.nameOf(from)}.`);
+          }
           call.joined.delete(from);
           this.dropPeer(call, from, "Call ended.");
           break;
@@ -245,11 +271,16 @@ export class Calls {
       startedAt: 0,
       connectedAt: 0,
       ringTimer: null,
+      /** The caller's timer that sends the offers again while nobody has answered. */
+      resendTimer: null,
       problem: "",
     };
   }
 
   ring(conversation, from, fromDevice, s) {
+    // A repeated offer of a call that is over here (this device ended it, or the engine's entry
+    // says it was answered, declined or missed — perhaps before this tab opened): no ring.
+    if (this.over.has(s.call) || this.settled(conversation, s.call)) return;
     if (this.call) {
       this.post({ conversation }, { kind: "busy", call: s.call, to: from, toDevice: fromDevice });
       return;
@@ -258,9 +289,30 @@ export class Calls {
     call.offers.set(from, { device: fromDevice, signal: s });
     call.ringTimer = setTimeout(() => {
       this.client.callRangOut(conversation, call.id).catch(() => {});
-      this.end(call, `Missed call from ${from}.`);
+      this.end(call, `Missed call from ${this.nameOf(from)}.`);
     }, RING_MS);
     this.call = call;
+  }
+
+  /** Whether the conversation's entry of call `id` says it no longer rings. */
+  settled(conversation, id) {
+    try {
+      const entry = this.client.history(conversation).findLast((m) => m.kind === "call" && m.call?.id === id);
+      return !!entry && entry.call.outcome !== "ringing";
+    } catch {
+      return false; // a conversation the engine does not have: the offer itself says nothing more
+    }
+  }
+
+  /**
+   * The caller's offers again, to everyone who has not answered yet (until the call is
+   * answered, or RING_MS after it started).
+   */
+  resendOffers(call) {
+    if (this.call !== call || performance.now() - call.startedAt > RING_MS) return clearInterval(call.resendTimer);
+    for (const p of call.peers.values()) {
+      if (p.state === "new" && p.pc.signalingState === "have-local-offer") p.repeatOffer().catch(() => {});
+    }
   }
 
   async prepareMedia(call) {
@@ -311,7 +363,7 @@ export class Calls {
       if (call.muted || call.cameraOff) this.postMedia(call);
     }
     if (peer.state === "failed") {
-      call.problem = `The call with ${peer.user} failed: ${peer.problem}.`;
+      call.problem = `The call with ${this.nameOf(peer.user)} failed: ${peer.problem}.`;
       call.peers.delete(peer.user);
       if (call.peers.size === 0) return this.end(call, call.problem, { hangup: true });
     }
@@ -338,6 +390,9 @@ export class Calls {
     if (this.call !== call) return;
     if (hangup) this.post(call, { kind: "hangup", call: call.id });
     clearTimeout(call.ringTimer);
+    clearInterval(call.resendTimer);
+    this.remember(call.id);
+    if (call.phase === "ringing") closeCallNotification(call.id);
     for (const p of call.peers.values()) p.close(false);
     call.local?.getTracks().forEach((t) => t.stop());
     this.call = null;
@@ -348,6 +403,12 @@ export class Calls {
       this.changed();
     }, ENDED_MS);
     this.changed();
+  }
+
+  /** Keeps the ids of the calls that ended here (a later copy of their offer does not ring). */
+  remember(id) {
+    this.over.add(id);
+    if (this.over.size > 32) this.over.delete(this.over.values().next().value);
   }
 
   /** Sends a signal through the engine, after the ones before it; rejects when it fails. */

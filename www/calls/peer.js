@@ -47,6 +47,8 @@ export class Peer {
     this.restartTimer = null;
     this.lostTimer = null;
     this.connectedAt = 0;
+    /** The received audio's totals when `heard()` last looked. */
+    this.heardTotals = { energy: 0, seconds: 0 };
     this.pc.addEventListener("icecandidate", (e) => e.candidate && this.queueCandidate(e.candidate));
     this.pc.addEventListener("track", (e) => {
       if (!this.remoteStream.getTracks().includes(e.track)) this.remoteStream.addTrack(e.track);
@@ -66,6 +68,17 @@ export class Peer {
     await this.pc.setLocalDescription(offer);
     await this.send({ kind: "offer", call: this.call, ...this.target(), video: this.video, restart, sdp: this.pc.localDescription.sdp });
     this.flushSoon();
+  }
+
+  /**
+   * Sends the offer made before again, unanswered so far: the local description as it is now,
+   * which by then names the candidates gathered (a device that missed the trickled ones, having
+   * been asleep, can connect from it alone).
+   */
+  async repeatOffer() {
+    const sdp = this.pc.localDescription?.sdp;
+    if (!sdp || this.pc.signalingState !== "have-local-offer") return;
+    await this.send({ kind: "offer", call: this.call, ...this.target(), video: this.video, restart: false, sdp });
   }
 
   /** Takes the other side's offer (from MLS) and sends the answer. */
@@ -201,15 +214,27 @@ export class Peer {
     if (notify) this.onChange(this);
   }
 
-  /** Bytes and frames received so far, per kind, and the audio level heard. */
-  async received() {
-    const out = { audio: 0, video: 0, frames: 0, level: 0 };
-    for (const s of (await this.pc.getStats()).values()) {
+  /**
+   * How loud the other side was since the last time this was asked, from 0 to 1: the root mean
+   * square of the received audio's level over that interval, from the growth of the inbound
+   * stream's `totalAudioEnergy` (level² × seconds) and `totalSamplesDuration`. Every sound
+   * played out meanwhile counts, however short: a level read once a second would miss most
+   * brief ones. 0 when nothing was played out since (or the stream started over).
+   */
+  async heard() {
+    const receiver = this.pc.getReceivers().find((r) => r.track.kind === "audio");
+    if (!receiver) return 0;
+    let energy = 0;
+    let seconds = 0;
+    for (const s of (await receiver.getStats()).values()) {
       if (s.type !== "inbound-rtp") continue;
-      out[s.kind] += s.bytesReceived ?? 0;
-      if (s.kind === "video") out.frames += s.framesDecoded ?? 0;
-      if (s.kind === "audio") out.level = Math.max(out.level, s.audioLevel ?? 0);
+      energy += s.totalAudioEnergy ?? 0;
+      seconds += s.totalSamplesDuration ?? 0;
     }
-    return out;
+    const before = this.heardTotals;
+    this.heardTotals = { energy, seconds };
+    const de = energy - before.energy;
+    const dt = seconds - before.seconds;
+    return dt > 0 && de >= 0 ? Math.sqrt(de / dt) : 0;
   }
 }

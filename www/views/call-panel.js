@@ -1,25 +1,39 @@
 // The call on screen: **Call** and **Video call** in the open chat's header, and the region
 // named "Call" — ringing (Accept, Decline), calling and in a call (Mute, Camera off, Hang up,
-// the duration, a tile per person with who is speaking), and how the last call ended. Names
-// are shown as text only.
+// the duration, a tile per person with who is speaking), and how the last call ended. People
+// are named by their display names (the ringing call adds the caller's address, since a
+// display name is chosen by its owner and proves nothing), as text only.
+//
+// Who is speaking: once a second each connection says how loud the other side was over the
+// whole second (`Peer.heard`, from the audio statistics' energy), so a short sound between two
+// looks still counts; a tile says "speaking" for SPEAKING_HOLD_MS after the last loud second,
+// so it does not flicker between words, and never while the person says they are muted.
 
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { Calls, MAX_PARTICIPANTS } from "../calls/calls.js";
 
-/** An audio level above this counts as speaking. */
+/** A mean audio level over a second above this counts as speaking. */
 const SPEAKING_LEVEL = 0.02;
+/** How long a tile still says "speaking" after the last second someone was heard (ms). */
+const SPEAKING_HOLD_MS = 1_500;
 
 export class CallPanel {
   /**
    * @param {import("/pkg/qpq_web.js").QpqClient} client
    * @param {HTMLElement} region the element named "Call"
    * @param {HTMLElement} header the open chat's header (gets the Call buttons)
+   * @param {import("../profiles.js").Profiles} profiles the app's display names
    * @param {AbortSignal} signal
    */
-  constructor(client, region, header, signal) {
+  constructor(client, region, header, profiles, signal) {
     this.client = client;
-    this.calls = new Calls(client, () => this.render());
+    this.profiles = profiles;
+    this.calls = new Calls(client, () => this.render(), (user) => this.profiles.name(user));
+    /** When each connection last heard its other side speak (performance.now()). */
+    this.heardAt = new WeakMap();
+    /** A look at the audio statistics is under way (the next tick does not start another). */
+    this.listening = false;
     this.region = region;
     this.conversation = null;
     this.status = h("p", { class: "call-status", role: "status", "aria-live": "polite" });
@@ -118,7 +132,8 @@ export class CallPanel {
     }
     setText(this.status, this.statusText(call, ended));
     this.renderTiles(call);
-    this.everySecond();
+    this.renderDuration(call);
+    this.renderLabels(call);
   }
 
   statusText(call, ended) {
@@ -127,14 +142,18 @@ export class CallPanel {
     const c = this.client.conversation(call.conversation);
     const title = c?.title ?? "";
     switch (call.phase) {
-      case "ringing":
-        return `${call.caller} is calling you (${kind}${c?.kind === "group" ? ` in ${title}` : ""})`;
+      case "ringing": {
+        const name = this.profiles.name(call.caller);
+        const who = name === call.caller ? name : `${name} (${call.caller})`;
+        return `${who} is calling you (${kind}${c?.kind === "group" ? ` in ${title}` : ""})`;
+      }
       case "calling":
         return `Calling ${title}…`;
       case "connecting":
         return `Connecting ${kind}…`;
       default: {
-        const names = [...call.peers.values()].filter((p) => p.state === "connected").map((p) => p.user);
+        const connected = [...call.peers.values()].filter((p) => p.state === "connected");
+        const names = connected.map((p) => this.profiles.name(p.user));
         const trouble = call.problem ? ` ${call.problem}` : "";
         return `In a ${kind} with ${names.join(", ") || "nobody yet"}.${trouble}`;
       }
@@ -155,38 +174,72 @@ export class CallPanel {
     for (const [user, stream] of want) {
       if (this.media.has(user)) continue;
       const video = call.video;
-      const media = h(video ? "video" : "audio", { autoplay: true, playsinline: true, "aria-label": user ? `Call with ${user}` : "Your camera" });
+      const media = h(video ? "video" : "audio", { autoplay: true, playsinline: true });
+      media.setAttribute("aria-label", this.mediaLabel(user));
       media.muted = user === "";
       media.srcObject = stream;
-      const label = h("span", { class: "call-name", dir: "auto", text: user || "You" });
-      const tile = h("figure", { class: `call-tile${user ? "" : " self"}${video ? "" : " voice"}`, dataset: { user } }, media, label);
+      const label = h("span", { class: "call-name", dir: "auto", text: user ? this.profiles.name(user) : "You" });
+      const cls = `call-tile${user ? "" : " self"}${video ? "" : " voice"}`;
+      const tile = h("figure", { class: cls, dataset: { user } }, media, label);
       this.tiles.append(tile);
       this.media.set(user, { tile, media, label });
     }
   }
 
-  /** The duration, and who is speaking. */
-  async everySecond() {
-    const call = this.calls.call;
+  /** The accessible name of a tile's video or audio ("": this device's). */
+  mediaLabel(user) {
+    if (!user) return "Your camera";
+    const name = this.profiles.name(user);
+    return name === user ? `Call with ${name}` : `Call with ${name} (${user})`;
+  }
+
+  /** How long the call has been connected. */
+  renderDuration(call) {
     if (!call || call.phase !== "active" || !call.connectedAt) return;
     const secs = Math.floor((performance.now() - call.connectedAt) / 1000);
     setText(this.duration, `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`);
-    for (const p of call.peers.values()) {
+  }
+
+  /** Each participant's tile: their name, and whether they are speaking, muted, camera off. */
+  renderLabels(call) {
+    const now = performance.now();
+    for (const p of call?.peers.values() ?? []) {
       const tile = this.media.get(p.user);
-      if (!tile || p.state !== "connected") continue;
-      const level = (await p.received().catch(() => ({ level: 0 }))).level;
-      const speaking = level > SPEAKING_LEVEL;
+      if (!tile) continue;
+      const name = this.profiles.name(p.user);
+      const media = call.remote.get(p.user);
+      const heard = p.state === "connected" && now - (this.heardAt.get(p) ?? -Infinity) < SPEAKING_HOLD_MS;
+      const speaking = heard && !media?.muted;
       tile.tile.classList.toggle("speaking", speaking);
-      setText(tile.label, tileLabel(p.user, speaking, call.remote.get(p.user)));
+      setText(tile.label, tileLabel(name, speaking, media));
+      const described = this.mediaLabel(p.user);
+      if (tile.media.getAttribute("aria-label") !== described) tile.media.setAttribute("aria-label", described);
     }
+  }
+
+  /** The duration, and who was heard over the last second. */
+  async everySecond() {
+    const call = this.calls.call;
+    this.renderDuration(call);
+    if (!call || call.phase !== "active" || this.listening) return;
+    this.listening = true;
+    try {
+      const connected = [...call.peers.values()].filter((p) => p.state === "connected");
+      const levels = await Promise.all(connected.map((p) => p.heard().catch(() => 0)));
+      const now = performance.now();
+      for (const [i, p] of connected.entries()) if (levels[i] > SPEAKING_LEVEL) this.heardAt.set(p, now);
+    } finally {
+      this.listening = false;
+    }
+    if (this.calls.call === call) this.renderLabels(call);
   }
 }
 
 /** A participant's name, and what they are doing: speaking, muted, camera off. */
-function tileLabel(user, speaking, media) {
+function tileLabel(name, speaking, media) {
   const notes = [];
   if (speaking) notes.push("speaking");
   if (media?.muted) notes.push("muted");
   if (media?.cameraOff) notes.push("camera off");
-  return notes.length ? `${user} (${notes.join(", ")})` : user;
+  return notes.length ? `${name} (${notes.join(", ")})` : name;
 }

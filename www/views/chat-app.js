@@ -78,7 +78,7 @@ export class ChatApp {
     this.log.setActions(this.composer.actions());
     this.safety = new SafetyNumberDialog(client, signal);
     this.info = new GroupInfo(client, this.root.querySelector(".chat-header"), this.safety, this.profiles, signal);
-    this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), signal);
+    this.callPanel = new CallPanel(client, byId("call"), this.root.querySelector(".chat-header"), this.profiles, signal);
     this.profileDialog = new ProfileDialog(client, this.root.querySelector(".topbar"), signal);
     this.devices = new DevicesDialog(client, this.root.querySelector(".topbar"), () => (this.stopped = true), signal);
     wireIdleLock(client, () => (this.stopped = true), signal);

@@ -1,7 +1,8 @@
-// The question asked before something that cannot be undone (deleting a message for
-// everyone, deleting the account): a modal dialog with what will happen, Cancel, and the
-// action. While the action runs both buttons are disabled and a line says what is happening;
-// if it fails, the reason is shown in words and the person can try again or cancel.
+// The question asked before what cannot be undone, or should not happen by a slip (deleting
+// a message for everyone, deleting the account, deleting a message request, blocking someone):
+// a modal dialog with what will happen, Cancel, and the action. While the action runs both
+// buttons are disabled and a line says what is happening; if it fails, the reason is shown in
+// words and the person can try again or cancel.
 
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
@@ -16,6 +17,7 @@ export class ConfirmDialog {
   constructor({ id, title, action, busy }, signal) {
     this.busyText = busy;
     this.run = null;
+    this.title = h("h2", { id: `${id}-title`, dir: "auto", text: title });
     this.text = h("p", { id: `${id}-text`, dir: "auto" });
     this.quote = h("blockquote", { class: "msg-quote", dir: "auto", hidden: true });
     this.busy = h("p", { class: "hint", role: "status" });
@@ -28,7 +30,7 @@ export class ConfirmDialog {
       h(
         "div",
         { class: "stack" },
-        h("h2", { id: `${id}-title`, text: title }),
+        this.title,
         this.quote,
         this.text,
         this.busy,
@@ -48,13 +50,15 @@ export class ConfirmDialog {
 
   /**
    * Opens the dialog.
-   * @param {{ text: string, quote?: string }} what what will happen, and optionally the
-   *   thing it happens to (shown as a quote, as text)
+   * @param {{ text: string, quote?: string, title?: string }} what what will happen, and
+   *   optionally the thing it happens to (shown as a quote, as text) and a title naming it
+   *   (the one given at construction otherwise)
    * @param {() => Promise<string | void>} run the action; the dialog closes when it resolves,
    *   unless it resolves to a sentence, which then stays on screen (the page is about to go)
    */
-  ask({ text, quote }, run) {
+  ask({ text, quote, title }, run) {
     this.run = run;
+    if (title) setText(this.title, title);
     setText(this.text, text);
     setText(this.quote, quote ?? "");
     this.quote.hidden = !quote;

@@ -3,9 +3,17 @@
 // engine is online (a new chat needs the peer's key packages) and reopens from storage
 // afterwards. Messages are read only while the person can see them: the widget's panel is
 // open and the page is visible; otherwise the unread count goes to the host page.
+//
+// The heading names the peer by the display name of their verified profile, once they shared
+// one, with their address beside it (a display name is chosen by its owner and proves
+// nothing). Message requests from anyone else are not shown here, only counted in one line:
+// opened in a tab of its own, the widget is the app's account, and the line links to the app;
+// framed by another site, the account is that site's (storage is partitioned), which the app
+// cannot open, and the line only says that this chat shows the peer alone.
 
-import { byId, setText } from "../dom.js";
+import { byId, h, setText } from "../dom.js";
 import { asSentence, describeError } from "../errors.js";
+import { Profiles } from "../profiles.js";
 import { ConnectionStatus } from "./connection-status.js";
 import { Composer } from "./composer.js";
 import { FileTransfers } from "./files.js";
@@ -42,6 +50,12 @@ export class EmbedChat {
     this.pending = false;
 
     this.state = byId("embed-state");
+    this.title = byId("embed-title");
+    this.peerLine = byId("embed-peer");
+    this.requestsLine = byId("embed-requests");
+    /** What the requests line shows (count and wording), to redraw it only when it changes. */
+    this.requestsDrawn = "";
+    this.profiles = new Profiles(client, signal);
     this.connection = new ConnectionStatus(byId("connection"));
     this.files = new FileTransfers(client, { input: byId("composer-file"), uploads: byId("uploads") }, signal);
     this.log = new MessageLog(byId("messages"), (conversationId, m) => this.files.body(conversationId, m));
@@ -54,7 +68,6 @@ export class EmbedChat {
 
   /** Shows the chat and connects. */
   start() {
-    setText(byId("embed-title"), `Chat with ${this.peer}`);
     setText(
       byId("embed-me"),
       this.host.origin
@@ -111,6 +124,8 @@ export class EmbedChat {
         if (event.state === "online") this.startChat();
         break;
       case "conversation":
+      case "contacts":
+      case "profile":
         this.schedule();
         break;
       case "message":
@@ -136,6 +151,8 @@ export class EmbedChat {
   render() {
     const id = this.conversationId ?? this.findChat();
     this.conversationId = id;
+    this.renderPeer();
+    this.renderRequests();
     const c = id ? this.client.conversation(id) : null;
     const active = !!c?.active;
     this.composer.setEnabled(active);
@@ -153,6 +170,39 @@ export class EmbedChat {
     const seen = this.host.visible && document.visibilityState === "visible";
     if (c.unread > 0 && seen) this.markRead(id);
     this.report(seen ? 0 : c.unread);
+  }
+
+  /** The heading: the peer's verified display name, else their address; the address beside a name. */
+  renderPeer() {
+    const profile = this.profiles.of(this.peer);
+    const name = profile?.name || this.peer;
+    setText(this.title, `Chat with ${name}`);
+    const notes = [];
+    if (name !== this.peer) notes.push(this.peer);
+    if (profile?.forged) notes.push("Profile not verified");
+    setText(this.peerLine, notes.join(" · "));
+    this.peerLine.hidden = notes.length === 0;
+  }
+
+  /** The line counting message requests from other people than the peer (hidden when none). */
+  renderRequests() {
+    const count = this.client.conversations().filter((c) => c.request && c.id !== this.conversationId).length;
+    // This site's account (framed) is not the app's: the app at our address cannot show them.
+    const name = this.profiles.name(this.peer);
+    const framedText = this.host.origin ? `from other people; this chat shows only ${name}.` : "";
+    const key = `${count} ${framedText}`;
+    if (key === this.requestsDrawn) return;
+    this.requestsDrawn = key;
+    this.requestsLine.hidden = count === 0;
+    const requests = `${count} message ${count === 1 ? "request" : "requests"}`;
+    if (count === 0) this.requestsLine.replaceChildren();
+    else if (framedText) this.requestsLine.replaceChildren(`${requests} ${framedText}`);
+    else {
+      // A tab of its own: the same account as the app at our address, which lists them.
+      const app = new URL("/", location.href).href;
+      const link = h("a", { href: app, target: "_blank", rel: "noopener", text: "open quicproquo" });
+      this.requestsLine.replaceChildren(`${requests} — `, link, " to read them");
+    }
   }
 
   /** Tells the host page how many messages wait unread (only when the number changes). */

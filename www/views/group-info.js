@@ -1,7 +1,7 @@
 // The conversation's info dialog (name, members, when and by whom it was created, the
-// disappearing-message timer, leave; in a direct chat, Block or Unblock the other person) and
-// the account dialog (delete the account, after a confirmation). Both are built here, so
-// index.html only provides the places for their buttons.
+// disappearing-message timer, leave; in a direct chat, Block — asked first — or Unblock the
+// other person) and the account dialog (delete the account, after a confirmation). Both are
+// built here, so index.html only provides the places for their buttons.
 
 import { h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
@@ -11,6 +11,7 @@ import { ConfirmDialog } from "./confirm.js";
 import { LEVELS, conversationLevel, setConversationLevel } from "../notify-settings.js";
 import { otherPerson } from "../people.js";
 import { personParts } from "./person.js";
+import { BLOCK_TEXT } from "./requests.js";
 
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
@@ -79,14 +80,17 @@ export class GroupInfo {
       ),
     );
     document.body.append(this.dialog);
+    // Its title names the person when it opens.
+    const blockWords = { id: "block-dialog", title: "Block", action: "Block", busy: "Blocking…" };
+    this.blockDialog = new ConfirmDialog(blockWords, signal);
 
     this.button.addEventListener("click", () => this.open(), { signal });
     this.close.addEventListener("click", () => this.dialog.close(), { signal });
     this.timer.addEventListener("change", () => this.setTimer(), { signal });
     this.notify.addEventListener("change", () => this.setNotify(), { signal });
     this.leave.addEventListener("click", () => this.leaveGroup(), { signal });
-    this.block.addEventListener("click", () => this.setBlocked(true), { signal });
-    this.unblock.addEventListener("click", () => this.setBlocked(false), { signal });
+    this.block.addEventListener("click", () => this.askBlock(), { signal });
+    this.unblock.addEventListener("click", () => this.unblockOther(), { signal });
     signal.addEventListener("abort", () => this.dialog.remove());
   }
 
@@ -176,19 +180,30 @@ export class GroupInfo {
     }
   }
 
-  /** Blocks or unblocks the other person of a direct chat. */
-  async setBlocked(yes) {
+  /** Asks whether to block the other person of a direct chat, and does if told so. */
+  askBlock() {
     const c = this.conversation;
     if (!c || c.kind === "group") return;
     const other = otherPerson(c, this.me);
     setText(this.error, "");
-    this.block.disabled = this.unblock.disabled = true;
+    this.blockDialog.ask(
+      { title: `Block ${other}?`, text: `${BLOCK_TEXT} You can unblock them here in Chat info, or in Contacts.` },
+      () => this.client.block(other),
+    );
+  }
+
+  /** Unblocks the other person of a direct chat (nothing to ask: it undoes a block). */
+  async unblockOther() {
+    const c = this.conversation;
+    if (!c || c.kind === "group") return;
+    setText(this.error, "");
+    this.unblock.disabled = true;
     try {
-      await (yes ? this.client.block(other) : this.client.unblock(other));
+      await this.client.unblock(otherPerson(c, this.me));
     } catch (e) {
       setText(this.error, describeError(e));
     } finally {
-      this.block.disabled = this.unblock.disabled = false;
+      this.unblock.disabled = false;
     }
   }
 

@@ -2,12 +2,14 @@
 // account to. They wait in their own list above the conversation list, showing who it is and
 // their first message (as text), with Accept (it becomes a normal conversation and the person
 // a contact), Delete (this account leaves it) and Block (the person is blocked and their
-// requests deleted). Until accepted, the engine sends the person no read or delivery receipts
-// and no typing; the app opens a request read-only and does not mark it read.
+// requests deleted); Delete and Block ask first, saying what will happen. Until accepted, the
+// engine sends the person no read or delivery receipts and no typing; the app opens a request
+// read-only and does not mark it read.
 
 import { h, renderById, setText } from "../dom.js";
 import { describeError } from "../errors.js";
 import { requester } from "../people.js";
+import { ConfirmDialog } from "./confirm.js";
 
 /**
  * What can be done with a request, shared by the list and the open chat's banner; a failure is
@@ -29,14 +31,63 @@ export class RequestActions {
     return this.run(() => this.client.acceptRequest(c.id));
   }
 
-  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
+  /**
+   * Deletes the request, once the person said so: this account leaves the conversation (its
+   * other members see that it left, nothing more) and it goes from the account's devices.
+   * (Leaving is a message to the others: the text does not pretend they learn nothing.)
+   * @param {import("/pkg/qpq_web.js").ConversationView} c
+   */
   remove(c) {
-    return this.run(() => this.client.deleteRequest(c.id));
+    const who = requester(c, this.me);
+    const group = c.kind === "group";
+    const text = !c.active
+      ? `The ${group ? "group" : "conversation"} is removed from your devices. ${who} is not told.`
+      : group
+        ? `You leave the group and it is removed from your devices. Its members, ${who} too, see only that you left.`
+        : `The conversation is removed from your devices. ${who} sees only that you left it.`;
+    return this.confirm(
+      { id: "delete-request-dialog", title: "Delete this request?", action: "Delete request", busy: "Deleting…" },
+      text,
+      () => this.client.deleteRequest(c.id),
+    );
   }
 
-  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
+  /**
+   * Blocks whoever sent the request, once the person said so; their requests are put away.
+   * @param {import("/pkg/qpq_web.js").ConversationView} c
+   */
   block(c) {
-    return this.run(() => this.client.block(requester(c, this.me)));
+    const who = requester(c, this.me);
+    return this.confirm(
+      { id: "block-request-dialog", title: `Block ${who}?`, action: "Block", busy: "Blocking…" },
+      `${BLOCK_TEXT} You can unblock them in Contacts.`,
+      () => this.client.block(who),
+    );
+  }
+
+  /**
+   * Asks first, in a dialog made for this one question and removed once it closes (the
+   * actions live as long as the app, which gives them nothing to tie a lasting dialog to).
+   * Resolves when the dialog closes, whether the action ran or was cancelled; a failure is
+   * said in the dialog, which stays open to try again.
+   * @param {{ id: string, title: string, action: string, busy: string }} words
+   * @param {string} text what will happen
+   * @param {() => Promise<void>} action
+   */
+  confirm(words, text, action) {
+    const gone = new AbortController();
+    const dialog = new ConfirmDialog(words, gone.signal);
+    return new Promise((resolve) => {
+      dialog.dialog.addEventListener(
+        "close",
+        () => {
+          gone.abort();
+          resolve();
+        },
+        { once: true },
+      );
+      dialog.ask({ text }, action);
+    });
   }
 
   async run(action) {
@@ -77,6 +128,13 @@ export class RequestActions {
     return h("div", { class: "request-actions" }, ...all);
   }
 }
+
+/**
+ * What blocking someone does, in words: what they send only to this account the node drops;
+ * what they send to a group this account is in arrives but is not shown.
+ */
+export const BLOCK_TEXT =
+  "Their messages will not reach any of your devices (in a group you share, they are not shown). They are not told.";
 
 /** The first thing the person wrote in a request, in one line of text. */
 export function firstMessageText(client, c) {
