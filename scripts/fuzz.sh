@@ -20,8 +20,7 @@
 # Environment: QPQ_FUZZ_SECONDS (short mode, per target, default 20), QPQ_FUZZ_RUNS (long
 # mode, default 1000000), QPQ_FUZZ_MAX_SECONDS (long mode: also stop each target after this
 # many seconds; the summary then shows how many runs it did), QPQ_FUZZ_JOBS (targets fuzzed at once, default 1 in short mode and
-# 2 in long mode), QPQ_FUZZ_SANITIZER (none | address, default none), QPQ_FUZZ_CODEGEN_UNITS
-# (default 16).
+# 2 in long mode), QPQ_FUZZ_SANITIZER (none | address, default none).
 #
 # Each target's corpus grows in fuzz/corpus/<target> (not committed); its seed inputs are
 # written there by the target itself on start (QPQ_FUZZ_SEEDS). A crash leaves its input in
@@ -66,9 +65,7 @@ export RUSTC_BOOTSTRAP=1
 sanitizer="${QPQ_FUZZ_SANITIZER:-none}"
 say "building the fuzz targets ($(cargo fuzz --version), stable rustc with RUSTC_BOOTSTRAP=1, sanitizer $sanitizer)"
 start=$(date +%s)
-# 16 codegen units instead of cargo-fuzz's 1: the build takes minutes less on two cores, the
-# targets run a little slower (QPQ_FUZZ_CODEGEN_UNITS=1 for the slowest build, fastest runs).
-cargo fuzz build --sanitizer "$sanitizer" --codegen-units "${QPQ_FUZZ_CODEGEN_UNITS:-16}"
+cargo fuzz build --sanitizer "$sanitizer"
 say "built in $(( $(date +%s) - start )) s"
 [ "$mode" = build ] && exit 0
 
