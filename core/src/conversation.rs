@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app_message::MessageId;
 pub use crate::group_meta::ConversationKind;
+use crate::group_meta::MetaKey;
 
 /// A conversation: one MLS group, one server channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,10 @@ pub struct Conversation {
     /// which members (see `engine/profiles.rs`).
     #[serde(default)]
     pub(crate) profile_shared: Option<ProfileShared>,
+    /// The key sealing the group's metadata in its group context (`group_meta.rs`); `None`
+    /// for a conversation created before there was one, whose metadata stays in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) meta_key: Option<MetaKey>,
 }
 
 /// Which version of the own profile card a conversation last carried, and to whom.

@@ -4,8 +4,19 @@
 //! It is a private-use group-context extension (type [`EXTENSION_TYPE`]) holding TLV fields;
 //! unknown fields are skipped so later versions can add some (roles). Tag 5 is the
 //! disappearing-message timer, changed by a commit with a GroupContextExtensions proposal.
+//!
+//! The group context is not secret from the delivery service: a commit sent as a
+//! `PublicMessage` shows its GroupContextExtensions proposal, and a node that follows the
+//! group's public state learns the whole context. So the metadata is sealed (tag 6,
+//! ChaCha20-Poly1305) under the conversation's [`MetaKey`]: 32 random bytes made by the
+//! creator, which every Welcome carries inside its encrypted GroupInfo (extension
+//! [`META_KEY_EXTENSION`]) and which no commit ever shows. Conversations created before the
+//! key existed keep their metadata in clear (their members have no key to share).
 
+use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::{Extension, ExtensionType, Extensions, GroupContext, UnknownExtension};
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::AeadType;
 use qpq_types::UserId;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +25,13 @@ use crate::tlv::{get_varint, put_field, put_varint, Fields};
 
 /// The private-use extension type carrying [`GroupMeta`].
 pub const EXTENSION_TYPE: u16 = 0xF0A0;
+
+/// The private-use GroupInfo extension by which a Welcome hands a new member the [`MetaKey`].
+pub const META_KEY_EXTENSION: u16 = 0xF0A2;
+
+/// Associated data of the sealed metadata, followed by the group id.
+const SEAL_LABEL: &[u8] = b"qpq group meta v1";
+const NONCE_LEN: usize = 12;
 
 /// Whether a conversation is a 1:1 chat or a named group.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -51,6 +69,50 @@ mod tag {
     pub const CREATED_BY: u64 = 3;
     pub const CREATED_AT: u64 = 4;
     pub const DISAPPEAR_SECS: u64 = 5;
+    /// The whole metadata, sealed: nonce ‖ ChaCha20-Poly1305 ciphertext of the other fields.
+    pub const SEALED: u64 = 6;
+}
+
+/// The key sealing one conversation's metadata in its group context.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaKey([u8; 32]);
+
+impl std::fmt::Debug for MetaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetaKey(…)")
+    }
+}
+
+impl MetaKey {
+    /// A key of these random bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        MetaKey(bytes)
+    }
+
+    /// The GroupInfo extension that hands the key to the members a Welcome adds.
+    pub fn to_group_info_extension(&self) -> Extension {
+        Extension::Unknown(META_KEY_EXTENSION, UnknownExtension(self.0.to_vec()))
+    }
+
+    /// The key a Welcome's GroupInfo carries, if it carries one of the right length.
+    pub fn from_group_info(exts: &Extensions<GroupInfo>) -> Option<Self> {
+        let ext = exts.unknown(META_KEY_EXTENSION)?;
+        <[u8; 32]>::try_from(ext.0.as_slice()).ok().map(MetaKey)
+    }
+}
+
+/// Why the metadata in a group context cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// Missing or malformed (in clear or once opened).
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    /// Sealed, and this device has no key for it.
+    #[error("the conversation's details are sealed and this device has no key for them")]
+    NoKey,
+    /// Sealed under another key, or altered.
+    #[error("the conversation's details do not open with its key")]
+    BadSeal,
 }
 
 impl GroupMeta {
@@ -124,23 +186,80 @@ impl GroupMeta {
         })
     }
 
-    /// The metadata as a group-context extension.
-    pub fn to_extension(&self) -> Extension {
-        Extension::Unknown(EXTENSION_TYPE, UnknownExtension(self.encode()))
+    /// The metadata as a group-context extension: sealed under `key` when there is one (with
+    /// `nonce`, fresh for every seal), in clear for a conversation that has none.
+    pub fn to_extension(
+        &self,
+        key: Option<&MetaKey>,
+        group_id: &[u8],
+        nonce: [u8; NONCE_LEN],
+        crypto: &impl OpenMlsCrypto,
+    ) -> Extension {
+        let clear = self.encode();
+        let bytes = match key {
+            None => clear,
+            Some(key) => {
+                let sealed = crypto
+                    .aead_encrypt(AeadType::ChaCha20Poly1305, &key.0, &clear, &nonce, &seal_aad(group_id))
+                    .expect("ChaCha20-Poly1305 seals with a 32-byte key and a 12-byte nonce");
+                let mut out = Vec::new();
+                put_field(&mut out, tag::SEALED, &[nonce.as_slice(), &sealed].concat());
+                out
+            }
+        };
+        Extension::Unknown(EXTENSION_TYPE, UnknownExtension(bytes))
     }
 
-    /// Finds and decodes the metadata in a group context's extensions.
-    pub fn from_extensions(exts: &Extensions<GroupContext>) -> Result<Self, CodecError> {
+    /// Finds and reads the metadata in a group context's extensions: opens it with `key` when
+    /// it is sealed.
+    pub fn from_extensions(
+        exts: &Extensions<GroupContext>,
+        key: Option<&MetaKey>,
+        group_id: &[u8],
+        crypto: &impl OpenMlsCrypto,
+    ) -> Result<Self, MetaError> {
         let ext = exts
             .unknown(EXTENSION_TYPE)
             .ok_or(CodecError::Missing("conversation metadata"))?;
-        GroupMeta::decode(&ext.0)
+        let Some(sealed) = sealed_part(&ext.0)? else { return Ok(GroupMeta::decode(&ext.0)?) };
+        let key = key.ok_or(MetaError::NoKey)?;
+        if sealed.len() < NONCE_LEN {
+            return Err(CodecError::Malformed("sealed conversation metadata").into());
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let clear = crypto
+            .aead_decrypt(AeadType::ChaCha20Poly1305, &key.0, ciphertext, nonce, &seal_aad(group_id))
+            .map_err(|_| MetaError::BadSeal)?;
+        if sealed_part(&clear)?.is_some() {
+            return Err(CodecError::Malformed("sealed conversation metadata").into());
+        }
+        Ok(GroupMeta::decode(&clear)?)
+    }
+
+    /// Whether the metadata in these extensions is sealed (else in clear, or missing).
+    pub fn is_sealed(exts: &Extensions<GroupContext>) -> bool {
+        exts.unknown(EXTENSION_TYPE).is_some_and(|e| matches!(sealed_part(&e.0), Ok(Some(_))))
     }
 
     /// The extension type as openmls names it.
     pub fn extension_type() -> ExtensionType {
         ExtensionType::Unknown(EXTENSION_TYPE)
     }
+}
+
+fn seal_aad(group_id: &[u8]) -> Vec<u8> {
+    [SEAL_LABEL, group_id].concat()
+}
+
+/// The sealed field, when the extension holds one.
+fn sealed_part(bytes: &[u8]) -> Result<Option<&[u8]>, CodecError> {
+    for f in Fields::new(bytes) {
+        let (t, v) = f?;
+        if t == tag::SEALED {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -168,5 +287,54 @@ mod tests {
             let _ = GroupMeta::decode(&enc[..n]);
         }
         assert!(GroupMeta::decode(&[]).is_err());
+    }
+
+    fn context(ext: Extension) -> Extensions<GroupContext> {
+        Extensions::single(ext).unwrap()
+    }
+
+    #[test]
+    fn sealed_metadata_opens_only_with_its_key_and_group() {
+        let crypto = openmls_rust_crypto::RustCrypto::default();
+        let m = GroupMeta {
+            kind: ConversationKind::Group,
+            name: "Night shift".into(),
+            created_by: UserId::parse("alice@x.org").unwrap(),
+            created_at: 9,
+            disappear_secs: 600,
+        };
+        let key = MetaKey::from_bytes([7; 32]);
+        let exts = context(m.to_extension(Some(&key), b"group-1", [1; 12], &crypto));
+        assert!(GroupMeta::is_sealed(&exts));
+        // Nothing of it is in clear.
+        let raw = &exts.unknown(EXTENSION_TYPE).unwrap().0;
+        assert!(!raw.windows(b"Night shift".len()).any(|w| w == b"Night shift"));
+        assert!(!raw.windows(b"alice@x.org".len()).any(|w| w == b"alice@x.org"));
+        assert_eq!(GroupMeta::from_extensions(&exts, Some(&key), b"group-1", &crypto).unwrap(), m);
+        assert_eq!(GroupMeta::from_extensions(&exts, None, b"group-1", &crypto), Err(MetaError::NoKey));
+        let other = MetaKey::from_bytes([8; 32]);
+        assert_eq!(GroupMeta::from_extensions(&exts, Some(&other), b"group-1", &crypto), Err(MetaError::BadSeal));
+        // Moved into another group's context, it does not open.
+        assert_eq!(GroupMeta::from_extensions(&exts, Some(&key), b"group-2", &crypto), Err(MetaError::BadSeal));
+        // A conversation with no key keeps it in clear, and any device reads that.
+        let clear = context(m.to_extension(None, b"group-1", [1; 12], &crypto));
+        assert!(!GroupMeta::is_sealed(&clear));
+        assert_eq!(GroupMeta::from_extensions(&clear, None, b"group-1", &crypto).unwrap(), m);
+        assert_eq!(GroupMeta::from_extensions(&clear, Some(&key), b"group-1", &crypto).unwrap(), m);
+        // Truncated seals are refused, never a panic.
+        let mut short = Vec::new();
+        put_field(&mut short, tag::SEALED, &[0; 5]);
+        let short = context(Extension::Unknown(EXTENSION_TYPE, UnknownExtension(short)));
+        assert!(matches!(GroupMeta::from_extensions(&short, Some(&key), b"group-1", &crypto), Err(MetaError::Codec(_))));
+    }
+
+    #[test]
+    fn the_key_travels_in_a_group_info_extension() {
+        let key = MetaKey::from_bytes([3; 32]);
+        let exts = Extensions::<GroupInfo>::single(key.to_group_info_extension()).unwrap();
+        assert_eq!(MetaKey::from_group_info(&exts), Some(key));
+        let wrong = Extensions::<GroupInfo>::single(Extension::Unknown(META_KEY_EXTENSION, UnknownExtension(vec![1; 31])));
+        assert_eq!(MetaKey::from_group_info(&wrong.unwrap()), None);
+        assert_eq!(format!("{:?}", MetaKey::from_bytes([3; 32])), "MetaKey(…)");
     }
 }

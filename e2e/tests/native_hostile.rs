@@ -186,6 +186,9 @@ const CANARY: &str = "canary-7f3a91c2-plaintext-must-never-be-stored";
 /// A display name and status text, which travel only inside the conversations.
 const CANARY_NAME: &str = "Canary Display Name 51e0";
 const CANARY_STATUS: &str = "canary status text 0b9d";
+/// A group's name: sealed in the group context, which commits (sent in clear for the node to
+/// check) carry when the timer changes.
+const CANARY_GROUP: &str = "Canary Group Name 8c44";
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
@@ -200,10 +203,14 @@ fn no_plaintext_at_rest_in_sqlite() {
         let bob = client(&node, dir.path(), "bob").await;
         let conv = alice.start_chat(&user("bob")).await.unwrap();
         wait_conversation(&bob, &conv).await;
-        // Bob goes offline so the message and Alice's profile stay queued on the server.
+        let group = alice.create_group(CANARY_GROUP, &[user("bob")]).await.unwrap();
+        wait_conversation(&bob, &group).await;
+        // Bob goes offline so the message, Alice's profile and the group's new timer (a commit
+        // carrying the group's metadata) stay queued on the server.
         bob.stop();
         alice.set_profile(CANARY_NAME, CANARY_STATUS, None).await.unwrap();
         alice.send_text(&conv, CANARY).await.unwrap();
+        alice.set_disappearing(&group, 3600).await.unwrap();
         wait_outbox_empty(&alice).await;
         node.stop();
         let mut scanned = 0;
@@ -214,7 +221,7 @@ fn no_plaintext_at_rest_in_sqlite() {
                 // The WAL and shared-memory files may vanish as the last connection closes.
                 let Ok(bytes) = std::fs::read(&p) else { continue };
                 scanned += bytes.len();
-                for secret in [CANARY, CANARY_NAME, CANARY_STATUS] {
+                for secret in [CANARY, CANARY_NAME, CANARY_STATUS, CANARY_GROUP] {
                     assert!(!contains(&bytes, secret.as_bytes()), "{name} contains {secret:?}");
                 }
             }
@@ -235,9 +242,12 @@ fn no_plaintext_at_rest_in_postgres() {
         let bob = client(&node, dir.path(), "bob").await;
         let conv = alice.start_chat(&user("bob")).await.unwrap();
         wait_conversation(&bob, &conv).await;
+        let group = alice.create_group(CANARY_GROUP, &[user("bob")]).await.unwrap();
+        wait_conversation(&bob, &group).await;
         bob.stop();
         alice.set_profile(CANARY_NAME, CANARY_STATUS, None).await.unwrap();
         alice.send_text(&conv, CANARY).await.unwrap();
+        alice.set_disappearing(&group, 3600).await.unwrap();
         wait_outbox_empty(&alice).await;
 
         use sqlx::{Connection as _, Row};
@@ -250,7 +260,7 @@ fn no_plaintext_at_rest_in_postgres() {
             .map(|r| r.get(0))
             .collect();
         assert!(tables.len() >= 5, "found tables {tables:?}");
-        let secrets: Vec<String> = [CANARY, CANARY_NAME, CANARY_STATUS]
+        let secrets: Vec<String> = [CANARY, CANARY_NAME, CANARY_STATUS, CANARY_GROUP]
             .iter()
             .flat_map(|s| [s.to_string(), hex::encode(s)])
             .collect();

@@ -109,6 +109,11 @@ fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_gro
         let OutboundOp::Commit { commit, .. } = real.op.clone() else { unreachable!() };
         let message = mallory.message(&conv, Body::Text { text: "not a commit".into(), reply_to: None }, now_ms());
         let OutboundOp::Enqueue { payload, .. } = message.op.clone() else { unreachable!() };
+        // The same commit encrypted, as commits were sent before the node could check them.
+        mallory.private_handshakes(&conv);
+        let hidden = mallory.key_swap(&conv, epoch);
+        mallory.settle(false);
+        let OutboundOp::Commit { commit: hidden, .. } = hidden.op.clone() else { unreachable!() };
 
         let commit_call = |n: u8, channel: &ChannelId, epoch: u64, bytes: &[u8]| Outbound {
             id: ClientMsgId([n; 16]),
@@ -126,6 +131,7 @@ fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_gro
             (commit_call(2, &conv, epoch - 1, &commit), "after the conversation's epoch"),
             (commit_call(3, &other, 0, &commit), "another group"),
             (commit_call(4, &conv, epoch, &payload), "not a commit"),
+            (commit_call(6, &conv, epoch, &hidden), "commits are sent as MLS PublicMessages"),
             (
                 Outbound { id: ClientMsgId([5; 16]), op: OutboundOp::Enqueue { channel: other.clone(), payload, ttl_secs: 0 } },
                 "another group",

@@ -3,8 +3,10 @@
 //! `PrivateMessage` and `PublicMessage`. The node checks them before it stores or fans out
 //! anything, so bytes that are not an MLS message of the channel — garbage, a commit for
 //! another group or a later epoch, an application message sent as a commit — are refused with
-//! `bad_mls_message` and change nothing. Whether the commit inside is valid is for the members
-//! to decide (its content is encrypted); a commit they cannot process is skipped by them.
+//! `bad_mls_message` and change nothing. Commits come as `PublicMessage`s signed by a member
+//! (the clients' wire-format policy; the group's metadata in them is sealed): a private commit
+//! is refused. Whether the commit is valid is, for now, for the members to decide; a commit
+//! they cannot process is skipped by them.
 
 use qpq_proto::ChannelId;
 
@@ -31,6 +33,9 @@ pub enum ContentType {
 pub struct Frame<'a> {
     /// Whether it is a `PrivateMessage` (else a `PublicMessage`).
     pub private: bool,
+    /// Whether a member of the group sent it (always so for a `PrivateMessage`; a
+    /// `PublicMessage` may come from an external sender or a joiner).
+    pub by_member: bool,
     /// The MLS group id.
     pub group_id: &'a [u8],
     /// The epoch it was made in.
@@ -146,28 +151,34 @@ pub fn read_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
             r.vector()?; // encrypted_sender_data
             r.vector()?; // ciphertext
             r.end()?;
-            Ok(Frame { private: true, group_id, epoch, content_type })
+            Ok(Frame { private: true, by_member: true, group_id, epoch, content_type })
         }
         PUBLIC_MESSAGE => {
             let group_id = r.vector()?;
             let epoch = r.u64()?;
-            match r.u8()? {
-                1 | 2 => {
-                    r.u32()?; // leaf or external sender index
+            let by_member = match r.u8()? {
+                1 => {
+                    r.u32()?; // the member's leaf index
+                    true
                 }
-                3 | 4 => {} // new_member_proposal, new_member_commit
+                2 => {
+                    r.u32()?; // external sender index
+                    false
+                }
+                3 | 4 => false, // new_member_proposal, new_member_commit
                 t => return Err(err(format!("sender type {t} is unknown"))),
-            }
+            };
             r.vector()?; // authenticated_data
             let content_type = content_type(r.u8()?)?;
-            Ok(Frame { private: false, group_id, epoch, content_type })
+            Ok(Frame { private: false, by_member, group_id, epoch, content_type })
         }
         WELCOME => Err(err("it is a Welcome")),
         w => Err(err(format!("wire format {w} is not a framed message"))),
     }
 }
 
-/// Checks that `bytes` is a commit of `channel` made in the channel's epoch `epoch` or before.
+/// Checks that `bytes` is a member's commit of `channel`, sent as a `PublicMessage`, made in the
+/// channel's epoch `epoch` or before.
 ///
 /// The channel's epoch counts every commit the node accepted; the MLS epoch counts those the
 /// members could process, so it may lag behind (a commit the members refused still took a
@@ -176,6 +187,12 @@ pub fn check_commit(bytes: &[u8], channel: &ChannelId, epoch: u64) -> Result<(),
     let f = read_frame(bytes)?;
     if f.content_type != ContentType::Commit {
         return Err(err(format!("it is {:?}, not a commit", f.content_type).to_lowercase()));
+    }
+    if f.private {
+        return Err(err("it is encrypted; commits are sent as MLS PublicMessages"));
+    }
+    if !f.by_member {
+        return Err(err("it does not come from a member of the group"));
     }
     check_group(&f, channel)?;
     if f.epoch > epoch {
@@ -238,6 +255,21 @@ mod tests {
         m
     }
 
+    /// A `PublicMessage` head (sender type `sender`, leaf 0) followed by `rest`.
+    fn public(group: &[u8], epoch: u64, sender: u8, content: u8, rest: &[u8]) -> Vec<u8> {
+        let mut m = vec![0, 1, 0, 1];
+        vector(&mut m, group);
+        m.extend_from_slice(&epoch.to_be_bytes());
+        m.push(sender);
+        if sender <= 2 {
+            m.extend_from_slice(&0u32.to_be_bytes());
+        }
+        vector(&mut m, b"");
+        m.push(content);
+        m.extend_from_slice(rest);
+        m
+    }
+
     fn channel() -> ChannelId {
         ChannelId::from_slice(&[9; 16]).unwrap()
     }
@@ -245,22 +277,26 @@ mod tests {
     #[test]
     fn a_commit_of_the_channel_at_its_epoch_passes() {
         let c = channel();
-        check_commit(&private(c.as_bytes(), 4, 3, &[1; 300]), &c, 4).unwrap();
-        check_commit(&private(c.as_bytes(), 4, 3, &[1; 20_000]), &c, 4).unwrap();
+        check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 300]), &c, 4).unwrap();
+        check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 20_000]), &c, 4).unwrap();
         // Behind the channel's epoch after commits the members refused.
-        check_commit(&private(c.as_bytes(), 2, 3, &[1; 300]), &c, 4).unwrap();
+        check_commit(&public(c.as_bytes(), 2, 1, 3, &[1; 300]), &c, 4).unwrap();
     }
 
     #[test]
     fn garbage_other_groups_epochs_and_kinds_are_refused_in_words() {
         let c = channel();
-        let cases: [(Vec<u8>, &str); 7] = [
+        let cases: [(Vec<u8>, &str); 11] = [
             (b"a commit".to_vec(), "is not MLS 1.0"),
             (vec![0, 1, 0, 2, 16], "ends too early"),
-            (private(&[8; 16], 4, 3, b"x"), "another group"),
-            (private(c.as_bytes(), 5, 3, b"x"), "epoch 5, after the conversation's epoch 4"),
-            (private(c.as_bytes(), 4, 1, b"x"), "not a commit"),
-            ([private(c.as_bytes(), 4, 3, b"x"), vec![0]].concat(), "1 bytes follow"),
+            (public(&[8; 16], 4, 1, 3, b"x"), "another group"),
+            (public(c.as_bytes(), 5, 1, 3, b"x"), "epoch 5, after the conversation's epoch 4"),
+            (public(c.as_bytes(), 4, 1, 1, b"x"), "not a commit"),
+            (public(c.as_bytes(), 4, 1, 2, b"x"), "proposal, not a commit"),
+            (private(c.as_bytes(), 4, 3, b"x"), "encrypted; commits are sent as MLS PublicMessages"),
+            (public(c.as_bytes(), 4, 4, 3, b"x"), "not come from a member"),
+            (public(c.as_bytes(), 4, 2, 3, b"x"), "not come from a member"),
+            ([private(c.as_bytes(), 4, 1, b"x"), vec![0]].concat(), "1 bytes follow"),
             ([&[0, 1, 0, 2, 0x40, 5][..], &[0; 5]].concat(), "not minimally encoded"),
         ];
         for (bytes, words) in cases {
@@ -275,6 +311,8 @@ mod tests {
         check_application(&private(c.as_bytes(), 2, 1, b"hello"), &c).unwrap();
         assert!(check_application(&private(c.as_bytes(), 2, 3, b"x"), &c).is_err());
         assert!(check_application(&private(&[1; 16], 2, 1, b"x"), &c).is_err());
+        // Application messages are never sent in clear.
+        assert!(check_application(&public(c.as_bytes(), 2, 1, 1, b"x"), &c).is_err());
         let mut w = vec![0, 1, 0, 3, 0, 1];
         vector(&mut w, &[5; 100]);
         vector(&mut w, &[6; 70]);

@@ -1,5 +1,6 @@
 //! Creating conversations and changing their membership.
 
+use rand::RngCore;
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{GroupId, KeyPackage, KeyPackageIn, LeafNodeIndex, MlsGroup, ProtocolVersion};
 use qpq_types::{ChannelId, DeviceAddress, DeviceId, UserId};
@@ -7,7 +8,7 @@ use qpq_types::{ChannelId, DeviceAddress, DeviceId, UserId};
 use super::{create_config, Engine, Event, CIPHERSUITE};
 use crate::conversation::{Content, Conversation, ConversationKind, Message, Status, SystemEvent};
 use crate::error::EngineError;
-use crate::group_meta::{GroupMeta, MAX_NAME_BYTES};
+use crate::group_meta::{GroupMeta, MetaKey, MAX_NAME_BYTES};
 use crate::identity::device_of_credential;
 use crate::outbox::{BuiltCommit, ClaimedPackage, PendingOp};
 use crate::state::StateKey;
@@ -26,6 +27,10 @@ impl Engine {
             return Err(EngineError::TooLong { len: name.len(), max: MAX_NAME_BYTES });
         }
         let id = ChannelId::from_slice(&self.random_id()).expect("16 bytes");
+        let mut key = [0u8; 32];
+        self.rng.fill_bytes(&mut key);
+        let meta_key = MetaKey::from_bytes(key);
+        let nonce = self.nonce();
         let meta = GroupMeta {
             kind,
             name: name.to_string(),
@@ -36,7 +41,7 @@ impl Engine {
         let group = MlsGroup::new_with_group_id(
             &self.provider,
             self.identity.signer(),
-            &create_config(&meta)?,
+            &create_config(meta.to_extension(Some(&meta_key), id.as_bytes(), nonce, self.crypto()))?,
             GroupId::from_slice(id.as_bytes()),
             self.identity.credential_with_key(),
         )
@@ -64,6 +69,7 @@ impl Engine {
                 invited_by: None,
                 hidden: false,
                 profile_shared: None,
+                meta_key: Some(meta_key),
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -292,15 +298,20 @@ impl Engine {
         removed_users.dedup();
 
         let skew = self.conversations.get(conv).map_or(0, |c| c.refused_commits);
+        let meta_key = self.conversations.get(conv).and_then(|c| c.meta_key.clone());
+        let nonce = self.nonce();
         let group = self.groups.get_mut(conv).expect("checked above");
         // The server's epoch counts every commit it accepted, also those this device refused.
         let epoch = group.epoch().as_u64() + skew;
+        let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
         let new_exts = match set_timer {
             Some(secs) => {
-                let mut meta = GroupMeta::from_extensions(group.extensions())?;
+                let mut meta = GroupMeta::from_extensions(group.extensions(), meta_key.as_ref(), conv.as_bytes(), crypto)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 meta.disappear_secs = secs;
                 let mut exts = group.extensions().clone();
-                exts.add_or_replace(meta.to_extension()).map_err(EngineError::mls)?;
+                let sealed = meta.to_extension(meta_key.as_ref(), conv.as_bytes(), nonce, crypto);
+                exts.add_or_replace(sealed).map_err(EngineError::mls)?;
                 // openmls accepts a changed private extension only when the group requires
                 // support for it (every member's leaf already advertises it).
                 let required = openmls::prelude::RequiredCapabilitiesExtension::new(&[GroupMeta::extension_type()], &[], &[]);
@@ -314,8 +325,15 @@ impl Engine {
             builder = builder.propose_group_context_extensions(exts).map_err(EngineError::mls)?;
         }
         let mut builder = builder.load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider)).map_err(EngineError::mls)?;
-        if let Some(ext) = super::directory::epoch_offset_extension(skew) {
-            builder = builder.create_group_info_with_extensions([ext]).map_err(EngineError::mls)?;
+        // What a Welcome's GroupInfo hands the members it adds: the metadata key, and how far
+        // the server's epoch is ahead.
+        let info_exts: Vec<_> = meta_key
+            .iter()
+            .map(MetaKey::to_group_info_extension)
+            .chain(super::directory::epoch_offset_extension(skew))
+            .collect();
+        if !info_exts.is_empty() {
+            builder = builder.create_group_info_with_extensions(info_exts).map_err(EngineError::mls)?;
         }
         let bundle = builder
             .build(

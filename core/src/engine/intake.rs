@@ -15,7 +15,7 @@ use super::{join_config, Engine, Event};
 use crate::app_message::{AppMessage, Body, CodecError, MessageId, ReceiptKind};
 use crate::conversation::{CallOutcome, Content, Conversation, Message, Status, SystemEvent};
 use crate::error::EngineError;
-use crate::group_meta::GroupMeta;
+use crate::group_meta::{GroupMeta, MetaKey};
 use crate::identity::device_of_credential;
 use crate::outbox::PendingOp;
 use crate::state::StateKey;
@@ -128,7 +128,9 @@ impl Engine {
         let snapshot = self.mls_snapshot();
         let builder =
             StagedWelcome::build_from_welcome(&self.provider, &join_config(), welcome).map_err(EngineError::mls)?;
-        let offset = epoch_offset(builder.processed_welcome().unverified_group_info().extensions());
+        let info_exts = builder.processed_welcome().unverified_group_info().extensions();
+        let offset = epoch_offset(info_exts);
+        let mut meta_key = MetaKey::from_group_info(info_exts);
         let builder = if rejoin { builder.replace_old_group() } else { builder };
         let staged = builder.build().map_err(EngineError::mls)?;
         if staged.group_context().group_id().as_slice() != env.channel.as_bytes() {
@@ -152,7 +154,26 @@ impl Engine {
             self.mls_rollback(&env.channel, snapshot);
             return Err(EngineError::Invalid("the Welcome does not say which member sent it".into()));
         };
-        let meta = GroupMeta::from_extensions(staged.group_context().extensions())?;
+        let meta = match GroupMeta::from_extensions(
+            staged.group_context().extensions(),
+            meta_key.as_ref(),
+            env.channel.as_bytes(),
+            openmls_traits::OpenMlsProvider::crypto(&self.provider),
+        ) {
+            // A key is kept only where the metadata is sealed: a conversation that keeps it
+            // in clear has no key its other members share.
+            Ok(meta) => {
+                if !GroupMeta::is_sealed(staged.group_context().extensions()) {
+                    meta_key = None;
+                }
+                meta
+            }
+            Err(e) => {
+                drop(staged);
+                self.mls_rollback(&env.channel, snapshot);
+                return Err(EngineError::Invalid(format!("the Welcome's conversation details cannot be read: {e}")));
+            }
+        };
         // Added by someone who is not a contact: a request, unless this account was in it
         // before (a rejoin, or a conversation coming back from a backup) and kept it.
         let request = inviter.user != *self.user()
@@ -189,6 +210,7 @@ impl Engine {
                 invited_by: Some(inviter.user.clone()),
                 hidden: false,
                 profile_shared: None,
+                meta_key,
             },
         );
         self.sync_conversation(&id);

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use openmls::prelude::{
     Capabilities, Ciphersuite, GroupId, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
-    SenderRatchetConfiguration, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    SenderRatchetConfiguration, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls::prelude::KeyPackage;
 use qpq_types::{ChannelId, ClientMsgId, DeviceId, DeviceRecord, UserId};
@@ -289,9 +289,14 @@ impl Engine {
         let mut groups = HashMap::new();
         for id in conversations.keys() {
             let gid = GroupId::from_slice(id.as_bytes());
-            if let Some(g) = MlsGroup::load(openmls_traits::OpenMlsProvider::storage(&provider), &gid)
+            if let Some(mut g) = MlsGroup::load(openmls_traits::OpenMlsProvider::storage(&provider), &gid)
                 .map_err(|_| EngineError::Corrupt("group"))?
             {
+                // A group stored before commits went out in clear takes today's policy.
+                if g.configuration().wire_format_policy() != HANDSHAKE_IN_CLEAR {
+                    g.set_configuration(openmls_traits::OpenMlsProvider::storage(&provider), &join_config())
+                        .map_err(|_| EngineError::Corrupt("group"))?;
+                }
                 groups.insert(id.clone(), g);
             }
         }
@@ -522,6 +527,18 @@ impl Engine {
         b
     }
 
+    /// A fresh AEAD nonce (sealing group metadata).
+    fn nonce(&mut self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+
+    /// The provider's cryptography.
+    fn crypto(&self) -> &impl openmls_traits::crypto::OpenMlsCrypto {
+        openmls_traits::OpenMlsProvider::crypto(&self.provider)
+    }
+
     fn new_client_msg_id(&mut self) -> ClientMsgId {
         ClientMsgId(self.random_id())
     }
@@ -581,7 +598,8 @@ impl Engine {
             .collect();
         members.sort();
         members.dedup();
-        let meta = GroupMeta::from_extensions(group.extensions()).ok();
+        let key = self.conversations.get(conv).and_then(|c| c.meta_key.as_ref());
+        let meta = GroupMeta::from_extensions(group.extensions(), key, conv.as_bytes(), self.crypto()).ok();
         let epoch = group.epoch().as_u64();
         let active = group.is_active();
         if let Some(c) = self.conversations.get_mut(conv) {
@@ -608,19 +626,27 @@ fn sender_ratchet() -> SenderRatchetConfiguration {
     SenderRatchetConfiguration::new(64, 1000)
 }
 
-fn create_config(meta: &GroupMeta) -> Result<MlsGroupCreateConfig, EngineError> {
-    let exts = openmls::prelude::Extensions::single(meta.to_extension()).map_err(EngineError::mls)?;
+/// The configuration of a new group whose context holds `meta` (the metadata extension).
+fn create_config(meta: openmls::prelude::Extension) -> Result<MlsGroupCreateConfig, EngineError> {
+    let exts = openmls::prelude::Extensions::single(meta).map_err(EngineError::mls)?;
     Ok(MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
         .use_ratchet_tree_extension(true)
         .padding_size(PADDING_BYTES)
         .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(sender_ratchet())
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .wire_format_policy(HANDSHAKE_IN_CLEAR)
         .capabilities(capabilities())
         .with_group_context_extensions(exts)
         .build())
 }
+
+/// Commits and proposals go out as MLS `PublicMessage`s, so that the node can check them
+/// against the group's public state; application messages are always `PrivateMessage`s.
+/// Received handshake messages may be either (commits made before this policy were private).
+/// Nothing secret is in a commit's clear content: the group's metadata is sealed
+/// (`group_meta.rs`), and paths carry only public keys and HPKE ciphertexts.
+const HANDSHAKE_IN_CLEAR: openmls::prelude::WireFormatPolicy = MIXED_PLAINTEXT_WIRE_FORMAT_POLICY;
 
 fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
@@ -628,7 +654,7 @@ fn join_config() -> MlsGroupJoinConfig {
         .padding_size(PADDING_BYTES)
         .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(sender_ratchet())
-        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .wire_format_policy(HANDSHAKE_IN_CLEAR)
         .build()
 }
 
@@ -638,4 +664,44 @@ fn json<T: for<'de> Deserialize<'de>>(v: &[u8], what: &'static str) -> Result<T,
 
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("engine state serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::ConversationKind;
+
+    fn stored(e: &mut Engine, store: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+        let cs = e.take_changes();
+        store.extend(cs.puts);
+        for k in cs.deletes {
+            store.remove(&k);
+        }
+    }
+
+    /// A group stored while commits were still encrypted sends its next commit in clear.
+    #[test]
+    fn a_group_stored_with_encrypted_handshakes_takes_the_clear_policy_when_loaded() {
+        let mut e = Engine::create(UserId::parse("alice@x.org").unwrap(), [4; 32], 1);
+        let conv = e.create_conversation(ConversationKind::Group, "old times", 2).unwrap();
+        let old = MlsGroupJoinConfig::builder()
+            .use_ratchet_tree_extension(true)
+            .padding_size(PADDING_BYTES)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .sender_ratchet_configuration(sender_ratchet())
+            .wire_format_policy(openmls::prelude::PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .build();
+        let g = e.groups.get_mut(&conv).unwrap();
+        g.set_configuration(openmls_traits::OpenMlsProvider::storage(&e.provider), &old).unwrap();
+        let mut store = BTreeMap::new();
+        stored(&mut e, &mut store);
+
+        let mut e = Engine::load(store.clone(), [5; 32]).unwrap();
+        assert_eq!(e.groups[&conv].configuration().wire_format_policy(), HANDSHAKE_IN_CLEAR);
+        // The change is written with the next step, so the next load finds it as well.
+        stored(&mut e, &mut store);
+        let e = Engine::load(store, [6; 32]).unwrap();
+        assert_eq!(e.groups[&conv].configuration().wire_format_policy(), HANDSHAKE_IN_CLEAR);
+        assert_eq!(e.conversation(&conv).unwrap().name, "old times");
+    }
 }

@@ -17,7 +17,7 @@ use openmls::prelude::{
     Capabilities, CredentialWithKey, GroupId, KeyPackage, KeyPackageIn, LeafNodeParameters, MlsGroup,
     MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, NewSignerBundle,
     ProcessedMessageContent, ProtocolVersion, SenderRatchetConfiguration, SignatureScheme, StagedWelcome,
-    PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,
 };
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use openmls_traits::signatures::{Signer, SignerError};
@@ -157,7 +157,7 @@ impl Hostile {
             .padding_size(PADDING_BYTES)
             .max_past_epochs(MAX_PAST_EPOCHS)
             .sender_ratchet_configuration(ratchet())
-            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
             .build()
     }
 
@@ -240,6 +240,20 @@ impl Hostile {
         self.commit_call(conv, epoch, commit, vec![], vec![])
     }
 
+    /// From now on sends its commits in `conv` encrypted (`PrivateMessage`), as clients did
+    /// before commits went out in clear for the node to check.
+    pub fn private_handshakes(&mut self, conv: &ChannelId) {
+        let config = MlsGroupJoinConfig::builder()
+            .use_ratchet_tree_extension(true)
+            .padding_size(PADDING_BYTES)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .sender_ratchet_configuration(ratchet())
+            .wire_format_policy(openmls::prelude::PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .build();
+        let g = self.groups.get_mut(conv).expect("member");
+        g.set_configuration(openmls_traits::OpenMlsProvider::storage(&self.provider), &config).unwrap();
+    }
+
     /// An application message with `body` into `conv`.
     pub fn message(&mut self, conv: &ChannelId, body: Body, now: u64) -> Outbound {
         self.counter += 1;
@@ -273,9 +287,18 @@ impl Hostile {
             .padding_size(PADDING_BYTES)
             .max_past_epochs(MAX_PAST_EPOCHS)
             .sender_ratchet_configuration(ratchet())
-            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
             .capabilities(capabilities())
-            .with_group_context_extensions(openmls::prelude::Extensions::single(meta.to_extension()).unwrap())
+            // In clear, as a conversation made before metadata keys keeps it (no key to hand over).
+            .with_group_context_extensions(
+                openmls::prelude::Extensions::single(meta.to_extension(
+                    None,
+                    &cid,
+                    [0; 12],
+                    openmls_traits::OpenMlsProvider::crypto(&self.provider),
+                ))
+                .unwrap(),
+            )
             .build();
         let cwk = CredentialWithKey { credential: credential_for(&self.addr), signature_key: self.signer.public().into() };
         let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &config, GroupId::from_slice(&cid), cwk).unwrap();

@@ -1,6 +1,6 @@
 //! MLS-framed stand-ins for the node-level tests that drive the schema without an engine: the
-//! clear framing a node checks (RFC 9420 §6: version, wire format, group id, epoch, content
-//! type) around opaque bytes where the encrypted parts would be.
+//! clear framing a node checks (RFC 9420 §6: version, wire format, group id, epoch, sender,
+//! content type) around opaque bytes where the rest would be.
 
 use qpq_proto::ChannelId;
 
@@ -26,9 +26,18 @@ pub fn private(channel: &ChannelId, epoch: u64, content_type: u8, body: &[u8]) -
     m
 }
 
-/// A commit of `channel` made in `epoch`.
+/// A commit of `channel` made in `epoch` by the member at leaf 0: a `PublicMessage` head
+/// (RFC 9420 §6.2) followed by `body` where the commit, signature and tags would be.
 pub fn commit(channel: &ChannelId, epoch: u64, body: &[u8]) -> Vec<u8> {
-    private(channel, epoch, 3, body)
+    let mut m = vec![0, 1, 0, 1];
+    vector(&mut m, channel.as_bytes());
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.push(1); // sender type: member
+    m.extend_from_slice(&0u32.to_be_bytes());
+    vector(&mut m, b"");
+    m.push(3); // content type: commit
+    m.extend_from_slice(body);
+    m
 }
 
 /// An application message of `channel`.
