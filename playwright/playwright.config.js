@@ -16,8 +16,9 @@ const AUTO_ONLY = /(fallback|transport-setting)\.spec\.js$/;
 export default defineConfig({
   testDir: "./tests",
   // The tests start processes on fixed ports (IndexedDB is per origin, and the origin
-  // includes the port), and two cores are enough for one test at a time.
-  workers: 1,
+  // includes the port): each worker on its own (support/ports.js, at most two). Most of a
+  // test's time is waiting on timers and the network, so two run side by side on two cores.
+  workers: Number(process.env.QPQ_TEST_WORKERS ?? 2),
   fullyParallel: false,
   forbidOnly: true,
   retries: 0,

@@ -80,11 +80,23 @@ prepare_browser_stack() {
 # Every script that needs these binaries builds them with this one command: another package
 # selection unifies the dependencies' features differently and builds a second copy of them
 # (sqlx, quinn, tokio …), gigabytes of target/ for nothing.
+#
+# scripts/test.sh sets QPQ_BINARIES_FROM_TESTS=1 once `cargo test --workspace` has passed: that
+# build already made all three (each package has an integration test that runs its binary),
+# with the test build's dependency features; building them again here would compile tokio,
+# sqlx, quinn … a second time with other features.
 build_binaries() {
+  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+  if [ "${QPQ_BINARIES_FROM_TESTS:-}" = 1 ]; then
+    say "using qpq-server, qpq-gateway and qpq as \`cargo test --workspace\` built them"
+    for b in qpq-server qpq-gateway qpq; do
+      [ -x "$QPQ_BIN_DIR/$b" ] || { echo "$QPQ_BIN_DIR/$b is missing" >&2; return 1; }
+    done
+    return 0
+  fi
   say "building qpq-server, qpq-gateway and the native client qpq"
   # One --bin per binary: `--bin` limits the build to the named targets of every selected package.
   (cd "$ROOT" && cargo build -p qpq-server -p qpq-gateway -p qpq-native --bin qpq-server --bin qpq-gateway --bin qpq)
-  export QPQ_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 }
 
 # The workspace version (`[workspace.package] version` in Cargo.toml).

@@ -11,6 +11,8 @@ ensure_postgres
 
 step "Rust tests: unit, engine scenarios, storage conformance (SQLite and PostgreSQL), end to end over QUIC"
 cargo test --workspace --no-fail-fast
+# That build made qpq-server, qpq-gateway and qpq too: the browser and deployment tests use them.
+export QPQ_BINARIES_FROM_TESTS=1
 
 step "architecture invariants, wasm imports and size budget"
 scripts/check-invariants.sh

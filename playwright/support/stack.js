@@ -7,13 +7,17 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { psql, startGateway, startServer } from "./processes.js";
+import { workerPort } from "./ports.js";
 
-/** Fixed ports: IndexedDB belongs to an origin, and the origin includes the port. */
-export const GATEWAY_PORT = Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
+/**
+ * Fixed ports: IndexedDB belongs to an origin, and the origin includes the port. Each
+ * Playwright worker runs its own stack, WORKER_PORT_STEP ports above the previous worker's.
+ */
+export const GATEWAY_PORT = workerPort(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
 /** HTTPS on TCP and HTTP/3 + WebTransport on UDP. */
-export const GATEWAY_HTTPS_PORT = Number(process.env.QPQ_TEST_GATEWAY_HTTPS_PORT ?? 18443);
+export const GATEWAY_HTTPS_PORT = workerPort(process.env.QPQ_TEST_GATEWAY_HTTPS_PORT ?? 18443);
 /** The nodes' QUIC ports (QPQ_TEST_NODE_PORTS="a,b" moves them, e.g. beside another run). */
-export const NODE_PORTS = (process.env.QPQ_TEST_NODE_PORTS ?? "17443,17444").split(",").map(Number);
+export const NODE_PORTS = (process.env.QPQ_TEST_NODE_PORTS ?? "17443,17444").split(",").map(workerPort);
 export const BASE_URL = `http://127.0.0.1:${GATEWAY_PORT}`;
 
 /** The app's URL for a transport: `?transport=` forces one; "auto" is the default. */

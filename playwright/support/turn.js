@@ -8,10 +8,11 @@ import { createWriteStream, existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { workerPort } from "./ports.js";
 
 /** The TURN port: beside the gateway's (QPQ_TEST_GATEWAY_PORT moves both). */
-export const TURN_PORT = Number(process.env.QPQ_TEST_TURN_PORT ?? Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080) + 398);
-/** The relay ports coturn hands out: a hundred above the TURN port. */
+export const TURN_PORT = workerPort(process.env.QPQ_TEST_TURN_PORT ?? Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080) + 398);
+/** The relay ports coturn hands out: a hundred above the TURN port (below the next worker's). */
 const RELAY_PORTS = [TURN_PORT + 22, TURN_PORT + 121];
 /** The secret shared by the node and coturn (test only). */
 export const TURN_SECRET = "qpq-test-turn-secret";

@@ -43,10 +43,14 @@ test("a server node dies: sessions move to the other node and messages keep flow
   // Each browser holds exactly one session (the connection that registered is closed).
   const health = () => cluster.gateway.health();
   await waitUntil(async () => (await health()).nodes.reduce((n, x) => n + x.sessions, 0) === 2, 10_000, "two sessions");
-  // The gateway spreads sessions over the nodes; kill one that carries a session.
+  // The gateway spreads sessions over the nodes, by the counts it sees when each connects: both
+  // may land on one node when a registration connection closes late (a loaded machine). Kill
+  // the node carrying one session if there is one, else the one carrying both.
   const before = (await health()).nodes;
-  const victimIndex = before.findIndex((n) => n.sessions > 0);
-  expect(before.map((n) => n.sessions)).toEqual([1, 1]);
+  const victimIndex = before.findIndex((n) => n.sessions === 1) >= 0
+    ? before.findIndex((n) => n.sessions === 1)
+    : before.findIndex((n) => n.sessions === 2);
+  const moving = before[victimIndex].sessions;
   const victim = cluster.nodes[victimIndex];
   const survivor = cluster.nodes[1 - victimIndex];
   for (const p of [alice, bob]) await recordConnectionStates(p);
@@ -65,9 +69,9 @@ test("a server node dies: sessions move to the other node and messages keep flow
   expect(now.nodes.find((n) => n.addr === victim.addr)).toMatchObject({ up: false, sessions: 0 });
   expect(now.nodes.find((n) => n.addr === survivor.addr)).toMatchObject({ up: true, sessions: 2 });
   for (const p of [alice, bob]) await expectOnline(p);
-  // Exactly one of them (the one on the dead node) lost its connection and came back.
+  // Exactly those on the dead node lost their connection and came back.
   const states = await Promise.all([alice, bob].map((p) => p.evaluate(() => window.__connectionStates)));
-  expect(states.filter((s) => s.includes("offline") || s.includes("connecting"))).toHaveLength(1);
+  expect(states.filter((s) => s.includes("offline") || s.includes("connecting"))).toHaveLength(moving);
 });
 
 /** Starts recording the connection indicator's states in the page (window.__connectionStates). */
