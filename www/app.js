@@ -1,10 +1,9 @@
-// quicproquo in the browser: load the engine, make sure this is the only tab using it, open
-// (or create) the account, and show the app.
+// quicproquo in the browser: load the engine, open (or create) the account — in this tab, or
+// through the tab that runs the engine (engine-session.js) — and show the app.
 
 import { installOfflineSupport } from "./app-update.js";
 import { loadEngine } from "./engine.js";
-import { tryTakeEngineLock } from "./engine-lock.js";
-import { TAKEN_OVER, missingFeatures, offerToUseHere, runWithLock } from "./engine-session.js";
+import { missingFeatures, runSession } from "./engine-session.js";
 import { describeError } from "./errors.js";
 import { ChatApp } from "./views/chat-app.js";
 import { showLoadProgress, showProblem } from "./views/screens.js";
@@ -15,16 +14,12 @@ async function main() {
     showProblem("This browser cannot run quicproquo", missing);
     return;
   }
-  const takenOver = sessionStorage.getItem(TAKEN_OVER) === "1";
-  sessionStorage.removeItem(TAKEN_OVER);
-  // The download starts at once, whether or not this tab may use the engine yet.
+  // Every tab loads the engine, so that it can take over at once when the tab running it closes.
   const engine = loadEngine(showLoadProgress);
   engine.catch(() => {}); // reported where it is awaited
   // The offline copy is made once the engine is here, so the two downloads do not compete.
   engine.finally(installOfflineSupport).catch(() => {});
-  const lock = await tryTakeEngineLock();
-  if (lock) await runWithLock(engine, lock, startApp);
-  else offerToUseHere(engine, takenOver ? "taken-over" : "open-elsewhere", startApp);
+  runSession(engine, startApp);
 }
 
 /** @type {import("./engine-session.js").StartView} */

@@ -17,8 +17,7 @@
 // that origin. Opened on its own (not framed), the page is simply a compact chat.
 
 import { loadEngine } from "./engine.js";
-import { tryTakeEngineLock } from "./engine-lock.js";
-import { TAKEN_OVER, missingFeatures, offerToUseHere, runWithLock } from "./engine-session.js";
+import { missingFeatures, runSession } from "./engine-session.js";
 import { setText, byId } from "./dom.js";
 import { describeError } from "./errors.js";
 import { EmbedChat } from "./views/embed-chat.js";
@@ -101,8 +100,6 @@ async function main() {
       ? `This chat keeps its own account for ${host.origin}, in this browser: it is not your account in the quicproquo app or on other sites.`
       : "",
   );
-  const takenOver = sessionStorage.getItem(TAKEN_OVER) === "1";
-  sessionStorage.removeItem(TAKEN_OVER);
   const engine = loadEngine(showLoadProgress);
   engine.catch(() => {}); // reported where it is awaited
   /** @type {import("./engine-session.js").StartView} */
@@ -111,9 +108,7 @@ async function main() {
     chat.start();
     return chat;
   };
-  const lock = await tryTakeEngineLock();
-  if (lock) await runWithLock(engine, lock, startChat);
-  else offerToUseHere(engine, takenOver ? "taken-over" : "open-elsewhere", startChat);
+  runSession(engine, startChat);
 }
 
 main().catch((e) => showProblem("Something went wrong", describeError(e)));

@@ -1,81 +1,128 @@
-// Running the engine while this tab (or widget frame) holds the engine lock, for a view that
-// the caller starts: the full app (app.js) or the embedded chat (embed-app.js). Opens the
-// stored account or asks for a new one, and hands the engine over cleanly when another tab
-// asks for it; shows "open in another tab" with **Use here** while another one has it; and
-// says, in words, what a browser lacks to run it.
+// Running a view (the full app, app.js, or the embedded chat, embed-app.js) in any number of
+// tabs of one browser profile at once. Every tab waits in line for the engine lock
+// (engine-lock.js); the tab that holds it leads: it opens the stored account, runs the one
+// engine and shares it (engine-hub.js). Every other tab shows the same view over a handle to
+// the leading tab's engine (engine-handle.js, tab-link.js). When the leading tab closes or
+// reloads, the next tab in line leads: its engine (loaded already) opens the account at once,
+// and the other tabs bind to it again, keeping their views.
+//
+// With no account yet, or one a passphrase locks, every tab shows the sign-up (or unlock)
+// form, and the leading tab's engine runs whichever is used first. When the account ends in
+// any tab (signed out, deleted, locked), every tab starts again. This module also says, in
+// words, what a browser lacks to run quicproquo.
 
-import { locksSupported, takeOverEngineLock, waitForEngineLock } from "./engine-lock.js";
+import { leadWhenFree, locksSupported } from "./engine-lock.js";
+import { EngineHandle } from "./engine-handle.js";
+import { EngineHub } from "./engine-hub.js";
+import { TabLink } from "./tab-link.js";
 import { describeError } from "./errors.js";
-import { showElsewhere, showProblem, showScreen } from "./views/screens.js";
+import { showProblem } from "./views/screens.js";
 import { askForAccount } from "./views/signup.js";
 import { askForPassphrase } from "./views/unlock.js";
 import { engineOptions } from "./transport-setting.js";
 
-/** Set (for this tab only) when another tab took the engine over and this one reloaded. */
-export const TAKEN_OVER = "qpq-taken-over";
+/** How long the leading tab lets its last answers leave before it reloads. */
+const RELOAD_DELAY_MS = 200;
 
 /**
- * A view of a running client: started once the account is open, destroyed when the engine
- * is handed over.
- * @typedef {(client: import("/pkg/qpq_web.js").QpqClient) => { destroy(): void }} StartView
+ * A view of the engine: started once the account is open, destroyed when it closes.
+ * @typedef {(client: EngineHandle) => { destroy(): void }} StartView
  */
 
 /**
- * Runs `startView` while this tab holds the engine lock.
+ * Runs `startView` in this tab, with this tab's engine or the leading tab's.
  * @param {Promise<typeof import("/pkg/qpq_web.js").QpqClient>} engine
- * @param {import("./engine-lock.js").EngineLock} lock
  * @param {StartView} startView
  */
-export async function runWithLock(engine, lock, startView) {
-  showScreen("loading");
-  const handover = Promise.race([lock.asked.then(() => "asked"), lock.lost.then(() => "lost")]);
-  let client;
-  try {
-    const QpqClient = await engine;
-    try {
-      client = await QpqClient.open(engineOptions());
-    } catch (e) {
-      if (e?.code !== "locked") throw e;
-      client = await Promise.race([askForPassphrase(QpqClient, engineOptions()), handover]);
+export function runSession(engine, startView) {
+  const link = new TabLink();
+  const handle = new EngineHandle();
+  let view = null;
+  let leading = false;
+  /** The leading tab this one is bound to. */
+  let boundTo = null;
+  /** The form shown ("signup" or "locked") while there is no open account. */
+  let asking = null;
+
+  const showView = () => {
+    asking = null;
+    if (!view) view = startView(handle);
+  };
+  const dropView = () => {
+    view?.destroy();
+    view = null;
+    handle.clearListeners();
+  };
+  const restart = () => {
+    if (!handle.ending) location.reload();
+  };
+  /** Shows the sign-up or unlock form; the leading tab's engine runs what it sends. */
+  const ask = (state) => {
+    if (asking === state) return;
+    asking = state;
+    const form = state === "locked" ? askForPassphrase : askForAccount;
+    form(handle.statics, engineOptions()).catch((e) => showProblem("quicproquo could not start", describeError(e)));
+  };
+
+  link.onEnded = restart;
+  link.onLeader = (leader, state) => {
+    if (leading) return;
+    if (state === "starting") {
+      // The tab this one used is gone; the next one opens the account.
+      if (boundTo) handle.detach();
+      boundTo = null;
+      return;
     }
-    if (!client) client = await Promise.race([askForAccount(QpqClient, engineOptions()), handover]);
-  } catch (e) {
-    lock.release();
-    showProblem("quicproquo could not start", describeError(e));
-    return;
-  }
-  const view = typeof client === "object" ? startView(client) : null;
-  const why = typeof client === "string" ? client : await handover;
-  view?.destroy();
-  if (why === "asked") {
-    // Another tab asked: stop cleanly (connection closed, no write in flight), then hand over.
-    if (typeof client === "object") await client.stop();
-    lock.release();
-    offerToUseHere(engine, "taken-over", startView);
-    return;
-  }
-  // The lock was stolen (this tab did not answer in time). Reloading ends whatever this
-  // tab's engine still had running; the reloaded page says what happened.
-  sessionStorage.setItem(TAKEN_OVER, "1");
-  location.reload();
-}
+    if (boundTo !== leader) {
+      boundTo = leader;
+      handle.bindRemote(link.portTo(leader)).then(() => boundTo === leader && showView());
+    }
+    if (state === "open") return;
+    // No account, or a locked one: a view drawn from the account starts again.
+    if (view) restart();
+    else ask(state);
+  };
+  link.ask();
 
-/**
- * Another tab has the engine: wait for it to close, or take over when asked.
- * @param {Promise<typeof import("/pkg/qpq_web.js").QpqClient>} engine
- * @param {"open-elsewhere" | "taken-over"} why
- * @param {StartView} startView
- */
-export function offerToUseHere(engine, why, startView) {
-  const waiting = new AbortController();
-  waitForEngineLock(waiting.signal).then(
-    (lock) => runWithLock(engine, lock, startView),
-    () => {}, // gave up waiting: "Use here" was pressed
-  );
-  showElsewhere(why, async () => {
-    waiting.abort();
-    const lock = await takeOverEngineLock();
-    await runWithLock(engine, lock, startView);
+  leadWhenFree(async () => {
+    leading = true;
+    boundTo = null;
+    handle.detach();
+    const hub = new EngineHub(() => {
+      link.ended();
+      if (!handle.ending) setTimeout(() => location.reload(), RELOAD_DELAY_MS);
+    });
+    link.acceptPorts((port) => hub.serve(port));
+    handle.opener = hub;
+    link.lead("starting");
+    try {
+      const QpqClient = await engine;
+      hub.setEngine(QpqClient);
+      let client = null;
+      let locked = false;
+      try {
+        client = await QpqClient.open(engineOptions());
+      } catch (e) {
+        if (e?.code !== "locked") throw e;
+        locked = true;
+      }
+      if (client) hub.attach(client);
+      else {
+        // No account, or a locked one: every tab shows the form until one of them opens it.
+        const state = locked ? "locked" : "signup";
+        link.lead(state);
+        dropView();
+        ask(state);
+        await hub.opened;
+      }
+    } catch (e) {
+      showProblem("quicproquo could not start", describeError(e));
+      return;
+    }
+    handle.bindLocal(hub);
+    if (view) handle.start();
+    else showView();
+    link.lead("open");
   });
 }
 
@@ -89,6 +136,7 @@ export function missingFeatures() {
   if (!window.indexedDB) lacks.push("IndexedDB (is this a private window?)");
   if (!window.crypto?.subtle) lacks.push("Web Crypto");
   if (!locksSupported()) lacks.push("Web Locks");
+  if (typeof BroadcastChannel !== "function") lacks.push("BroadcastChannel");
   if (!("WebSocket" in window)) lacks.push("WebSocket");
   return lacks.length ? `This browser lacks ${lacks.join(", ")}. Use a current Chrome, Edge, Firefox or Safari.` : null;
 }

@@ -112,7 +112,7 @@ export class StoredDownload {
    * The whole file as one Blob: each sealed part opened by `open(offset, sealed)` (the
    * engine's `openDownload`) as the browser reads it, so the page never holds all of it.
    * @param {string} type
-   * @param {(offset: number, sealed: Uint8Array) => Uint8Array} open
+   * @param {(offset: number, sealed: Uint8Array) => Uint8Array | Promise<Uint8Array>} open
    */
   async file(type, open) {
     const { parts } = await this.parts();
@@ -123,7 +123,7 @@ export class StoredDownload {
         if (i === parts.length) return controller.close();
         const { offset, data } = parts[i++];
         try {
-          controller.enqueue(open(offset, new Uint8Array(await data.arrayBuffer())));
+          controller.enqueue(await open(offset, new Uint8Array(await data.arrayBuffer())));
         } catch (e) {
           failure = e;
           controller.error(e);

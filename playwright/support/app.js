@@ -33,6 +33,19 @@ export async function createAccount(page, name, options = {}) {
   await expectOnline(page, options);
 }
 
+/**
+ * Opens another tab of the browser profile of `page` (same context) at the app's address and
+ * waits until it shows `name`'s app online.
+ */
+export async function openTab(page, name, options = {}) {
+  const url = new URL(page.url());
+  const tab = await page.context().newPage();
+  await tab.goto(`${url.origin}${url.pathname}${url.search}`);
+  await expect(tab.getByText(`Signed in as ${name}@${DOMAIN}`)).toBeVisible();
+  await expectOnline(tab, options);
+  return tab;
+}
+
 /** Starts (or opens) the 1:1 chat with `who` through the New chat dialog. */
 export async function startChat(page, who) {
   await page.getByRole("button", { name: "New chat" }).click();

@@ -17,6 +17,7 @@ import {
   createAccount,
   createGroup,
   messageLog,
+  openTab,
   showLinkCode,
   typeLinkCode,
 } from "../support/app.js";
@@ -269,6 +270,36 @@ test("Bob with two devices: both ring, the first to answer takes the call, the o
   expect((await received(bob)).connected, "the device that did not answer has no connection").toBe(0);
   await callButton(alice, "Hang up").click();
   await expect(callRegion(laptop)).toContainText("Call ended.");
+});
+
+test("Bob with three tabs: every tab rings, the tab that answers takes the call, the others stop ringing", async ({ stack, newPerson, appUrl }) => {
+  const alice = await person(newPerson, appUrl);
+  const bob = await person(newPerson, appUrl);
+  await chatOfTwo(alice, bob, "are you there?", "in several tabs");
+  // The first tab runs the engine; the others use it.
+  const tabs = [bob, await openTab(bob, "bob"), await openTab(bob, "bob")];
+
+  await callButton(alice, "Video call").click();
+  for (const tab of tabs) await expect(callRegion(tab)).toContainText(`alice@${DOMAIN} is calling you (video call)`);
+  await callButton(tabs[1], "Accept").click();
+  for (const tab of [tabs[0], tabs[2]]) await expect(callRegion(tab)).toContainText("Answered on another device.");
+  await expect(callRegion(alice)).toContainText(`In a video call with bob@${DOMAIN}`);
+  await expect(callRegion(tabs[1])).toContainText(`In a video call with alice@${DOMAIN}`);
+  await expectMediaFlowing(alice);
+  await expectMediaFlowing(tabs[1]);
+  for (const tab of [tabs[0], tabs[2]]) {
+    expect((await received(tab)).connected, "a tab that did not answer has no connection").toBe(0);
+  }
+  await callButton(alice, "Hang up").click();
+  await expect(callRegion(tabs[1])).toContainText("Call ended.");
+
+  // Declined in one tab: the others stop ringing too, and Alice is told.
+  await expect(callButton(alice, "Call")).toBeEnabled();
+  await callButton(alice, "Call").click();
+  for (const tab of tabs) await expect(callRegion(tab)).toContainText(`alice@${DOMAIN} is calling you (voice call)`);
+  await callButton(tabs[2], "Decline").click();
+  for (const tab of [tabs[0], tabs[1]]) await expect(callRegion(tab)).toContainText("Declined on another device.");
+  await expect(callRegion(alice)).toContainText(`bob@${DOMAIN} declined the call.`);
 });
 
 test("a call whose path goes dead ends after 20 s, in words, on the side still there", async ({ stack, newPerson, appUrl }) => {

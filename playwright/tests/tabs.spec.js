@@ -1,50 +1,238 @@
-import { test, expect } from "../support/stack.js";
-import { connection, createAccount, expectChat, openConversation, send, startChat } from "../support/app.js";
+// Several tabs of one browser profile: every tab shows the account and sends, live. One tab
+// runs the engine (it holds the Web Lock "qpq-engine"); the others use it through it. When that
+// tab closes or reloads, another one takes over within about a second, and nothing is lost or
+// shown twice.
 
-test("a second tab offers to take over, and the first tab stops when it does", async ({ stack, newPerson, appUrl }) => {
+import { test, expect } from "../support/stack.js";
+import {
+  DOMAIN,
+  composer,
+  conversations,
+  createAccount,
+  expectChat,
+  expectOnline,
+  openConversation,
+  openTab,
+  ownMessage,
+  send,
+  startChat,
+} from "../support/app.js";
+
+const BOB = `bob@${DOMAIN}`;
+const ONLINE = "Online via WebSocket";
+
+/** Sends `text` from `tab` and waits until that tab lists it (so sends from tabs keep their order). */
+async function sendFrom(tab, text) {
+  await send(tab, text);
+  await expect(ownMessage(tab, text)).toBeVisible();
+}
+
+/** Alice (first tab) and Bob chat; returns Alice's first tab once both see `hi bob`. */
+async function aliceAndBob(newPerson) {
   const bob = await newPerson();
   await createAccount(bob, "bob");
+  const alice = await newPerson();
+  await createAccount(alice, "alice");
+  await startChat(alice, "bob");
+  await sendFrom(alice, "hi bob");
+  // Alice is a stranger to Bob: he accepts her request.
+  await openConversation(bob, `alice@${DOMAIN}`);
+  await expectChat(bob, ["hi bob"]);
+  return { alice, bob };
+}
+
+/** Starts noting, in `tab`, every text the connection indicator shows and when. */
+async function recordConnection(tab) {
+  await tab.evaluate(() => {
+    const el = document.getElementById("connection");
+    const log = [{ t: Date.now(), text: el.textContent }];
+    window.connectionLog = log;
+    new MutationObserver(() => log.push({ t: Date.now(), text: el.textContent })).observe(el, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+    });
+  });
+}
+
+/** When `tab`'s indicator said "Online" again after having said something else (ms), or null. */
+function backOnlineAt(tab) {
+  return tab.evaluate((online) => {
+    const log = window.connectionLog;
+    const left = log.findIndex((e) => e.text !== online);
+    const back = left < 0 ? null : log.slice(left).find((e) => e.text === online);
+    return back ? back.t : null;
+  }, ONLINE);
+}
+
+test("every tab of a profile shows the chat live and sends, each message once", async ({ stack, newPerson }) => {
+  const { alice, bob } = await aliceAndBob(newPerson);
+  const tabs = [alice, await openTab(alice, "alice"), await openTab(alice, "alice")];
+  // One engine: one tab holds the engine lock, the other two wait in line for it.
+  const lock = await alice.evaluate(async () => {
+    const { held, pending } = await navigator.locks.query();
+    const engine = (l) => l.name === "qpq-engine";
+    return { held: held.filter(engine).length, pending: pending.filter(engine).length };
+  });
+  expect(lock).toEqual({ held: 1, pending: 2 });
+  // The other tabs open the conversation from the list; the first has it open.
+  for (const tab of tabs.slice(1)) await openConversation(tab, BOB);
+  for (const tab of tabs) await expectChat(tab, ["hi bob"]);
+
+  await send(bob, "hello to every tab");
+  for (const tab of tabs) await expectChat(tab, ["hi bob", "hello to every tab"]);
+
+  const mine = ["from the first tab", "from the second tab", "from the third tab"];
+  for (const [i, tab] of tabs.entries()) await sendFrom(tab, mine[i]);
+  const all = ["hi bob", "hello to every tab", ...mine];
+  await expectChat(bob, all);
+  for (const tab of tabs) {
+    await expectChat(tab, all);
+    await expectOnline(tab);
+  }
+  // The conversation is listed once in every tab.
+  for (const tab of tabs) {
+    await expect(conversations(tab).getByRole("button", { name: new RegExp(`^${BOB}`) })).toHaveCount(1);
+  }
+});
+
+test("when the tab running the engine closes, another takes over and nothing is lost", async ({ stack, newPerson }, info) => {
+  const { alice: first, bob } = await aliceAndBob(newPerson);
+  const second = await openTab(first, "alice");
+  const third = await openTab(first, "alice");
+  for (const tab of [second, third]) await openConversation(tab, BOB);
+  await send(bob, "before the switch");
+  for (const tab of [first, second, third]) await expectChat(tab, ["hi bob", "before the switch"]);
+
+  // The first tab runs the engine (it opened first); the second is next in line.
+  await recordConnection(second);
+  const closedAt = Date.now();
+  await first.close();
+  await send(bob, "during the switch");
+  await expect.poll(() => backOnlineAt(second), { timeout: 15_000 }).not.toBeNull();
+  const takeOver = (await backOnlineAt(second)) - closedAt;
+  console.log(`take-over: the second tab was online ${takeOver} ms after the first one closed`);
+  info.annotations.push({ type: "take-over", description: `${takeOver} ms` });
+  expect(takeOver).toBeLessThan(5_000);
+
+  await send(bob, "after the switch");
+  const received = ["hi bob", "before the switch", "during the switch", "after the switch"];
+  for (const tab of [second, third]) {
+    await expectChat(tab, received);
+    await expectOnline(tab);
+  }
+  await sendFrom(second, "second tab, new engine");
+  await sendFrom(third, "third tab, new engine");
+  const all = [...received, "second tab, new engine", "third tab, new engine"];
+  await expectChat(bob, all);
+  await expectChat(second, all);
+  await expectChat(third, all);
+});
+
+test("a message being sent when the tab running the engine closes is given back, with why", async ({ stack, newPerson }) => {
+  const { alice: first, bob } = await aliceAndBob(newPerson);
+  const second = await openTab(first, "alice");
+  await openConversation(second, BOB);
+  // The first tab's engine takes the message and never finishes sending it (it is closed first).
+  await first.evaluate(async () => {
+    const { QpqClient } = await import("/pkg/qpq_web.js");
+    QpqClient.prototype.sendText = () => new Promise(() => {});
+  });
+  await send(second, "sent as the tab closed");
+  await first.waitForTimeout(500);
+  await first.close();
+  await expect(second.locator("#composer-error")).toHaveText(/Your other quicproquo tab closed before this was done/);
+  await expect(composer(second)).toHaveValue("sent as the tab closed");
+  await expectOnline(second);
+  // Sent again through the second tab's own engine: it arrives once.
+  await composer(second).press("Enter");
+  await expect(ownMessage(second, "sent as the tab closed")).toBeVisible();
+  await expectChat(bob, ["hi bob", "sent as the tab closed"]);
+  await expectChat(second, ["hi bob", "sent as the tab closed"]);
+});
+
+test("reloading a tab using the engine, then the one running it, keeps every tab working", async ({ stack, newPerson }) => {
+  const { alice: first, bob } = await aliceAndBob(newPerson);
+  const second = await openTab(first, "alice");
+  await openConversation(second, BOB);
+
+  // The second tab uses the first one's engine: reloaded, it comes back with the chat open.
+  await second.reload();
+  await expect(second.getByText(`Signed in as alice@${DOMAIN}`)).toBeVisible();
+  await expectOnline(second);
+  await expectChat(second, ["hi bob"]);
+  await sendFrom(second, "after reloading the second tab");
+  await send(bob, "got it");
+  const afterFirstReload = ["hi bob", "after reloading the second tab", "got it"];
+  await expectChat(first, afterFirstReload);
+  await expectChat(second, afterFirstReload);
+
+  // The first tab runs the engine: reloaded, the second tab takes over, and the first one
+  // comes back using it.
+  await first.reload();
+  await expect(first.getByText(`Signed in as alice@${DOMAIN}`)).toBeVisible();
+  await expectOnline(first);
+  await expectOnline(second);
+  await send(bob, "while the first tab reloaded");
+  const received = [...afterFirstReload, "while the first tab reloaded"];
+  await expectChat(first, received);
+  await expectChat(second, received);
+  await sendFrom(first, "first tab, reloaded");
+  await sendFrom(second, "second tab, running the engine now");
+  const all = [...received, "first tab, reloaded", "second tab, running the engine now"];
+  await expectChat(bob, all);
+  await expectChat(first, all);
+  await expectChat(second, all);
+});
+
+test("every tab shows sign-up, any of them creates the account, and deleting it takes every tab back", async ({
+  stack,
+  newPerson,
+}) => {
   const first = await newPerson();
-  const firstTabSockets = [];
-  first.on("websocket", (ws) => firstTabSockets.push(ws));
-  await createAccount(first, "alice");
-  await startChat(first, "bob");
-  await send(first, "from the first tab");
-
-  const sessions = async () => (await stack.gateway.health()).nodes.reduce((n, x) => n + x.sessions, 0);
-  const before = await sessions();
-  const firstTabOpen = firstTabSockets.filter((ws) => !ws.isClosed()).length;
-  expect(firstTabOpen).toBeGreaterThan(0);
-
-  // The same profile (browser context) in a second tab.
+  await expect(first.getByRole("button", { name: "Create account" })).toBeVisible();
   const second = await first.context().newPage();
-  await second.goto(appUrl);
-  await expect(second.getByRole("heading", { name: "quicproquo is open in another tab" })).toBeVisible();
-  await expect(second.getByText("Signed in as")).toBeHidden();
-  // The first tab is unaffected so far.
-  await expect(connection(first)).toHaveText("Online via WebSocket");
+  await second.goto(first.url());
+  // The second tab's form is carried out by the first tab's engine.
+  await createAccount(second, "carol");
+  await expect(first.getByText(`Signed in as carol@${DOMAIN}`)).toBeVisible();
+  await expectOnline(first);
 
-  await second.getByRole("button", { name: "Use here" }).click();
-  await expect(second.getByText("Signed in as alice@localhost")).toBeVisible();
-  await expect(connection(second)).toHaveText("Online via WebSocket");
+  await second.getByRole("button", { name: "Delete account" }).click();
+  const confirm = second.getByRole("dialog", { name: "Delete your account?" });
+  await confirm.getByRole("button", { name: "Delete account" }).click();
+  for (const tab of [first, second]) {
+    await expect(tab.getByRole("button", { name: "Create account" })).toBeVisible({ timeout: 20_000 });
+  }
+  // And the name can be taken again, from the other tab.
+  await createAccount(first, "dave");
+  await expect(second.getByText(`Signed in as dave@${DOMAIN}`)).toBeVisible();
+});
 
-  await expect(first.getByRole("heading", { name: "quicproquo was opened in another tab" })).toBeVisible();
-  await expect(first.getByRole("button", { name: "Use here" })).toBeVisible();
-  await expect(first.getByText("Signed in as")).toBeHidden();
-  // Its engine stopped: the gateway lost the first tab's sessions and gained the second's.
-  await expect.poll(sessions).toBe(before - firstTabOpen + 1);
+test("with a passphrase, the tab that takes over asks for it, and any tab can give it", async ({ stack, newPerson }) => {
+  const PASSPHRASE = "correct horse battery staple";
+  const { alice: first, bob } = await aliceAndBob(newPerson);
+  const second = await openTab(first, "alice");
+  const third = await openTab(first, "alice");
+  // Set from a tab that uses the first one's engine.
+  await second.getByRole("button", { name: "Devices" }).click();
+  const dialog = second.getByRole("dialog", { name: "Your devices" });
+  await dialog.getByLabel("New passphrase").fill(PASSPHRASE);
+  await dialog.getByRole("button", { name: "Set passphrase" }).click();
+  await expect(dialog.getByRole("status").filter({ hasText: "Passphrase set" })).toBeVisible();
+  await dialog.getByRole("button", { name: "Close" }).click();
 
-  // The second tab carries on with the same account and history.
-  await openConversation(second, "bob@localhost");
-  await expectChat(second, ["from the first tab"]);
-  await send(second, "from the second tab");
-  await openConversation(bob, "alice@localhost");
-  await expectChat(bob, ["from the first tab", "from the second tab"]);
-
-  // And the first tab can take it back.
-  await first.getByRole("button", { name: "Use here" }).click();
-  await expect(connection(first)).toHaveText("Online via WebSocket");
-  await expect(second.getByRole("heading", { name: "quicproquo was opened in another tab" })).toBeVisible();
-  await openConversation(first, "bob@localhost");
-  await expectChat(first, ["from the first tab", "from the second tab"]);
+  // The tab running the engine closes: the next one cannot open the account without the
+  // passphrase, and every remaining tab asks for it.
+  await first.close();
+  for (const tab of [second, third]) await expect(tab.getByRole("textbox", { name: "Passphrase" })).toBeVisible();
+  await send(bob, "while you were locked");
+  await third.getByRole("textbox", { name: "Passphrase" }).fill(PASSPHRASE);
+  await third.getByRole("button", { name: "Unlock" }).click();
+  for (const tab of [second, third]) {
+    await expect(tab.getByText(`Signed in as alice@${DOMAIN}`)).toBeVisible();
+    await expectOnline(tab);
+    await openConversation(tab, BOB);
+    await expectChat(tab, ["hi bob", "while you were locked"]);
+  }
 });

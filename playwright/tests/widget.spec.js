@@ -171,7 +171,7 @@ test("the widget on another site loads the engine only when opened, chats with B
       await expect(tab.getByRole("textbox", { name: "Username" })).toBeVisible();
 
       // In a tab of its own the chat's account is the app's: a request from Carol is counted
-      // with a link to the app, which lists it (once it has the account: "Use here").
+      // with a link to the app, which lists it (the app's tab uses the chat tab's engine).
       await tab.getByRole("textbox", { name: "Username" }).fill("erin");
       await tab.getByRole("button", { name: "Create account" }).click();
       await expect(tab.getByText(`You are erin@${DOMAIN}.`)).toBeVisible();
@@ -182,7 +182,7 @@ test("the widget on another site loads the engine only when opened, chats with B
       const appLink = line.getByRole("link", { name: "open quicproquo" });
       await expect(appLink).toHaveAttribute("href", `${BASE_URL}/`);
       const [app] = await Promise.all([other.waitForEvent("page"), appLink.click()]);
-      await app.getByRole("button", { name: "Use here" }).click();
+      await expect(app.getByText(`Signed in as erin@${DOMAIN}`)).toBeVisible();
       await expect(requestEntry(app, `carol@${DOMAIN}`)).toContainText("Hi Erin, Carol here");
 
       // The same page at an origin --frame-ancestors does not name: the browser refuses the

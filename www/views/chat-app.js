@@ -42,7 +42,7 @@ const TYPING_IDLE_MS = 3_000;
 const NOTIFY_GATHER_MS = 300;
 
 export class ChatApp {
-  /** @param {import("/pkg/qpq_web.js").QpqClient} client */
+  /** @param {import("../engine-handle.js").EngineHandle} client the engine, in this tab or another */
   constructor(client) {
     this.client = client;
     this.stopped = false;
@@ -124,7 +124,7 @@ export class ChatApp {
     this.connection.show({ state: "connecting" });
   }
 
-  /** Disconnects and stops reacting (another tab took over). */
+  /** Stops reacting (the account closed: this tab leads now and it is locked, or gone). */
   destroy() {
     this.stopped = true;
     this.aborter.abort();
@@ -132,17 +132,17 @@ export class ChatApp {
     clearTimeout(this.noticeTimer);
     clearTimeout(this.notifyTimer);
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
-    this.client.stop();
   }
 
   /**
-   * A message was added while this tab may be in the background. The tab holds the engine, so
-   * no push reaches the service worker: the tab shows the notification a push would have
-   * (notify.js), unless it is visible and focused, where the person sees the message itself.
+   * A message was added while this tab may be in the background. A tab runs the engine, so
+   * no push reaches the service worker: the tab running it shows the notification a push would
+   * have (notify.js), unless one of the tabs is visible and focused, where the person sees
+   * the message itself.
    */
   noteForNotification(conversationId, index) {
     if (typeof Notification !== "function" || Notification.permission !== "granted") return;
-    if (document.visibilityState === "visible" && document.hasFocus()) return;
+    if (!this.client.notifiesHere()) return;
     this.toNotify.set(conversationId, Math.min(this.toNotify.get(conversationId) ?? index, index));
     clearTimeout(this.notifyTimer);
     this.notifyTimer = setTimeout(() => this.notifyInBackground().catch(() => {}), NOTIFY_GATHER_MS);

@@ -18,7 +18,7 @@ export class ConversationList {
   constructor(list, empty, onSelect, profiles) {
     this.list = list;
     this.profiles = profiles;
-    // Start empty: a previous app instance (before another tab took over) may have left items.
+    // Start empty: a previous app instance (before the account was locked here) may have left items.
     this.list.replaceChildren();
     this.empty = empty;
     this.onSelect = onSelect;

@@ -81,14 +81,13 @@ export class EmbedChat {
     this.connection.show({ state: "connecting" });
   }
 
-  /** Disconnects and stops reacting (another tab took over). */
+  /** Stops reacting (the account closed: this tab leads now and it is locked, or gone). */
   destroy() {
     this.stopped = true;
     this.aborter.abort();
     this.connection.stopCountdown();
     clearTimeout(this.noticeTimer);
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
-    this.client.stop();
   }
 
   /** The stored 1:1 chat with the peer, if there is one. */

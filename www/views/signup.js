@@ -11,9 +11,10 @@ import { showScreen } from "./screens.js";
 
 /**
  * Shows the sign-up form until an account is created or linked.
- * @param {typeof import("/pkg/qpq_web.js").QpqClient} QpqClient
+ * @param {Pick<typeof import("/pkg/qpq_web.js").QpqClient, "register" | "link" | "restore">} QpqClient
+ *   QpqClient, or the engine handle's `statics`, which the tab running the engine carries out
  * @param {import("/pkg/qpq_web.js").QpqOptions} options how to reach the gateway
- * @returns {Promise<import("/pkg/qpq_web.js").QpqClient>}
+ * @returns {Promise<unknown>} what the method that opened the account resolved to
  */
 export function askForAccount(QpqClient, options) {
   const form = byId("signup-form");

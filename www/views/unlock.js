@@ -7,9 +7,10 @@ import { showScreen } from "./screens.js";
 
 /**
  * Asks for the passphrase until the account opens.
- * @param {typeof import("/pkg/qpq_web.js").QpqClient} QpqClient
+ * @param {Pick<typeof import("/pkg/qpq_web.js").QpqClient, "unlock">} QpqClient QpqClient, or
+ *   the engine handle's `statics`, which the tab running the engine carries out
  * @param {import("/pkg/qpq_web.js").QpqOptions} options
- * @returns {Promise<import("/pkg/qpq_web.js").QpqClient>}
+ * @returns {Promise<unknown>} what `unlock` resolved to
  */
 export function askForPassphrase(QpqClient, options) {
   const form = document.getElementById("unlock-form");
