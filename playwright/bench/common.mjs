@@ -35,7 +35,8 @@ export async function signUp(browser, transport, name, contextOptions = {}) {
 
 /**
  * Alice and Bob (names tagged by transport) sign up; Alice starts a chat with Bob and sends
- * `firstText`; Bob opens it. Both pages then show the chat.
+ * `firstText`; Bob accepts it (Alice is not his contact, so it arrives as a message request)
+ * and opens it. Both pages then show the chat.
  */
 export async function chatPair(browser, transport, firstText, contextOptions = {}) {
   const tag = transport === "webtransport" ? "wt" : "ws";
@@ -48,6 +49,12 @@ export async function chatPair(browser, transport, firstText, contextOptions = {
   await a.getByRole("heading", { level: 2, name: `bob${tag}@localhost` }).waitFor();
   await a.getByRole("textbox", { name: "Message", exact: true }).fill(firstText);
   await a.getByRole("textbox", { name: "Message", exact: true }).press("Enter");
+  await bob.page
+    .getByRole("list", { name: "Message requests" })
+    .getByRole("listitem")
+    .filter({ hasText: `alice${tag}@localhost` })
+    .getByRole("button", { name: "Accept", exact: true })
+    .click();
   await bob.page
     .getByRole("list", { name: "Conversations" })
     .getByRole("button", { name: new RegExp(`^alice${tag}@localhost`) })
