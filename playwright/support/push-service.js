@@ -7,8 +7,13 @@
 // (RFC 8291, RFC 8188), which it decrypts with the subscription's private key.
 
 import crypto from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
 import http from "node:http";
-import { expect } from "@playwright/test";
+import os from "node:os";
+import path from "node:path";
+import { chromium, expect } from "@playwright/test";
+import { CHROMIUM_LAUNCH } from "./chromium.js";
+import { watchForPageProblems } from "./stack.js";
 
 const b64u = (buf) => Buffer.from(buf).toString("base64url");
 
@@ -145,6 +150,27 @@ export async function standInForThePushService(context, sub) {
       return current;
     };
   }, sub);
+}
+
+/**
+ * A browser that can receive pushes: a persistent profile (under a temporary directory named
+ * from `prefix`; the caller removes `profile`) allowed to notify on the stack's origin, whose
+ * PushManager answers with a subscription of the local push service `push`, watched for page
+ * problems, with `url` open. `launch` replaces the Chromium options (e.g. fake media devices);
+ * `prepare(context)` runs before the page opens (init scripts).
+ */
+export async function pushableBrowser(stack, push, { prefix, url, launch = CHROMIUM_LAUNCH, prepare }) {
+  const profile = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const context = await chromium.launchPersistentContext(profile, { ...launch, headless: true });
+  const problems = [];
+  watchForPageProblems(context, problems);
+  await context.grantPermissions(["notifications"], { origin: stack.url });
+  const sub = push.subscribe();
+  await standInForThePushService(context, sub);
+  if (prepare) await prepare(context);
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(url);
+  return { profile, context, sub, problems, page };
 }
 
 /** The notifications the app's service worker shows, read from `page` (of the app's origin). */

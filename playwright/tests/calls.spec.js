@@ -4,10 +4,8 @@
 // (an init script keeps a list of them; the app itself exposes nothing).
 
 import { chromium } from "@playwright/test";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { test as base, expect, watchForPageProblems } from "../support/stack.js";
+import { rm } from "node:fs/promises";
+import { test as base, expect } from "../support/stack.js";
 import { CHROMIUM_LAUNCH } from "../support/chromium.js";
 import {
   DOMAIN,
@@ -22,12 +20,7 @@ import {
   typeLinkCode,
 } from "../support/app.js";
 import { TURN_NODE_ARGS, TURN_URL, startTurn, turnCredential } from "../support/turn.js";
-import {
-  closeTheApp,
-  shownNotifications,
-  standInForThePushService,
-  startPushService,
-} from "../support/push-service.js";
+import { closeTheApp, pushableBrowser, shownNotifications, startPushService } from "../support/push-service.js";
 
 const test = base.extend({
   /** coturn for this file's worker, on its own port. */
@@ -485,16 +478,12 @@ test.describe("Bob's app closed: a push wakes his service worker", () => {
    * app, `chat` the URL a click on a notification opens (the app on the chat with Alice).
    */
   async function bobAsleep(stack, newPerson, appUrl, push, displayName) {
-    const profile = await mkdtemp(path.join(os.tmpdir(), "qpq-pw-ring-"));
-    const context = await chromium.launchPersistentContext(profile, { ...LAUNCH, headless: true });
-    const problems = [];
-    watchForPageProblems(context, problems);
-    await context.grantPermissions(["notifications"], { origin: stack.url });
-    const sub = push.subscribe();
-    await standInForThePushService(context, sub);
-    await context.addInitScript(trackPeerConnections);
-    const bob = context.pages()[0] ?? (await context.newPage());
-    await bob.goto(appUrl);
+    const { profile, context, sub, problems, page: bob } = await pushableBrowser(stack, push, {
+      prefix: "qpq-pw-ring-",
+      url: appUrl,
+      launch: LAUNCH,
+      prepare: (c) => c.addInitScript(trackPeerConnections),
+    });
     const alice = await person(newPerson, appUrl);
     await chatOfTwo(alice, bob, "call me later", "I will be away");
     if (displayName) {
@@ -517,7 +506,16 @@ test.describe("Bob's app closed: a push wakes his service worker", () => {
       await context.close();
       await rm(profile, { recursive: true, force: true });
     };
-    return { alice, context, sub, problems, helper, deliver, chat: chat.href, done };
+    /** Alice calls; the node's push reaches Bob's worker, whose call notification says `body`. */
+    const ring = async (body) => {
+      await callButton(alice, "Call").click();
+      const [wake] = await push.waitFor(sub.id, 1);
+      await deliver(wake.plaintext);
+      await expect
+        .poll(() => callNotifications(helper), { timeout: 30_000 })
+        .toEqual([expect.objectContaining({ title: "Incoming call", body })]);
+    };
+    return { alice, context, sub, problems, helper, deliver, chat: chat.href, done, ring };
   }
 
   /** The call notifications Bob's service worker shows. */
@@ -539,14 +537,9 @@ test.describe("Bob's app closed: a push wakes his service worker", () => {
     const name = "Alice Liddell";
     const b = await bobAsleep(stack, newPerson, appUrl, push, name);
     try {
-      const { alice, sub, helper, deliver } = b;
-      await callButton(alice, "Call").click();
-      const [wake] = await push.waitFor(sub.id, 1);
-      await deliver(wake.plaintext);
-      // The worker took the offer from the queue: it shows who calls, tagged by the call.
-      await expect
-        .poll(() => callNotifications(helper), { timeout: 30_000 })
-        .toEqual([expect.objectContaining({ title: "Incoming call", body: `${name} is calling you (voice call)` })]);
+      const { alice, helper } = b;
+      // The worker takes the offer from the queue: it shows who calls, tagged by the call.
+      await b.ring(`${name} is calling you (voice call)`);
       const [{ tag, call }] = await callNotifications(helper);
       expect(tag).toBe(`call:${call}`);
       expect(await shownNotifications(helper), "a call is no message").toHaveLength(1);
@@ -585,14 +578,7 @@ test.describe("Bob's app closed: a push wakes his service worker", () => {
     const b = await bobAsleep(stack, newPerson, appUrl, push);
     try {
       const { alice, sub, helper, deliver } = b;
-      await callButton(alice, "Call").click();
-      const [wake] = await push.waitFor(sub.id, 1);
-      await deliver(wake.plaintext);
-      await expect
-        .poll(() => callNotifications(helper), { timeout: 30_000 })
-        .toEqual([
-          expect.objectContaining({ title: "Incoming call", body: `alice@${DOMAIN} is calling you (voice call)` }),
-        ]);
+      await b.ring(`alice@${DOMAIN} is calling you (voice call)`);
 
       // Alice gives up. The worker's run acknowledged what it fetched, so the node pushes again
       // for what comes next (her offer again, then her hang-up); each wake-up goes to the

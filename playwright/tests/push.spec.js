@@ -9,32 +9,17 @@
 // part is the only thing stood in for; the app's own code path (button, permission, VAPID
 // key, subscribe, registration with the server) runs as it would for a person.
 
-import { chromium } from "@playwright/test";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { test, expect, watchForPageProblems } from "../support/stack.js";
-import { CHROMIUM_LAUNCH } from "../support/chromium.js";
-import { closeTheApp, shownNotifications, standInForThePushService, startPushService } from "../support/push-service.js";
+import { rm } from "node:fs/promises";
+import { test, expect } from "../support/stack.js";
+import { closeTheApp, pushableBrowser, shownNotifications, startPushService } from "../support/push-service.js";
 import { chatOfTwo, createAccount, createGroup, expectChat, openConversation, send, startChat } from "../support/app.js";
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
 
-/**
- * Bob's browser: a persistent profile allowed to notify, whose PushManager answers with a
- * subscription of the local push service, watched for page problems, with the app open.
- */
+/** Bob's browser: able to receive pushes (support/push-service.js), with the app open. */
 async function bobsBrowser(stack, push, prefix, appUrl) {
-  const profile = await mkdtemp(path.join(os.tmpdir(), prefix));
-  const context = await chromium.launchPersistentContext(profile, { ...CHROMIUM_LAUNCH, headless: true });
-  const problems = [];
-  watchForPageProblems(context, problems);
-  await context.grantPermissions(["notifications"], { origin: stack.url });
-  const sub = push.subscribe();
-  await standInForThePushService(context, sub);
-  const bob = context.pages()[0] ?? (await context.newPage());
-  await bob.goto(appUrl);
-  return { profile, context, sub, problems, bob };
+  const { page: bob, ...rest } = await pushableBrowser(stack, push, { prefix, url: appUrl });
+  return { ...rest, bob };
 }
 
 test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked", async ({

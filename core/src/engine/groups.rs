@@ -320,19 +320,20 @@ impl Engine {
             }
             None => None,
         };
+        let makes_welcome = !kps.is_empty();
         let mut builder = group.commit_builder().force_self_update(self_update).propose_adds(kps).propose_removals(idx);
         if let Some(exts) = new_exts {
             builder = builder.propose_group_context_extensions(exts).map_err(EngineError::mls)?;
         }
         let mut builder = builder.load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider)).map_err(EngineError::mls)?;
         // What a Welcome's GroupInfo hands the members it adds: the metadata key, and how far
-        // the server's epoch is ahead.
+        // the server's epoch is ahead. Without a Welcome no GroupInfo is needed at all.
         let info_exts: Vec<_> = meta_key
             .iter()
             .map(MetaKey::to_group_info_extension)
             .chain(super::directory::epoch_offset_extension(skew))
             .collect();
-        if !info_exts.is_empty() {
+        if makes_welcome && !info_exts.is_empty() {
             builder = builder.create_group_info_with_extensions(info_exts).map_err(EngineError::mls)?;
         }
         let bundle = builder
