@@ -315,9 +315,10 @@ impl Session {
     /// failures are errors.
     pub async fn send_outbound(&self, out: &Outbound) -> Result<OutboundResult, ClientError> {
         let r = match &out.op {
-            OutboundOp::CreateChannel { channel } => {
+            OutboundOp::CreateChannel { channel, group_info } => {
                 let mut req = self.cap.create_channel_request();
                 req.get().set_channel_id(channel.as_bytes());
+                req.get().set_group_info(group_info);
                 req.send().promise.await.map(|_| 0)
             }
             OutboundOp::Enqueue { channel, payload, ttl_secs } => {

@@ -135,6 +135,9 @@ pub enum OutboundOp {
     CreateChannel {
         /// The channel (MLS group id).
         channel: ChannelId,
+        /// The new group's GroupInfo with its ratchet tree (an MLSMessage), from which the node
+        /// keeps the group's public state to validate commits.
+        group_info: Vec<u8>,
     },
     /// `Session.enqueue`.
     Enqueue {

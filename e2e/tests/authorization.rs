@@ -51,6 +51,8 @@ struct Target {
     user: RawUser,
     device: DeviceAddress,
     channel: ChannelId,
+    /// The GroupInfo the victim created the channel with.
+    group_info: Vec<u8>,
     blob: [u8; 16],
     /// An open link slot of the victim's account holding a new device's request.
     link: [u8; 32],
@@ -173,6 +175,7 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
         "createChannel" => {
             let mut req = s.create_channel_request();
             req.get().set_channel_id(t.channel.as_bytes());
+            req.get().set_group_info(&t.group_info);
             req.send().promise.await?;
             Ok("createChannel".into())
         }
@@ -426,8 +429,10 @@ async fn matrix(node: &RunningNode) {
     let (alice, alice_devices) = raw_account(node, "alice", 11, 2).await;
     let a1 = login(node, &alice_devices[0]).await;
     let channel = ChannelId::from_slice(&[0xa1; 32]).unwrap();
+    let (_, group_info) = mls::RawGroup::create(&alice_devices[0], &channel);
     let mut req = a1.session.capability().create_channel_request();
     req.get().set_channel_id(channel.as_bytes());
+    req.get().set_group_info(&group_info);
     req.send().promise.await.expect("alice creates her channel");
     let blob = a1.session.create_blob(&channel, 4, 4, 0).await.unwrap();
     a1.session.put_chunk(&blob, 0, b"mine").await.unwrap();
@@ -449,7 +454,7 @@ async fn matrix(node: &RunningNode) {
     req.get().set_user(BLOCKED_BY_VICTIM);
     req.get().set_blocked(true);
     req.send().promise.await.expect("alice blocks someone");
-    let t = Target { user: alice, device: alice_devices[0].addr(), channel, blob, link };
+    let t = Target { user: alice, device: alice_devices[0].addr(), channel, group_info, blob, link };
 
     // A revoked device: Alice's second, logged in before Alice revokes it.
     let revoked = login(node, &alice_devices[1]).await;

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use qpq_proto::node_capnp::session;
 use qpq_proto::{ChannelId, ErrorCode, RemoteError};
 use qpq_server::{Config, RunningNode};
-use support::raw::{login, raw_account, try_login, Login};
+use support::raw::{login, raw_account, try_login, Login, RawDevice};
 use support::*;
 
 fn node_with(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> RunningNode {
@@ -26,24 +26,25 @@ fn code_of(e: &capnp::Error) -> RemoteError {
     RemoteError::from_description(&e.extra)
 }
 
-/// A channel of `a` with `b` added (a commit carrying a Welcome for `b`).
-async fn channel_of_two(a: &Login, b: &Login, n: u8) -> ChannelId {
+/// A channel of `a` (logged in as `ad`) with `bd` added (a commit carrying a Welcome for it).
+async fn channel_of_two(a: &Login, ad: &RawDevice, bd: &RawDevice, n: u8) -> ChannelId {
     let channel = ChannelId::from_slice(&[n; 32]).unwrap();
+    let (mut group, info) = mls::RawGroup::create(ad, &channel);
     let cap = a.session.capability();
     let mut req = cap.create_channel_request();
     req.get().set_channel_id(channel.as_bytes());
+    req.get().set_group_info(&info);
     req.send().promise.await.unwrap();
-    let whoami = b.session.capability().whoami_request().send().promise.await.unwrap();
-    let b_addr = qpq_proto::wire::read_device_address(whoami.get().unwrap().get_device().unwrap()).unwrap();
+    let (commit, welcome) = group.add(&[bd]);
     let mut req = cap.commit_request();
     {
         let mut r = req.get().init_request();
         r.set_channel_id(channel.as_bytes());
         r.set_epoch(0);
-        r.set_commit(&mls::commit(&channel, 0, b"commit adding b"));
-        r.set_welcome(&mls::welcome(b"welcome for b"));
+        r.set_commit(&commit);
+        r.set_welcome(&welcome);
         r.set_client_msg_id(&[n; 16]);
-        qpq_proto::wire::write_device_address(r.init_add_devices(1).get(0), &b_addr);
+        qpq_proto::wire::write_device_address(r.init_add_devices(1).get(0), &bd.addr());
     }
     req.send().promise.await.unwrap();
     channel
@@ -178,7 +179,7 @@ fn logins_claims_and_sends_are_rate_limited_per_account_with_a_retry_time() {
         assert_eq!(err.remote_code(), Some(ErrorCode::RateLimited));
         assert_eq!(b.session.key_package_count().await.unwrap(), 1, "the refused claim took nothing");
 
-        let channel = channel_of_two(&a, &b, 7).await; // the commit is a send
+        let channel = channel_of_two(&a, &alice[0], &bob[0], 7).await; // the commit is a send
         let cap = a.session.capability();
         for i in 0..4 {
             enqueue(&cap, &channel, b"m", i, 0).await.expect("within the rate");
@@ -214,7 +215,7 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
         assert_eq!(a.session.upload_key_packages(&six[..5], None).await.unwrap(), 5);
 
         // Bob's queue: the Welcome and three messages of 1000 bytes fill it.
-        let channel = channel_of_two(&a, &b, 9).await;
+        let channel = channel_of_two(&a, &alice[0], &bob[0], 9).await;
         let cap = a.session.capability();
         for i in 0..3 {
             enqueue(&cap, &channel, &[i as u8; 1000], i, if i == 0 { 3600 } else { 0 }).await.unwrap();
@@ -229,9 +230,11 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
             req.get().set_max_bytes(max_bytes);
             req.send().promise
         };
-        // Framed, each message is 1066 bytes and the Welcome 61.
-        let (welcome, message) = (mls::welcome(b"welcome for b").len(), mls::application(&channel, &[0; 1000]).len());
-        let r = fetch(2200).await.unwrap();
+        // Framed, each message is 1066 bytes; the Welcome is a real one.
+        let welcome = b.session.fetch(0, 1).await.unwrap()[0].payload.len();
+        let message = mls::application(&channel, &[0; 1000]).len();
+        let bound = welcome + 2 * message + message / 2;
+        let r = fetch(bound as u32).await.unwrap();
         let got: Vec<qpq_proto::Envelope> = r
             .get()
             .unwrap()
@@ -241,7 +244,7 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
             .map(|e| qpq_proto::wire::read_envelope(e).unwrap())
             .collect();
         let sizes: Vec<usize> = got.iter().map(|e| e.payload.len()).collect();
-        assert_eq!(sizes, vec![welcome, message, message], "the Welcome and two messages fit in 2200 bytes, not three");
+        assert_eq!(sizes, vec![welcome, message, message], "the Welcome and two messages fit in {bound} bytes, not three");
         let all = b.session.fetch(0, 100).await.unwrap();
         assert_eq!(all.len(), 4);
         // Every envelope expires: the Welcome (a commit's), and messages without a timer,

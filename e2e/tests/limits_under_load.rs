@@ -61,14 +61,17 @@ fn floods_are_rate_limited_while_others_chat_and_pipelined_calls_stay_bounded() 
         let channel = qpq_proto::ChannelId::from_slice(&[0x66; 32]).unwrap();
         {
             let cap = m1.session.capability();
+            let (mut group, info) = mls::RawGroup::create(&mallory[0], &channel);
             let mut req = cap.create_channel_request();
             req.get().set_channel_id(channel.as_bytes());
+            req.get().set_group_info(&info);
             req.send().promise.await.unwrap();
+            let (commit, welcome) = group.add(&[&mallory[1]]);
             let mut req = cap.commit_request();
             let mut r = req.get().init_request();
             r.set_channel_id(channel.as_bytes());
-            r.set_commit(&mls::commit(&channel, 0, b"c"));
-            r.set_welcome(&mls::welcome(b"w"));
+            r.set_commit(&commit);
+            r.set_welcome(&welcome);
             r.set_client_msg_id(&[0x66; 16]);
             qpq_proto::wire::write_device_address(r.init_add_devices(1).get(0), &mallory[1].addr());
             req.send().promise.await.unwrap();

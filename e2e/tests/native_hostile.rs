@@ -107,7 +107,7 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
         // The channel id the node's account hints use cannot be a conversation's.
         let reserved = qpq_core::Outbound {
             id: qpq_proto::ClientMsgId([8; 16]),
-            op: qpq_core::OutboundOp::CreateChannel { channel: ChannelId::account() },
+            op: qpq_core::OutboundOp::CreateChannel { channel: ChannelId::account(), group_info: vec![] },
         };
         match ms.send_outbound(&reserved).await.unwrap() {
             qpq_core::OutboundResult::Refused { code, message } => {

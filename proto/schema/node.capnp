@@ -170,7 +170,12 @@ interface Session {
   keyPackageCount @6 () -> (available :UInt32);
 
   # --- channels (one per MLS group; channelId is the MLS group id) ---
-  createChannel @7 (channelId :Data) -> (info :ChannelInfo);
+  # `groupInfo` is the new MLS group's GroupInfo (an MLSMessage) with its ratchet tree, at
+  # epoch 0, signed by the caller's device, whose leaf is the only one: the node keeps the
+  # group's public state from it and validates every commit against that state (a commit
+  # must verify, its new leaves must carry the keys the directory holds for the devices they
+  # name, and `addDevices`/`removeDevices` must equal its proposals; else `bad_mls_message`).
+  createChannel @7 (channelId :Data, groupInfo :Data) -> (info :ChannelInfo);
   channelInfo @8 (channelId :Data) -> (info :ChannelInfo);
   # The node reads the clear MLS framing of what it is handed: the commit must be a commit of
   # this channel (its MLS group id) made in `epoch` or before, the Welcome a whole MLS Welcome, and an

@@ -12,6 +12,7 @@
 //! browsers directly: the gateway does that.
 
 mod config;
+pub mod group_state;
 mod log_key;
 mod metrics;
 mod mls_frame;

@@ -112,9 +112,14 @@ impl Engine {
         let item = self.outbox.get(&order)?.clone();
         let conv = item.conv.clone();
         match item.op {
-            PendingOp::CreateChannel => {
-                Some(Outbound { id: item.id, op: OutboundOp::CreateChannel { channel: conv } })
-            }
+            PendingOp::CreateChannel => match self.first_group_info(&conv) {
+                Ok(group_info) => Some(Outbound { id: item.id, op: OutboundOp::CreateChannel { channel: conv, group_info } }),
+                Err(e) => {
+                    self.drop_item(order);
+                    self.note_failure(&conv, now, format!("could not describe the new conversation to the server: {e}"));
+                    None
+                }
+            },
             PendingOp::Message { ciphertext: Some(ct), .. } => {
                 let ttl_secs = self.ttl_secs(&conv);
                 Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
@@ -252,6 +257,15 @@ impl Engine {
             .create_message(&self.provider, self.identity.signer(), plaintext)
             .map_err(EngineError::mls)?;
         msg.tls_serialize_detached().map_err(EngineError::mls)
+    }
+
+    /// The GroupInfo, with its ratchet tree, of a group this device created and has not
+    /// changed yet: what the node keeps the group's public state from.
+    fn first_group_info(&self, conv: &ChannelId) -> Result<Vec<u8>, EngineError> {
+        let group = self.groups.get(conv).ok_or(EngineError::NoSuchConversation)?;
+        let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
+        let info = group.export_group_info(crypto, self.identity.signer(), true).map_err(EngineError::mls)?;
+        info.tls_serialize_detached().map_err(EngineError::mls)
     }
 
     /// Applies the server's answer to the outbound item `id`. Unknown ids are ignored (the

@@ -240,6 +240,36 @@ impl Hostile {
         self.commit_call(conv, epoch, commit, vec![], vec![])
     }
 
+    /// An honest self-update commit (new leaf keys, same signature key).
+    pub fn self_update(&mut self, conv: &ChannelId, epoch: u64) -> Outbound {
+        let g = self.groups.get_mut(conv).expect("member");
+        let bundle = g.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).unwrap();
+        let commit = bundle.commit().tls_serialize_detached().unwrap();
+        self.pending = Some((conv.clone(), None));
+        self.commit_call(conv, epoch, commit, vec![], vec![])
+    }
+
+    /// A group of our own with id `cid` (only us in it) and the call creating its channel.
+    pub fn own_channel(&mut self, cid: [u8; 16]) -> (ChannelId, Outbound) {
+        let conv = ChannelId::from_slice(&cid).unwrap();
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .capabilities(capabilities())
+            .build();
+        let cwk = CredentialWithKey { credential: credential_for(&self.addr), signature_key: self.signer.public().into() };
+        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &config, GroupId::from_slice(&cid), cwk).unwrap();
+        let group_info = g
+            .export_group_info(openmls_traits::OpenMlsProvider::crypto(&self.provider), &self.signer, true)
+            .unwrap()
+            .tls_serialize_detached()
+            .unwrap();
+        self.groups.insert(conv.clone(), g);
+        let create = Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone(), group_info } };
+        (conv, create)
+    }
+
     /// From now on sends its commits in `conv` encrypted (`PrivateMessage`), as clients did
     /// before commits went out in clear for the node to check.
     pub fn private_handshakes(&mut self, conv: &ChannelId) {
@@ -302,8 +332,13 @@ impl Hostile {
             .build();
         let cwk = CredentialWithKey { credential: credential_for(&self.addr), signature_key: self.signer.public().into() };
         let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &config, GroupId::from_slice(&cid), cwk).unwrap();
+        let group_info = g
+            .export_group_info(openmls_traits::OpenMlsProvider::crypto(&self.provider), &self.signer, true)
+            .unwrap()
+            .tls_serialize_detached()
+            .unwrap();
         self.groups.insert(conv.clone(), g);
-        let create = Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone() } };
+        let create = Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone(), group_info } };
         let forged = self.forged_package(victim);
         let honest = KeyPackageIn::tls_deserialize_exact(target.key_package.as_slice())
             .unwrap()

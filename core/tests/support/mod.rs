@@ -108,7 +108,7 @@ impl SimServer {
     fn apply(&mut self, from: &DeviceAddress, op: &OutboundOp) -> OutboundResult {
         let refuse = |code: ErrorCode, m: &str| OutboundResult::Refused { code: Some(code), message: m.into() };
         match op {
-            OutboundOp::CreateChannel { channel } => {
+            OutboundOp::CreateChannel { channel, .. } => {
                 let c = self.channels.entry(channel.clone()).or_default();
                 c.members.insert(from.clone());
                 let members = c.members.clone();

@@ -21,6 +21,7 @@ use super::delivery;
 use super::links::{check_payload, read_slot, MAX_LINK_ANSWER_BYTES, MAX_OPEN_LINKS};
 use super::{now_ms, rate_err, store_err, Ctx};
 use crate::metrics::track;
+use crate::group_state::{self, GroupError, Leaf};
 use crate::mls_frame;
 use crate::push;
 use crate::storage::{BlobRow, ChannelRow, CommitInput, DeviceAbout, EnqueueInput, KeyPackageRow, PushSubscription};
@@ -182,6 +183,101 @@ impl SessionImpl {
         now + self.ctx.config.push_delay_ms
     }
 
+    /// The public state of a new channel's group, from the GroupInfo its creator hands in:
+    /// a new group of that id whose only leaf is the calling device with its registered key.
+    async fn first_group_state(&self, channel: &ChannelId, info: &[u8]) -> Result<Vec<u8>, capnp::Error> {
+        if info.is_empty() {
+            return Err(bad_mls("the GroupInfo", "it is missing (an app from before this node's version); reload the app"));
+        }
+        let (ch, info) = (channel.clone(), info.to_vec());
+        let created = blocking(move || group_state::create(&ch, &info)).await?;
+        let created = created.map_err(|e| bad_mls("the GroupInfo", e))?;
+        match created.leaves.as_slice() {
+            [only] if only.device == self.device => {
+                if !self.registered(std::slice::from_ref(only)).await? {
+                    return Err(bad_mls("the GroupInfo", UNREGISTERED));
+                }
+            }
+            _ => return Err(bad_mls("the GroupInfo", "a new conversation holds its creator's device alone")),
+        }
+        Ok(created.state.0)
+    }
+
+    /// Checks a commit against the group the node keeps for `channel` ([`group_state`]) and
+    /// returns the group's state after it, to keep if storage accepts the commit. `None` for a
+    /// channel made before the node kept its group (framing checks only), and for a commit made
+    /// in an epoch the group has left: storage then answers a retry with its first outcome and
+    /// anything else with `stale_epoch`.
+    async fn check_group_commit(
+        &self,
+        channel: &ChannelId,
+        epoch: u64,
+        commit: &[u8],
+        add: &[DeviceAddress],
+        remove: &[DeviceAddress],
+    ) -> Result<Option<Vec<u8>>, capnp::Error> {
+        let refuse = |e: &dyn std::fmt::Display| bad_mls("the commit", e);
+        // Who may commit at all is answered before what the commit says.
+        self.member_channel(channel).await?;
+        let Some(state) = self.ctx.storage.group_state(channel).await.map_err(|e| store_err("group_state", e))? else {
+            return Ok(None);
+        };
+        let made = mls_frame::read_frame(commit).map_err(|e| refuse(&e))?.epoch;
+        if made != epoch {
+            // The channel's epoch and the group's move together once the node keeps the group.
+            return Err(refuse(&format!("it was made in epoch {made} but is sent for epoch {epoch}")));
+        }
+        let (ch, state, bytes) = (channel.clone(), group_state::Stored(state), commit.to_vec());
+        let checked = match blocking(move || group_state::check_commit(&ch, &state, &bytes)).await? {
+            Ok(c) => c,
+            Err(GroupError::Stale { .. }) => return Ok(None),
+            Err(e) => return Err(refuse(&e)),
+        };
+        if checked.sender.device != self.device {
+            return Err(refuse(&"it is signed by another device's leaf"));
+        }
+        let mut new_leaves = checked.added.clone();
+        new_leaves.extend(checked.path.clone());
+        if !self.registered(&new_leaves).await? {
+            return Err(refuse(&UNREGISTERED));
+        }
+        let same = |a: Vec<DeviceAddress>, b: &[DeviceAddress]| {
+            let mut b = b.to_vec();
+            let mut a = a;
+            a.sort();
+            b.sort();
+            b.dedup();
+            a == b
+        };
+        if !same(checked.added.iter().map(|l| l.device.clone()).collect(), add) {
+            return Err(refuse(&"the devices it adds are not the devices listed to add"));
+        }
+        if !same(checked.removed.clone(), remove) {
+            return Err(refuse(&"the devices it removes are not the devices listed to remove"));
+        }
+        Ok(Some(checked.state.0))
+    }
+
+    /// Whether every leaf names a device of this node's directory and carries the key
+    /// registered for it (as every member's client checks, so the node does not accept a leaf
+    /// the members refuse).
+    async fn registered(&self, leaves: &[Leaf]) -> Result<bool, capnp::Error> {
+        let mut records: std::collections::HashMap<qpq_proto::UserId, Vec<qpq_proto::DeviceRecord>> = Default::default();
+        for l in leaves {
+            if !records.contains_key(&l.device.user) {
+                let devices = self.ctx.storage.devices(&l.device.user).await.map_err(|e| store_err("devices", e))?;
+                records.insert(l.device.user.clone(), devices);
+            }
+            let registered = records[&l.device.user]
+                .iter()
+                .any(|r| r.device_id == l.device.device && r.device_key[..] == l.key[..]);
+            if !registered {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn check_size(&self, field: &str, len: usize) -> Result<(), capnp::Error> {
         let max = self.ctx.config.max_message_bytes;
         if len > max {
@@ -192,8 +288,18 @@ impl SessionImpl {
 }
 
 /// A `bad_mls_message` refusal: `what` is not the MLS message the call needs.
-fn bad_mls(what: &str, e: mls_frame::FrameError) -> capnp::Error {
+fn bad_mls(what: &str, e: impl std::fmt::Display) -> capnp::Error {
     wire::error(ErrorCode::BadMlsMessage, format!("{what} is refused: {e}"))
+}
+
+/// Why a leaf is refused by the directory check.
+const UNREGISTERED: &str = "a member's key is not the key the directory holds for the device it names";
+
+/// Runs CPU-bound MLS work (verifying signatures, hashing trees) off the RPC thread.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, capnp::Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| wire::error(ErrorCode::Internal, "the server could not complete the request; try again"))
 }
 
 fn client_msg_id(d: &[u8]) -> Result<ClientMsgId, capnp::Error> {
@@ -408,14 +514,21 @@ impl session::Server for SessionImpl {
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         track(self.ctx.metrics.clone(), "createChannel", async move {
             let _call = self.begin().await?;
-            let id = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
+            let p = params.get()?;
+            let id = wire::read_channel(p.get_channel_id()?, "channelId")?;
             if id == ChannelId::account() {
                 return Err(wire::bad("channelId", "0x00 is reserved for the node's hints about the account"));
             }
+            let info = p.get_group_info()?;
+            self.check_size("the GroupInfo", info.len())?;
+            // A channel that exists is storage's to answer: the same one to its creator's
+            // retry, `channel_exists` to anyone else. A new one starts from its GroupInfo.
+            let exists = self.ctx.storage.channel(&id).await.map_err(|e| store_err("channel", e))?.is_some();
+            let state = if exists { None } else { Some(self.first_group_state(&id, info).await?) };
             let row = self
                 .ctx
                 .storage
-                .create_channel(&id, &self.device, now_ms())
+                .create_channel(&id, &self.device, state.as_deref(), now_ms())
                 .await
                 .map_err(|e| store_err("create_channel", e))?;
             write_channel(results.get().init_info(), &row);
@@ -466,6 +579,7 @@ impl session::Server for SessionImpl {
             if !welcome.is_empty() {
                 mls_frame::check_welcome(welcome).map_err(|e| bad_mls("the Welcome", e))?;
             }
+            let group = self.check_group_commit(&channel, r.get_epoch(), commit, &add, &remove).await?;
             self.take_send()?;
             let now = now_ms();
             let input = CommitInput {
@@ -481,6 +595,7 @@ impl session::Server for SessionImpl {
                 max_queue: self.ctx.config.max_queue_per_device,
                 now,
                 push_at: self.push_at(now),
+                group,
             };
             let out = self.ctx.storage.commit(&input).await.map_err(|e| store_err("commit", e))?;
             if !out.duplicate {

@@ -236,6 +236,10 @@ pub trait ChannelSql: Send {
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError>;
     /// Sets the channel's epoch.
     async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError>;
+    /// Keeps `state` as the public state of the channel's MLS group, replacing any.
+    async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError>;
+    /// The public state of the channel's MLS group (none for channels made before it was kept).
+    async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError>;
     /// The internal key of `device` when it is a member of `channel`.
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
     /// The members of `channel` but `except`.

@@ -271,6 +271,7 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
         max_queue: u64::MAX,
         now,
         push_at: now + PUSH_DELAY,
+        group: Some(format!("group after {msg}").into_bytes()),
     }
 }
 
@@ -297,7 +298,7 @@ fn enqueue_input(
 /// (message id `1_000_000 + n`), leaving it at epoch 1 with their Welcomes queued.
 async fn group(store: &dyn Storage, n: u8, members: &[DeviceAddress]) -> ChannelId {
     let channel = channel_id(n);
-    store.create_channel(&channel, &members[0], T0).await.expect("create channel");
+    store.create_channel(&channel, &members[0], Some(b"group 0"), T0).await.expect("create channel");
     let mut input = commit_input(&channel, &members[0], 0, 1_000_000 + u32::from(n), T0);
     input.add = members[1..].to_vec();
     input.welcome = b"welcome".to_vec();
@@ -824,14 +825,14 @@ mod cases {
         let alice = register(&*store, "alice", 1).await;
         let bob = register(&*store, "bob", 1).await;
         let channel = channel_id(1);
-        let row = store.create_channel(&channel, &alice[0], T0).await.unwrap();
+        let row = store.create_channel(&channel, &alice[0], Some(b"group 0"), T0).await.unwrap();
         let expected = ChannelRow { id: channel.clone(), epoch: 0, created_at: T0, members: vec![alice[0].clone()] };
         assert_eq!(row, expected);
-        assert_eq!(store.create_channel(&channel, &alice[0], T0 + 5).await.unwrap(), expected);
+        assert_eq!(store.create_channel(&channel, &alice[0], Some(b"group 0"), T0 + 5).await.unwrap(), expected);
         assert_eq!(store.channel(&channel).await.unwrap(), Some(expected));
-        assert_eq!(store.create_channel(&channel, &bob[0], T0).await, Err(StoreError::ChannelExists));
+        assert_eq!(store.create_channel(&channel, &bob[0], Some(b"group 0"), T0).await, Err(StoreError::ChannelExists));
         assert_eq!(
-            store.create_channel(&channel_id(2), &addr(&user("nobody"), 1), T0).await,
+            store.create_channel(&channel_id(2), &addr(&user("nobody"), 1), None, T0).await,
             Err(StoreError::Revoked)
         );
         assert_eq!(store.channel(&channel_id(2)).await.unwrap(), None);
@@ -839,8 +840,12 @@ mod cases {
         let mut input = commit_input(&channel, &alice[0], 0, 1, T0);
         input.add = vec![bob[0].clone()];
         store.commit(&input).await.unwrap();
-        let row = store.create_channel(&channel, &alice[0], T0 + 9).await.unwrap();
+        let row = store.create_channel(&channel, &alice[0], Some(b"another group"), T0 + 9).await.unwrap();
         assert_eq!((row.epoch, row.members), (1, sorted(vec![alice[0].clone(), bob[0].clone()])));
+        assert_eq!(store.group_state(&channel).await.unwrap().as_deref(), Some(&b"group after 1"[..]));
+        // A channel made without a group state (before the node kept one) has none.
+        store.create_channel(&channel_id(3), &alice[0], None, T0).await.unwrap();
+        assert_eq!(store.group_state(&channel_id(3)).await.unwrap(), None);
     }
 
     pub(super) async fn commit_fans_out_welcomes_and_updates_membership(store: Arc<dyn Storage>) {
@@ -851,7 +856,7 @@ mod cases {
             register(&*store, "dave", 1).await.remove(0),
         ];
         let channel = channel_id(1);
-        store.create_channel(&channel, &alice, T0).await.unwrap();
+        store.create_channel(&channel, &alice, Some(b"group 0"), T0).await.unwrap();
         let mut first = commit_input(&channel, &alice, 0, 1, T0 + 1);
         first.add = vec![bob.clone(), carol.clone()];
         first.welcome = b"W1".to_vec();
@@ -896,7 +901,7 @@ mod cases {
         let alice = register(&*store, "alice", 1).await.remove(0);
         let bob = register(&*store, "bob", 1).await.remove(0);
         let channel = channel_id(1);
-        store.create_channel(&channel, &alice, T0).await.unwrap();
+        store.create_channel(&channel, &alice, Some(b"group 0"), T0).await.unwrap();
 
         let mut unknown_channel = commit_input(&channel_id(9), &alice, 0, 1, T0);
         unknown_channel.add = vec![bob.clone()];
@@ -912,6 +917,7 @@ mod cases {
         let row = store.channel(&channel).await.unwrap().unwrap();
         assert_eq!((row.epoch, row.members), (0, vec![alice.clone()]));
         assert_eq!(queue(&*store, &bob, T0).await, vec![]);
+        assert_eq!(store.group_state(&channel).await.unwrap().as_deref(), Some(&b"group 0"[..]));
         // A refused id is not spent: the same id goes through once the commit is right.
         let mut fixed = commit_input(&channel, &alice, 0, 3, T0);
         fixed.add = vec![bob.clone()];
@@ -920,13 +926,16 @@ mod cases {
             store.commit(&commit_input(&channel, &alice, 0, 5, T0)).await,
             Err(StoreError::StaleEpoch { current: 1 })
         );
+        // The group's state is the accepted commit's, whatever came after.
+        assert_eq!(store.group_state(&channel).await.unwrap().as_deref(), Some(&b"group after 3"[..]));
+        assert_eq!(store.group_state(&channel_id(9)).await.unwrap(), None);
     }
 
     pub(super) async fn commit_retry_is_a_duplicate_and_fans_out_nothing(store: Arc<dyn Storage>) {
         let alice = register(&*store, "alice", 1).await.remove(0);
         let bob = register(&*store, "bob", 1).await.remove(0);
         let channel = channel_id(1);
-        store.create_channel(&channel, &alice, T0).await.unwrap();
+        store.create_channel(&channel, &alice, Some(b"group 0"), T0).await.unwrap();
         let mut input = commit_input(&channel, &alice, 0, 1, T0 + 1);
         input.add = vec![bob.clone()];
         input.welcome = b"W".to_vec();
@@ -943,6 +952,7 @@ mod cases {
         assert_eq!(queue(&*store, &bob, T0).await.len(), 1, "one Welcome, not two");
         assert_eq!(received(&*store, &alice).await, vec![(EnvelopeKind::Commit, b"commit 7".to_vec())]);
         assert_eq!(store.channel(&channel).await.unwrap().unwrap().epoch, 2);
+        assert_eq!(store.group_state(&channel).await.unwrap().as_deref(), Some(&b"group after 7"[..]));
         // Only the second commit woke anyone.
         expect_wakeups(&mut rx, std::slice::from_ref(&alice)).await;
         assert!(rx.try_recv().is_err(), "a duplicate wakes nobody");
@@ -1233,7 +1243,7 @@ mod cases {
     async fn blob_fixture(store: &dyn Storage, expires_at: Millis) -> (DeviceAddress, BlobRow) {
         let alice = register(store, "alice", 1).await.remove(0);
         let channel = channel_id(1);
-        store.create_channel(&channel, &alice, T0).await.unwrap();
+        store.create_channel(&channel, &alice, Some(b"group 0"), T0).await.unwrap();
         let blob = BlobRow { id: [5; 16], channel, size: 10, chunk_size: 4, chunks_stored: 0, expires_at };
         store.create_blob(&blob, &alice, u64::MAX, T0).await.unwrap();
         (alice, blob)

@@ -118,6 +118,9 @@ pub struct CommitInput {
     pub now: Millis,
     /// When the added devices are pushed (Web Push) if they have not fetched by then.
     pub push_at: Millis,
+    /// The public state of the channel's MLS group after this commit, kept with the new
+    /// epoch (none for a channel whose state the node does not keep).
+    pub group: Option<Vec<u8>>,
 }
 
 /// What an accepted commit did.
@@ -313,19 +316,30 @@ pub trait Storage: Send + Sync + 'static {
 
     // --- channels -------------------------------------------------------------------------
 
-    /// Creates a channel at epoch 0 with `creator` as its only member. Calling again with the
-    /// same creator returns the existing channel (a retry); another caller gets
+    /// Creates a channel at epoch 0 with `creator` as its only member and `group` as the
+    /// public state of its MLS group. Calling again with the same creator returns the
+    /// existing channel and keeps the first state (a retry); another caller gets
     /// `ChannelExists`.
-    async fn create_channel(&self, channel: &ChannelId, creator: &DeviceAddress, now: Millis) -> Result<ChannelRow, StoreError>;
+    async fn create_channel(
+        &self,
+        channel: &ChannelId,
+        creator: &DeviceAddress,
+        group: Option<&[u8]>,
+        now: Millis,
+    ) -> Result<ChannelRow, StoreError>;
 
     /// A channel with its members.
     async fn channel(&self, channel: &ChannelId) -> Result<Option<ChannelRow>, StoreError>;
+
+    /// The public state of the channel's MLS group as of its current epoch (none for a
+    /// channel made before the node kept it, or no such channel).
+    async fn group_state(&self, channel: &ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Applies a commit atomically (see also the push rule of [`Storage::enqueue`], which
     /// applies to the added devices and their Welcome): `NoSuchChannel`; `NotMember` unless the sender is a member;
     /// a retry with the same (sender, client_msg_id) as an accepted commit returns its outcome
     /// with `duplicate` set and changes nothing; `StaleEpoch` unless `epoch` is the channel's
-    /// current epoch. Otherwise: the epoch goes up by one, the commit is queued for every
+    /// current epoch. Otherwise: the epoch goes up by one (with `group` as the group's state), the commit is queued for every
     /// member but the sender (removed devices included), removed devices stop being members,
     /// added devices (which must exist: `NoSuchDevice`) become members and get the Welcome.
     /// Recipients are woken. A commit adding a device of an account that blocks the sender's

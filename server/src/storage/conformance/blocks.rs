@@ -167,7 +167,7 @@ pub(crate) async fn a_commit_adding_a_device_of_an_account_that_blocks_the_commi
 
     // Carol starts a conversation and tries to add Alice (with Bob).
     let channel = channel_id(2);
-    store.create_channel(&channel, &carol[0], T0).await.unwrap();
+    store.create_channel(&channel, &carol[0], Some(b"group 0"), T0).await.unwrap();
     let mut input = commit_input(&channel, &carol[0], 0, 1, T0 + 1);
     input.add = vec![bob[0].clone(), alice[0].clone()];
     input.welcome = b"W".to_vec();
@@ -198,7 +198,7 @@ pub(crate) async fn a_commit_adding_a_device_of_an_account_that_blocks_the_commi
     again.add = vec![carol[1].clone()];
     assert_eq!(store.commit(&again).await.unwrap().epoch, 2);
     let theirs = channel_id(3);
-    store.create_channel(&theirs, &alice[0], T0).await.unwrap();
+    store.create_channel(&theirs, &alice[0], Some(b"group 0"), T0).await.unwrap();
     let mut add_carol = commit_input(&theirs, &alice[0], 0, 3, T0 + 3);
     add_carol.add = vec![carol[0].clone()];
     add_carol.welcome = b"W".to_vec();
@@ -243,7 +243,7 @@ pub(crate) async fn deleting_an_account_removes_its_blocks(store: Arc<dyn Storag
     assert_eq!(blocked(&*store, &carol).await, vec!["alice@example.org"]);
     // Nothing refers to the old account's rows: Carol may start a conversation with Alice.
     let channel = channel_id(4);
-    store.create_channel(&channel, &carol, T0).await.unwrap();
+    store.create_channel(&channel, &carol, Some(b"group 0"), T0).await.unwrap();
     let mut add = commit_input(&channel, &carol, 0, 1, T0 + 30);
     add.add = vec![alice.clone()];
     add.welcome = b"W".to_vec();

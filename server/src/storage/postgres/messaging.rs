@@ -86,6 +86,27 @@ impl ChannelSql for PgTx {
         Ok(())
     }
 
+    async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError> {
+        sqlx::query(
+            "INSERT INTO channel_groups (channel, state) VALUES ($1, $2)
+             ON CONFLICT (channel) DO UPDATE SET state = excluded.state",
+        )
+        .bind(channel.as_bytes())
+        .bind(state)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))?;
+        Ok(())
+    }
+
+    async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
+        sqlx::query_scalar("SELECT state FROM channel_groups WHERE channel = $1")
+            .bind(channel.as_bytes())
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))
+    }
+
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError> {
         sqlx::query_scalar(
             "SELECT d.id FROM devices d JOIN channel_members m ON m.device = d.id

@@ -20,6 +20,7 @@ pub(super) async fn create_channel<B: Backend>(
     b: &B,
     channel: &ChannelId,
     creator: &DeviceAddress,
+    group: Option<&[u8]>,
     now: Millis,
 ) -> Result<ChannelRow, TxError> {
     const OP: &str = "create channel";
@@ -36,6 +37,9 @@ pub(super) async fn create_channel<B: Backend>(
         return Ok(row);
     }
     tx.add_members(channel, &[creator_key]).await?;
+    if let Some(state) = group {
+        tx.put_group_state(channel, state).await?;
+    }
     tx.commit().await?;
     Ok(ChannelRow { id: channel.clone(), epoch: 0, created_at: now, members: vec![creator.clone()] })
 }
@@ -43,6 +47,11 @@ pub(super) async fn create_channel<B: Backend>(
 pub(super) async fn channel<B: Backend>(b: &B, channel: &ChannelId) -> Result<Option<ChannelRow>, TxError> {
     let mut conn = b.read("read channel").await?;
     read_channel(&mut conn, channel).await
+}
+
+pub(super) async fn group_state<B: Backend>(b: &B, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
+    let mut conn = b.read("read group state").await?;
+    conn.group_state(channel).await
 }
 
 /// Applies a commit; returns the outcome and the devices to wake locally once committed.
@@ -115,6 +124,9 @@ pub(super) async fn commit<B: Backend>(
         tx.add_members(&input.channel, &added).await?;
     }
     tx.set_epoch(&input.channel, next).await?;
+    if let Some(state) = &input.group {
+        tx.put_group_state(&input.channel, state).await?;
+    }
 
     let mut woken_keys = recipients;
     woken_keys.extend_from_slice(&added);

@@ -180,13 +180,18 @@ impl<B: Backend> Storage for B {
         &self,
         channel: &ChannelId,
         creator: &DeviceAddress,
+        group: Option<&[u8]>,
         now: Millis,
     ) -> Result<ChannelRow, StoreError> {
-        retrying(self, || messaging::create_channel(self, channel, creator, now)).await
+        retrying(self, || messaging::create_channel(self, channel, creator, group, now)).await
     }
 
     async fn channel(&self, channel: &ChannelId) -> Result<Option<ChannelRow>, StoreError> {
         retrying(self, || messaging::channel(self, channel)).await
+    }
+
+    async fn group_state(&self, channel: &ChannelId) -> Result<Option<Vec<u8>>, StoreError> {
+        retrying(self, || messaging::group_state(self, channel)).await
     }
 
     async fn commit(&self, input: &CommitInput) -> Result<CommitOutcome, StoreError> {

@@ -81,6 +81,27 @@ impl ChannelSql for Conn<Sqlite> {
         Ok(())
     }
 
+    async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError> {
+        sqlx::query(
+            "INSERT INTO channel_groups (channel, state) VALUES (?, ?)
+             ON CONFLICT (channel) DO UPDATE SET state = excluded.state",
+        )
+        .bind(channel.as_bytes())
+        .bind(state)
+        .execute(&mut **self)
+        .await
+        .map_err(db(self.op))?;
+        Ok(())
+    }
+
+    async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
+        sqlx::query_scalar("SELECT state FROM channel_groups WHERE channel = ?")
+            .bind(channel.as_bytes())
+            .fetch_optional(&mut **self)
+            .await
+            .map_err(db(self.op))
+    }
+
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError> {
         sqlx::query_scalar(
             "SELECT d.id FROM devices d JOIN channel_members m ON m.device = d.id
