@@ -311,12 +311,28 @@ impl Session {
         Ok((info.get_epoch(), members))
     }
 
+    /// The GroupInfo of the channel's current epoch that the server keeps, and the ratchet tree
+    /// it holds: what a member that fell out of step rejoins from.
+    pub async fn group_info(&self, channel: &ChannelId) -> Result<(Vec<u8>, Vec<u8>), ClientError> {
+        let mut req = self.cap.group_info_request();
+        req.get().set_channel_id(channel.as_bytes());
+        let resp = req.send().promise.await?;
+        let r = resp.get()?;
+        Ok((r.get_group_info()?.to_vec(), r.get_ratchet_tree()?.to_vec()))
+    }
+
     /// Performs an outbox item. A refusal by the server is an `Ok(Refused)`; only transport
     /// failures are errors.
     pub async fn send_outbound(&self, out: &Outbound) -> Result<OutboundResult, ClientError> {
         let r = match &out.op {
             OutboundOp::CreateChannel { channel, group_info } => {
                 let mut req = self.cap.create_channel_request();
+                req.get().set_channel_id(channel.as_bytes());
+                req.get().set_group_info(group_info);
+                req.send().promise.await.map(|_| 0)
+            }
+            OutboundOp::PutGroupInfo { channel, group_info } => {
+                let mut req = self.cap.put_group_info_request();
                 req.get().set_channel_id(channel.as_bytes());
                 req.get().set_group_info(group_info);
                 req.send().promise.await.map(|_| 0)

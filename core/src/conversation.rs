@@ -70,6 +70,10 @@ pub struct Conversation {
     /// for a conversation created before there was one, whose metadata stays in clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) meta_key: Option<MetaKey>,
+    /// This device could not process a commit the server accepted, so it is out of step with
+    /// the group: it rejoins by an external commit (`engine/rejoin.rs`) before it sends again.
+    #[serde(default)]
+    pub rejoin: bool,
 }
 
 /// Which version of the own profile card a conversation last carried, and to whom.

@@ -41,6 +41,16 @@ pub(crate) struct BuiltCommit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum PendingOp {
     CreateChannel,
+    /// Hand the server the GroupInfo of the conversation's current epoch, for members that
+    /// must rejoin (after each commit of this device).
+    PublishGroupInfo,
+    /// This device's external commit rejoining the group (`engine/rejoin.rs`), made in the
+    /// server's epoch `epoch`; sent before anything else of the conversation.
+    Rejoin {
+        epoch: u64,
+        #[serde(with = "hex_bytes")]
+        commit: Vec<u8>,
+    },
     Message {
         msg_id: MessageId,
         #[serde(with = "hex_bytes")]
@@ -137,6 +147,13 @@ pub enum OutboundOp {
         channel: ChannelId,
         /// The new group's GroupInfo with its ratchet tree (an MLSMessage), from which the node
         /// keeps the group's public state to validate commits.
+        group_info: Vec<u8>,
+    },
+    /// `Session.putGroupInfo`.
+    PutGroupInfo {
+        /// The channel.
+        channel: ChannelId,
+        /// The GroupInfo of its current epoch, signed by this device (an MLSMessage).
         group_info: Vec<u8>,
     },
     /// `Session.enqueue`.

@@ -131,7 +131,7 @@ fn concurrent_commits_one_wins_the_other_retries_and_nobody_forks() {
     // Bob must process the winner before rebuilding.
     assert!(bob.engine.next_outbound(s.time).is_none());
     bob.sync(&mut s);
-    assert_eq!(bob.pump(&mut s), 1);
+    assert_eq!(bob.pump(&mut s), 2, "the rebuilt commit, then its GroupInfo");
     alice.sync(&mut s);
 
     let mut carol = carol;

@@ -717,6 +717,7 @@ fn cl_count(c: &SimClient, conv: &ChannelId, id: &MessageId) -> usize {
 fn op_name(op: &OutboundOp) -> String {
     match op {
         OutboundOp::CreateChannel { .. } => "create-channel".into(),
+        OutboundOp::PutGroupInfo { .. } => "a GroupInfo".into(),
         OutboundOp::Enqueue { payload, .. } => format!("a message of epoch {:?}", epoch_of(payload)),
         OutboundOp::Commit { epoch, add, remove, .. } => {
             format!("a commit for epoch {epoch} (+{} -{})", add.len(), remove.len())

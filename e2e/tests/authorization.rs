@@ -329,6 +329,19 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
             Ok("setBlocked".into())
         }
         "blockedUsers" => Ok(format!("blockedUsers {:?}", blocked_of(s).await?)),
+        "putGroupInfo" => {
+            let mut req = s.put_group_info_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            req.get().set_group_info(&t.group_info);
+            req.send().promise.await?;
+            Ok("putGroupInfo".into())
+        }
+        "groupInfo" => {
+            let mut req = s.group_info_request();
+            req.get().set_channel_id(t.channel.as_bytes());
+            let r = req.send().promise.await?;
+            Ok(format!("groupInfo {}", r.get()?.get_group_info()?.len()))
+        }
         other => panic!("the schema's Session.{other} has no row in the authorization matrix: decide who may call it and add it"),
     }
 }
@@ -351,9 +364,8 @@ fn expected_for_another_user(method: &str, mallory: &DeviceAddress) -> Outcome {
         "claimKeyPackages" => Outcome::Answered("claimKeyPackages 1".into()),
         "keyPackageCount" => Outcome::Answered("keyPackageCount 1".into()),
         "createChannel" => Outcome::Refused(ChannelExists),
-        "channelInfo" | "commit" | "enqueue" | "createBlob" | "putChunk" | "getChunk" | "blobInfo" => {
-            Outcome::Refused(NotMember)
-        }
+        "channelInfo" | "commit" | "enqueue" | "createBlob" | "putChunk" | "getChunk" | "blobInfo" | "putGroupInfo"
+        | "groupInfo" => Outcome::Refused(NotMember),
         // The caller's own (empty) queue, never the victim's.
         "fetch" => Outcome::Answered("fetch 0".into()),
         "ack" => Outcome::Answered("ack".into()),
@@ -394,6 +406,8 @@ async fn victim_untouched(node: &RunningNode, victim: &RawDevice, t: &Target) {
     assert_eq!(v.session.key_package_count().await.unwrap(), 2, "the victim's key packages: one claimed by another, one left");
     let (epoch, members) = v.session.channel_info(&t.channel).await.unwrap();
     assert_eq!((epoch, members), (0, vec![t.device.clone()]), "the victim's channel is unchanged");
+    let (info, _) = v.session.group_info(&t.channel).await.unwrap();
+    assert_eq!(info, t.group_info, "the GroupInfo kept for the victim's channel is hers");
     assert_eq!(v.session.get_chunk(&t.blob, 0).await.unwrap(), b"mine".to_vec());
     assert_eq!(v.session.blob_chunks_stored(&t.blob).await.unwrap(), 1, "nobody wrote into the victim's blob");
     assert_eq!(v.session.fetch(0, 100).await.unwrap(), vec![], "nothing was queued for the victim");
@@ -434,6 +448,10 @@ async fn matrix(node: &RunningNode) {
     req.get().set_channel_id(channel.as_bytes());
     req.get().set_group_info(&group_info);
     req.send().promise.await.expect("alice creates her channel");
+    let mut req = a1.session.capability().put_group_info_request();
+    req.get().set_channel_id(channel.as_bytes());
+    req.get().set_group_info(&group_info);
+    req.send().promise.await.expect("alice hands in her channel's GroupInfo");
     let blob = a1.session.create_blob(&channel, 4, 4, 0).await.unwrap();
     a1.session.put_chunk(&blob, 0, b"mine").await.unwrap();
     a1.session.upload_key_packages(&[b"alice kp 1".to_vec(), b"alice kp 2".to_vec(), b"alice kp 3".to_vec()], None).await.unwrap();

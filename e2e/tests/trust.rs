@@ -203,6 +203,61 @@ fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_gro
     });
 }
 
+/// Whether `c` shows that it rejoined `conv`.
+fn rejoined(e: &qpq_core::Engine, conv: &ChannelId) -> bool {
+    e.history(conv)
+        .iter()
+        .any(|m| matches!(&m.content, Content::System(SystemEvent::Undecryptable(w)) if w.contains("rejoined it")))
+}
+
+#[test]
+fn members_that_cannot_process_a_commit_the_node_accepted_rejoin_and_the_conversation_goes_on() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let (mut mallory, session, conv) = mallory_in_a_group(&node, &alice, &bob).await;
+        let (epoch, _) = session.channel_info(&conv).await.unwrap();
+
+        // A valid commit whose membership tag is wrong: the node cannot check that tag (it is
+        // keyed by a secret of the epoch), the members can, and refuse the commit.
+        let out = mallory.self_update(&conv, epoch);
+        let OutboundOp::Commit { commit, .. } = out.op.clone() else { unreachable!() };
+        let mut bad_tag = commit;
+        *bad_tag.last_mut().unwrap() ^= 1;
+        let call = Outbound {
+            id: out.id,
+            op: OutboundOp::Commit { channel: conv.clone(), epoch, commit: bad_tag, welcome: vec![], add: vec![], remove: vec![] },
+        };
+        assert!(matches!(session.send_outbound(&call).await.unwrap(), OutboundResult::Accepted { .. }));
+        mallory.settle(true);
+        let publish = mallory.publish_group_info(&conv);
+        assert!(matches!(session.send_outbound(&publish).await.unwrap(), OutboundResult::Accepted { .. }));
+
+        // Alice and Bob each report the commit they cannot read, rejoin from the GroupInfo
+        // the node keeps (one after the other: the second from the first's), and the
+        // conversation goes on.
+        for c in [&alice, &bob] {
+            assert!(c.wait_for(30_000, |e| rejoined(e, &conv)).await, "{} rejoins", c.user());
+        }
+        wait_outbox_empty(&alice).await;
+        wait_outbox_empty(&bob).await;
+        assert_eq!(session.channel_info(&conv).await.unwrap().0, epoch + 3, "the bad commit and two rejoins");
+        alice.send_text(&conv, "after the rejoin").await.unwrap();
+        wait_texts(&bob, &conv, &["hello", "after the rejoin"]).await;
+        bob.send_text(&conv, "back to you").await.unwrap();
+        wait_texts(&alice, &conv, &["hello", "after the rejoin", "back to you"]).await;
+        assert_eq!(
+            alice.with_engine(|e| e.epoch_authenticator(&conv)),
+            bob.with_engine(|e| e.epoch_authenticator(&conv))
+        );
+        for c in [&alice, &bob] {
+            assert_eq!(c.with_engine(|e| e.conversation(&conv).unwrap().members.len()), 3, "{} still sees three", c.user());
+        }
+    });
+}
+
 /// Joins `dev` to every conversation whose Welcome waits in its queue, until it is in `n`.
 async fn join_all(dev: &mut Hostile, session: &qpq_client::Session, n: usize) {
     for _ in 0..200 {

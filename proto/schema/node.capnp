@@ -267,6 +267,18 @@ interface Session {
   # reads the same list.
   blockedUsers @29 () -> (users :List(Text));
 
+  # --- rejoining a group (RFC 9420 §12.4.3.2 external commits, resync) ---
+  # The GroupInfo (an MLSMessage, without the ratchet tree) of the channel's current epoch, signed
+  # by the calling member's leaf, as its committer hands it in right after its commit. The node
+  # checks the group context and the signature against the group it keeps and keeps the
+  # latest; an accepted commit makes it stale (cleared). `stale_epoch` when the channel has moved
+  # on.
+  putGroupInfo @30 (channelId :Data, groupInfo :Data) -> ();
+  # What a member that cannot process a commit needs to rejoin by an external commit that
+  # replaces its own leaf: the kept GroupInfo and the ratchet tree the node holds (TLS-serialised
+  # RatchetTree). Members only; `no_such_channel` when no GroupInfo of the current epoch is kept.
+  groupInfo @31 (channelId :Data) -> (groupInfo :Data, ratchetTree :Data);
+
   # Reserved for later features (each will get its own ordinal here):
   # contacts, profiles, group roles, key transparency.
 }

@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use openmls::group::{ProposalStore, StagedCommit};
 use openmls::prelude::{
-    BasicCredential, Credential, GroupId, LeafNode, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
-    ProtocolMessage, Proposal, PublicGroup, Sender,
+    BasicCredential, Credential, GroupId, LeafNode, MlsMessageBodyIn, MlsMessageIn, OpenMlsSignaturePublicKey,
+    ProcessedMessageContent, ProtocolMessage, Proposal, PublicGroup, Sender, Verifiable as _,
 };
+use tls_codec::Serialize as _;
 use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
 use qpq_proto::{ChannelId, DeviceAddress, DeviceId, UserId};
@@ -205,15 +206,88 @@ pub fn check_commit(channel: &ChannelId, state: &Stored, commit: &[u8]) -> Resul
     let crypto = RustCrypto::default();
     let processed = group.process_message(&crypto, message).map_err(|e| invalid(format!("it does not verify ({e})")))?;
     let sender = match processed.sender() {
-        Sender::Member(i) => leaf(group.leaf(*i).ok_or_else(|| invalid("its sender has no leaf"))?)?,
+        Sender::Member(i) => Some(leaf(group.leaf(*i).ok_or_else(|| invalid("its sender has no leaf"))?)?),
+        Sender::NewMemberCommit => None,
         _ => return Err(invalid("it does not come from a member of the group")),
     };
     let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
         return Err(invalid("it is not a commit"));
     };
-    let checked = read_commit(&group, &staged, sender)?;
+    let checked = match sender {
+        Some(sender) => read_commit(&group, &staged, sender)?,
+        None => read_rejoin(&group, &staged)?,
+    };
     group.merge_commit(&storage, *staged).map_err(|e| invalid(format!("it cannot be applied ({e:?})")))?;
     Ok(Checked { state: stored(&storage), ..checked })
+}
+
+/// An external commit (RFC 9420 §12.4.3.2) is taken only as a member's rejoin: it replaces the
+/// leaf of the device it names (a "resync") and changes nothing else. Its sender is that device.
+fn read_rejoin(group: &PublicGroup, staged: &StagedCommit) -> Result<Checked, GroupError> {
+    for p in staged.queued_proposals() {
+        match p.proposal() {
+            Proposal::ExternalInit(_) | Proposal::Remove(_) => {}
+            other => {
+                let kind = other.proposal_type();
+                return Err(invalid(format!("it joins from outside with a {kind:?} proposal, which this service does not use")));
+            }
+        }
+    }
+    let path = staged.update_path_leaf_node().map(leaf).transpose()?.ok_or_else(|| invalid("it joins without a leaf"))?;
+    let removed = staged
+        .remove_proposals()
+        .map(|p| {
+            let node = group.leaf(p.remove_proposal().removed()).ok_or_else(|| invalid("it removes an empty leaf"))?;
+            device_of(node.credential())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if removed != [path.device.clone()] {
+        return Err(invalid("it joins from outside without replacing its own device's leaf; only members rejoin"));
+    }
+    Ok(Checked { state: Stored(Vec::new()), sender: path.clone(), added: Vec::new(), removed: Vec::new(), path: Some(path) })
+}
+
+/// Checks a GroupInfo a member hands in for the group in `state`: of this group, at its
+/// current epoch (else [`GroupError::Stale`]), with the group context the node holds, joinable
+/// from outside (an `external_pub` extension) and signed by `caller`'s leaf. Returns the epoch.
+pub fn check_group_info(channel: &ChannelId, state: &Stored, info: &[u8], caller: &DeviceAddress) -> Result<u64, GroupError> {
+    let storage = storage_of(state)?;
+    let group = load(channel, &storage)?;
+    let msg = MlsMessageIn::tls_deserialize_exact_bytes(info).map_err(|_| invalid("it is not an MLS message"))?;
+    let MlsMessageBodyIn::GroupInfo(info) = msg.extract() else {
+        return Err(invalid("it is not a GroupInfo"));
+    };
+    let (made, current) = (info.epoch().as_u64(), group.group_context().epoch().as_u64());
+    if info.group_id() != group.group_id() {
+        return Err(invalid("it belongs to another group"));
+    }
+    if made < current {
+        return Err(GroupError::Stale { made, current });
+    }
+    let context = |c: &openmls::prelude::GroupContext| c.tls_serialize_detached().unwrap_or_default();
+    if made != current || context(info.group_context()) != context(group.group_context()) {
+        return Err(invalid("its group context is not the group's"));
+    }
+    if info.extensions().external_pub().is_none() {
+        return Err(invalid("it has no external public key to rejoin with"));
+    }
+    let key = group
+        .members()
+        .find(|m| device_of(&m.credential).is_ok_and(|d| d == *caller))
+        .map(|m| m.signature_key)
+        .ok_or_else(|| invalid("the caller has no leaf in the group"))?;
+    let key = OpenMlsSignaturePublicKey::new(key.into(), group.ciphersuite().signature_algorithm())
+        .map_err(|_| invalid("the caller's leaf key is unusable"))?;
+    info.verify_no_out(&RustCrypto::default(), &key).map_err(|_| invalid("it is not signed by the caller's leaf"))?;
+    Ok(current)
+}
+
+/// The ratchet tree of the group in `state` (a TLS-serialised `RatchetTree`), for a member
+/// that rejoins.
+pub fn ratchet_tree(channel: &ChannelId, state: &Stored) -> Result<Vec<u8>, GroupError> {
+    let storage = storage_of(state)?;
+    let group = load(channel, &storage)?;
+    group.export_ratchet_tree().tls_serialize_detached().map_err(|_| invalid("the group's tree cannot be written"))
 }
 
 /// What a verified commit changes, before it is merged.
@@ -247,7 +321,6 @@ fn read_commit(group: &PublicGroup, staged: &StagedCommit, sender: Leaf) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openmls::prelude::tls_codec::Serialize as _;
     use openmls::prelude::{
         CredentialWithKey, KeyPackage, MlsGroup, MlsGroupCreateConfig, OpenMlsProvider as _,
         MIXED_PLAINTEXT_WIRE_FORMAT_POLICY,

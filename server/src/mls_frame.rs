@@ -36,6 +36,9 @@ pub struct Frame<'a> {
     /// Whether a member of the group sent it (always so for a `PrivateMessage`; a
     /// `PublicMessage` may come from an external sender or a joiner).
     pub by_member: bool,
+    /// Whether it is an external commit (sender type `new_member_commit`): a member rejoining,
+    /// if the node's check of the group's state agrees.
+    pub external_commit: bool,
     /// The MLS group id.
     pub group_id: &'a [u8],
     /// The epoch it was made in.
@@ -151,34 +154,32 @@ pub fn read_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
             r.vector()?; // encrypted_sender_data
             r.vector()?; // ciphertext
             r.end()?;
-            Ok(Frame { private: true, by_member: true, group_id, epoch, content_type })
+            Ok(Frame { private: true, by_member: true, external_commit: false, group_id, epoch, content_type })
         }
         PUBLIC_MESSAGE => {
             let group_id = r.vector()?;
             let epoch = r.u64()?;
-            let by_member = match r.u8()? {
-                1 => {
-                    r.u32()?; // the member's leaf index
-                    true
+            let sender = r.u8()?;
+            match sender {
+                1 | 2 => {
+                    r.u32()?; // the member's leaf index, or the external sender's index
                 }
-                2 => {
-                    r.u32()?; // external sender index
-                    false
-                }
-                3 | 4 => false, // new_member_proposal, new_member_commit
+                3 | 4 => {} // new_member_proposal, new_member_commit
                 t => return Err(err(format!("sender type {t} is unknown"))),
-            };
+            }
+            let (by_member, external_commit) = (sender == 1, sender == 4);
             r.vector()?; // authenticated_data
             let content_type = content_type(r.u8()?)?;
-            Ok(Frame { private: false, by_member, group_id, epoch, content_type })
+            Ok(Frame { private: false, by_member, external_commit, group_id, epoch, content_type })
         }
         WELCOME => Err(err("it is a Welcome")),
         w => Err(err(format!("wire format {w} is not a framed message"))),
     }
 }
 
-/// Checks that `bytes` is a member's commit of `channel`, sent as a `PublicMessage`, made in the
-/// channel's epoch `epoch` or before.
+/// Checks that `bytes` is a member's commit (or an external commit, which only the check of the
+/// group's state can accept, as a member's rejoin) of `channel`, sent as a `PublicMessage`, made
+/// in the channel's epoch `epoch` or before.
 ///
 /// The channel's epoch counts every commit the node accepted; the MLS epoch counts those the
 /// members could process, so it may lag behind (a commit the members refused still took a
@@ -191,7 +192,7 @@ pub fn check_commit(bytes: &[u8], channel: &ChannelId, epoch: u64) -> Result<(),
     if f.private {
         return Err(err("it is encrypted; commits are sent as MLS PublicMessages"));
     }
-    if !f.by_member {
+    if !f.by_member && !f.external_commit {
         return Err(err("it does not come from a member of the group"));
     }
     check_group(&f, channel)?;
@@ -281,6 +282,9 @@ mod tests {
         check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 20_000]), &c, 4).unwrap();
         // Behind the channel's epoch after commits the members refused.
         check_commit(&public(c.as_bytes(), 2, 1, 3, &[1; 300]), &c, 4).unwrap();
+        // An external commit passes the framing; the group's state decides.
+        assert!(read_frame(&public(c.as_bytes(), 4, 4, 3, &[1; 30])).unwrap().external_commit);
+        check_commit(&public(c.as_bytes(), 4, 4, 3, &[1; 30]), &c, 4).unwrap();
     }
 
     #[test]
@@ -294,7 +298,7 @@ mod tests {
             (public(c.as_bytes(), 4, 1, 1, b"x"), "not a commit"),
             (public(c.as_bytes(), 4, 1, 2, b"x"), "proposal, not a commit"),
             (private(c.as_bytes(), 4, 3, b"x"), "encrypted; commits are sent as MLS PublicMessages"),
-            (public(c.as_bytes(), 4, 4, 3, b"x"), "not come from a member"),
+            (public(c.as_bytes(), 4, 3, 3, b"x"), "not come from a member"),
             (public(c.as_bytes(), 4, 2, 3, b"x"), "not come from a member"),
             ([private(c.as_bytes(), 4, 1, b"x"), vec![0]].concat(), "1 bytes follow"),
             ([&[0, 1, 0, 2, 0x40, 5][..], &[0; 5]].concat(), "not minimally encoded"),

@@ -151,6 +151,8 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         *self.inner.subscription.borrow_mut() = Some(handle);
         // Deliveries held since the last session, waiting for the directory.
         self.answer_directory(&session).await;
+        // Conversations this device fell out of step with.
+        self.answer_rejoins(&session).await;
         // A device of this account revoked meanwhile leaves every conversation; one linked
         // meanwhile joins every conversation.
         if let Err(e) = self.sync_own_devices(&session).await {

@@ -64,6 +64,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         if let Ok(session) = self.session() {
             self.answer_directory(&session).await;
             self.answer_account_hint(&session).await;
+            self.answer_rejoins(&session).await;
         }
         self.persist().await?;
         // Conversations of a restored account come back one Welcome at a time.
@@ -132,6 +133,71 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 self.emit(ClientEvent::Notice(format!("a message could not be read: {e}")));
             }
         }
+    }
+}
+
+/// Rounds of rejoin attempts in a row before waiting for the next delivery or session.
+const REJOIN_ROUNDS: u32 = 20;
+/// Time between rejoin rounds.
+const REJOIN_RETRY_MS: u64 = 1500;
+
+impl<S: StateStore, P: Platform> Client<S, P> {
+    /// Rejoins the conversations this device fell out of step with (`engine/rejoin.rs`): the
+    /// server's GroupInfo and tree, the directory records of members not verified yet, then
+    /// the engine queues its external commit, which the pump sends first. A conversation
+    /// whose GroupInfo is not there yet (its last committer has not handed it in), or whose
+    /// rejoin lost to another commit, is tried again a little later, for up to
+    /// `REJOIN_ROUNDS` rounds in a row, then at the next delivery or session; a rejoin the
+    /// engine refuses is told to the UI.
+    pub(super) async fn answer_rejoins(&self, session: &Session) {
+        let needed = self.with_engine(Engine::rejoins_needed);
+        let rounds = &self.inner.rejoin_rounds;
+        if needed.is_empty() {
+            rounds.set(0);
+            return;
+        }
+        rounds.set(rounds.get() + 1);
+        if rounds.get() <= REJOIN_ROUNDS {
+            // Looks again once the pump has sent what this round queues.
+            let (me, session, sleep) = (self.clone(), session.clone(), self.inner.platform.sleep(REJOIN_RETRY_MS));
+            self.inner.platform.spawn(
+                async move {
+                    sleep.await;
+                    if !me.inner.stopped.get() {
+                        me.answer_rejoins(&session).await;
+                        let _ = me.persist().await;
+                    }
+                }
+                .boxed_local(),
+            );
+        }
+        for conv in needed {
+            let Ok((info, tree)) = session.group_info(&conv).await else { continue };
+            let mut fetched = Vec::new();
+            for _ in 0..2 {
+                let need = self.inner.engine.borrow_mut().rejoin(&conv, &info, &tree, &fetched);
+                match need {
+                    Ok(users) if users.is_empty() => break,
+                    Ok(users) => {
+                        for user in users {
+                            if let Ok((ik, records)) = session.list_devices(&user).await {
+                                let now = self.inner.platform.now_ms();
+                                let learned = self.inner.engine.borrow_mut().learn_devices(&user, &ik, &records, now);
+                                if let Err(e) = learned {
+                                    self.emit(ClientEvent::Notice(e.to_string()));
+                                }
+                            }
+                            fetched.push(user);
+                        }
+                    }
+                    Err(e) => {
+                        self.emit(ClientEvent::Notice(format!("could not rejoin a conversation: {e}")));
+                        break;
+                    }
+                }
+            }
+        }
+        self.kick();
     }
 }
 

@@ -96,6 +96,8 @@ struct Inner<S: StateStore, P: Platform> {
     kicks: RefCell<Option<mpsc::UnboundedReceiver<()>>>,
     stopped: Cell<bool>,
     stop_signal: RefCell<Option<oneshot::Sender<()>>>,
+    /// Rejoin rounds in a row that left a conversation still to rejoin (see `answer_rejoins`).
+    rejoin_rounds: Cell<u32>,
 }
 
 /// One device's client. Cheap to clone (a handle).
@@ -135,6 +137,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 kicks: RefCell::new(Some(kicks)),
                 stopped: Cell::new(false),
                 stop_signal: RefCell::new(None),
+                rejoin_rounds: Cell::new(0),
             }),
         }
     }

@@ -70,6 +70,7 @@ impl Engine {
                 hidden: false,
                 profile_shared: None,
                 meta_key: Some(meta_key),
+                rejoin: false,
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -374,6 +375,7 @@ impl Engine {
         }
         let timer_before = self.conversations.get(conv).map(|c| c.disappear_secs);
         self.sync_conversation(conv);
+        self.push_outbox(conv.clone(), PendingOp::PublishGroupInfo);
         let me = self.user().clone();
         let dev = self.device_id();
         let timer_after = self.conversations.get(conv).map(|c| c.disappear_secs);

@@ -105,6 +105,8 @@ impl Engine {
         }
         c.refused_recent.push(hash);
         c.refused_commits += 1;
+        // Out of step with the others: rejoin (where the server keeps the group's state).
+        c.rejoin = true;
         self.dirty.insert(StateKey::Conversation(env.channel.clone()));
     }
 
@@ -211,6 +213,7 @@ impl Engine {
                 hidden: false,
                 profile_shared: None,
                 meta_key,
+                rejoin: false,
             },
         );
         self.sync_conversation(&id);
@@ -367,7 +370,18 @@ impl Engine {
         }
         if let Some(leaf) = staged.update_path_leaf_node() {
             let addr = self.check_leaf(leaf.credential(), leaf.signature_key().as_slice(), &mut check)?;
-            same_device(committer, &addr)?;
+            match committer {
+                Some(_) => same_device(committer, &addr)?,
+                // An external commit is only taken as a member's rejoin: it replaces the leaf
+                // of the very device it names, and nothing else.
+                None => {
+                    let removed: Vec<u32> = staged.remove_proposals().map(|p| p.remove_proposal().removed().u32()).collect();
+                    match removed.as_slice() {
+                        [old] => same_device(Some(*old), &addr)?,
+                        _ => return Err(EngineError::UntrustedMember { user: addr.user.clone() }),
+                    }
+                }
+            }
         }
         Ok(check.outcome())
     }

@@ -13,6 +13,7 @@ mod intake;
 mod outbound;
 mod people;
 mod profiles;
+mod rejoin;
 mod restore;
 mod rich;
 mod safety;

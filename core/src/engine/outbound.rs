@@ -89,6 +89,17 @@ impl Engine {
         self.flush_receipts(now);
         let mut blocked: Vec<ChannelId> = Vec::new();
         let orders: Vec<u64> = self.outbox.keys().copied().collect();
+        // A rejoin goes before anything else of its conversation (what else it queued is
+        // encrypted anew once it is accepted). Until the shell has one queued, the
+        // conversation goes on as it is: members that refused the same commit still read
+        // one another.
+        for order in &orders {
+            if matches!(self.outbox[order].op, PendingOp::Rejoin { .. }) {
+                if let Some(out) = self.prepare(*order, now) {
+                    return Some(out);
+                }
+            }
+        }
         for order in orders {
             let conv = self.outbox[&order].conv.clone();
             if blocked.contains(&conv) {
@@ -120,6 +131,18 @@ impl Engine {
                     None
                 }
             },
+            PendingOp::PublishGroupInfo => match self.group_info_to_publish(&conv) {
+                Ok(group_info) => Some(Outbound { id: item.id, op: OutboundOp::PutGroupInfo { channel: conv, group_info } }),
+                Err(_) => {
+                    // Nothing to publish (the conversation was left meanwhile).
+                    self.drop_item(order);
+                    None
+                }
+            },
+            PendingOp::Rejoin { epoch, commit } => Some(Outbound {
+                id: item.id,
+                op: OutboundOp::Commit { channel: conv, epoch, commit, welcome: vec![], add: vec![], remove: vec![] },
+            }),
             PendingOp::Message { ciphertext: Some(ct), .. } => {
                 let ttl_secs = self.ttl_secs(&conv);
                 Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
@@ -276,6 +299,13 @@ impl Engine {
         let conv = item.conv.clone();
         match (item.op, result) {
             (PendingOp::CreateChannel, OutboundResult::Accepted { .. }) => self.drop_item(order),
+            // A GroupInfo the server did not keep (the group moved on) is the next committer's
+            // to publish.
+            (PendingOp::PublishGroupInfo, _) => self.drop_item(order),
+            (PendingOp::Rejoin { .. }, result) => {
+                self.drop_item(order);
+                self.rejoin_settled(&conv, result, now);
+            }
             (PendingOp::CreateChannel, OutboundResult::Refused { message, .. }) => {
                 self.drop_item(order);
                 self.note_failure(&conv, now, format!("the server did not create the conversation: {message}"));

@@ -249,6 +249,18 @@ impl Hostile {
         self.commit_call(conv, epoch, commit, vec![], vec![])
     }
 
+    /// The GroupInfo of our current epoch of `conv` handed to the server (as an honest
+    /// committer does after its commit).
+    pub fn publish_group_info(&mut self, conv: &ChannelId) -> Outbound {
+        let g = self.groups.get(conv).expect("member");
+        let group_info = g
+            .export_group_info(openmls_traits::OpenMlsProvider::crypto(&self.provider), &self.signer, false)
+            .unwrap()
+            .tls_serialize_detached()
+            .unwrap();
+        Outbound { id: self.next_id(), op: OutboundOp::PutGroupInfo { channel: conv.clone(), group_info } }
+    }
+
     /// A group of our own with id `cid` (only us in it) and the call creating its channel.
     pub fn own_channel(&mut self, cid: [u8; 16]) -> (ChannelId, Outbound) {
         let conv = ChannelId::from_slice(&cid).unwrap();

@@ -115,6 +115,8 @@ impl SimServer {
                 self.epoch_members.entry((channel.clone(), 0)).or_insert(members);
                 OutboundResult::Accepted { server_time: self.time }
             }
+            // GroupInfos are for rejoining, which needs a server that keeps the group's state.
+            OutboundOp::PutGroupInfo { .. } => OutboundResult::Accepted { server_time: self.time },
             OutboundOp::Enqueue { channel, payload, ttl_secs } => {
                 let Some(c) = self.channels.get(channel) else { return refuse(ErrorCode::NoSuchChannel, "no channel") };
                 if !c.members.contains(from) {

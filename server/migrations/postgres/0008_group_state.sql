@@ -4,6 +4,9 @@
 -- transaction that advances the channel's epoch. Channels created before this table existed
 -- have no row; their commits get the framing checks only.
 CREATE TABLE channel_groups (
-    channel BYTEA NOT NULL PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
-    state   BYTEA NOT NULL
+    channel    BYTEA NOT NULL PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
+    state      BYTEA NOT NULL,
+    -- the GroupInfo of the current epoch a member handed in (putGroupInfo), for rejoins; NULL
+    -- from each accepted commit until then
+    group_info BYTEA
 );

@@ -219,10 +219,14 @@ impl SessionImpl {
         let refuse = |e: &dyn std::fmt::Display| bad_mls("the commit", e);
         // Who may commit at all is answered before what the commit says.
         self.member_channel(channel).await?;
+        let frame = mls_frame::read_frame(commit).map_err(|e| refuse(&e))?;
         let Some(state) = self.ctx.storage.group_state(channel).await.map_err(|e| store_err("group_state", e))? else {
+            if frame.external_commit {
+                return Err(refuse(&"this conversation is older than rejoining; it cannot be joined from outside"));
+            }
             return Ok(None);
         };
-        let made = mls_frame::read_frame(commit).map_err(|e| refuse(&e))?.epoch;
+        let made = frame.epoch;
         if made != epoch {
             // The channel's epoch and the group's move together once the node keeps the group.
             return Err(refuse(&format!("it was made in epoch {made} but is sent for epoch {epoch}")));
@@ -1038,6 +1042,68 @@ impl session::Server for SessionImpl {
             for (i, u) in users.iter().enumerate() {
                 list.set(i as u32, u.as_str());
             }
+            Ok(())
+        })
+    }
+
+    fn put_group_info(
+        self: CapRc<Self>,
+        params: session::PutGroupInfoParams,
+        _: session::PutGroupInfoResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "putGroupInfo", async move {
+            let _call = self.begin().await?;
+            let p = params.get()?;
+            let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
+            let info = p.get_group_info()?;
+            self.check_size("the GroupInfo", info.len())?;
+            self.member_channel(&channel).await?;
+            let Some(state) = self.ctx.storage.group_state(&channel).await.map_err(|e| store_err("group_state", e))? else {
+                return Err(bad_mls("the GroupInfo", "this conversation is older than rejoining"));
+            };
+            let (ch, info, me) = (channel.clone(), info.to_vec(), self.device.clone());
+            let checked = blocking(move || {
+                let epoch = group_state::check_group_info(&ch, &group_state::Stored(state), &info, &me);
+                (epoch, info)
+            })
+            .await?;
+            let epoch = match checked.0 {
+                Ok(e) => e,
+                Err(GroupError::Stale { current, .. }) => {
+                    return Err(store_err("put_group_info", crate::storage::StoreError::StaleEpoch { current }));
+                }
+                Err(e) => return Err(bad_mls("the GroupInfo", e)),
+            };
+            self.ctx
+                .storage
+                .put_group_info(&channel, &self.device, epoch, &checked.1)
+                .await
+                .map_err(|e| store_err("put_group_info", e))
+        })
+    }
+
+    fn group_info(
+        self: CapRc<Self>,
+        params: session::GroupInfoParams,
+        mut results: session::GroupInfoResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        track(self.ctx.metrics.clone(), "groupInfo", async move {
+            let _call = self.begin().await?;
+            let channel = wire::read_channel(params.get()?.get_channel_id()?, "channelId")?;
+            self.member_channel(&channel).await?;
+            let kept = self.ctx.storage.group_info(&channel).await.map_err(|e| store_err("group_info", e))?;
+            let Some((state, Some(info))) = kept else {
+                return Err(wire::error(
+                    ErrorCode::NoSuchChannel,
+                    "no GroupInfo of the conversation's current epoch is kept yet; try again after its next change",
+                ));
+            };
+            let ch = channel.clone();
+            let tree = blocking(move || group_state::ratchet_tree(&ch, &group_state::Stored(state))).await?;
+            let tree = tree.map_err(|e| bad_mls("the group", e))?;
+            let mut r = results.get();
+            r.set_group_info(&info);
+            r.set_ratchet_tree(&tree);
             Ok(())
         })
     }

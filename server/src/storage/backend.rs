@@ -236,10 +236,16 @@ pub trait ChannelSql: Send {
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError>;
     /// Sets the channel's epoch.
     async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError>;
-    /// Keeps `state` as the public state of the channel's MLS group, replacing any.
+    /// Keeps `state` as the public state of the channel's MLS group, replacing any (and
+    /// forgetting the GroupInfo kept for the previous state).
     async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError>;
     /// The public state of the channel's MLS group (none for channels made before it was kept).
     async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError>;
+    /// Keeps `info` as the GroupInfo of the channel's current epoch if that epoch is `epoch`;
+    /// false when it is not (or there is no group state).
+    async fn put_group_info(&mut self, channel: &ChannelId, epoch: u64, info: &[u8]) -> Result<bool, TxError>;
+    /// The group's state with the GroupInfo kept for it, if any.
+    async fn group_info(&mut self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, TxError>;
     /// The internal key of `device` when it is a member of `channel`.
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError>;
     /// The members of `channel` but `except`.

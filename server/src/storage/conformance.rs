@@ -43,6 +43,7 @@ macro_rules! storage_conformance {
             commit_fans_out_welcomes_and_updates_membership,
             commit_refusals_change_nothing,
             commit_retry_is_a_duplicate_and_fans_out_nothing,
+            group_info_is_kept_for_the_current_epoch_only,
             concurrent_commits_for_one_epoch_exactly_one_wins,
             enqueue_fans_out_to_every_member_but_the_sender,
             enqueue_retry_is_a_duplicate_and_refusals_are_typed,
@@ -956,6 +957,29 @@ mod cases {
         // Only the second commit woke anyone.
         expect_wakeups(&mut rx, std::slice::from_ref(&alice)).await;
         assert!(rx.try_recv().is_err(), "a duplicate wakes nobody");
+    }
+
+    pub(super) async fn group_info_is_kept_for_the_current_epoch_only(store: Arc<dyn Storage>) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let channel = channel_id(1);
+        store.create_channel(&channel, &alice, Some(b"group 0"), T0).await.unwrap();
+        assert_eq!(store.group_info(&channel).await.unwrap(), Some((b"group 0".to_vec(), None)));
+        store.put_group_info(&channel, &alice, 0, b"info 0").await.unwrap();
+        assert_eq!(store.group_info(&channel).await.unwrap(), Some((b"group 0".to_vec(), Some(b"info 0".to_vec()))));
+        assert_eq!(store.put_group_info(&channel, &bob, 0, b"bob's").await, Err(StoreError::NotMember));
+        assert_eq!(store.put_group_info(&channel, &alice, 3, b"later").await, Err(StoreError::StaleEpoch { current: 0 }));
+        assert_eq!(store.put_group_info(&channel_id(2), &alice, 0, b"x").await, Err(StoreError::NoSuchChannel));
+
+        // A commit makes the kept GroupInfo stale: it is gone until a member hands in the next.
+        let mut add = commit_input(&channel, &alice, 0, 1, T0);
+        add.add = vec![bob.clone()];
+        store.commit(&add).await.unwrap();
+        assert_eq!(store.group_info(&channel).await.unwrap(), Some((b"group after 1".to_vec(), None)));
+        assert_eq!(store.put_group_info(&channel, &bob, 0, b"late").await, Err(StoreError::StaleEpoch { current: 1 }));
+        store.put_group_info(&channel, &bob, 1, b"info 1").await.unwrap();
+        assert_eq!(store.group_info(&channel).await.unwrap().unwrap().1.as_deref(), Some(&b"info 1"[..]));
+        assert_eq!(store.group_info(&channel_id(2)).await.unwrap(), None);
     }
 
     pub(super) async fn concurrent_commits_for_one_epoch_exactly_one_wins(store: Arc<dyn Storage>) {

@@ -335,6 +335,14 @@ pub trait Storage: Send + Sync + 'static {
     /// channel made before the node kept it, or no such channel).
     async fn group_state(&self, channel: &ChannelId) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Keeps `info` as the GroupInfo of the channel's group at `epoch`, if the channel is still
+    /// at that epoch (`StaleEpoch` otherwise) and `caller` is a member (`NotMember`).
+    async fn put_group_info(&self, channel: &ChannelId, caller: &DeviceAddress, epoch: u64, info: &[u8]) -> Result<(), StoreError>;
+
+    /// The group's state with the GroupInfo kept for its current epoch (none when the channel
+    /// has no kept state).
+    async fn group_info(&self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, StoreError>;
+
     /// Applies a commit atomically (see also the push rule of [`Storage::enqueue`], which
     /// applies to the added devices and their Welcome): `NoSuchChannel`; `NotMember` unless the sender is a member;
     /// a retry with the same (sender, client_msg_id) as an accepted commit returns its outcome

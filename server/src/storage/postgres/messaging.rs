@@ -89,7 +89,7 @@ impl ChannelSql for PgTx {
     async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError> {
         sqlx::query(
             "INSERT INTO channel_groups (channel, state) VALUES ($1, $2)
-             ON CONFLICT (channel) DO UPDATE SET state = excluded.state",
+             ON CONFLICT (channel) DO UPDATE SET state = excluded.state, group_info = NULL",
         )
         .bind(channel.as_bytes())
         .bind(state)
@@ -101,6 +101,29 @@ impl ChannelSql for PgTx {
 
     async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
         sqlx::query_scalar("SELECT state FROM channel_groups WHERE channel = $1")
+            .bind(channel.as_bytes())
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))
+    }
+
+    async fn put_group_info(&mut self, channel: &ChannelId, epoch: u64, info: &[u8]) -> Result<bool, TxError> {
+        let done = sqlx::query(
+            "UPDATE channel_groups SET group_info = $1
+             WHERE channel = $2 AND (SELECT epoch FROM channels WHERE id = $3) = $4",
+        )
+        .bind(info)
+        .bind(channel.as_bytes())
+        .bind(channel.as_bytes())
+        .bind(int(epoch))
+        .execute(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn group_info(&mut self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, TxError> {
+        sqlx::query_as("SELECT state, group_info FROM channel_groups WHERE channel = $1")
             .bind(channel.as_bytes())
             .fetch_optional(&mut *self.conn)
             .await

@@ -54,6 +54,33 @@ pub(super) async fn group_state<B: Backend>(b: &B, channel: &ChannelId) -> Resul
     conn.group_state(channel).await
 }
 
+pub(super) async fn put_group_info<B: Backend>(
+    b: &B,
+    channel: &ChannelId,
+    caller: &DeviceAddress,
+    epoch: u64,
+    info: &[u8],
+) -> Result<(), TxError> {
+    const OP: &str = "put group info";
+    let mut tx = b.write(OP).await?;
+    check_caller(&mut tx, Some(caller)).await?;
+    let current = rows::uint(tx.lock_channel(channel).await?.ok_or(StoreError::NoSuchChannel)?, OP)?;
+    tx.member_key(channel, caller).await?.ok_or(StoreError::NotMember)?;
+    if current != epoch || !tx.put_group_info(channel, epoch, info).await? {
+        return Err(StoreError::StaleEpoch { current }.into());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn group_info<B: Backend>(
+    b: &B,
+    channel: &ChannelId,
+) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, TxError> {
+    let mut conn = b.read("read group info").await?;
+    conn.group_info(channel).await
+}
+
 /// Applies a commit; returns the outcome and the devices to wake locally once committed.
 pub(super) async fn commit<B: Backend>(
     b: &B,

@@ -194,6 +194,14 @@ impl<B: Backend> Storage for B {
         retrying(self, || messaging::group_state(self, channel)).await
     }
 
+    async fn put_group_info(&self, channel: &ChannelId, caller: &DeviceAddress, epoch: u64, info: &[u8]) -> Result<(), StoreError> {
+        retrying(self, || messaging::put_group_info(self, channel, caller, epoch, info)).await
+    }
+
+    async fn group_info(&self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, StoreError> {
+        retrying(self, || messaging::group_info(self, channel)).await
+    }
+
     async fn commit(&self, input: &CommitInput) -> Result<CommitOutcome, StoreError> {
         let (outcome, woken) = retrying(self, || messaging::commit(self, input)).await?;
         wake_all(self, woken);

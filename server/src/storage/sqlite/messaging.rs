@@ -84,7 +84,7 @@ impl ChannelSql for Conn<Sqlite> {
     async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError> {
         sqlx::query(
             "INSERT INTO channel_groups (channel, state) VALUES (?, ?)
-             ON CONFLICT (channel) DO UPDATE SET state = excluded.state",
+             ON CONFLICT (channel) DO UPDATE SET state = excluded.state, group_info = NULL",
         )
         .bind(channel.as_bytes())
         .bind(state)
@@ -96,6 +96,29 @@ impl ChannelSql for Conn<Sqlite> {
 
     async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
         sqlx::query_scalar("SELECT state FROM channel_groups WHERE channel = ?")
+            .bind(channel.as_bytes())
+            .fetch_optional(&mut **self)
+            .await
+            .map_err(db(self.op))
+    }
+
+    async fn put_group_info(&mut self, channel: &ChannelId, epoch: u64, info: &[u8]) -> Result<bool, TxError> {
+        let done = sqlx::query(
+            "UPDATE channel_groups SET group_info = ?
+             WHERE channel = ? AND (SELECT epoch FROM channels WHERE id = ?) = ?",
+        )
+        .bind(info)
+        .bind(channel.as_bytes())
+        .bind(channel.as_bytes())
+        .bind(int(epoch))
+        .execute(&mut **self)
+        .await
+        .map_err(db(self.op))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn group_info(&mut self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, TxError> {
+        sqlx::query_as("SELECT state, group_info FROM channel_groups WHERE channel = ?")
             .bind(channel.as_bytes())
             .fetch_optional(&mut **self)
             .await
