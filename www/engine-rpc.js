@@ -49,6 +49,7 @@ export const ASYNC_METHODS = [
   "deleteMessage",
   "setTyping",
   "setDisappearing",
+  "setAdmin",
   "leaveConversation",
   "markRead",
   "deleteAccount",

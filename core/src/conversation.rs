@@ -74,6 +74,11 @@ pub struct Conversation {
     /// the group: it rejoins by an external commit (`engine/rejoin.rs`) before it sends again.
     #[serde(default)]
     pub rejoin: bool,
+    /// The conversation's admins (group roles, `qpq_types::roles`): who may add and remove
+    /// members, change its settings and make others admins. `None` for a conversation made
+    /// before roles, where every member may.
+    #[serde(default)]
+    pub admins: Option<Vec<UserId>>,
 }
 
 /// Which version of the own profile card a conversation last carried, and to whom.
@@ -147,6 +152,13 @@ pub enum SystemEvent {
     SafetyNumberChanged {
         /// Whether the person had verified the old number.
         was_verified: bool,
+    },
+    /// The sender changed who the group's admins are.
+    AdminsChanged {
+        /// Who became admin.
+        made: Vec<UserId>,
+        /// Who is no longer admin.
+        unmade: Vec<UserId>,
     },
 }
 

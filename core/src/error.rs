@@ -55,6 +55,9 @@ pub enum EngineError {
     /// The users to add or remove are not valid for this conversation.
     #[error("{0}")]
     BadMembers(String),
+    /// Only the conversation's admins may do this (group roles).
+    #[error("only the conversation's admins may {0}")]
+    NotAdmin(&'static str),
     /// A received message is not valid for this engine.
     #[error("invalid message: {0}")]
     Invalid(String),
@@ -94,6 +97,7 @@ impl EngineError {
             EngineError::IdentityKeyChanged { .. } => "identity_key_changed",
             EngineError::SafetyNumberChanged { .. } => "safety_number_changed",
             EngineError::BadMembers(_) => "bad_members",
+            EngineError::NotAdmin(_) => "not_admin",
             EngineError::Invalid(_) => "invalid_message",
             EngineError::NoSuchMessage => "no_such_message",
             EngineError::NotYours => "not_yours",

@@ -36,6 +36,9 @@ pub(crate) struct BuiltCommit {
     pub remove: Vec<DeviceAddress>,
     pub added_users: Vec<UserId>,
     pub removed_users: Vec<UserId>,
+    /// It changes the admins (absent in commits stored by older builds).
+    #[serde(default)]
+    pub sets_admins: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +81,10 @@ pub(crate) enum PendingOp {
         /// their users stay members. Absent in items stored by older builds.
         #[serde(default)]
         remove_devices: Vec<DeviceAddress>,
+        /// Also make these users the conversation's admins (group roles, a
+        /// GroupContextExtensions proposal); a commit with only this is a valid change.
+        #[serde(default)]
+        set_admins: Option<Vec<qpq_types::UserId>>,
     },
 }
 
@@ -97,6 +104,21 @@ impl PendingOp {
             self_update,
             set_timer,
             remove_devices: Vec::new(),
+            set_admins: None,
+        }
+    }
+
+    /// Making `admins` the conversation's admins.
+    pub(crate) fn admins_change(admins: Vec<qpq_types::UserId>) -> Self {
+        PendingOp::Membership {
+            add: Vec::new(),
+            remove: Vec::new(),
+            built: None,
+            refused_epoch: None,
+            self_update: false,
+            set_timer: None,
+            remove_devices: Vec::new(),
+            set_admins: Some(admins),
         }
     }
 
@@ -115,6 +137,7 @@ impl PendingOp {
             self_update: false,
             set_timer: None,
             remove_devices,
+            set_admins: None,
         }
     }
 }

@@ -57,7 +57,8 @@ fn group_of_three_with_add_and_remove_and_no_reading_after_removal() {
     assert_eq!(carol.engine.conversation(&conv).unwrap().members.len(), 3);
 
     alice.send(&mut s, &conv, "before dave");
-    // Dave is added later and sees messages from then on only.
+    // Dave is added later, by Bob, whom Alice made admin, and sees messages from then on only.
+    alice.make_admin(&mut s, &conv, &bob.user());
     bob.sync(&mut s);
     bob.add(&mut s, &conv, &[&dave]);
     bob.pump(&mut s);
@@ -111,6 +112,7 @@ fn concurrent_commits_one_wins_the_other_retries_and_nobody_forks() {
     let carol = SimClient::new(&mut s, "carol", 3);
     let dave = SimClient::new(&mut s, "dave", 4);
     let conv = alice.start(&mut s, ConversationKind::Group, "race", &[&bob]);
+    alice.make_admin(&mut s, &conv, &bob.user());
     bob.sync(&mut s);
 
     // Both build a commit for the same epoch before either reaches the server.
@@ -142,8 +144,8 @@ fn concurrent_commits_one_wins_the_other_retries_and_nobody_forks() {
     let auths = epoch_auths(&all, &conv);
     assert!(auths.windows(2).all(|w| w[0] == w[1]), "no fork");
     for c in all {
-        // create (0) → add bob (1) → alice's add (2) → bob's rebuilt add (3)
-        assert_eq!(c.engine.conversation(&conv).unwrap().epoch, 3);
+        // create (0) → add bob (1) → bob made admin (2) → alice's add (3) → bob's rebuilt add (4)
+        assert_eq!(c.engine.conversation(&conv).unwrap().epoch, 4);
         assert_eq!(c.engine.conversation(&conv).unwrap().members.len(), 4);
     }
 }
@@ -377,6 +379,7 @@ fn a_failed_membership_change_does_not_hold_back_the_messages_behind_it() {
     let mut bob = SimClient::new(&mut s, "bob", 2);
     let carol = SimClient::new(&mut s, "carol", 3);
     let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob, &carol]);
+    alice.make_admin(&mut s, &conv, &bob.user());
     bob.sync(&mut s);
     // Both remove Carol; Bob's commit wins, Alice's is refused for its stale epoch.
     bob.engine.remove_members(&conv, vec![carol.user()]).unwrap();
@@ -394,4 +397,40 @@ fn a_failed_membership_change_does_not_hold_back_the_messages_behind_it() {
     alice.engine.outbound_result(out.id, r, s.time);
     bob.sync(&mut s);
     assert_eq!(bob.texts(&conv), vec!["behind the removal"]);
+}
+
+#[test]
+fn only_admins_manage_a_group_and_the_last_admin_hands_over_when_leaving() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let mut carol = SimClient::new(&mut s, "carol", 3);
+    let conv = alice.start(&mut s, ConversationKind::Group, "roles", &[&bob, &carol]);
+    bob.sync(&mut s);
+    carol.sync(&mut s);
+    for c in [&alice, &bob, &carol] {
+        assert_eq!(c.engine.conversation(&conv).unwrap().admins, Some(vec![alice.user()]), "the creator is admin");
+    }
+    assert!(alice.engine.is_admin(&conv) && !bob.engine.is_admin(&conv));
+    assert!(matches!(bob.engine.remove_members(&conv, vec![carol.user()]), Err(EngineError::NotAdmin(_))));
+    assert!(matches!(bob.engine.set_disappearing(&conv, 60), Err(EngineError::NotAdmin(_))));
+    assert!(matches!(bob.engine.set_admin(&conv, &bob.user(), true), Err(EngineError::NotAdmin(_))));
+    assert!(matches!(alice.engine.set_admin(&conv, &alice.user(), false), Err(EngineError::BadMembers(_))), "one admin stays");
+
+    // Alice, the only admin, leaves: Bob, the member of the longest standing after her, is
+    // made admin first, and takes her out.
+    alice.engine.leave_conversation(&conv, qpq_core::LeaveReason::Left, s.time).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    bob.sync(&mut s);
+    bob.pump(&mut s);
+    carol.sync(&mut s);
+    for c in [&bob, &carol] {
+        let view = c.engine.conversation(&conv).unwrap();
+        assert_eq!(view.admins, Some(vec![bob.user()]), "{}", c.user());
+        assert_eq!(view.members, vec![bob.user(), carol.user()], "{}", c.user());
+    }
+    let auths = epoch_auths(&[&bob, &carol], &conv);
+    assert_eq!(auths[0], auths[1]);
+    assert!(bob.engine.is_admin(&conv) && !carol.engine.is_admin(&conv));
 }

@@ -240,6 +240,11 @@ fn disappearing_messages_expire_everywhere_on_a_simulated_clock() {
     let mut s = SimServer::default();
     let (mut alice, mut bob, mut carol, conv) = group3(&mut s);
     alice.send(&mut s, &conv, "before the timer");
+    // Only admins change the timer: Alice, the creator, makes Bob one.
+    assert!(matches!(bob.engine.set_disappearing(&conv, 60), Err(EngineError::NotAdmin(_))));
+    alice.make_admin(&mut s, &conv, &bob.user());
+    bob.sync(&mut s);
+    carol.sync(&mut s);
     assert!(matches!(bob.engine.set_disappearing(&conv, qpq_core::MAX_DISAPPEAR_SECS + 1), Err(EngineError::BadValue(_))));
 
     // Bob (not the creator) sets a one-minute timer; everyone agrees and sees the change.
@@ -294,10 +299,10 @@ fn disappearing_messages_expire_everywhere_on_a_simulated_clock() {
     }
 
     // History keeps working after the gap; turning the timer off is announced too.
-    carol.engine.set_disappearing(&conv, 0).unwrap();
-    carol.persist();
-    carol.pump(&mut s);
-    alice.sync(&mut s);
+    alice.engine.set_disappearing(&conv, 0).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    carol.sync(&mut s);
     bob.sync(&mut s);
     alice.send(&mut s, &conv, "stays");
     bob.sync(&mut s);

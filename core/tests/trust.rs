@@ -129,7 +129,9 @@ fn a_commit_adding_a_forged_leaf_is_refused_by_everyone_and_the_group_goes_on() 
         assert_eq!(members.len(), 3);
     }
 
-    // The next honest commit works: Bob adds Carol.
+    // The next honest commit works: Bob, made admin by Alice, adds Carol.
+    alice.make_admin(&mut server, &conv, &bob.user());
+    assert!(sync_errors(&mut bob, &mut server).is_empty());
     let mut carol = SimClient::new(&mut server, "carol", 3);
     bob.add(&mut server, &conv, &[&carol]);
     bob.pump(&mut server);

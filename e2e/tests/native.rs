@@ -60,7 +60,8 @@ fn group_of_three_with_add_and_remove() {
             wait_texts(c, &conv, &["hello team"]).await;
         }
 
-        // Dave is added later by Bob and reads from then on.
+        // Dave is added later by Bob, whom Alice made admin, and reads from then on.
+        make_admin(&alice, &bob, &conv).await;
         bob.add_members(&conv, &[user("dave")]).await.unwrap();
         wait_conversation(&dave, &conv).await;
         for c in [&alice, &bob, &carol, &dave] {
@@ -158,6 +159,7 @@ fn concurrent_commits_converge_without_a_fork() {
         let dave = client(&node, dir.path(), "dave").await;
         let conv = alice.create_group("race", &[user("bob")]).await.unwrap();
         wait_members(&bob, &conv, 2).await;
+        make_admin(&alice, &bob, &conv).await;
 
         // Both add someone at the same moment.
         let (carol_id, dave_id) = ([user("carol")], [user("dave")]);
@@ -168,11 +170,11 @@ fn concurrent_commits_converge_without_a_fork() {
             wait_members(c, &conv, 4).await;
         }
         let ok = alice
-            .wait_for(10_000, |e| e.conversation(&conv).map(|c| c.epoch) == Some(3))
+            .wait_for(10_000, |e| e.conversation(&conv).map(|c| c.epoch) == Some(4))
             .await;
-        assert!(ok, "create(0) → add bob(1) → two adds(2, 3)");
+        assert!(ok, "create(0) → add bob(1) → bob made admin(2) → two adds(3, 4)");
         for c in [&bob, &carol, &dave] {
-            assert!(c.wait_for(10_000, |e| e.conversation(&conv).map(|c| c.epoch) == Some(3)).await);
+            assert!(c.wait_for(10_000, |e| e.conversation(&conv).map(|c| c.epoch) == Some(4)).await);
         }
         let auth: Vec<Vec<u8>> = [&alice, &bob, &carol, &dave]
             .iter()

@@ -112,10 +112,10 @@ fn forged_members_keys_and_routing_lists_are_refused_by_the_node_and_the_group_g
         assert!(matches!(session.send_outbound(&honest).await.unwrap(), OutboundResult::Accepted { .. }));
         assert_eq!(session.channel_info(&conv).await.unwrap().0, epoch + 1);
 
-        // The group goes on: Bob removes Mallory, and messages still flow.
-        bob.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
-        wait_members(&alice, &conv, 2).await;
-        wait_outbox_empty(&bob).await;
+        // The group goes on: Alice, its admin, removes Mallory, and messages still flow.
+        alice.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
+        wait_members(&bob, &conv, 2).await;
+        wait_outbox_empty(&alice).await;
         alice.send_text(&conv, "still here").await.unwrap();
         wait_texts(&bob, &conv, &["hello", "still here"]).await;
         for c in [&alice, &bob] {
@@ -187,9 +187,9 @@ fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_gro
         assert_eq!(session.channel_info(&other).await.unwrap().0, 0);
 
         // The next honest commit is accepted and the conversation keeps flowing.
-        bob.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
-        wait_members(&alice, &conv, 2).await;
-        wait_outbox_empty(&bob).await;
+        alice.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
+        wait_members(&bob, &conv, 2).await;
+        wait_outbox_empty(&alice).await;
         assert_eq!(session.channel_info(&conv).await.unwrap_err().remote_code(), Some(ErrorCode::NotMember));
         alice.send_text(&conv, "still here").await.unwrap();
         wait_texts(&bob, &conv, &["hello", "still here"]).await;
@@ -200,6 +200,47 @@ fn the_node_refuses_what_is_not_a_commit_of_the_channel_at_its_epoch_and_the_gro
             alice.with_engine(|e| e.epoch_authenticator(&conv)),
             bob.with_engine(|e| e.epoch_authenticator(&conv))
         );
+    });
+}
+
+#[test]
+fn only_admins_change_who_is_in_a_group_and_a_member_made_admin_may() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = sqlite_node(dir.path());
+        let alice = client(&node, dir.path(), "alice").await;
+        let bob = client(&node, dir.path(), "bob").await;
+        let (mut mallory, session, conv) = mallory_in_a_group(&node, &alice, &bob).await;
+        let bobs = DeviceAddress { user: bob.user(), device: bob.with_engine(|e| e.device_id()) };
+        let (epoch, members) = session.channel_info(&conv).await.unwrap();
+        assert_eq!(bob.with_engine(|e| e.conversation(&conv).unwrap().admins.clone()), Some(vec![alice.user()]));
+
+        // Bob, a member, is not offered removing anyone; Mallory, a member, removes Bob anyway
+        // with a valid commit: the node refuses it and nothing changes.
+        let err = bob.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap_err();
+        assert!(err.to_string().contains("only the conversation's admins may remove members"), "{err}");
+        let out = mallory.removal(&conv, epoch, &bobs);
+        refused(session.send_outbound(&out).await.unwrap(), "only the conversation's admins may add or remove members");
+        mallory.settle(false);
+        let out = mallory.admins(&conv, epoch, &[mallory.addr.user.clone()]);
+        refused(session.send_outbound(&out).await.unwrap(), "only the conversation's admins may change its settings");
+        mallory.settle(false);
+        assert_eq!(session.channel_info(&conv).await.unwrap(), (epoch, members));
+
+        // Alice makes Bob admin; then Bob may remove Mallory.
+        alice.set_admin(&conv, &bob.user(), true).await.unwrap();
+        wait_outbox_empty(&alice).await;
+        assert!(bob.wait_for(20_000, |e| e.is_admin(&conv)).await, "bob sees himself admin");
+        bob.remove_members(&conv, &[mallory.addr.user.clone()]).await.unwrap();
+        wait_members(&alice, &conv, 2).await;
+        wait_outbox_empty(&bob).await;
+        alice.send_text(&conv, "just us").await.unwrap();
+        wait_texts(&bob, &conv, &["hello", "just us"]).await;
+        let mut admins = vec![alice.user(), bob.user()];
+        admins.sort();
+        for c in [&alice, &bob] {
+            assert_eq!(c.with_engine(|e| e.conversation(&conv).unwrap().admins.clone()), Some(admins.clone()));
+        }
     });
 }
 

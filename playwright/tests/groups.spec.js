@@ -32,7 +32,7 @@ test("a group of three grows to four; the newcomer sees only later messages; a r
   // Alice adds Dave in the members panel.
   await alice.getByRole("button", { name: "Members" }).click();
   const panel = alice.getByRole("complementary", { name: "Members" });
-  await expect(panel.getByRole("listitem")).toHaveText(["alice@localhost (you)", /^bob@localhost/, /^carol@localhost/]);
+  await expect(panel.getByRole("listitem")).toHaveText([/^alice@localhost \(you\)Admin/, /^bob@localhost/, /^carol@localhost/]);
   await panel.getByRole("textbox", { name: "Add people" }).fill("dave");
   await panel.getByRole("button", { name: "Add", exact: true }).click();
   await expect(systemEntries(alice).last()).toContainText("You added dave@localhost");

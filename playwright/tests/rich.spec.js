@@ -124,7 +124,7 @@ test("typing indicator and group read receipts with who read", async ({ stack, n
   await expect(alice.getByText("carol is typing…")).toHaveCount(0);
 });
 
-test("group info: a member sets a disappearing timer, messages vanish everywhere, another leaves", async ({ stack, newPerson }) => {
+test("group info: a member made admin sets a disappearing timer, messages vanish everywhere, another leaves", async ({ stack, newPerson }) => {
   test.setTimeout(120_000);
   const [alice, bob, carol] = [await newPerson(), await newPerson(), await newPerson()];
   await createAccount(alice, "alice");
@@ -135,6 +135,11 @@ test("group info: a member sets a disappearing timer, messages vanish everywhere
   await openConversation(bob, "Secrets");
   await openConversation(carol, "Secrets");
   await expectChat(bob, ["This one stays"]);
+  // Only admins change the timer: Alice, the creator, makes Bob one.
+  await alice.getByRole("button", { name: "Members" }).click();
+  const panel = alice.getByRole("complementary", { name: "Members" });
+  await panel.getByRole("listitem").filter({ hasText: "bob@localhost" }).getByRole("combobox", { name: "Role" }).selectOption({ label: "Admin" });
+  await expect(systemEntries(bob).last()).toContainText("alice@localhost made you an admin");
 
   await bob.getByRole("button", { name: "Group info" }).click();
   const info = bob.getByRole("dialog", { name: "Secrets" });

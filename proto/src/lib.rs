@@ -9,6 +9,8 @@
 
 pub mod wire;
 
+pub use qpq_types::roles;
+
 pub use qpq_types::{
     login_bytes, rate_limited_sentence, restore_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,
     Envelope, EnvelopeKind, ErrorCode, RemoteError, TokenBucket, UserId, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL,

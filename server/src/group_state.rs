@@ -24,6 +24,7 @@ use tls_codec::Serialize as _;
 use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
 use qpq_proto::{ChannelId, DeviceAddress, DeviceId, UserId};
+use qpq_proto::roles;
 use tls_codec::DeserializeBytes as _;
 
 /// Why a GroupInfo or a commit is refused, in words for the `bad_mls_message` sentence.
@@ -315,7 +316,25 @@ fn read_commit(group: &PublicGroup, staged: &StagedCommit, sender: Leaf) -> Resu
             return Err(invalid("its update path gives the sender's leaf to another device"));
         }
     }
+    check_roles(group, staged, &sender.device.user, &added)?;
     Ok(Checked { state: Stored(Vec::new()), sender, added, removed, path })
+}
+
+/// Checks a member's commit against the group's roles (`qpq_types::roles`), as every member's
+/// engine does: only admins change who is in the conversation and its settings.
+fn check_roles(group: &PublicGroup, staged: &StagedCommit, sender: &UserId, added: &[Leaf]) -> Result<(), GroupError> {
+    let Some(listed) = group.group_context().extensions().unknown(roles::ADMINS_EXTENSION) else { return Ok(()) };
+    let listed = roles::decode_admins(&listed.0).unwrap_or_default();
+    let before: Vec<(u32, UserId)> =
+        group.members().filter_map(|m| device_of(&m.credential).ok().map(|d| (m.index.u32(), d.user))).collect();
+    let users_before: Vec<UserId> = before.iter().map(|(_, u)| u.clone()).collect();
+    let admins = roles::effective_admins(&listed, &users_before);
+    let removed: Vec<u32> = staged.remove_proposals().map(|p| p.remove_proposal().removed().u32()).collect();
+    let mut users_after: Vec<UserId> = before.iter().filter(|(i, _)| !removed.contains(i)).map(|(_, u)| u.clone()).collect();
+    users_after.extend(added.iter().map(|l| l.device.user.clone()));
+    let settings = staged.queued_proposals().any(|p| matches!(p.proposal(), Proposal::GroupContextExtensions(_)));
+    let roles_kept = staged.group_context().extensions().unknown(roles::ADMINS_EXTENSION).is_some();
+    roles::check_commit(&admins, sender, &users_before, &users_after, settings, roles_kept).map_err(invalid)
 }
 
 #[cfg(test)]

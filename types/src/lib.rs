@@ -12,6 +12,7 @@
 mod domain;
 mod error_code;
 mod rate;
+pub mod roles;
 
 pub use domain::{
     login_bytes, restore_bytes, ChannelId, ClientMsgId, DeviceAddress, DeviceId, DeviceRecord, DomainError,

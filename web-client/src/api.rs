@@ -32,6 +32,12 @@ export interface ConversationView {
   /** A group's name, or the other people by their verified display names (or addresses). */
   title: string;
   members: string[];
+  /** Whether the group has roles (one made before roles has none: everyone manages it). */
+  roles: boolean;
+  /** Its admins, sorted; empty without roles. */
+  admins: string[];
+  /** Whether you may add and remove members, change its settings and roles. */
+  isAdmin: boolean;
   unread: number;
   lastActivity: number;
   active: boolean;
@@ -491,6 +497,13 @@ impl QpqClient {
     pub async fn remove_members(&self, conversation: String, members: Vec<String>) -> Result<(), JsValue> {
         let users = self.users(&members)?;
         self.client.remove_members(&channel(&conversation)?, &users).await.map_err(client_error)
+    }
+
+    /// Makes `member` an admin of a group (`admin`) or a member only. Admins only.
+    #[wasm_bindgen(js_name = setAdmin)]
+    pub async fn set_admin(&self, conversation: String, member: String, admin: bool) -> Result<(), JsValue> {
+        let user = self.client.resolve_user(&member).map_err(client_error)?;
+        self.client.set_admin(&channel(&conversation)?, &user, admin).await.map_err(client_error)
     }
 
     /// The safety number with `user` (fetching their directory records first when online,

@@ -21,6 +21,13 @@ pub struct ConversationView {
     pub title: String,
     /// Members (name@domain), sorted.
     pub members: Vec<String>,
+    /// Whether the conversation has roles (groups made before roles have none: everyone may
+    /// manage them).
+    pub roles: bool,
+    /// Its admins (name@domain), sorted; empty without roles.
+    pub admins: Vec<String>,
+    /// Whether this user may add and remove members, change the settings and roles.
+    pub is_admin: bool,
     /// Unread messages.
     pub unread: u32,
     /// Last activity (ms since the Unix epoch).
@@ -387,6 +394,18 @@ pub fn system_text(ev: &SystemEvent, by: &UserId, me: &UserId) -> String {
     let who = if by == me { "You".to_string() } else { by.to_string() };
     match ev {
         SystemEvent::Created => format!("{who} created the conversation"),
+        SystemEvent::AdminsChanged { made, unmade } => {
+            let person = |u: &UserId| if u == me { "you".to_string() } else { u.to_string() };
+            let list = |us: &[UserId]| us.iter().map(person).collect::<Vec<_>>().join(", ");
+            let mut parts = Vec::new();
+            if !made.is_empty() {
+                parts.push(format!("made {} {}", list(made), if made.len() == 1 { "an admin" } else { "admins" }));
+            }
+            if !unmade.is_empty() {
+                parts.push(format!("took admin from {}", list(unmade)));
+            }
+            format!("{who} {}", parts.join(" and "))
+        }
         SystemEvent::Added(u) => format!("{who} added {}", names(u)),
         SystemEvent::Removed(u) => format!("{who} removed {}", names(u)),
         SystemEvent::Joined => format!("{who} added you"),
@@ -534,6 +553,9 @@ pub fn conversation_view(c: &Conversation, engine: &Engine) -> ConversationView 
         },
         title: title_of(c, engine),
         members: c.members.iter().map(|u| u.to_string()).collect(),
+        roles: c.admins.is_some(),
+        admins: c.admins.iter().flatten().map(|u| u.to_string()).collect(),
+        is_admin: engine.is_admin(&c.id),
         unread: c.unread,
         last_activity: c.last_activity,
         active: c.active,

@@ -13,6 +13,9 @@ import { otherPerson } from "../people.js";
 import { personParts } from "./person.js";
 import { BLOCK_TEXT } from "./requests.js";
 
+/** What the timer does. */
+const TIMER_HINT = "Applies to every member, for messages sent from now on.";
+
 /** The timers offered, in seconds (0: off). */
 export const TIMERS = [0, 30, 300, 3600, 86400, 604800];
 
@@ -44,6 +47,7 @@ export class GroupInfo {
       { id: "group-info-timer", "aria-describedby": "group-info-timer-hint" },
       ...TIMERS.map((s) => h("option", { value: String(s), text: durationText(s) })),
     );
+    this.timerHint = h("p", { id: "group-info-timer-hint", class: "hint", text: TIMER_HINT });
     this.notify = h(
       "select",
       { id: "group-info-notify", "aria-describedby": "group-info-notify-hint" },
@@ -67,7 +71,7 @@ export class GroupInfo {
         this.members,
         h("label", { for: "group-info-timer", text: "Disappearing messages" }),
         this.timer,
-        h("p", { id: "group-info-timer-hint", class: "hint", text: "Applies to every member, for messages sent from now on." }),
+        this.timerHint,
         h("label", { for: "group-info-notify", text: "Notifications" }),
         this.notify,
         h("p", { id: "group-info-notify-hint", class: "hint", text: "Only on this device; the server is not told." }),
@@ -110,7 +114,9 @@ export class GroupInfo {
       this.timer.append(h("option", { value, text: durationText(c.disappearSecs) }));
     }
     if (document.activeElement !== this.timer) this.timer.value = value;
-    this.timer.disabled = !c.active;
+    // Only admins change a group's timer (in a direct chat, both people).
+    this.timer.disabled = !c.active || !c.isAdmin;
+    setText(this.timerHint, c.isAdmin ? TIMER_HINT : "Only the group's admins change this.");
     if (c.id !== this.notifyFor) {
       this.notifyFor = c.id;
       conversationLevel(c.id).then(

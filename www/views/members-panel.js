@@ -1,5 +1,6 @@
-// The members panel of a group: who is in it (display names beside addresses), remove
-// someone, add people.
+// The members panel of a group: who is in it (display names beside addresses) and who is an
+// admin; for admins, remove someone, add people, and a Role select per member (Admin,
+// Member). A group made before roles has none: everyone manages it.
 
 import { byId, h, setText } from "../dom.js";
 import { describeError } from "../errors.js";
@@ -46,17 +47,48 @@ export class MembersPanel {
       this.input.value = "";
     }
     if (!c) return;
-    const manageable = c.kind === "group" && c.active;
+    const manageable = c.kind === "group" && c.active && c.isAdmin;
     this.form.hidden = !manageable;
     const items = c.members.map((user) => {
       const isMe = user === this.me;
+      const admin = c.roles && c.admins.includes(user);
+      const badge = admin ? h("span", { class: "badge", text: "Admin" }) : null;
+      const role = manageable && c.roles ? this.roleSelect(c, user, admin) : null;
       const remove =
         manageable && !isMe
           ? h("button", { type: "button", class: "secondary small", "aria-label": `Remove ${user}`, text: "Remove", on: { click: (e) => this.remove(user, e.currentTarget) } })
           : null;
-      return h("li", {}, ...personParts(this.profiles, user), remove);
+      return h("li", {}, ...personParts(this.profiles, user), badge, role, remove);
     });
     this.list.replaceChildren(...items);
+  }
+
+  /** The Role select of one member (its accessible name is "Role", inside the member's line). */
+  roleSelect(c, user, admin) {
+    const select = h(
+      "select",
+      { on: { change: () => this.setRole(user, select) } },
+      h("option", { value: "admin", text: "Admin" }),
+      h("option", { value: "member", text: "Member" }),
+    );
+    select.value = admin ? "admin" : "member";
+    // The last admin stays one (a group keeps at least one).
+    select.disabled = admin && c.admins.length === 1;
+    return h("label", { class: "role" }, h("span", { class: "visually-hidden", text: "Role" }), select);
+  }
+
+  async setRole(user, select) {
+    const c = this.conversation;
+    if (!c) return;
+    setText(this.error, "");
+    select.disabled = true;
+    try {
+      await this.client.setAdmin(c.id, user, select.value === "admin");
+    } catch (e) {
+      setText(this.error, describeError(e));
+      select.value = c.admins.includes(user) ? "admin" : "member";
+      select.disabled = false;
+    }
   }
 
   async add(event) {

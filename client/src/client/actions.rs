@@ -158,6 +158,12 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         self.step_done().await
     }
 
+    /// Makes `user` an admin of a conversation (`admin`) or a member only. Admins only.
+    pub async fn set_admin(&self, conv: &ChannelId, user: &UserId, admin: bool) -> Result<(), ClientError> {
+        self.inner.engine.borrow_mut().set_admin(conv, user, admin)?;
+        self.step_done().await
+    }
+
     /// Sets the conversation's disappearing-message timer (seconds, 0 for off).
     pub async fn set_disappearing(&self, conv: &ChannelId, secs: u32) -> Result<(), ClientError> {
         self.inner.engine.borrow_mut().set_disappearing(conv, secs)?;

@@ -11,6 +11,22 @@ use crate::error::EngineError;
 use crate::group_meta::{GroupMeta, MetaKey, MAX_NAME_BYTES};
 use crate::identity::device_of_credential;
 use crate::outbox::{BuiltCommit, ClaimedPackage, PendingOp};
+use openmls::prelude::{Extension, ExtensionType, UnknownExtension};
+use qpq_types::roles;
+
+/// Changes to a conversation's settings a commit makes (a GroupContextExtensions proposal).
+#[derive(Debug, Default)]
+pub(super) struct Settings {
+    /// The disappearing-message timer, in seconds.
+    pub timer: Option<u32>,
+    /// The admins (group roles).
+    pub admins: Option<Vec<UserId>>,
+}
+
+/// The group-context extension listing `admins` (in clear: the node enforces roles).
+pub(super) fn admins_extension(admins: &[UserId]) -> Extension {
+    Extension::Unknown(roles::ADMINS_EXTENSION, UnknownExtension(roles::encode_admins(admins)))
+}
 use crate::state::StateKey;
 
 impl Engine {
@@ -41,7 +57,13 @@ impl Engine {
         let group = MlsGroup::new_with_group_id(
             &self.provider,
             self.identity.signer(),
-            &create_config(meta.to_extension(Some(&meta_key), id.as_bytes(), nonce, self.crypto()))?,
+            &create_config(
+                // A group has roles, its creator the first admin; in a direct chat both
+                // people manage it alike.
+                std::iter::once(meta.to_extension(Some(&meta_key), id.as_bytes(), nonce, self.crypto()))
+                    .chain((kind == ConversationKind::Group).then(|| admins_extension(std::slice::from_ref(self.user()))))
+                    .collect(),
+            )?,
             GroupId::from_slice(id.as_bytes()),
             self.identity.credential_with_key(),
         )
@@ -71,6 +93,7 @@ impl Engine {
                 profile_shared: None,
                 meta_key: Some(meta_key),
                 rejoin: false,
+                admins: (kind == ConversationKind::Group).then(|| vec![self.user().clone()]),
             },
         );
         self.dirty.insert(StateKey::Conversation(id.clone()));
@@ -91,6 +114,10 @@ impl Engine {
         }
         for p in &packages {
             self.verify_package(p)?;
+        }
+        let members = self.conversations.get(conv).map(|c| c.members.clone()).unwrap_or_default();
+        if packages.iter().any(|p| !members.contains(&p.user)) {
+            self.require_admin(conv, "add members")?;
         }
         // Whoever this account adds is someone it chats with.
         // (The step has no clock: the conversation's last activity stands for "now".)
@@ -122,10 +149,45 @@ impl Engine {
         if let Some(u) = users.iter().find(|u| !c.members.contains(u)) {
             return Err(EngineError::BadMembers(format!("{u} is not a member")));
         }
+        self.require_admin(conv, "remove members")?;
         self.push_outbox(
             conv.clone(),
             PendingOp::group_change(vec![], users, false, None),
         );
+        Ok(())
+    }
+
+    /// Whether this user may manage `conv` (add and remove members, change its settings and
+    /// roles): it is an admin, or the conversation has no roles.
+    pub fn is_admin(&self, conv: &ChannelId) -> bool {
+        self.conversations.get(conv).is_some_and(|c| c.admins.as_ref().is_none_or(|a| a.contains(self.user())))
+    }
+
+    pub(super) fn require_admin(&self, conv: &ChannelId, what: &'static str) -> Result<(), EngineError> {
+        if self.is_admin(conv) { Ok(()) } else { Err(EngineError::NotAdmin(what)) }
+    }
+
+    /// Queues making `user` an admin of `conv` (`admin`) or a member only. Admins only; a
+    /// conversation keeps at least one admin, and one made before roles has none to change.
+    pub fn set_admin(&mut self, conv: &ChannelId, user: &UserId, admin: bool) -> Result<(), EngineError> {
+        self.require_active(conv)?;
+        self.require_admin(conv, "change roles")?;
+        let c = self.conversations.get(conv).ok_or(EngineError::NoSuchConversation)?;
+        let Some(current) = c.admins.clone() else {
+            return Err(EngineError::BadMembers("this conversation was made before roles; everyone manages it".into()));
+        };
+        if !c.members.contains(user) {
+            return Err(EngineError::BadMembers(format!("{user} is not a member")));
+        }
+        let mut admins: Vec<UserId> = current.into_iter().filter(|u| u != user).collect();
+        if admin {
+            admins.push(user.clone());
+        }
+        if admins.is_empty() {
+            return Err(EngineError::BadMembers("a conversation keeps at least one admin".into()));
+        }
+        admins.sort();
+        self.push_outbox(conv.clone(), PendingOp::admins_change(admins));
         Ok(())
     }
 
@@ -260,7 +322,8 @@ impl Engine {
 
     /// Turns a membership intent into a commit on the group (which then has a pending commit).
     /// With `self_update` the commit also replaces this device's leaf keys, and with
-    /// `set_timer` it sets the disappearing-message timer; either may be all it does.
+    /// `settings` it sets the disappearing-message timer and/or the admins; any may be all it
+    /// does.
     pub(super) fn build_membership_commit(
         &mut self,
         conv: &ChannelId,
@@ -268,8 +331,9 @@ impl Engine {
         remove: &[UserId],
         remove_devices: &[DeviceAddress],
         self_update: bool,
-        set_timer: Option<u32>,
+        settings: &Settings,
     ) -> Result<BuiltCommit, EngineError> {
+        let set_timer = settings.timer;
         let group = self.groups.get(conv).ok_or(EngineError::NoSuchConversation)?;
         let present: Vec<(LeafNodeIndex, DeviceAddress)> = group
             .members()
@@ -288,7 +352,7 @@ impl Engine {
         }
         let (idx, remove_devs): (Vec<LeafNodeIndex>, Vec<DeviceAddress>) =
             present.into_iter().filter(|(_, d)| remove.contains(&d.user) || remove_devices.contains(d)).unzip();
-        if kps.is_empty() && idx.is_empty() && !self_update && set_timer.is_none() {
+        if kps.is_empty() && idx.is_empty() && !self_update && set_timer.is_none() && settings.admins.is_none() {
             return Err(EngineError::BadMembers("nothing to change: they are already members".into()));
         }
         let mut added_users: Vec<UserId> = add_devs.iter().map(|d| d.user.clone()).collect();
@@ -305,21 +369,29 @@ impl Engine {
         // The server's epoch counts every commit it accepted, also those this device refused.
         let epoch = group.epoch().as_u64() + skew;
         let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
-        let new_exts = match set_timer {
-            Some(secs) => {
+        let new_exts = if set_timer.is_some() || settings.admins.is_some() {
+            let mut exts = group.extensions().clone();
+            if let Some(secs) = set_timer {
                 let mut meta = GroupMeta::from_extensions(group.extensions(), meta_key.as_ref(), conv.as_bytes(), crypto)
                     .map_err(|e| EngineError::Invalid(e.to_string()))?;
                 meta.disappear_secs = secs;
-                let mut exts = group.extensions().clone();
                 let sealed = meta.to_extension(meta_key.as_ref(), conv.as_bytes(), nonce, crypto);
                 exts.add_or_replace(sealed).map_err(EngineError::mls)?;
-                // openmls accepts a changed private extension only when the group requires
-                // support for it (every member's leaf already advertises it).
-                let required = openmls::prelude::RequiredCapabilitiesExtension::new(&[GroupMeta::extension_type()], &[], &[]);
-                exts.add_or_replace(openmls::prelude::Extension::RequiredCapabilities(required)).map_err(EngineError::mls)?;
-                Some(exts)
             }
-            None => None,
+            if let Some(admins) = &settings.admins {
+                exts.add_or_replace(admins_extension(admins)).map_err(EngineError::mls)?;
+            }
+            // openmls accepts a changed private extension only when the group requires
+            // support for it (every member's leaf already advertises it).
+            let mut types = vec![GroupMeta::extension_type()];
+            if exts.unknown(roles::ADMINS_EXTENSION).is_some() {
+                types.push(ExtensionType::Unknown(roles::ADMINS_EXTENSION));
+            }
+            let required = openmls::prelude::RequiredCapabilitiesExtension::new(&types, &[], &[]);
+            exts.add_or_replace(openmls::prelude::Extension::RequiredCapabilities(required)).map_err(EngineError::mls)?;
+            Some(exts)
+        } else {
+            None
         };
         let makes_welcome = !kps.is_empty();
         let mut builder = group.commit_builder().force_self_update(self_update).propose_adds(kps).propose_removals(idx);
@@ -359,6 +431,7 @@ impl Engine {
             remove: remove_devs,
             added_users,
             removed_users,
+            sets_admins: settings.admins.is_some(),
         })
     }
 
@@ -374,10 +447,14 @@ impl Engine {
             }
         }
         let timer_before = self.conversations.get(conv).map(|c| c.disappear_secs);
+        let admins_before = self.conversations.get(conv).and_then(|c| c.admins.clone());
         self.sync_conversation(conv);
         self.push_outbox(conv.clone(), PendingOp::PublishGroupInfo);
         let me = self.user().clone();
         let dev = self.device_id();
+        if built.sets_admins {
+            self.note_admins_change(conv, admins_before, &me, dev, now, server_time);
+        }
         let timer_after = self.conversations.get(conv).map(|c| c.disappear_secs);
         if let (true, Some(secs)) = (timer_before != timer_after, timer_after) {
             let mut m = self.system_message(me.clone(), dev, now, SystemEvent::TimerChanged(secs));
@@ -404,6 +481,27 @@ impl Engine {
                 let _ = group.clear_pending_commit(openmls_traits::OpenMlsProvider::storage(&self.provider));
             }
         }
+    }
+
+    /// Shows who became admin and who no longer is, after a commit that changed the roles.
+    pub(super) fn note_admins_change(
+        &mut self,
+        conv: &ChannelId,
+        before: Option<Vec<UserId>>,
+        by: &UserId,
+        dev: DeviceId,
+        now: u64,
+        server_time: u64,
+    ) {
+        let (Some(before), Some(after)) = (before, self.conversations.get(conv).and_then(|c| c.admins.clone())) else { return };
+        let made: Vec<UserId> = after.iter().filter(|u| !before.contains(u)).cloned().collect();
+        let unmade: Vec<UserId> = before.iter().filter(|u| !after.contains(u)).cloned().collect();
+        if made.is_empty() && unmade.is_empty() {
+            return;
+        }
+        let mut m = self.system_message(by.clone(), dev, now, SystemEvent::AdminsChanged { made, unmade });
+        m.server_time = server_time;
+        self.append(conv, m, false);
     }
 
     pub(super) fn system_message(

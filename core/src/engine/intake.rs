@@ -214,6 +214,7 @@ impl Engine {
                 profile_shared: None,
                 meta_key,
                 rejoin: false,
+                admins: None,
             },
         );
         self.sync_conversation(&id);
@@ -269,7 +270,11 @@ impl Engine {
                     Sender::Member(i) => Some(i.u32()),
                     _ => None,
                 };
-                match self.check_commit_leaves(&staged, committer, &before, asked) {
+                let checked = self.check_commit_leaves(&staged, committer, &before, asked).and_then(|i| {
+                    self.check_commit_roles(&conv, &staged, &sender.user, &before, committer.is_none())?;
+                    Ok(i)
+                });
+                match checked {
                     Ok(Intake::Done) => {}
                     other => {
                         drop(staged);
@@ -295,6 +300,10 @@ impl Engine {
                 removed.dedup();
                 let self_removed = staged.self_removed();
                 let timer_before = self.conversations.get(&conv).map(|c| c.disappear_secs);
+                let admins_before = self.conversations.get(&conv).and_then(|c| c.admins.clone());
+                let settings = staged
+                    .queued_proposals()
+                    .any(|p| matches!(p.proposal(), openmls::prelude::Proposal::GroupContextExtensions(_)));
                 let group = self.groups.get_mut(&conv).expect("checked above");
                 group.merge_staged_commit(&self.provider, *staged).map_err(EngineError::mls)?;
                 self.sync_conversation(&conv);
@@ -303,6 +312,9 @@ impl Engine {
                     removed.retain(|u| !c.members.contains(u));
                 }
                 let (who, dev) = (sender.user.clone(), sender.device);
+                if settings {
+                    self.note_admins_change(&conv, admins_before, &who, dev, now, env.server_time);
+                }
                 let timer_after = self.conversations.get(&conv).map(|c| c.disappear_secs);
                 if timer_before != timer_after {
                     if let Some(secs) = timer_after {
@@ -334,6 +346,38 @@ impl Engine {
             ProcessedMessageContent::OwnPrivateMessage => Ok(Intake::Done),
             _ => Err(EngineError::Invalid("proposals by reference are not used".into())),
         }
+    }
+
+    /// Checks a staged commit against the group's roles (`qpq_types::roles::check_commit`), as
+    /// the node does: only admins change who is in the conversation and its settings.
+    fn check_commit_roles(
+        &self,
+        conv: &ChannelId,
+        staged: &StagedCommit,
+        sender: &UserId,
+        before: &[(u32, DeviceAddress)],
+        external: bool,
+    ) -> Result<(), EngineError> {
+        let Some(admins) = self.conversations.get(conv).and_then(|c| c.admins.clone()) else { return Ok(()) };
+        let removed: Vec<u32> = staged.remove_proposals().map(|p| p.remove_proposal().removed().u32()).collect();
+        let users_before: Vec<UserId> = before.iter().map(|(_, d)| d.user.clone()).collect();
+        let mut users_after: Vec<UserId> =
+            before.iter().filter(|(i, _)| !removed.contains(i)).map(|(_, d)| d.user.clone()).collect();
+        for p in staged.add_proposals() {
+            users_after.push(device_of_credential(p.add_proposal().key_package().leaf_node().credential())?.user);
+        }
+        // An external commit (a member's rejoin) puts its sender's new leaf in a leaf of its own.
+        if external {
+            if let Some(leaf) = staged.update_path_leaf_node() {
+                users_after.push(device_of_credential(leaf.credential())?.user);
+            }
+        }
+        let settings = staged
+            .queued_proposals()
+            .any(|p| matches!(p.proposal(), openmls::prelude::Proposal::GroupContextExtensions(_)));
+        let roles_kept = staged.group_context().extensions().unknown(qpq_types::roles::ADMINS_EXTENSION).is_some();
+        qpq_types::roles::check_commit(&admins, sender, &users_before, &users_after, settings, roles_kept)
+            .map_err(|why| EngineError::Invalid(format!("a change to the conversation is refused: {why}")))
     }
 
     /// Checks every leaf a staged commit would put into the tree: added members' leaves must be

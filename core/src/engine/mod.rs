@@ -603,7 +603,9 @@ impl Engine {
         let meta = GroupMeta::from_extensions(group.extensions(), key, conv.as_bytes(), self.crypto()).ok();
         let epoch = group.epoch().as_u64();
         let active = group.is_active();
+        let admins = admins_of(group);
         if let Some(c) = self.conversations.get_mut(conv) {
+            c.admins = admins;
             c.members = members;
             c.epoch = epoch;
             c.active = active;
@@ -617,9 +619,19 @@ impl Engine {
     }
 }
 
-/// Leaf capabilities: our cipher suite and the metadata extension.
+/// Who counts as the group's admins (`qpq_types::roles`); `None` for a group without roles.
+fn admins_of(group: &MlsGroup) -> Option<Vec<UserId>> {
+    let listed = group.extensions().unknown(qpq_types::roles::ADMINS_EXTENSION)?;
+    let listed = qpq_types::roles::decode_admins(&listed.0).unwrap_or_default();
+    let by_leaf: Vec<UserId> =
+        group.members().filter_map(|m| crate::identity::device_of_credential(&m.credential).ok()).map(|d| d.user).collect();
+    Some(qpq_types::roles::effective_admins(&listed, &by_leaf))
+}
+
+/// Leaf capabilities: our cipher suite, the metadata extension and the admins list.
 fn capabilities() -> Capabilities {
-    Capabilities::new(None, Some(&[CIPHERSUITE]), Some(&[GroupMeta::extension_type()]), None, None)
+    let exts = [GroupMeta::extension_type(), openmls::prelude::ExtensionType::Unknown(qpq_types::roles::ADMINS_EXTENSION)];
+    Capabilities::new(None, Some(&[CIPHERSUITE]), Some(&exts), None, None)
 }
 
 fn sender_ratchet() -> SenderRatchetConfiguration {
@@ -627,9 +639,13 @@ fn sender_ratchet() -> SenderRatchetConfiguration {
     SenderRatchetConfiguration::new(64, 1000)
 }
 
-/// The configuration of a new group whose context holds `meta` (the metadata extension).
-fn create_config(meta: openmls::prelude::Extension) -> Result<MlsGroupCreateConfig, EngineError> {
-    let exts = openmls::prelude::Extensions::single(meta).map_err(EngineError::mls)?;
+/// The configuration of a new group whose context holds `exts` (the metadata and the admins),
+/// which every member must support.
+fn create_config(mut exts: Vec<openmls::prelude::Extension>) -> Result<MlsGroupCreateConfig, EngineError> {
+    let types: Vec<_> = exts.iter().map(|e| e.extension_type()).collect();
+    let required = openmls::prelude::RequiredCapabilitiesExtension::new(&types, &[], &[]);
+    exts.push(openmls::prelude::Extension::RequiredCapabilities(required));
+    let exts = openmls::prelude::Extensions::from_vec(exts).map_err(EngineError::mls)?;
     Ok(MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
         .use_ratchet_tree_extension(true)

@@ -185,7 +185,7 @@ impl Engine {
                     remove: b.remove,
                 },
             }),
-            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer, remove_devices } => {
+            PendingOp::Membership { add, remove, built: None, refused_epoch, self_update, set_timer, remove_devices, set_admins } => {
                 let skew = self.conversations.get(&conv).map_or(0, |c| c.refused_commits);
                 let epoch = self.groups.get(&conv).map(|g| g.epoch().as_u64() + skew);
                 if let (Some(r), Some(e)) = (refused_epoch, epoch) {
@@ -197,13 +197,14 @@ impl Engine {
                     self.drop_item(order);
                     return None;
                 }
-                if self.nothing_left_to_do(&conv, &add, &remove, &remove_devices, self_update, set_timer) {
+                if set_admins.is_none() && self.nothing_left_to_do(&conv, &add, &remove, &remove_devices, self_update, set_timer) {
                     // Only removals of people or devices already gone (e.g. another member
                     // committed a leave first): nothing to tell anyone.
                     self.drop_item(order);
                     return None;
                 }
-                match self.build_membership_commit(&conv, &add, &remove, &remove_devices, self_update, set_timer) {
+                let settings = super::groups::Settings { timer: set_timer, admins: set_admins.clone() };
+                match self.build_membership_commit(&conv, &add, &remove, &remove_devices, self_update, &settings) {
                     Ok(b) => {
                         let out = Outbound {
                             id: item.id,
@@ -225,6 +226,7 @@ impl Engine {
                                 self_update,
                                 set_timer,
                                 remove_devices,
+                                set_admins,
                             };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
@@ -327,7 +329,7 @@ impl Engine {
                 self.commit_accepted(&conv, &b, now, server_time);
             }
             (
-                PendingOp::Membership { add, remove, built: Some(b), self_update, set_timer, remove_devices, .. },
+                PendingOp::Membership { add, remove, built: Some(b), self_update, set_timer, remove_devices, set_admins, .. },
                 OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
             ) => {
                 self.discard_pending_commit(&conv);
@@ -343,6 +345,7 @@ impl Engine {
                         self_update,
                         set_timer,
                         remove_devices,
+                        set_admins,
                     };
                 }
                 self.dirty.insert(StateKey::Outbox(order));

@@ -99,10 +99,11 @@ impl Engine {
     }
 
     /// Queues a commit that sets the conversation's disappearing-message timer to `secs`
-    /// (0 turns it off). Any member may. Once the commit is accepted every member shows the
+    /// (0 turns it off). Admins may (any member, in a conversation without roles). Once the commit is accepted every member shows the
     /// change, and messages from then on disappear `secs` after they were sent.
     pub fn set_disappearing(&mut self, conv: &ChannelId, secs: u32) -> Result<(), EngineError> {
         self.require_active(conv)?;
+        self.require_admin(conv, "change the disappearing-message timer")?;
         if secs > MAX_DISAPPEAR_SECS {
             return Err(EngineError::BadValue(format!(
                 "the disappearing-message timer is at most {} days",
@@ -124,6 +125,8 @@ impl Engine {
         let plaintext = msg.encode();
         // Encrypted now: after this step the conversation is no longer active here.
         let ct = self.encrypt(conv, &plaintext)?;
+        // (Encrypted first: no message can be made while a commit is pending.)
+        self.hand_over_admin(conv)?;
         self.push_outbox(
             conv.clone(),
             PendingOp::Message { msg_id: msg.id, plaintext, ciphertext: Some(ct), in_history: false },
@@ -284,8 +287,9 @@ impl Engine {
         m.server_time = server_time;
         self.append(conv, m, false);
         self.stop_typing(conv, &from.user);
+        // The admins take the leaver out (any member, in a conversation without roles).
         let is_member = self.conversations.get(conv).is_some_and(|c| c.members.contains(&from.user));
-        if is_member {
+        if is_member && self.is_admin(conv) {
             self.push_outbox(
                 conv.clone(),
                 PendingOp::group_change(vec![], vec![from.user.clone()], false, None),
@@ -295,6 +299,33 @@ impl Engine {
     }
 
     // --- helpers --------------------------------------------------------------------------
+
+    /// Before the last admin leaves: makes the member of the longest standing (the first
+    /// other user in leaf order) admin, in a commit built now and sent before the leave
+    /// message (which the members still read after it: past epochs are kept), so that
+    /// someone may take the leaver out and manage the conversation.
+    fn hand_over_admin(&mut self, conv: &ChannelId) -> Result<(), EngineError> {
+        let me = self.user().clone();
+        let Some(admins) = self.conversations.get(conv).and_then(|c| c.admins.clone()) else { return Ok(()) };
+        if admins.iter().any(|a| *a != me) || !admins.contains(&me) {
+            return Ok(());
+        }
+        let Some(group) = self.groups.get(conv) else { return Ok(()) };
+        let next = group
+            .members()
+            .filter_map(|m| crate::identity::device_of_credential(&m.credential).ok())
+            .map(|d| d.user)
+            .find(|u| *u != me);
+        let Some(next) = next else { return Ok(()) };
+        let settings = super::groups::Settings { timer: None, admins: Some(vec![next.clone()]) };
+        let built = self.build_membership_commit(conv, &[], &[], &[], false, &settings)?;
+        let mut op = PendingOp::admins_change(vec![next]);
+        if let PendingOp::Membership { built: b, .. } = &mut op {
+            *b = Some(built);
+        }
+        self.push_outbox(conv.clone(), op);
+        Ok(())
+    }
 
     /// Sends a message that has no history entry of its own (it changes others).
     pub(super) fn send_control(&mut self, conv: &ChannelId, body: Body, now: u64) {

@@ -63,7 +63,8 @@ pub struct Hostile {
 }
 
 fn capabilities() -> Capabilities {
-    Capabilities::new(None, Some(&[CIPHERSUITE]), Some(&[GroupMeta::extension_type()]), None, None)
+    let exts = [GroupMeta::extension_type(), openmls::prelude::ExtensionType::Unknown(qpq_types::roles::ADMINS_EXTENSION)];
+    Capabilities::new(None, Some(&[CIPHERSUITE]), Some(&exts), None, None)
 }
 
 fn ratchet() -> SenderRatchetConfiguration {
@@ -237,6 +238,50 @@ impl Hostile {
             .unwrap();
         let commit = bundle.commit().tls_serialize_detached().unwrap();
         self.pending = Some((conv.clone(), Some(new)));
+        self.commit_call(conv, epoch, commit, vec![], vec![])
+    }
+
+    /// A commit removing `victim`'s leaf (valid MLS; whether roles allow it is for others).
+    pub fn removal(&mut self, conv: &ChannelId, epoch: u64, victim: &DeviceAddress) -> Outbound {
+        let g = self.groups.get_mut(conv).expect("member");
+        let index = g
+            .members()
+            .find(|m| qpq_core::device_of_credential(&m.credential).is_ok_and(|d| d == *victim))
+            .expect("the victim is a member")
+            .index;
+        let (commit, _, _) = g.remove_members(&self.provider, &self.signer, &[index]).unwrap();
+        let commit = commit.tls_serialize_detached().unwrap();
+        self.pending = Some((conv.clone(), None));
+        let id = self.next_id();
+        Outbound {
+            id,
+            op: OutboundOp::Commit { channel: conv.clone(), epoch, commit, welcome: vec![], add: vec![], remove: vec![victim.clone()] },
+        }
+    }
+
+    /// A commit making `admins` the group's admins (a GroupContextExtensions proposal).
+    pub fn admins(&mut self, conv: &ChannelId, epoch: u64, admins: &[UserId]) -> Outbound {
+        let g = self.groups.get_mut(conv).expect("member");
+        let mut exts = g.extensions().clone();
+        let list = openmls::prelude::UnknownExtension(qpq_types::roles::encode_admins(admins));
+        exts.add_or_replace(openmls::prelude::Extension::Unknown(qpq_types::roles::ADMINS_EXTENSION, list)).unwrap();
+        let bundle = g
+            .commit_builder()
+            .propose_group_context_extensions(exts)
+            .unwrap()
+            .load_psks(openmls_traits::OpenMlsProvider::storage(&self.provider))
+            .unwrap()
+            .build(
+                openmls_traits::OpenMlsProvider::rand(&self.provider),
+                openmls_traits::OpenMlsProvider::crypto(&self.provider),
+                &self.signer,
+                |_| true,
+            )
+            .unwrap()
+            .stage_commit(&self.provider)
+            .unwrap();
+        let commit = bundle.commit().tls_serialize_detached().unwrap();
+        self.pending = Some((conv.clone(), None));
         self.commit_call(conv, epoch, commit, vec![], vec![])
     }
 

@@ -329,6 +329,13 @@ impl SimClient {
         self.persist();
     }
 
+    /// Makes `other` an admin of `conv` (this client must be one) and sends the commit.
+    pub fn make_admin(&mut self, server: &mut SimServer, conv: &ChannelId, other: &UserId) {
+        self.engine.set_admin(conv, other, true).unwrap();
+        self.persist();
+        self.pump(server);
+    }
+
     pub fn send(&mut self, server: &mut SimServer, conv: &ChannelId, text: &str) {
         self.engine.send_text(conv, text, None, server.time).unwrap();
         self.persist();

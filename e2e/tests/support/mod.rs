@@ -427,3 +427,9 @@ pub async fn rpc(conn: &quinn::Connection) -> Connection {
     tokio::task::spawn_local(driver);
     c
 }
+
+/// `admin` makes `other` an admin of `conv`, and `other` sees it.
+pub async fn make_admin(admin: &NativeClient, other: &NativeClient, conv: &ChannelId) {
+    admin.set_admin(conv, &other.user(), true).await.unwrap();
+    assert!(other.wait_for(20_000, |e| e.is_admin(conv)).await, "{} sees it is admin", other.user());
+}

@@ -67,6 +67,7 @@ fn system_text(sender: &UserId, ev: &SystemEvent) -> String {
             format!("— {sender}'s safety number changed; you had verified it: compare the new one (/safety {sender})")
         }
         SystemEvent::SafetyNumberChanged { was_verified: false } => format!("— {sender}'s safety number changed"),
+        SystemEvent::AdminsChanged { made, unmade } => format!("— {sender} changed the admins: +[{}] -[{}]", join(made), join(unmade)),
     }
 }
 
