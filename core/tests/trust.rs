@@ -238,3 +238,28 @@ fn a_commit_waiting_for_the_directory_holds_later_messages_across_a_restart() {
     assert!(bob.engine.conversation(&conv).unwrap().members.contains(&carol.user()));
     same_epoch(&alice, &bob, &conv);
 }
+
+#[test]
+fn a_members_removal_of_another_member_is_ignored_by_every_client() {
+    // The simulated delivery service takes any commit; the node would refuse this one too
+    // (e2e/tests/trust.rs). Alice created the group: she is its only admin.
+    let mut server = SimServer::default();
+    let (mut alice, mut bob, mut mallory, conv) = group_with_mallory(&mut server);
+    let auth_before = alice.engine.epoch_authenticator(&conv);
+    let admin = alice.user();
+    let out = mallory.removal(&conv, server.epoch(&conv), &bob.addr());
+    assert!(hostile_call(&mut server, &mut mallory, out), "the simulated server takes it");
+    let out = mallory.admins(&conv, server.epoch(&conv), &[mallory.addr.user.clone()]);
+    assert!(hostile_call(&mut server, &mut mallory, out), "the simulated server takes it");
+    for c in [&mut alice, &mut bob] {
+        let errors = sync_errors(c, &mut server);
+        assert!(
+            errors.iter().any(|e| e.to_string().contains("only the conversation's admins may add or remove members")),
+            "{errors:?}"
+        );
+        assert_eq!(c.engine.epoch_authenticator(&conv), auth_before, "nothing changed");
+        let view = c.engine.conversation(&conv).unwrap();
+        assert_eq!(view.members.len(), 3, "bob is still in");
+        assert_eq!(view.admins, Some(vec![admin.clone()]));
+    }
+}
