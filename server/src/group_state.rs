@@ -235,14 +235,7 @@ fn read_rejoin(group: &PublicGroup, staged: &StagedCommit) -> Result<Checked, Gr
         }
     }
     let path = staged.update_path_leaf_node().map(leaf).transpose()?.ok_or_else(|| invalid("it joins without a leaf"))?;
-    let removed = staged
-        .remove_proposals()
-        .map(|p| {
-            let node = group.leaf(p.remove_proposal().removed()).ok_or_else(|| invalid("it removes an empty leaf"))?;
-            device_of(node.credential())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if removed != [path.device.clone()] {
+    if removed_devices(group, staged)? != [path.device.clone()] {
         return Err(invalid("it joins from outside without replacing its own device's leaf; only members rejoin"));
     }
     Ok(Checked { state: Stored(Vec::new()), sender: path.clone(), added: Vec::new(), removed: Vec::new(), path: Some(path) })
@@ -303,13 +296,7 @@ fn read_commit(group: &PublicGroup, staged: &StagedCommit, sender: Leaf) -> Resu
         .add_proposals()
         .map(|p| leaf(p.add_proposal().key_package().leaf_node()))
         .collect::<Result<Vec<_>, _>>()?;
-    let removed = staged
-        .remove_proposals()
-        .map(|p| {
-            let node = group.leaf(p.remove_proposal().removed()).ok_or_else(|| invalid("it removes an empty leaf"))?;
-            device_of(node.credential())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let removed = removed_devices(group, staged)?;
     let path = staged.update_path_leaf_node().map(leaf).transpose()?;
     if let Some(p) = &path {
         if p.device != sender.device {
@@ -318,6 +305,17 @@ fn read_commit(group: &PublicGroup, staged: &StagedCommit, sender: Leaf) -> Resu
     }
     check_roles(group, staged, &sender.device.user, &added)?;
     Ok(Checked { state: Stored(Vec::new()), sender, added, removed, path })
+}
+
+/// The devices whose leaves a commit removes, read from the tree before it.
+fn removed_devices(group: &PublicGroup, staged: &StagedCommit) -> Result<Vec<DeviceAddress>, GroupError> {
+    staged
+        .remove_proposals()
+        .map(|p| {
+            let node = group.leaf(p.remove_proposal().removed()).ok_or_else(|| invalid("it removes an empty leaf"))?;
+            device_of(node.credential())
+        })
+        .collect()
 }
 
 /// Checks a member's commit against the group's roles (`qpq_types::roles`), as every member's

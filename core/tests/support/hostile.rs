@@ -315,16 +315,22 @@ impl Hostile {
             .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
             .capabilities(capabilities())
             .build();
+        let create = self.new_group(&conv, &config);
+        (conv, create)
+    }
+
+    /// Makes our new group `conv` with `config`; returns the call creating its channel.
+    fn new_group(&mut self, conv: &ChannelId, config: &MlsGroupCreateConfig) -> Outbound {
         let cwk = CredentialWithKey { credential: credential_for(&self.addr), signature_key: self.signer.public().into() };
-        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &config, GroupId::from_slice(&cid), cwk).unwrap();
+        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, config, GroupId::from_slice(conv.as_bytes()), cwk)
+            .unwrap();
         let group_info = g
             .export_group_info(openmls_traits::OpenMlsProvider::crypto(&self.provider), &self.signer, true)
             .unwrap()
             .tls_serialize_detached()
             .unwrap();
         self.groups.insert(conv.clone(), g);
-        let create = Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone(), group_info } };
-        (conv, create)
+        Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone(), group_info } }
     }
 
     /// From now on sends its commits in `conv` encrypted (`PrivateMessage`), as clients did
@@ -387,15 +393,7 @@ impl Hostile {
                 .unwrap(),
             )
             .build();
-        let cwk = CredentialWithKey { credential: credential_for(&self.addr), signature_key: self.signer.public().into() };
-        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &config, GroupId::from_slice(&cid), cwk).unwrap();
-        let group_info = g
-            .export_group_info(openmls_traits::OpenMlsProvider::crypto(&self.provider), &self.signer, true)
-            .unwrap()
-            .tls_serialize_detached()
-            .unwrap();
-        self.groups.insert(conv.clone(), g);
-        let create = Outbound { id: self.next_id(), op: OutboundOp::CreateChannel { channel: conv.clone(), group_info } };
+        let create = self.new_group(&conv, &config);
         let forged = self.forged_package(victim);
         let honest = KeyPackageIn::tls_deserialize_exact(target.key_package.as_slice())
             .unwrap()
