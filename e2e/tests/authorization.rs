@@ -9,6 +9,8 @@
 //! a row here (and so without a decided check) fails this test.
 
 mod support;
+#[path = "support/raw_group.rs"]
+mod raw_group;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -443,7 +445,7 @@ async fn matrix(node: &RunningNode) {
     let (alice, alice_devices) = raw_account(node, "alice", 11, 2).await;
     let a1 = login(node, &alice_devices[0]).await;
     let channel = ChannelId::from_slice(&[0xa1; 32]).unwrap();
-    let (_, group_info) = mls::RawGroup::create(&alice_devices[0], &channel);
+    let (_, group_info) = raw_group::RawGroup::create(&alice_devices[0], &channel);
     let mut req = a1.session.capability().create_channel_request();
     req.get().set_channel_id(channel.as_bytes());
     req.get().set_group_info(&group_info);

@@ -6,6 +6,8 @@
 //! each refusal the node goes on serving.
 
 mod support;
+#[path = "support/raw_group.rs"]
+mod raw_group;
 
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ fn code_of(e: &capnp::Error) -> RemoteError {
 /// A channel of `a` (logged in as `ad`) with `bd` added (a commit carrying a Welcome for it).
 async fn channel_of_two(a: &Login, ad: &RawDevice, bd: &RawDevice, n: u8) -> ChannelId {
     let channel = ChannelId::from_slice(&[n; 32]).unwrap();
-    let (mut group, info) = mls::RawGroup::create(ad, &channel);
+    let (mut group, info) = raw_group::RawGroup::create(ad, &channel);
     let cap = a.session.capability();
     let mut req = cap.create_channel_request();
     req.get().set_channel_id(channel.as_bytes());

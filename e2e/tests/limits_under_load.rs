@@ -7,6 +7,8 @@
 //! The figures are printed (BENCHMARKS.md records a run) and checked against loose bounds.
 
 mod support;
+#[path = "support/raw_group.rs"]
+mod raw_group;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -61,7 +63,7 @@ fn floods_are_rate_limited_while_others_chat_and_pipelined_calls_stay_bounded() 
         let channel = qpq_proto::ChannelId::from_slice(&[0x66; 32]).unwrap();
         {
             let cap = m1.session.capability();
-            let (mut group, info) = mls::RawGroup::create(&mallory[0], &channel);
+            let (mut group, info) = raw_group::RawGroup::create(&mallory[0], &channel);
             let mut req = cap.create_channel_request();
             req.get().set_channel_id(channel.as_bytes());
             req.get().set_group_info(&info);

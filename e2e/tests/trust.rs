@@ -8,7 +8,10 @@
 
 mod support;
 
-use support::hostile::Hostile;
+#[path = "../../core/tests/support/hostile.rs"]
+mod hostile;
+
+use hostile::Hostile;
 use qpq_native::NativeClient;
 use qpq_core::{Body, Content, Outbound, OutboundOp, OutboundResult, SystemEvent};
 use qpq_proto::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, ErrorCode};

@@ -8,8 +8,6 @@
 #![allow(dead_code)]
 
 pub mod h3client;
-#[path = "../../../core/tests/support/hostile.rs"]
-pub mod hostile;
 pub mod mls;
 pub mod push_service;
 pub mod raw;

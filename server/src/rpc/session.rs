@@ -583,8 +583,9 @@ impl session::Server for SessionImpl {
             if !welcome.is_empty() {
                 mls_frame::check_welcome(welcome).map_err(|e| bad_mls("the Welcome", e))?;
             }
-            let group = self.check_group_commit(&channel, r.get_epoch(), commit, &add, &remove).await?;
+            // Counted before the group's check, which costs the node real work.
             self.take_send()?;
+            let group = self.check_group_commit(&channel, r.get_epoch(), commit, &add, &remove).await?;
             let now = now_ms();
             let input = CommitInput {
                 channel,
