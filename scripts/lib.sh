@@ -39,6 +39,8 @@ ensure_wasm_bindgen() {
 
 ensure_chromium() {
   command -v chromium >/dev/null 2>&1 || apt_install chromium
+  # The notification tests start a private session bus of their own (playwright/support/desktop.js).
+  command -v dbus-daemon >/dev/null 2>&1 || apt_install dbus
 }
 
 # coturn, the TURN server the call tests and benchmarks start themselves (on a port of their

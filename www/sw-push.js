@@ -145,8 +145,12 @@ async function notify(me, conversations) {
 export async function onNotificationClick(notification) {
   notification.close();
   const id = notification.data?.conversation ?? null;
-  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-  const open = windows.find((w) => w.focused) ?? windows[0];
+  // The app's own windows only: another page of this origin (the widget's, a file) cannot
+  // show the chat. Chromium lists the most recently focused first.
+  const windows = (await self.clients.matchAll({ type: "window", includeUncontrolled: true })).filter((w) =>
+    ["/", "/index.html"].includes(new URL(w.url).pathname),
+  );
+  const open = windows.find((w) => w.focused) ?? windows.find((w) => new URL(w.url).hash === `#conversation=${id}`) ?? windows[0];
   if (open) {
     await open.focus();
     open.postMessage({ type: "open-conversation", conversation: id });

@@ -7,28 +7,34 @@
 // Headless Chromium has no push service, so PushManager.subscribe is answered with a
 // subscription of the local push service (support/push-service.js) — the browser vendor's
 // part is the only thing stood in for; the app's own code path (button, permission, VAPID
-// key, subscribe, registration with the server) runs as it would for a person.
+// key, subscribe, registration with the server) runs as it would for a person. In the first
+// test Bob's notifications go to a desktop notification server (support/desktop.js), where
+// they are clicked as a person clicks them.
 
 import { rm } from "node:fs/promises";
 import { test, expect } from "../support/stack.js";
+import { CHROMIUM_LAUNCH } from "../support/chromium.js";
+import { startDesktop } from "../support/desktop.js";
 import { closeTheApp, pushableBrowser, shownNotifications, startPushService } from "../support/push-service.js";
 import { chatOfTwo, createAccount, createGroup, expectChat, openConversation, send, startChat } from "../support/app.js";
 
 test.use({ nodeArgs: ["--push-allow-http", "--push-delay-ms", "500"] });
 
 /** Bob's browser: able to receive pushes (support/push-service.js), with the app open. */
-async function bobsBrowser(stack, push, prefix, appUrl) {
-  const { page: bob, ...rest } = await pushableBrowser(stack, push, { prefix, url: appUrl });
+async function bobsBrowser(stack, push, prefix, appUrl, launch = CHROMIUM_LAUNCH) {
+  const { page: bob, ...rest } = await pushableBrowser(stack, push, { prefix, url: appUrl, launch });
   return { ...rest, bob };
 }
 
-test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked", async ({
+test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked; a click opens or focuses the chat", async ({
   stack,
   newPerson,
   appUrl,
 }) => {
   const push = await startPushService();
-  const { profile, context: bobContext, sub, problems, bob } = await bobsBrowser(stack, push, "qpq-pw-push-", appUrl);
+  const desktop = await startDesktop();
+  const launch = { ...CHROMIUM_LAUNCH, env: desktop.env() };
+  const { profile, context: bobContext, sub, problems, bob } = await bobsBrowser(stack, push, "qpq-pw-push-", appUrl, launch);
   try {
     const alice = await newPerson();
     await chatOfTwo(alice, bob, "hello bob", "hi alice");
@@ -82,17 +88,41 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
     expect(shown).not.toContain("chatter for everyone");
     expect(push.received).toHaveLength(1);
 
-    // Bob comes back: the messages the worker fetched are there.
-    const back = await bobContext.newPage();
-    await back.goto(appUrl);
-    await openConversation(back, "alice@localhost");
+    // Bob clicks the notification of Alice's message on his desktop: the app opens on that
+    // chat, with the messages the worker fetched. (The helper page is of the app's origin but
+    // is not the app: it is not taken for an open chat.)
+    const dinner = await desktop.waitFor("Dinner at eight?");
+    expect(dinner.summary).toBe("alice@localhost");
+    const opened = bobContext.waitForEvent("page");
+    desktop.click(dinner);
+    const back = await opened;
+    await expect(back.getByRole("heading", { level: 2, name: "alice@localhost" })).toBeVisible();
     await expectChat(back, ["hello bob", "hi alice", "Dinner at eight?"]);
+    await helper.close();
     await openConversation(back, "Quiet room");
     await expectChat(back, ["muted chatter"]);
+
+    // With the app open on another chat behind another tab, a click brings that tab to the
+    // front on Alice's chat; no window is added. (Chromium's own focus, not Playwright's
+    // emulation of it.)
+    const cdp = await bobContext.newCDPSession(back);
+    await cdp.send("Emulation.setFocusEmulationEnabled", { enabled: false });
+    const other = await bobContext.newPage();
+    await other.bringToFront();
+    await expect.poll(() => back.evaluate(() => document.hasFocus())).toBe(false);
+    await openConversation(alice, "bob@localhost");
+    await send(alice, "Shall I book?");
+    const book = await desktop.waitFor("Shall I book?");
+    desktop.click(book);
+    await expect(back.getByRole("heading", { level: 2, name: "alice@localhost" })).toBeVisible();
+    await expectChat(back, ["hello bob", "hi alice", "Dinner at eight?", "Shall I book?"]);
+    await expect.poll(() => back.evaluate(() => document.hasFocus())).toBe(true);
+    expect(bobContext.pages()).toHaveLength(2);
     expect(problems).toEqual([]);
   } finally {
     await bobContext.close();
     await push.close();
+    await desktop.close();
     await rm(profile, { recursive: true, force: true });
   }
 });
