@@ -1,5 +1,6 @@
-// quicproquo in the browser: load the engine, open (or create) the account — in this tab, or
-// through the tab that runs the engine (engine-session.js) — and show the app.
+// quicproquo in the browser: load the engine, open (or create) the account — in the tabs'
+// SharedWorker, in this tab, or through the tab that runs the engine (engine-session.js) — and
+// show the app.
 
 import { installOfflineSupport } from "./app-update.js";
 import { loadEngine } from "./engine.js";
@@ -14,12 +15,15 @@ async function main() {
     showProblem("This browser cannot run quicproquo", missing);
     return;
   }
-  // Every tab loads the engine, so that it can take over at once when the tab running it closes.
-  const engine = loadEngine(showLoadProgress);
-  engine.catch(() => {}); // reported where it is awaited
-  // The offline copy is made once the engine is here, so the two downloads do not compete.
-  engine.finally(installOfflineSupport).catch(() => {});
-  runSession(engine, startApp);
+  runSession(
+    {
+      load: () => loadEngine(showLoadProgress),
+      progress: showLoadProgress,
+      // The offline copy is made once the engine is here, so the two downloads do not compete.
+      loaded: () => installOfflineSupport().catch(() => {}),
+    },
+    startApp,
+  );
 }
 
 /** @type {import("./engine-session.js").StartView} */

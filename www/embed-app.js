@@ -100,15 +100,13 @@ async function main() {
       ? `This chat keeps its own account for ${host.origin}, in this browser: it is not your account in the quicproquo app or on other sites.`
       : "",
   );
-  const engine = loadEngine(showLoadProgress);
-  engine.catch(() => {}); // reported where it is awaited
   /** @type {import("./engine-session.js").StartView} */
   const startChat = (client) => {
     const chat = new EmbedChat(client, peer, host);
     chat.start();
     return chat;
   };
-  runSession(engine, startChat);
+  runSession({ load: () => loadEngine(showLoadProgress), progress: showLoadProgress }, startChat);
 }
 
 main().catch((e) => showProblem("Something went wrong", describeError(e)));

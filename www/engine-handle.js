@@ -1,9 +1,10 @@
 // The engine as the views see it, in every tab: an object with QpqClient's methods. In the
-// tab that leads (holds the Web Lock "qpq-engine") it calls the hub around the real client
-// (engine-hub.js); in any other tab it forwards calls over a port to the leading tab and
-// answers the synchronous reads from copies that tab keeps up to date. A read whose copy this
-// tab does not have yet answers empty, asks for it, and redraws once it came (a "contacts"
-// event, or "profile" for a person's profile, which the views take as "look again").
+// tab that leads (holds the Web Lock "qpq-engine", where there is no SharedWorker) it calls
+// the hub around the real client (engine-hub.js); in any other tab it forwards calls over a
+// port to the SharedWorker or the leading tab and answers the synchronous reads from copies
+// that side keeps up to date. A read whose copy this tab does not have yet answers empty, asks
+// for it, and redraws once it came (a "contacts" event, or "profile" for a person's profile,
+// which the views take as "look again").
 //
 // When the leading tab closes, another one takes the lock and the handle is bound again, to
 // it or to this tab's own engine. A call under way in the closed tab is asked again of the
@@ -80,6 +81,8 @@ export class EngineHandle {
     /** Whether this tab asked for the account to end (it reloads itself afterwards). */
     this.ending = false;
     this.welcomed = null;
+    /** Whether the events just come should be notified here (see notifiesHere). */
+    this.notifyHere = false;
     window.addEventListener("focus", () => this.sayFront());
     window.addEventListener("blur", () => this.sayFront());
     document.addEventListener("visibilitychange", () => this.sayFront());
@@ -179,9 +182,12 @@ export class EngineHandle {
     return this.invoke("stop", []);
   }
 
-  /** Whether this tab should show notifications of messages: the leading tab, none in front. */
+  /**
+   * Whether this tab should show notifications of the messages of the latest events: the
+   * leading tab, or the one a SharedWorker picked; none while a tab is in front.
+   */
   notifiesHere() {
-    return !!this.hub?.noTabInFront();
+    return this.hub ? this.hub.noTabInFront() : this.notifyHere;
   }
 
   /** A synchronous read (see SYNC_METHODS). */
@@ -282,6 +288,7 @@ export class EngineHandle {
       }
       case "update":
         this.take(m.values);
+        this.notifyHere = !!m.notify;
         for (const event of m.events) this.emit(event);
         break;
       case "result": {

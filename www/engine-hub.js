@@ -1,6 +1,7 @@
-// The engine's side of sharing it between tabs: the tab that leads (engine-session.js) wraps
-// its QpqClient in a hub, which serves the page's own views and any number of message ports
-// — other tabs through tab-link.js; a SharedWorker's ports would do as well. Over a port:
+// The engine's side of sharing it between tabs: the SharedWorker (engine-worker.js), or in
+// the fallback the tab that leads (engine-session.js), wraps its QpqClient in a hub, which
+// serves the page's own views (a leading tab's) and any number of message ports — the
+// worker's tabs, or other tabs through tab-link.js. Over a port:
 //
 // - `hello` lists the synchronous reads the other side wants copies of (SYNC_METHODS, keyed
 //   by method and arguments); the hub answers with their values (`welcome`), and after every
@@ -9,7 +10,8 @@
 // - `watch` adds copies; `call` runs a method and answers with its result (`result`), after
 //   the copies it changed; functions and signals in the arguments are stubs that call back;
 // - `focus` says whether that tab is in front (only one tab shows notifications, and none
-//   while one is in front); `bye` ends the port;
+//   while one is in front: the hub's own page, or with none, in a SharedWorker, the tab whose
+//   updates say `notify`); `bye` ends the port;
 // - before the account is open (the leading tab asks for a new account or the passphrase),
 //   `static` runs QpqClient.register, link, restore or unlock for the other tab's form, one
 //   at a time: whichever form is used first opens the account for every tab, and `welcome`
@@ -44,6 +46,8 @@ export class EngineHub {
     /** Set while signOut, deleteAccount or stop runs: no event or copy goes out meanwhile. */
     this.closing = false;
     this.started = false;
+    /** Whether the hub runs in a page (a leading tab) rather than a SharedWorker. */
+    this.ownPage = typeof document !== "undefined";
     /** @type {Set<(event: object) => void>} this page's listeners */
     this.listeners = new Set();
     /** @type {Set<PortState>} */
@@ -144,8 +148,18 @@ export class EngineHub {
 
   /** Whether no tab is in front (visible and focused): a notification is then worth showing. */
   noTabInFront() {
-    if (document.visibilityState === "visible" && document.hasFocus()) return false;
+    if (this.ownPage && document.visibilityState === "visible" && document.hasFocus()) return false;
     return ![...this.ports].some((p) => p.front);
+  }
+
+  /**
+   * The port whose tab shows notifications of messages: with no page of its own (in a
+   * SharedWorker), the longest-served tab; a leading tab shows them itself.
+   */
+  notifier() {
+    if (this.ownPage) return null;
+    for (const p of this.ports) if (p.hello) return p;
+    return null;
   }
 
   /**
@@ -216,9 +230,15 @@ export class EngineHub {
     if (this.ended || this.closing) return;
     const events = only ? [] : this.queued.splice(0);
     const memo = new Map();
+    const notifier = events.length ? this.notifier() : null;
+    const notify = !!notifier && this.noTabInFront();
+    const list = only || !this.client ? null : this.client.conversations();
     for (const p of this.ports) {
+      if (list && p.hello) this.watchConversations(p, list);
       const values = this.changed(p, only ? [...p.watched].filter(only) : p.watched, memo);
-      if (Object.keys(values).length || events.length) this.post(p, { type: "update", values, events });
+      if (Object.keys(values).length || events.length) {
+        this.post(p, { type: "update", values, events, notify: notify && p === notifier });
+      }
     }
   }
 
@@ -301,9 +321,16 @@ export class EngineHub {
 
   /** The copies the other side asked for, once the account is open. */
   welcome(p) {
-    // Every conversation's summary too: views look them up by id as they draw.
-    for (const c of this.client.conversations()) p.watched.add(readKey("conversation", [c.id]));
+    this.watchConversations(p);
     this.post(p, { type: "welcome", values: this.changed(p, p.watched) });
+  }
+
+  /**
+   * Every conversation's summary is copied, those made since too: views look them up by id
+   * as they draw (a chat just started is opened at once).
+   */
+  watchConversations(p, list = this.client.conversations()) {
+    for (const c of list) p.watched.add(readKey("conversation", [c.id]));
   }
 
   /** Runs a call for the other side (`opening`: an opening method, for its form). */
@@ -331,7 +358,10 @@ export class EngineHub {
     }
     if (!this.ports.has(p)) return;
     // The copies this call changed first, so that the caller redraws from them.
-    if (this.client && !this.ended && !this.closing && !opening) reply.values = this.changed(p, p.watched);
+    if (this.client && !this.ended && !this.closing && !opening) {
+      this.watchConversations(p);
+      reply.values = this.changed(p, p.watched);
+    }
     this.post(p, reply);
   }
 

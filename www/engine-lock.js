@@ -1,11 +1,15 @@
 // One engine per browser profile: the context that holds the Web Lock "qpq-engine" runs the
-// engine, owns its IndexedDB state and its connection. A tab asks for the lock as it opens
-// and waits in line; while another tab holds it, this one uses that tab's engine
-// (engine-session.js). When the holder closes or reloads, the browser gives the lock to the
-// next tab in line at once. The service worker takes the lock for a push only when no tab
-// holds it (sw-push.js), and gives it back once its engine has stopped.
+// engine, owns its IndexedDB state and its connection. That is the SharedWorker of the tabs
+// where the browser has them (engine-worker.js); elsewhere a tab asks for the lock as it opens
+// and waits in line, and while another tab holds it, this one uses that tab's engine
+// (engine-session.js). When the holder ends (the worker, once its last tab closed; or the
+// leading tab), the browser gives the lock to the next in line at once. The service worker
+// takes the lock for a push only when nobody holds it (sw-push.js), and gives it back once its
+// engine has stopped.
 
-const LOCK_NAME = "qpq-engine";
+export const ENGINE_LOCK = "qpq-engine";
+/** Held by each tab while it lives, with its id appended (tab-link.js, engine-worker.js). */
+export const TAB_LOCK = "qpq-tab-";
 
 /** Whether this browser can coordinate tabs at all. */
 export function locksSupported() {
@@ -19,7 +23,7 @@ export function locksSupported() {
 export function tryTakeEngineLock() {
   return new Promise((resolve, reject) => {
     navigator.locks
-      .request(LOCK_NAME, { ifAvailable: true }, (lock) => {
+      .request(ENGINE_LOCK, { ifAvailable: true }, (lock) => {
         if (!lock) {
           resolve(null);
           return undefined;
@@ -37,7 +41,7 @@ export function tryTakeEngineLock() {
  */
 export function leadWhenFree(lead) {
   navigator.locks
-    .request(LOCK_NAME, () => {
+    .request(ENGINE_LOCK, () => {
       lead();
       return new Promise(() => {});
     })

@@ -32,6 +32,16 @@ export async function loadEngine(onProgress) {
   return bindings.QpqClient;
 }
 
+/**
+ * The engine's bindings, started in this context if they were not: for the free functions
+ * (`qrCode`) in a tab whose engine runs elsewhere (a SharedWorker, the leading tab).
+ */
+export async function engineBindings() {
+  const bindings = await import(BINDINGS_URL);
+  await bindings.default({ module_or_path: WASM_URL });
+  return bindings;
+}
+
 async function readWithProgress(response, onProgress) {
   const encoded = response.headers.get("Content-Encoding");
   const length = Number(response.headers.get("Content-Length"));

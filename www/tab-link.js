@@ -10,8 +10,9 @@
 // crashed), ends that tab's port. No unload handler is needed (one would hold up the release
 // of the engine lock when a tab closes, which a push arriving then waits for).
 
+import { TAB_LOCK } from "./engine-lock.js";
+
 const CHANNEL = "qpq-engine";
-const TAB_LOCK = "qpq-tab-";
 
 /** @typedef {"starting" | "open" | "signup" | "locked"} LeaderState */
 

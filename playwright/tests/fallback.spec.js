@@ -83,7 +83,9 @@ test.describe("UDP silently dropped", () => {
       );
       // It really waited for WebTransport: the bound, not an instant failure.
       expect(cost.submit).toBeGreaterThanOrEqual(WT_TIMEOUT_MS - JITTER_MS);
-      // The failure is remembered: a reload goes straight to WebSocket.
+      // The failure is remembered (the engine's worker wrote it to the tab's localStorage): a
+      // reload goes straight to WebSocket.
+      expect(await person.evaluate(() => localStorage.getItem("qpq.webtransport.failedAt"))).not.toBeNull();
       await person.reload();
       await expectOnline(person, { transport: "WebSocket" });
       const again = await times(person);
@@ -103,9 +105,14 @@ test.describe("UDP port closed", () => {
   });
 });
 
+// These two change what the page sees (a route, a missing WebTransport), which a SharedWorker
+// would not see: they run where the tab runs the engine.
+const noSharedWorker = (context) => context.addInitScript(() => delete globalThis.SharedWorker);
+
 test.describe("a refused certificate", () => {
   test("a wrong certificate hash falls back at once, and WebTransport is tried again five minutes later", async ({ stack, newPerson }, testInfo) => {
     const wrongHash = async (context) => {
+      await noSharedWorker(context);
       await context.route("**/transport.json", async (route) => {
         const info = await (await route.fetch()).json();
         info.webtransport.certHashes = [Buffer.alloc(32, 7).toString("base64")];
@@ -137,7 +144,10 @@ test.describe("a refused certificate", () => {
 
 test.describe("no WebTransport in the browser", () => {
   test("a new user is on WebSocket at once and chats", async ({ stack, newPerson }, testInfo) => {
-    const noWebTransport = (context) => context.addInitScript(() => delete window.WebTransport);
+    const noWebTransport = async (context) => {
+      await noSharedWorker(context);
+      await context.addInitScript(() => delete window.WebTransport);
+    };
     await fallBackAndChat(newPerson, { name: "alice", prepare: noWebTransport, budgetMs: WT_TIMEOUT_MS, what: "no WebTransport" }, testInfo);
   });
 });

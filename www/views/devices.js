@@ -6,6 +6,7 @@
 // **Lock after**, **Lock now**); and **Sign out**.
 
 import { h, setText } from "../dom.js";
+import { engineBindings } from "../engine.js";
 import { describeError } from "../errors.js";
 import { clearDownloads } from "../file-store.js";
 import { LOCK_AFTER, lockAfterMinutes, lockNow, setLockAfterMinutes } from "../idle-lock.js";
@@ -265,9 +266,14 @@ export class DevicesDialog {
     setText(this.codeText, offer.code);
     // A phone's camera opens the app with the code filled in (the fragment is not sent to
     // the server).
-    const { qrCode } = await import("/pkg/qpq_web.js");
-    const qr = qrCode(`${location.origin}/#link=${offer.code}`);
-    drawQr(this.qr, qr.size, qr.modules);
+    try {
+      const { qrCode } = await engineBindings();
+      const qr = qrCode(`${location.origin}/#link=${offer.code}`);
+      drawQr(this.qr, qr.size, qr.modules);
+    } catch {
+      // The typed code works without it.
+      this.qr.hidden = true;
+    }
     this.codeRegion.hidden = false;
     this.cancelLink.hidden = false;
     const tick = () => {
