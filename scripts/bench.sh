@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, large-group, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput link backup load browser-mls transports files push calls widget)
+all=(mls throughput link backup load large-group browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -48,6 +48,14 @@ for b in "${wanted[@]}"; do
           # shellcheck disable=SC2086  # the configuration is a list of flags
           cargo run --release -q -p qpq-load -- --storage "$storage" $config
         done
+      done
+      ;;
+    large-group)
+      ensure_postgres
+      cargo build --release -p qpq-load --bin qpq-large-group
+      for storage in sqlite postgres; do
+        say "a 1,000-member group on one node ($storage): made in batches of 100, one more added, one message fanned out, memory"
+        cargo run --release -q -p qpq-load --bin qpq-large-group -- --members 1000 --batch 100 --storage "$storage"
       done
       ;;
     browser-mls)

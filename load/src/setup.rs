@@ -18,7 +18,8 @@ use rand::RngCore;
 
 use crate::target::NodeUnderTest;
 
-type SetupClient = Client<MemoryStore, TokioPlatform>;
+/// A device's client during setup.
+pub type SetupClient = Client<MemoryStore, TokioPlatform>;
 
 /// How long one setup step (coming online, joining a group) may take.
 const STEP_TIMEOUT_MS: u64 = 120_000;
@@ -53,7 +54,7 @@ pub async fn build(node: &NodeUnderTest, groups: usize, size: usize) -> anyhow::
     let tag = hex::encode(tag);
     let names: Vec<String> =
         (0..groups).flat_map(|g| (0..size).map(move |m| (g, m))).map(|(g, m)| format!("load{tag}g{g}m{m}")).collect();
-    let clients = try_join_all(names.iter().map(|n| register(node, n))).await?;
+    let clients = try_join_all(names.iter().map(|n| register(node.addr, &node.fingerprint, n))).await?;
 
     let mut channels = Vec::with_capacity(groups);
     for g in 0..groups {
@@ -85,8 +86,10 @@ pub async fn build(node: &NodeUnderTest, groups: usize, size: usize) -> anyhow::
     Ok(Population { channels, members, size })
 }
 
-async fn register(node: &NodeUnderTest, name: &str) -> anyhow::Result<SetupClient> {
-    let connector = QuicConnector::pinned(node.addr, &node.fingerprint)?;
+/// Registers `name` through a real client at the node at `addr` (pinned to `fingerprint`), and
+/// waits until it is online.
+pub async fn register(addr: std::net::SocketAddr, fingerprint: &str, name: &str) -> anyhow::Result<SetupClient> {
+    let connector = QuicConnector::pinned(addr, fingerprint)?;
     let c = Client::register(&connector, MemoryStore::default(), TokioPlatform, name)
         .await
         .with_context(|| format!("registering {name}"))?;

@@ -17,9 +17,11 @@
 //                   downloaded and started only now); both: click on Create account → the
 //                   chat with Bob ready to write in (widget: it starts by itself; app: New chat,
 //                   bob, Start chat, done by Playwright).
-//   first message   click on Send (Enter) → the message shows Delivered (Bob's device has it).
-//   total           widget: click on Open chat → first message delivered; app: navigation →
-//                   first message delivered. Both include Playwright typing the name.
+//   first message   click on Send (Enter) → the node has the message (its status is sent).
+//                   A first message to someone is a message request, which their device does
+//                   not acknowledge until they accept it, so "delivered" cannot be waited for.
+//   total           widget: click on Open chat → first message on the node; app: navigation
+//                   → first message on the node. Both include Playwright typing the name.
 //   returning       the same profile again (page reloaded): widget click on Open chat → chat
 //                   ready; app navigation → conversation list shown.
 // Reported as median, min and max over the rounds, in ms.
@@ -76,8 +78,9 @@ async function timed(action) {
   return performance.now() - t0;
 }
 
-const delivered = (scope, text) =>
-  scope.locator(".msg.outgoing").filter({ hasText: text }).locator(".msg-status").filter({ hasText: /^(Delivered|Read)$/ });
+/** The outgoing message `text` once the node has it (sent, or delivered already). */
+const onTheNode = (scope, text) =>
+  scope.locator(".msg.outgoing:is([data-status=sent], [data-status=delivered])").filter({ hasText: text });
 
 async function hostServer() {
   const page = `<!doctype html><html lang="en"><meta charset="utf-8"><title>A shop</title>
@@ -130,7 +133,7 @@ async function widgetRound(i, t) {
     t.message.push(
       await timed(async () => {
         await composer.press("Enter");
-        await delivered(frame, text).waitFor({ timeout: 30_000 });
+        await onTheNode(frame, text).waitFor({ timeout: 30_000 });
       }),
     );
     t.total.push(performance.now() - clickAt);
@@ -175,7 +178,7 @@ async function appRound(i, t) {
     t.message.push(
       await timed(async () => {
         await composer.press("Enter");
-        await delivered(page, text).waitFor({ timeout: 30_000 });
+        await onTheNode(page, text).waitFor({ timeout: 30_000 });
       }),
     );
     t.total.push(performance.now() - t0);
@@ -227,7 +230,7 @@ try {
   console.log(`  open → sign-up form (engine loaded)      ${JSON.stringify(stats(w.engine))}`);
   console.log(`  account → chat ready   widget            ${JSON.stringify(stats(w.ready))}`);
   console.log(`                         app               ${JSON.stringify(stats(a.ready))}  (with New chat)`);
-  console.log(`  send → delivered       widget            ${JSON.stringify(stats(w.message))}`);
+  console.log(`  send → on the node     widget            ${JSON.stringify(stats(w.message))}`);
   console.log(`                         app               ${JSON.stringify(stats(a.message))}`);
   console.log(`  total to first message widget (from Open chat)  ${JSON.stringify(stats(w.total))}`);
   console.log(`                         app (from navigation)    ${JSON.stringify(stats(a.total))}`);
