@@ -21,9 +21,14 @@ export async function benchStack(dir) {
   };
 }
 
-/** Signs `name` up in a context of its own, with the page forced onto `transport`. */
+/**
+ * Signs `name` up in a context of its own, with the page forced onto `transport`. With
+ * QPQ_BENCH_ENGINE=page the context has no SharedWorker, so the page runs the engine itself
+ * (what a browser without SharedWorker does), for comparisons in one machine's runs.
+ */
 export async function signUp(browser, transport, name, contextOptions = {}) {
   const context = await browser.newContext(contextOptions);
+  if (process.env.QPQ_BENCH_ENGINE === "page") await context.addInitScript(() => delete globalThis.SharedWorker);
   const page = await context.newPage();
   await page.goto(`${BASE}/?transport=${transport}`);
   await page.getByRole("textbox", { name: "Username" }).fill(name);
