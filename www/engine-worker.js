@@ -124,12 +124,21 @@ function begin(options) {
         hub.start();
         setState("open");
       } catch (e) {
-        problem = describeError(e);
-        tell({ kind: "failed", problem });
+        fail(e);
       }
       return new Promise(() => {});
     })
-    .catch((e) => tell({ kind: "failed", problem: describeError(e) }));
+    .catch(fail);
+}
+
+/**
+ * The engine could not start: every tab says why, and the worker closes, so that a reload
+ * (the problem screen offers one) starts a new worker rather than joining this one.
+ */
+function fail(e) {
+  problem = describeError(e);
+  tell({ kind: "failed", problem });
+  setTimeout(() => self.close(), CLOSE_DELAY_MS);
 }
 
 /**
