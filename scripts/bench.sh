@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, large-group, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, large-group, idle-sessions, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput link backup load large-group browser-mls transports files push calls widget)
+all=(mls throughput link backup load large-group idle-sessions browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -57,6 +57,11 @@ for b in "${wanted[@]}"; do
         say "a 1,000-member group on one node ($storage): made in batches of 100, one more added, one message fanned out, memory"
         cargo run --release -q -p qpq-load --bin qpq-large-group -- --members 1000 --batch 100 --storage "$storage"
       done
+      ;;
+    idle-sessions)
+      cargo build --release -p qpq-load --bin qpq-idle-sessions
+      say "idle sessions over QUIC straight to one node: memory per session and idle CPU at 1,000 and 10,000"
+      cargo run --release -q -p qpq-load --bin qpq-idle-sessions -- --sessions 10000 --idle-secs 10
       ;;
     browser-mls)
       browser_setup

@@ -152,6 +152,33 @@ fn connections_per_address_and_streams_per_connection_are_capped() {
 }
 
 #[test]
+fn a_connection_gets_more_streams_as_it_uses_them_up_to_the_cap() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        // Above the 32 a connection starts with (the node raises its allowance as streams open).
+        let node = node_with(dir.path(), |c| c.max_streams_per_connection = 100);
+        let c = raw_connection(&node).await;
+        let mut sessions = Vec::new();
+        for i in 0..100 {
+            let s = tokio::time::timeout(Duration::from_secs(5), rpc(&c))
+                .await
+                .unwrap_or_else(|_| panic!("stream {i} of the 100 allowed is opened"));
+            s.hello("open").await.unwrap();
+            sessions.push(s);
+        }
+        let waiting = tokio::time::timeout(Duration::from_millis(500), c.open_bi()).await;
+        assert!(waiting.is_err(), "a 101st stream is not opened while 100 are");
+        // quinn hands out new stream credit once an eighth of the allowance is free.
+        for _ in 0..13 {
+            sessions.pop().unwrap().close().await;
+        }
+        let opened = tokio::time::timeout(Duration::from_secs(5), c.open_bi()).await;
+        assert!(opened.is_ok(), "a stream is opened once others ended");
+        node.stop();
+    });
+}
+
+#[test]
 fn logins_claims_and_sends_are_rate_limited_per_account_with_a_retry_time() {
     run(async {
         let dir = tempfile::tempdir().unwrap();

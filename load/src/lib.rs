@@ -17,6 +17,7 @@
 //! delivery): the figure is the node's work. The end-to-end cost with the engine on both ends
 //! is `cargo bench -p qpq-native --bench throughput`.
 
+pub mod child_node;
 pub mod cpu;
 pub mod device;
 pub mod echo;

@@ -4,7 +4,7 @@
 //! `tokio::task::LocalSet`; the database drivers do their blocking work on their own threads.
 //! [`spawn`] runs a node on a thread of its own, which is what `main` and the tests use.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -78,7 +78,7 @@ impl Node {
         let mut server_config = qpq_quic::server_config(&bundle, &[ALPN_NODE], config.idle_timeout())?;
         server_config.transport_config(Arc::new(qpq_quic::transport_with_streams(
             config.idle_timeout(),
-            config.max_streams_per_connection.max(1),
+            config.max_streams_per_connection.clamp(1, FIRST_STREAMS),
         )));
         let endpoint = quinn::Endpoint::server(server_config, config.listen)
             .with_context(|| format!("listening on {}", config.listen))?;
@@ -210,16 +210,67 @@ async fn serve_connection(ctx: Rc<Ctx>, conn: quinn::Connection) {
         conn.close(0u32.into(), b"no TLS exporter");
         return;
     }
+    let allowance = Rc::new(StreamAllowance::new(conn.clone(), ctx.config.max_streams_per_connection.max(1)));
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::task::spawn_local(rpc::serve_stream(ctx.clone(), send, recv, binding));
+                let open = allowance.opened();
+                let ctx = ctx.clone();
+                tokio::task::spawn_local(async move {
+                    let _open = open;
+                    rpc::serve_stream(ctx, send, recv, binding).await;
+                });
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connection closed");
                 return;
             }
         }
+    }
+}
+
+/// Streams a connection may have open at first. quinn keeps the state of every stream a peer
+/// may open, made up front (about 70 bytes each): with the whole `max_streams_per_connection`
+/// (10,000 by default, for a gateway carrying its browser sessions) allowed from the start,
+/// every connection cost about 700 KiB of memory, idle or not. So a connection starts with
+/// this many, and is allowed twice as many whenever three quarters of them are open, up to the
+/// cap.
+const FIRST_STREAMS: u32 = 32;
+
+/// How many streams one connection may have open, raised as it uses them (see
+/// [`FIRST_STREAMS`]).
+struct StreamAllowance {
+    conn: quinn::Connection,
+    open: Cell<u32>,
+    allowed: Cell<u32>,
+    cap: u32,
+}
+
+impl StreamAllowance {
+    fn new(conn: quinn::Connection, cap: u32) -> StreamAllowance {
+        StreamAllowance { conn, open: 0.into(), allowed: cap.min(FIRST_STREAMS).into(), cap }
+    }
+
+    /// A stream was accepted; the returned guard says when it ends.
+    fn opened(self: &Rc<Self>) -> OpenStream {
+        let open = self.open.get() + 1;
+        self.open.set(open);
+        let allowed = self.allowed.get();
+        if allowed < self.cap && u64::from(open) * 4 >= u64::from(allowed) * 3 {
+            let more = allowed.saturating_mul(2).min(self.cap);
+            self.allowed.set(more);
+            self.conn.set_max_concurrent_bi_streams(more.into());
+        }
+        OpenStream(self.clone())
+    }
+}
+
+/// One open stream of a connection, counted until dropped.
+struct OpenStream(Rc<StreamAllowance>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
     }
 }
 

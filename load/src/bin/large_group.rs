@@ -16,24 +16,21 @@
 //! node keeps every Welcome and copy queued, as it would for people away. Its resident memory
 //! is read before the group and after.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures::future::try_join_all;
+use qpq_load::child_node::{self, NodeProcess};
 use qpq_load::setup::{register, SetupClient};
-use qpq_load::target::{NodeUnderTest, Storage, Target};
+use qpq_load::target::Storage;
 use qpq_proto::{ChannelId, UserId};
 
 /// How long one step may take.
 const STEP_TIMEOUT_MS: u64 = 600_000;
 /// Devices registered at once.
 const REGISTER_AT_ONCE: usize = 50;
-/// The unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux whatever the kernel's HZ).
-const USER_HZ: f64 = 100.0;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,7 +72,7 @@ fn main() -> ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     let run = if args.serve_node {
-        local.block_on(&rt, serve_node(&args))
+        local.block_on(&rt, child_node::serve(args.storage, &args.postgres_admin))
     } else {
         local.block_on(&rt, measure(&args))
     };
@@ -85,98 +82,6 @@ fn main() -> ExitCode {
             eprintln!("qpq-large-group: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The child: the node, until standard input closes.
-async fn serve_node(args: &Args) -> anyhow::Result<()> {
-    let target = Target::Spawn {
-        storage: args.storage,
-        postgres_admin: args.postgres_admin.clone(),
-        sends_per_min: 0,
-    };
-    let node = NodeUnderTest::start(&target, "error").await?;
-    println!("{} {}", node.addr, node.fingerprint);
-    eprintln!("node: {}", node.description);
-    // The node runs on threads of its own; this one waits for the end of standard input.
-    let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
-    node.finish().await;
-    Ok(())
-}
-
-/// The node's process: its pid, where it listens and its pin.
-struct NodeProcess {
-    child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    fingerprint: String,
-}
-
-impl NodeProcess {
-    async fn start(args: &Args) -> anyhow::Result<NodeProcess> {
-        let exe = std::env::current_exe().context("this program's path")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("--serve-node")
-            .arg("--storage")
-            .arg(match args.storage {
-                Storage::Sqlite => "sqlite",
-                Storage::Postgres => "postgres",
-            });
-        cmd.arg("--postgres-admin").arg(&args.postgres_admin);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().context("starting the node's process")?;
-        let pid = child.id();
-        let stdout = child.stdout.take().context("the node's output")?;
-        // Its first line, said once it listens.
-        let line = BufReader::new(stdout)
-            .lines()
-            .next()
-            .context("the node said nothing")??;
-        let (addr, fingerprint) = line
-            .split_once(' ')
-            .context("the node's first line is `ADDR PIN`")?;
-        Ok(NodeProcess {
-            child,
-            pid,
-            addr: addr.parse()?,
-            fingerprint: fingerprint.to_string(),
-        })
-    }
-
-    /// Resident memory, KiB.
-    fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("VmRSS")?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("VmRSS value")?
-            .parse()?)
-    }
-
-    /// CPU time (user + system) so far, ms.
-    fn cpu_ms(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        Ok(ticks * 1000.0 / USER_HZ)
-    }
-
-    fn stop(mut self) {
-        // Closing its input stops it (and drops a PostgreSQL database).
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
     }
 }
 
@@ -223,7 +128,7 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
     if args.batch < 2 || args.members < args.batch {
         bail!("--batch must be at least 2 and at most --members");
     }
-    let node = NodeProcess::start(args).await?;
+    let node = NodeProcess::start(args.storage, &args.postgres_admin)?;
     let rss_start = node.rss_kib()?;
     let tag = format!("{:08x}", rand::random::<u32>());
 

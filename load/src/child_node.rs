@@ -1,0 +1,89 @@
+//! A node in a child process of its own, for the benchmarks that read its memory and CPU time
+//! apart from their clients' (`qpq-large-group`, `qpq-idle-sessions`). The child is the
+//! benchmark's own binary again with `--serve-node`: it starts a node with `qpq_server::spawn`
+//! (limits as [`crate::target`] sets them), prints `ADDR PIN` once it listens, and stops (and
+//! drops a PostgreSQL database it made) when its standard input closes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+
+use crate::target::{NodeUnderTest, Storage, Target};
+
+/// The flag that makes a benchmark binary run [`serve`] instead.
+pub const SERVE_FLAG: &str = "--serve-node";
+
+/// The unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux whatever the kernel's HZ).
+const USER_HZ: f64 = 100.0;
+
+/// The child's side: the node, until standard input closes.
+pub async fn serve(storage: Storage, postgres_admin: &str) -> anyhow::Result<()> {
+    let target = Target::Spawn { storage, postgres_admin: postgres_admin.to_string(), sends_per_min: 0 };
+    let node = NodeUnderTest::start(&target, "error").await?;
+    println!("{} {}", node.addr, node.fingerprint);
+    eprintln!("node: {}", node.description);
+    // The node runs on threads of its own; this one waits for the end of standard input.
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await;
+    node.finish().await;
+    Ok(())
+}
+
+/// The node's process: its pid, where it listens and its pin.
+pub struct NodeProcess {
+    child: Child,
+    pid: u32,
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+    /// Its certificate pin (hex).
+    pub fingerprint: String,
+}
+
+impl NodeProcess {
+    /// Starts this binary again with [`SERVE_FLAG`] and waits until the node listens.
+    pub fn start(storage: Storage, postgres_admin: &str) -> anyhow::Result<NodeProcess> {
+        let exe = std::env::current_exe().context("this program's path")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(SERVE_FLAG).arg("--storage").arg(match storage {
+            Storage::Sqlite => "sqlite",
+            Storage::Postgres => "postgres",
+        });
+        cmd.arg("--postgres-admin").arg(postgres_admin);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().context("starting the node's process")?;
+        let pid = child.id();
+        let stdout = child.stdout.take().context("the node's output")?;
+        // Its first line, said once it listens.
+        let line = BufReader::new(stdout).lines().next().context("the node said nothing")??;
+        let (addr, fingerprint) = line.split_once(' ').context("the node's first line is `ADDR PIN`")?;
+        Ok(NodeProcess { child, pid, addr: addr.parse()?, fingerprint: fingerprint.to_string() })
+    }
+
+    /// The node as a remote target, for what takes one ([`crate::device`]).
+    pub async fn target(&self) -> anyhow::Result<NodeUnderTest> {
+        NodeUnderTest::start(&Target::Remote { addr: self.addr, fingerprint: self.fingerprint.clone() }, "error").await
+    }
+
+    /// Resident memory, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+    }
+
+    /// CPU time (user + system) so far, ms (in 10 ms ticks).
+    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')').context("stat")?.1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+        Ok(ticks * 1000.0 / USER_HZ)
+    }
+
+    /// Closes its input, which stops it, and waits for it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
