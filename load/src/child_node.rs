@@ -4,9 +4,10 @@
 //! (limits as [`crate::target`] sets them), prints `ADDR PIN` once it listens, and stops (and
 //! drops a PostgreSQL database it made) when its standard input closes.
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 
 use anyhow::Context;
 
@@ -17,6 +18,34 @@ pub const SERVE_FLAG: &str = "--serve-node";
 
 /// The unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on Linux whatever the kernel's HZ).
 const USER_HZ: f64 = 100.0;
+
+/// The `main` of a benchmark binary: on one thread, the node when `serve_node` is set (the
+/// child, see [`serve`]), else `measure`; an error is printed under `name`.
+pub fn main<F: Future<Output = anyhow::Result<()>>>(
+    name: &str,
+    serve_node: Option<(Storage, &str)>,
+    measure: impl FnOnce() -> F,
+) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let run = match serve_node {
+        Some((storage, admin)) => local.block_on(&rt, serve(storage, admin)),
+        None => local.block_on(&rt, measure()),
+    };
+    match run {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The child's side: the node, until standard input closes.
 pub async fn serve(storage: Storage, postgres_admin: &str) -> anyhow::Result<()> {

@@ -59,26 +59,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("qpq-idle-sessions: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    let run = if args.serve_node {
-        local.block_on(&rt, child_node::serve(args.storage, &args.postgres_admin))
-    } else {
-        local.block_on(&rt, measure(&args))
-    };
-    match run {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("qpq-idle-sessions: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let serve = args.serve_node.then_some((args.storage, args.postgres_admin.as_str()));
+    child_node::main("qpq-idle-sessions", serve, || measure(&args))
 }
 
 /// The node's CPU time over `secs` of idling, in ms a second.

@@ -60,29 +60,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("qpq-large-group: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    let run = if args.serve_node {
-        local.block_on(&rt, child_node::serve(args.storage, &args.postgres_admin))
-    } else {
-        local.block_on(&rt, measure(&args))
-    };
-    match run {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("qpq-large-group: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let serve = args.serve_node.then_some((args.storage, args.postgres_admin.as_str()));
+    child_node::main("qpq-large-group", serve, || measure(&args))
 }
 
 /// One timed step.
