@@ -2,6 +2,7 @@
 // with `--bench-echo`, on the test ports) and two people in a 1:1 chat over a forced transport.
 
 import path from "node:path";
+import { withoutSharedWorker } from "../support/engine-worker.js";
 import { startGateway, startServer } from "../support/processes.js";
 
 const PORT = 18080;
@@ -28,7 +29,7 @@ export async function benchStack(dir) {
  */
 export async function signUp(browser, transport, name, contextOptions = {}) {
   const context = await browser.newContext(contextOptions);
-  if (process.env.QPQ_BENCH_ENGINE === "page") await context.addInitScript(() => delete globalThis.SharedWorker);
+  if (process.env.QPQ_BENCH_ENGINE === "page") await withoutSharedWorker(context);
   const page = await context.newPage();
   await page.goto(`${BASE}/?transport=${transport}`);
   await page.getByRole("textbox", { name: "Username" }).fill(name);

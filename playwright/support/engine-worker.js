@@ -5,6 +5,15 @@
 import { expect } from "@playwright/test";
 
 /**
+ * Takes SharedWorker away from every page of `context`, as in a browser without it: the tabs
+ * then elect a leading tab that runs the engine.
+ * @param {import("@playwright/test").BrowserContext} context
+ */
+export function withoutSharedWorker(context) {
+  return context.addInitScript(() => delete globalThis.SharedWorker);
+}
+
+/**
  * Evaluates `expression` in the engine's SharedWorker of `page`'s browser context and returns
  * its value; fails when there is no such worker.
  * @param {import("@playwright/test").Page} page

@@ -6,6 +6,7 @@
 // states (WebTransport gets WT_TIMEOUT_MS = 2000 ms, web-client/src/transport/auto.rs).
 
 import dgram from "node:dgram";
+import { withoutSharedWorker } from "../support/engine-worker.js";
 import { test, expect, appUrlFor } from "../support/stack.js";
 import { DELIVERED, connection, createAccount, expectChat, expectOnline, openConversation, ownMessage, send, startChat } from "../support/app.js";
 
@@ -107,12 +108,11 @@ test.describe("UDP port closed", () => {
 
 // These two change what the page sees (a route, a missing WebTransport), which a SharedWorker
 // would not see: they run where the tab runs the engine.
-const noSharedWorker = (context) => context.addInitScript(() => delete globalThis.SharedWorker);
 
 test.describe("a refused certificate", () => {
   test("a wrong certificate hash falls back at once, and WebTransport is tried again five minutes later", async ({ stack, newPerson }, testInfo) => {
     const wrongHash = async (context) => {
-      await noSharedWorker(context);
+      await withoutSharedWorker(context);
       await context.route("**/transport.json", async (route) => {
         const info = await (await route.fetch()).json();
         info.webtransport.certHashes = [Buffer.alloc(32, 7).toString("base64")];
@@ -145,7 +145,7 @@ test.describe("a refused certificate", () => {
 test.describe("no WebTransport in the browser", () => {
   test("a new user is on WebSocket at once and chats", async ({ stack, newPerson }, testInfo) => {
     const noWebTransport = async (context) => {
-      await noSharedWorker(context);
+      await withoutSharedWorker(context);
       await context.addInitScript(() => delete window.WebTransport);
     };
     await fallBackAndChat(newPerson, { name: "alice", prepare: noWebTransport, budgetMs: WT_TIMEOUT_MS, what: "no WebTransport" }, testInfo);

@@ -1,3 +1,4 @@
+import { withoutSharedWorker } from "../support/engine-worker.js";
 import { test, expect } from "../support/stack.js";
 
 test("the first load shows progress, and a failed download is explained", async ({ stack, browser, appUrl }) => {
@@ -7,7 +8,7 @@ test("the first load shows progress, and a failed download is explained", async 
   // SharedWorker's own requests are out of the routes' reach); the progress and the sentences
   // are the same wherever the engine loads.
   const context = await browser.newContext({ serviceWorkers: "block" });
-  await context.addInitScript(() => delete globalThis.SharedWorker);
+  await withoutSharedWorker(context);
   try {
     // Hold the engine's download until the progress has been seen.
     const page = await context.newPage();

@@ -5,7 +5,7 @@
 // others use it through it; when that tab closes or reloads, another one takes over within
 // about a second, and nothing is lost or shown twice.
 
-import { engineWorkerLoadedEngine } from "../support/engine-worker.js";
+import { engineWorkerLoadedEngine, withoutSharedWorker } from "../support/engine-worker.js";
 import { test, expect } from "../support/stack.js";
 import {
   DOMAIN,
@@ -28,9 +28,7 @@ const BOB = `bob@${DOMAIN}`;
 const ONLINE = "Online via WebSocket";
 
 /** A browser without SharedWorker: the tabs elect a leading tab that runs the engine. */
-const withoutSharedWorker = {
-  prepare: (context) => context.addInitScript(() => delete globalThis.SharedWorker),
-};
+const noSharedWorker = { prepare: withoutSharedWorker };
 
 /** Whether `tab` downloaded the engine itself. */
 const loadedEngine = (tab) =>
@@ -183,13 +181,13 @@ test("without SharedWorker: the tab running the engine closed as it sends and co
   newPerson,
 }, info) => {
   // The engine closed with the tab: each of its last two acts went through everywhere or nowhere.
-  const outcome = await closeFirstTabMidCommit(newPerson, withoutSharedWorker);
+  const outcome = await closeFirstTabMidCommit(newPerson, noSharedWorker);
   console.log(`the leading tab closed mid-commit; went through: ${JSON.stringify(outcome)}`);
   info.annotations.push({ type: "outcome", description: JSON.stringify(outcome) });
 });
 
 test("without SharedWorker: when the tab running the engine closes, another takes over and nothing is lost", async ({ stack, newPerson }, info) => {
-  const { alice: first, bob } = await aliceAndBob(newPerson, withoutSharedWorker);
+  const { alice: first, bob } = await aliceAndBob(newPerson, noSharedWorker);
   const second = await openTab(first, "alice");
   const third = await openTab(first, "alice");
   for (const tab of [second, third]) await openConversation(tab, BOB);
@@ -222,7 +220,7 @@ test("without SharedWorker: when the tab running the engine closes, another take
 });
 
 test("without SharedWorker: a message being sent when the tab running the engine closes is given back, with why", async ({ stack, newPerson }) => {
-  const { alice: first, bob } = await aliceAndBob(newPerson, withoutSharedWorker);
+  const { alice: first, bob } = await aliceAndBob(newPerson, noSharedWorker);
   const second = await openTab(first, "alice");
   await openConversation(second, BOB);
   // The first tab's engine takes the message and never finishes sending it (it is closed first).
@@ -244,7 +242,7 @@ test("without SharedWorker: a message being sent when the tab running the engine
 });
 
 test("without SharedWorker: reloading a tab using the engine, then the one running it, keeps every tab working", async ({ stack, newPerson }) => {
-  const { alice: first, bob } = await aliceAndBob(newPerson, withoutSharedWorker);
+  const { alice: first, bob } = await aliceAndBob(newPerson, noSharedWorker);
   const second = await openTab(first, "alice");
   await openConversation(second, BOB);
 
@@ -303,7 +301,7 @@ test("every tab shows sign-up, any of them creates the account, and deleting it 
 
 test("without SharedWorker: with a passphrase, the tab that takes over asks for it, and any tab can give it", async ({ stack, newPerson }) => {
   const PASSPHRASE = "correct horse battery staple";
-  const { alice: first, bob } = await aliceAndBob(newPerson, withoutSharedWorker);
+  const { alice: first, bob } = await aliceAndBob(newPerson, noSharedWorker);
   const second = await openTab(first, "alice");
   const third = await openTab(first, "alice");
   // Set from a tab that uses the first one's engine.
