@@ -4,8 +4,9 @@
 // and waits in line, and while another tab holds it, this one uses that tab's engine
 // (engine-session.js). When the holder ends (the worker, once its last tab closed; or the
 // leading tab), the browser gives the lock to the next in line at once. The service worker
-// takes the lock for a push only when nobody holds it (sw-push.js), and gives it back once its
-// engine has stopped.
+// takes the lock for a push when nobody holds it, or when no page that could hold it is open
+// any more (the holder is on its way out: a worker whose tabs just closed lives on a moment);
+// it gives it back once its engine has stopped (sw-push.js).
 
 export const ENGINE_LOCK = "qpq-engine";
 /** Held by each tab while it lives, with its id appended (tab-link.js, engine-worker.js). */
@@ -32,6 +33,19 @@ export function tryTakeEngineLock() {
         return new Promise((release) => resolve({ release: () => release() }));
       })
       .catch(reject);
+  });
+}
+
+/**
+ * Waits in line for the lock for at most `ms`.
+ * @param {number} ms
+ * @returns {Promise<{ release: () => void } | null>} null when it is still held after `ms`
+ */
+export function takeEngineLockWithin(ms) {
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(ENGINE_LOCK, { signal: AbortSignal.timeout(ms) }, () => new Promise((release) => resolve({ release: () => release() })))
+      .catch((e) => (e?.name === "TimeoutError" || e?.name === "AbortError" ? resolve(null) : reject(e)));
   });
 }
 

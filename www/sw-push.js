@@ -13,10 +13,12 @@
 //
 // The engine is owned by one context at a time: the worker takes the Web Lock "qpq-engine"
 // only if no tab holds it (a tab that does is connected and receives the messages itself),
-// and releases it once the engine has stopped.
+// and releases it once the engine has stopped. With no page of the app open, whoever holds
+// the lock is on its way out (the tabs' SharedWorker outlives its last tab by a moment), so
+// the worker waits for it, up to HANDOVER_MS, rather than drop the push.
 
 import initEngine, { QpqClient } from "/pkg/qpq_web.js";
-import { tryTakeEngineLock } from "./engine-lock.js";
+import { takeEngineLockWithin, tryTakeEngineLock } from "./engine-lock.js";
 import { callNotifications, notifyCall, notifyConversation } from "./notify.js";
 import { RING_MS } from "./calls/calls.js";
 
@@ -25,6 +27,10 @@ const WASM_URL = "/pkg/qpq_web_bg.wasm";
 const SETTLE_MS = 700;
 /** …or, whatever happens, after this long. */
 const FETCH_LIMIT_MS = 20_000;
+/** How long a push waits for an engine whose pages have all closed to let go of the lock. */
+const HANDOVER_MS = 10_000;
+/** The pages that run the engine (through the tabs' worker, or as the leading tab). */
+const ENGINE_PAGES = ["/", "/index.html", "/embed.html"];
 
 let engine = null;
 
@@ -43,7 +49,7 @@ function loadEngine() {
 
 /** Handles one push event. */
 export async function onPush() {
-  const lock = await tryTakeEngineLock();
+  const lock = (await tryTakeEngineLock()) ?? ((await enginePagesOpen()) ? null : await takeEngineLockWithin(HANDOVER_MS));
   if (!lock) return; // a tab has the engine: it is online and shows what arrives
   let fresh;
   try {
@@ -58,6 +64,12 @@ export async function onPush() {
     await notify(fresh.me, fresh.conversations);
     for (const { conversation, entry } of fresh.rings) await notifyCall(self.registration, conversation, entry);
   }
+}
+
+/** Whether a page that runs the engine is open. */
+async function enginePagesOpen() {
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  return windows.some((w) => ENGINE_PAGES.includes(new URL(w.url).pathname));
 }
 
 /** Whether a history entry is an incoming call that still rings. */

@@ -196,6 +196,18 @@ test("when a passphrase locks Bob's app, a push shows only that messages came", 
 
     await send(alice, "the locked secret");
     const [received] = await push.waitFor(sub.id, 1);
+    // Whoever ran the engine may outlive the app's pages by a moment (the tabs' SharedWorker
+    // does): with no page of the app open, the push waits for the engine lock rather than
+    // drop. Here a page that is not the app holds it for a while.
+    await helper.evaluate(
+      () =>
+        new Promise((taken) =>
+          navigator.locks.request("qpq-engine", () => {
+            taken();
+            return new Promise((release) => setTimeout(release, 1_500));
+          }),
+        ),
+    );
     await deliver(received.plaintext);
     await expect
       .poll(() => shownNotifications(helper), { timeout: 30_000 })
