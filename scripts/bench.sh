@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, large-group, idle-sessions, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, pg-notify, large-group, idle-sessions, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput link backup load large-group idle-sessions browser-mls transports files push calls widget)
+all=(mls throughput link backup load pg-notify large-group idle-sessions browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -48,6 +48,17 @@ for b in "${wanted[@]}"; do
           # shellcheck disable=SC2086  # the configuration is a list of flags
           cargo run --release -q -p qpq-load -- --storage "$storage" $config
         done
+      done
+      ;;
+    pg-notify)
+      ensure_postgres
+      ensure_nats
+      cargo build --release -p qpq-load --bin qpq-pg-notify --bin qpq-load
+      say "PostgreSQL commits of an enqueue's shape with and without the nodes' NOTIFY"
+      cargo run --release -q -p qpq-load --bin qpq-pg-notify
+      for storage in postgres postgres-nats postgres postgres-nats; do
+        say "qpq-load on $storage (wake-ups by NOTIFY or by NATS), 16 senders x 8 in flight"
+        cargo run --release -q -p qpq-load -- --storage "$storage" --groups 4 --group-size 4 --senders 16 --in-flight 8
       done
       ;;
     large-group)

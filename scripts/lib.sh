@@ -57,6 +57,22 @@ ensure_postgres() {
   fi
 }
 
+# NATS, the optional wake-up bus of a PostgreSQL cluster (qpq-server --nats-url): the tests
+# of that bus use the one on 127.0.0.1:4222, started here when it does not answer (Debian's
+# nats-server, installed if missing).
+ensure_nats() {
+  if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+    if ! command -v nats-server >/dev/null; then
+      say "installing nats-server (apt)"
+      apt-get install -y -q nats-server >/dev/null
+    fi
+    say "starting NATS on 127.0.0.1:4222"
+    mkdir -p /tmp/qpq-nats
+    (setsid nats-server -a 127.0.0.1 -p 4222 -l /tmp/qpq-nats/nats.log >/dev/null 2>&1 </dev/null &)
+    for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.5; done
+  fi
+}
+
 ensure_node_modules() {
   # npm ci records what it installed in node_modules/.package-lock.json: reinstall when the
   # project's lock file is newer (a dependency was added).

@@ -8,6 +8,7 @@ step() { say "[$(( $(date +%s) - start ))s] $*"; }
 
 ensure_capnp
 ensure_postgres
+ensure_nats
 
 step "Rust tests: unit, engine scenarios, storage conformance (SQLite and PostgreSQL), end to end over QUIC"
 cargo test --workspace --no-fail-fast

@@ -8,7 +8,9 @@
 //! Every node and gateway logs at debug level meanwhile (failures included), and afterwards
 //! no log line holds a message's text, a group's name or a user's name.
 //!
-//! Sized for `make test` (four people, 144 messages); the same checker holds at any size.
+//! It runs twice: with the nodes waking each other through PostgreSQL's LISTEN/NOTIFY, and
+//! through NATS (`--nats-url`). Sized for `make test` (four people, 144 messages each time);
+//! the same checker holds at any size.
 //!
 //! The node processes are this test binary itself, started with `--qpq-node` and a node's
 //! flags (so nothing else has to be built): the target has `harness = false` and its own
@@ -119,7 +121,7 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    async fn start(dir: &Path, database: &str) -> NodeProcess {
+    async fn start(dir: &Path, database: &str, nats: Option<&str>) -> NodeProcess {
         let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let metrics = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -136,6 +138,7 @@ impl NodeProcess {
             .arg("--metrics-listen")
             .arg(metrics.to_string())
             .args(["--log", "debug"])
+            .args(nats.map(|url| format!("--nats-url={url}")))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -200,6 +203,16 @@ async fn queues(url: &str) -> String {
     format!("{rows:?} (device key, envelopes, last seq)")
 }
 
+/// The nodes' LISTEN connections for wake-ups.
+async fn wakeup_listeners(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("PostgreSQL answers");
+    sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'qpq-wakeup-listener'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_activity")
+}
+
 /// What `c` shows in `conv` besides texts (notices such as "a message could not be read").
 fn notices(c: &NativeClient, conv: &ChannelId) -> Vec<String> {
     c.with_engine(|e| {
@@ -256,7 +269,12 @@ fn check(members: &[&NativeClient], conv: &ChannelId, sent: &HashMap<String, Vec
     assert!(authenticators.iter().all(|a| *a == authenticators[0]), "every member at the same epoch of the same group");
 }
 
-const TEST: &str = "a_node_killed_and_postgres_restarted_under_load_lose_and_double_nothing";
+/// The test, once per wake-up bus of the cluster: PostgreSQL's NOTIFY (the default) and NATS
+/// (the one on 127.0.0.1:4222, which scripts/lib.sh `ensure_nats` starts).
+const TESTS: [(&str, Option<&str>); 2] = [
+    ("a_node_killed_and_postgres_restarted_under_load_lose_and_double_nothing", None),
+    ("with_nats_waking_the_nodes_a_node_killed_and_postgres_restarted_lose_and_double_nothing", Some("nats://127.0.0.1:4222")),
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -265,15 +283,18 @@ fn main() {
     }
     // What libtest would do with the arguments `cargo test` passes on: list, filter, run.
     if args.iter().any(|a| a == "--list") {
-        println!("{TEST}: test");
+        for (test, _) in TESTS {
+            println!("{test}: test");
+        }
         return;
     }
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| TEST.contains(f.as_str())) {
-        println!("running 0 tests (filtered out: {TEST})");
+    let chosen: Vec<_> =
+        TESTS.iter().filter(|(test, _)| filters.is_empty() || filters.iter().any(|f| test.contains(f.as_str()))).collect();
+    println!("running {} tests", chosen.len());
+    if chosen.is_empty() {
         return;
     }
-    println!("running 1 test");
     // The gateways run in this process: their log (debug) goes to a file that is scanned.
     let logs = tempfile::tempdir().unwrap();
     let gateway_log = logs.path().join("gateways.log");
@@ -283,8 +304,10 @@ fn main() {
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .init();
-    cluster_survives(&gateway_log);
-    println!("test {TEST} ... ok");
+    for (test, nats) in chosen {
+        cluster_survives(&gateway_log, *nats);
+        println!("test {test} ... ok");
+    }
 }
 
 /// Lines of `log` holding any of `secrets`.
@@ -292,7 +315,7 @@ fn leaks(log: &str, secrets: &[String]) -> Vec<String> {
     log.lines().filter(|l| secrets.iter().any(|s| l.contains(s.as_str()))).map(str::to_string).collect()
 }
 
-fn cluster_survives(gateway_log: &Path) {
+fn cluster_survives(gateway_log: &Path, nats: Option<&str>) {
     run(async {
         let t0 = std::time::Instant::now();
         let dir = tempfile::tempdir().unwrap();
@@ -304,8 +327,10 @@ fn cluster_survives(gateway_log: &Path) {
         let database = pg.url("qpq");
         let mut nodes = Vec::new();
         for i in 0..3 {
-            nodes.push(NodeProcess::start(&dir.path().join(format!("node{i}")), &database).await);
+            nodes.push(NodeProcess::start(&dir.path().join(format!("node{i}")), &database, nats).await);
         }
+        // Each node LISTENs for wake-ups unless NATS carries them.
+        assert_eq!(wakeup_listeners(&database).await, if nats.is_some() { 0 } else { 3 }, "LISTEN connections");
         let pins: Vec<(SocketAddr, &str)> = nodes.iter().map(|n| (n.addr, n.fingerprint.as_str())).collect();
         let mut gateways = Vec::new();
         for g in 0..2 {

@@ -77,6 +77,7 @@ impl NodeProcess {
         cmd.arg(SERVE_FLAG).arg("--storage").arg(match storage {
             Storage::Sqlite => "sqlite",
             Storage::Postgres => "postgres",
+            Storage::PostgresNats => "postgres-nats",
         });
         cmd.arg("--postgres-admin").arg(postgres_admin);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());

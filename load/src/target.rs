@@ -17,6 +17,9 @@ pub enum Storage {
     Sqlite,
     /// A database of its own on the PostgreSQL server at `--postgres-admin`.
     Postgres,
+    /// The same, the node waking other nodes through NATS instead of PostgreSQL's NOTIFY
+    /// (`QPQ_LOAD_NATS`, default nats://127.0.0.1:4222).
+    PostgresNats,
 }
 
 /// Which node to load.
@@ -76,14 +79,20 @@ impl NodeUnderTest {
                 let limits = set_limits(&mut cfg, *sends_per_min);
                 let db = match storage {
                     Storage::Sqlite => None,
-                    Storage::Postgres => {
+                    Storage::Postgres | Storage::PostgresNats => {
                         let db = PgDb::create(postgres_admin).await?;
                         cfg.database = Some(db.url.clone());
                         Some(db)
                     }
                 };
+                if *storage == Storage::PostgresNats {
+                    cfg.nats_url = Some(std::env::var("QPQ_LOAD_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()));
+                }
                 let backend = match &db {
                     None => format!("SQLite in {}", dir.path().display()),
+                    Some(db) if cfg.nats_url.is_some() => {
+                        format!("PostgreSQL database {} (created for this run), wake-ups through NATS", db.name)
+                    }
                     Some(db) => format!("PostgreSQL database {} (created for this run)", db.name),
                 };
                 let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
@@ -148,14 +157,16 @@ fn set_limits(cfg: &mut qpq_server::Config, sends_per_min: u32) -> Vec<String> {
 }
 
 /// A PostgreSQL database of this run's own.
-struct PgDb {
+pub struct PgDb {
     admin: String,
     name: String,
-    url: String,
+    /// Its URL.
+    pub url: String,
 }
 
 impl PgDb {
-    async fn create(admin: &str) -> anyhow::Result<PgDb> {
+    /// Creates it on the server of `admin` (the URL of a database there to connect to).
+    pub async fn create(admin: &str) -> anyhow::Result<PgDb> {
         let mut b = [0u8; 6];
         rand::thread_rng().fill_bytes(&mut b);
         let name = format!("qpq_load_{}", hex::encode(b));
@@ -170,7 +181,8 @@ impl PgDb {
         Ok(PgDb { url: format!("{base}/{name}"), admin: admin.to_string(), name })
     }
 
-    async fn drop_database(&self) {
+    /// Drops it, saying so when it cannot.
+    pub async fn drop_database(&self) {
         match <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin).await {
             Ok(mut conn) => {
                 let q = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

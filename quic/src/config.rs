@@ -30,10 +30,13 @@ fn transport(idle: Duration) -> quinn::TransportConfig {
 
 /// The transport settings of [`server_config`] with at most `max_bidi` concurrent
 /// bidirectional streams per connection (a node sets its own cap with this).
+///
+/// A server sends no keep-alives of its own: its clients send theirs ([`client_config`]), and
+/// a client that falls silent for `idle` is gone. An idle connection then costs the server
+/// one PING and its acknowledgement every third of the timeout, not two of each.
 pub fn transport_with_streams(idle: Duration, max_bidi: u32) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
-    t.keep_alive_interval(Some(idle / 3));
     t.max_concurrent_bidi_streams(max_bidi.into());
     t.max_concurrent_uni_streams(0u32.into());
     t
@@ -81,7 +84,11 @@ pub fn client_config(trust: &Trust, alpn: &[u8], idle: Duration) -> Result<quinn
     // Servers here never open streams toward their clients; quinn would otherwise keep state,
     // made up front, for every stream the server may open (about 4.5 MiB per connection at
     // the 65,536 a server allows itself).
-    cfg.transport_config(Arc::new(transport_with_streams(idle, 0)));
+    let mut t = transport_with_streams(idle, 0);
+    // The client keeps the connection alive: a PING every third of its idle timeout (a
+    // server's timeout must not be shorter than that; a node's default is the same 30 s).
+    t.keep_alive_interval(Some(idle / 3));
+    cfg.transport_config(Arc::new(t));
     Ok(cfg)
 }
 

@@ -33,6 +33,12 @@ pub struct Config {
     #[arg(long, env = "QPQ_DATABASE")]
     pub database: Option<String>,
 
+    /// NATS server (nats://HOST:PORT) over which the nodes of a PostgreSQL cluster wake each
+    /// other, instead of PostgreSQL's LISTEN/NOTIFY, which serialises the commits that notify.
+    /// Every node of a cluster must use the same bus.
+    #[arg(long, env = "QPQ_NATS_URL")]
+    pub nats_url: Option<String>,
+
     /// PEM certificate chain to serve instead of the generated self-signed one (needs --key).
     #[arg(long, env = "QPQ_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
@@ -111,7 +117,8 @@ pub struct Config {
     #[arg(skip = true)]
     pub close_revoked_sessions: bool,
 
-    /// Seconds without traffic after which a QUIC connection is closed.
+    /// Seconds without traffic after which a QUIC connection is closed. The node sends no
+    /// keep-alives: clients do, every 10 s (the gateway every 3 s), so keep this above that.
     #[arg(long, env = "QPQ_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,
 

@@ -72,7 +72,7 @@ impl Node {
                 CertificateBundle::load_or_generate(&config.data_dir, &names, Duration::from_secs(365 * 86400))?
             }
         };
-        let storage: Arc<dyn Storage> = storage::open(&config.database_url())
+        let storage: Arc<dyn Storage> = storage::open(&config.database_url(), config.nats_url.as_deref())
             .await
             .with_context(|| "opening the database")?;
         let mut server_config = qpq_quic::server_config(&bundle, &[ALPN_NODE], config.idle_timeout())?;

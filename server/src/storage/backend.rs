@@ -45,6 +45,10 @@ pub trait Backend: Send + Sync + 'static {
     /// The local wake-up channel.
     fn wake(&self) -> &broadcast::Sender<Wake>;
 
+    /// Tells other nodes, after the commit, what happened to these devices — for a backend
+    /// whose wake-ups do not travel inside the transaction (`Tx::announce`).
+    fn announce_committed(&self, _wakes: &[Wake]) {}
+
     /// Returns once the write batch `batch` is committed (see `super::group`); an error when
     /// it failed. Only backends that group their writes hand out batches.
     async fn settle(&self, _batch: u64) -> Result<(), super::StoreError> {

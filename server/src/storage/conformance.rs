@@ -1515,11 +1515,19 @@ mod postgres_cluster {
     use super::*;
     use crate::storage::postgres::PgStorage;
 
+    /// The NATS server the wake-up bus tests use (scripts/lib.sh `ensure_nats` starts it).
+    const NATS: &str = "nats://127.0.0.1:4222";
+
     async fn nodes(n: usize) -> (Vec<Arc<dyn Storage>>, TestDatabase) {
+        nodes_on(n, None).await
+    }
+
+    /// `n` nodes on one new database, waking each other through NATS at `nats` if given.
+    async fn nodes_on(n: usize, nats: Option<&str>) -> (Vec<Arc<dyn Storage>>, TestDatabase) {
         let db = TestDatabase::create().await;
         let mut nodes: Vec<Arc<dyn Storage>> = Vec::new();
         for _ in 0..n {
-            nodes.push(Arc::new(PgStorage::connect(&db.url).await.expect("connect node")));
+            nodes.push(Arc::new(PgStorage::connect_with_bus(&db.url, nats).await.expect("connect node")));
         }
         (nodes, db)
     }
@@ -1536,7 +1544,46 @@ mod postgres_cluster {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_enqueue_on_one_node_wakes_subscribers_of_another() {
-        let (nodes, _db) = nodes(2).await;
+        let (nodes, db) = nodes(2).await;
+        let mut notifications = sqlx::postgres::PgListener::connect(&db.url).await.expect("listen");
+        notifications.listen("qpq_wakeup").await.expect("listen");
+        wakes_cross_nodes(&nodes).await;
+        let n = tokio::time::timeout(WAKE_TIMEOUT, notifications.recv()).await;
+        assert!(matches!(n, Ok(Ok(_))), "the wake-ups went by NOTIFY");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_nats_as_the_bus_an_enqueue_on_one_node_wakes_subscribers_of_another_and_nothing_is_notified() {
+        let (nodes, db) = nodes_on(2, Some(NATS)).await;
+        let mut notifications = sqlx::postgres::PgListener::connect(&db.url).await.expect("listen");
+        notifications.listen("qpq_wakeup").await.expect("listen");
+        wakes_cross_nodes(&nodes).await;
+        let n = tokio::time::timeout(Duration::from_millis(500), notifications.recv()).await;
+        assert!(n.is_err(), "no NOTIFY when NATS carries the wake-ups: {n:?}");
+        // Another cluster (another database) on the same NATS server hears none of them.
+        let (other, _other_db) = nodes_on(1, Some(NATS)).await;
+        let mut rx = other[0].wakeups();
+        let alice = register(&*nodes[0], "dora", 1).await.remove(0);
+        let erin = register(&*nodes[0], "erin", 1).await.remove(0);
+        let channel = group(&*nodes[0], 9, &[alice.clone(), erin.clone()]).await;
+        store_enqueue(&nodes[0], &channel, &alice, 1).await;
+        let heard = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+        assert!(heard.is_err(), "another cluster's node was woken: {heard:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nats_bus_is_refused_for_sqlite_and_an_unreachable_one_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("n.sqlite").display());
+        let e = crate::storage::open(&url, Some(NATS)).await.err().expect("refused");
+        assert!(e.to_string().contains("PostgreSQL"), "{e}");
+        let db = TestDatabase::create().await;
+        let e = PgStorage::connect_with_bus(&db.url, Some("nats://127.0.0.1:1")).await.err().expect("refused");
+        assert!(e.to_string().contains("cannot reach the NATS server"), "{e}");
+    }
+
+    /// An enqueue, a commit and a revocation on the first node wake the second's subscribers.
+    async fn wakes_cross_nodes(nodes: &[Arc<dyn Storage>]) {
         let (a, b) = (&nodes[0], &nodes[1]);
         let alice = register(&**a, "alice", 1).await.remove(0);
         let bob = register(&**a, "bob", 1).await.remove(0);

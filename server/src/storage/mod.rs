@@ -530,10 +530,15 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// Opens the storage named by `url`: `sqlite://PATH` (created if missing) or
-/// `postgres://…`. Runs migrations.
-pub async fn open(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+/// `postgres://…`, whose nodes wake each other through NATS at `nats` when given (else
+/// through PostgreSQL). Runs migrations.
+pub async fn open(url: &str, nats: Option<&str>) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStorage::connect(url).await?))
+        Ok(Arc::new(postgres::PgStorage::connect_with_bus(url, nats).await?))
+    } else if nats.is_some() {
+        Err(StoreError::Config(
+            "a NATS wake-up bus is for nodes sharing a PostgreSQL database; an SQLite node has no other nodes to wake".into(),
+        ))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStorage::open(path).await?))
     } else {

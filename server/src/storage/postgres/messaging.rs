@@ -273,6 +273,9 @@ impl ChannelSql for PgTx {
     }
 
     async fn announce(&mut self, wakes: &[Wake]) -> Result<(), TxError> {
+        if !self.notify {
+            return Ok(()); // NATS carries them after the commit
+        }
         wakeups::notify(&mut self.conn, self.node, wakes).await
     }
 

@@ -8,7 +8,7 @@
 //! and an advisory lock per name its registration and deletion. Transactions PostgreSQL
 //! aborts to break a deadlock or a serialisation conflict are retried. Wake-ups travel by
 //! `pg_notify` inside the transaction that queued the envelopes and come back through one
-//! LISTEN connection per node; nothing polls.
+//! LISTEN connection per node, or by NATS after the commit (`wakeups`); nothing polls.
 
 mod accounts;
 mod blobs;
@@ -46,14 +46,28 @@ pub struct PgStorage {
     /// Random per process; tells this node's notifications from other nodes'.
     node: u64,
     wake: broadcast::Sender<Wake>,
-    /// Forwards other nodes' wake-ups to `wake` until dropped.
-    _listener: wakeups::Listener,
+    /// How other nodes hear of this one's changes and this one of theirs (until dropped).
+    bus: Bus,
+}
+
+/// The wake-up bus of the cluster (`wakeups`).
+enum Bus {
+    /// `pg_notify` in each transaction; a LISTEN connection forwards other nodes' wake-ups.
+    Notify(#[allow(dead_code)] wakeups::Listener),
+    /// NATS, after each commit.
+    Nats(wakeups::NatsBus),
 }
 
 impl PgStorage {
     /// Connects to `url` (`postgres://user@host:port/database`), runs the migrations under an
     /// advisory lock, and starts listening for other nodes' wake-ups.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_bus(url, None).await
+    }
+
+    /// As [`Self::connect`], with the wake-ups on the NATS server at `nats` when given
+    /// (every node of a cluster must use the same bus).
+    pub async fn connect_with_bus(url: &str, nats: Option<&str>) -> Result<Self, StoreError> {
         // The URL may carry a password: never echo it.
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("the PostgreSQL URL is malformed".into()))?;
@@ -66,8 +80,14 @@ impl PgStorage {
         migrate(&pool).await?;
         let node = rand::random::<u64>();
         let (wake, _) = broadcast::channel(WAKE_CAPACITY);
-        let listener = wakeups::Listener::start(options, node, wake.clone()).await?;
-        Ok(PgStorage { pool, node, wake, _listener: listener })
+        let bus = match nats {
+            Some(nats) => {
+                let database = options.get_database().unwrap_or("postgres").to_string();
+                Bus::Nats(wakeups::NatsBus::start(nats, &database, node, wake.clone()).await?)
+            }
+            None => Bus::Notify(wakeups::Listener::start(options, node, wake.clone()).await?),
+        };
+        Ok(PgStorage { pool, node, wake, bus })
     }
 }
 
@@ -97,12 +117,12 @@ impl Backend for PgStorage {
 
     async fn write(&self, op: &'static str) -> Result<PgTx, TxError> {
         let tx = self.pool.begin().await.map_err(db(op))?;
-        Ok(PgTx { conn: Conn::tx(tx, op), node: self.node })
+        Ok(PgTx { conn: Conn::tx(tx, op), node: self.node, notify: self.notifies() })
     }
 
     async fn read(&self, op: &'static str) -> Result<PgTx, TxError> {
         let conn = self.pool.acquire().await.map_err(db(op))?;
-        Ok(PgTx { conn: Conn::read(conn, op), node: self.node })
+        Ok(PgTx { conn: Conn::read(conn, op), node: self.node, notify: self.notifies() })
     }
 
     /// Deadlock detected or serialisation failure: the transaction may simply be run again.
@@ -112,6 +132,12 @@ impl Backend for PgStorage {
 
     fn wake(&self) -> &broadcast::Sender<Wake> {
         &self.wake
+    }
+
+    fn announce_committed(&self, wakes: &[Wake]) {
+        if let Bus::Nats(nats) = &self.bus {
+            nats.publish(wakes);
+        }
     }
 
     /// A session advisory lock on a connection taken out of the pool: held while the
@@ -129,11 +155,20 @@ impl Backend for PgStorage {
     }
 }
 
+impl PgStorage {
+    /// Whether wake-ups go out by `pg_notify` in the transaction.
+    fn notifies(&self) -> bool {
+        matches!(self.bus, Bus::Notify(_))
+    }
+}
+
 /// A transaction (or read connection) of this node.
 pub struct PgTx {
     conn: Conn<Postgres>,
     /// This node's id, sent with wake-ups.
     node: u64,
+    /// Whether wake-ups go out by `pg_notify` in the transaction (else after it, by NATS).
+    notify: bool,
 }
 
 #[async_trait]

@@ -1,19 +1,30 @@
-//! Wake-ups across nodes: `pg_notify` inside the transaction that queued the envelopes
-//! (delivered only if it commits), and one LISTEN connection per node forwarding other
-//! nodes' notifications to the local broadcast channel.
+//! Wake-ups across nodes, by one of two buses:
+//!
+//! - PostgreSQL itself (the default): `pg_notify` inside the transaction that queued the
+//!   envelopes (delivered only if it commits), and one LISTEN connection per node forwarding
+//!   other nodes' notifications to the local broadcast channel. PostgreSQL serialises the
+//!   commits of transactions that notified, which costs commit throughput under many writers
+//!   (BENCHMARKS.md, `qpq-pg-notify`).
+//! - NATS (`--nats-url`): the same payloads published right after the commit, on a subject
+//!   named after the database, and one subscription per node. PostgreSQL stays the source of
+//!   truth; a wake-up is only a hint to fetch. One published by a node that dies between its
+//!   commit and the publish is lost, as a NOTIFY is while a listener reconnects: the
+//!   recipient's session fetches on its next wake-up or connection.
 //!
 //! A notification's payload is the sending node's id on the first line, then one
 //! `q <device id hex>` (new envelopes) or `g <device id hex>` (the device is gone) line per
 //! device: a device's 16 random bytes, never a user name. The node skips its own
 //! notifications because it has already woken its subscribers right after the commit.
-//! Notifications sent while the listener is reconnecting are lost; subscribers fetch anyway.
+//! Notifications sent while the listener is reconnecting are lost; every subscriber of the
+//! node is then told to fetch (`Wake::Resync`).
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use qpq_proto::DeviceId;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgConnection;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::storage::rows::{db, describe, TxError};
@@ -48,6 +59,84 @@ pub(super) async fn notify(conn: &mut PgConnection, node: u64, wakes: &[Wake]) -
 /// The background task forwarding notifications; stopped when dropped.
 pub(super) struct Listener {
     task: JoinHandle<()>,
+}
+
+/// NATS as the wake-up bus: publishes after commits and forwards other nodes' wake-ups.
+pub(super) struct NatsBus {
+    /// Payloads to publish, in commit order (a task of its own publishes them).
+    out: mpsc::UnboundedSender<String>,
+    node: u64,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl NatsBus {
+    /// Connects to the NATS server at `url` and subscribes to the wake-ups of the database
+    /// `database`; forwards other nodes' to `wake`.
+    pub(super) async fn start(url: &str, database: &str, node: u64, wake: broadcast::Sender<Wake>) -> Result<Self, StoreError> {
+        let resync = wake.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name("qpq-server")
+            // Wake-ups published while disconnected are lost anyway: everyone fetches again.
+            .event_callback(move |event| {
+                let resync = resync.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        tracing::info!("wake-up bus (NATS) reconnected");
+                        let _ = resync.send(Wake::Resync);
+                    } else if matches!(event, async_nats::Event::Disconnected) {
+                        tracing::warn!("wake-up bus (NATS) disconnected; reconnecting");
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            // The URL may carry credentials: never echo it.
+            .map_err(|e| StoreError::Config(format!("cannot reach the NATS server for wake-ups: {e}")))?;
+        // One subject per database, so that clusters sharing a NATS server stay apart (a
+        // database name may hold what a subject may not: wildcards, dots, spaces).
+        let token: String =
+            database.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        let subject = format!("qpq.wakeup.{token}");
+        let mut subscription = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| StoreError::Backend(format!("subscribe to wake-ups on NATS: {e}")))?;
+        // The subscription is in effect once the server has seen it.
+        client.flush().await.map_err(|e| StoreError::Backend(format!("subscribe to wake-ups on NATS: {e}")))?;
+        let forward = tokio::spawn(async move {
+            while let Some(message) = subscription.next().await {
+                let Ok(payload) = std::str::from_utf8(&message.payload) else { continue };
+                for w in parse(payload, node) {
+                    let _ = wake.send(w);
+                }
+            }
+        });
+        let (out, mut queue) = mpsc::unbounded_channel::<String>();
+        let publish = tokio::spawn(async move {
+            while let Some(payload) = queue.recv().await {
+                // Buffered by the client while it reconnects; an error means it gave up.
+                if let Err(e) = client.publish(subject.clone(), payload.into()).await {
+                    tracing::warn!(error = %e, "a wake-up could not be published on NATS");
+                }
+            }
+        });
+        Ok(NatsBus { out, node, tasks: [forward, publish] })
+    }
+
+    /// Publishes `wakes` (after their commit).
+    pub(super) fn publish(&self, wakes: &[Wake]) {
+        for payload in payloads(self.node, wakes) {
+            let _ = self.out.send(payload);
+        }
+    }
+}
+
+impl Drop for NatsBus {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Listener {

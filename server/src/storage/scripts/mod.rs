@@ -72,8 +72,10 @@ where
 }
 
 /// Wakes local subscribers and sessions (called after the commit that changed them; other
-/// nodes, if any, hear of it through the backend's `announce`).
+/// nodes, if any, hear of it through the backend's `announce` in the transaction or its
+/// `announce_committed` now).
 fn wake_all<B: Backend>(backend: &B, wakes: Vec<Wake>) {
+    backend.announce_committed(&wakes);
     for w in wakes {
         // No subscriber is not an error: envelopes wait in the queue.
         let _ = backend.wake().send(w);
