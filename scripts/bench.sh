@@ -71,8 +71,10 @@ for b in "${wanted[@]}"; do
       ;;
     idle-sessions)
       cargo build --release -p qpq-load --bin qpq-idle-sessions
-      say "idle sessions over QUIC straight to one node: memory per session and idle CPU at 1,000 and 10,000"
-      cargo run --release -q -p qpq-load --bin qpq-idle-sessions -- --sessions 10000 --idle-secs 10
+      for via in quic websocket webtransport; do
+        say "10,000 idle sessions over $via (through a gateway but for quic): memory per session and idle CPU at 1,000 and 10,000"
+        cargo run --release -q -p qpq-load --bin qpq-idle-sessions -- --via "$via" --sessions 10000 --idle-secs 10
+      done
       ;;
     browser-mls)
       browser_setup

@@ -33,7 +33,7 @@ never | qpq-core qpq-client | wasm-bindgen js-sys | host wasm | getrandom web-ti
 only | qpq-web | wasm-bindgen web-sys js-sys rexie | host wasm | getrandom web-time | only web-client uses wasm-bindgen, web-sys, js-sys or rexie
 only | qpq-server qpq-gateway qpq-native qpq-quic qpq-load | quinn quinn-proto | host wasm | - | only server, gateway, native, quic and load use quinn
 only | qpq-server qpq-load | sqlx sqlx-core sqlx-sqlite sqlx-postgres rusqlite libsqlite3-sys postgres tokio-postgres | host wasm | - | only server (and load, which starts a node and creates its database) uses SQL drivers
-only | qpq-gateway | axum | host wasm | - | only gateway uses axum
+only | qpq-gateway | axum | host wasm | qpq-gateway | only gateway uses axum (load reaches it only through the gateway it starts for a benchmark)
 only | qpq-core qpq-server qpq-conformance | openmls | host wasm | qpq-core qpq-server | only core, server (to validate commits) and the MLS vector suite use openmls; other crates reach it only through them
 never | qpq-gateway | qpq-proto capnp capnp-rpc capnp-futures | host | - | the gateway does not depend on the schema or Cap'"'"'n Proto
 never | qpq-core qpq-types | qpq-proto capnp capnp-rpc capnp-futures capnpc | host wasm | - | core and types do not depend on the schema or Cap'"'"'n Proto (core builds without the capnp compiler)

@@ -2,7 +2,9 @@
 //! apart from their clients' (`qpq-large-group`, `qpq-idle-sessions`). The child is the
 //! benchmark's own binary again with `--serve-node`: it starts a node with `qpq_server::spawn`
 //! (limits as [`crate::target`] sets them), prints `ADDR PIN` once it listens, and stops (and
-//! drops a PostgreSQL database it made) when its standard input closes.
+//! drops a PostgreSQL database it made) when its standard input closes. [`ChildProcess`] is
+//! what such a child is to its parent (its memory and CPU time, stopping it), for the node
+//! here and for the gateway of [`crate::child_gateway`].
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
@@ -59,40 +61,26 @@ pub async fn serve(storage: Storage, postgres_admin: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The node's process: its pid, where it listens and its pin.
-pub struct NodeProcess {
+/// A benchmark's child process (this binary again, with a flag): its memory and CPU time
+/// are read from `/proc`; closing its standard input stops it.
+pub struct ChildProcess {
     child: Child,
     pid: u32,
-    /// Its QUIC address.
-    pub addr: SocketAddr,
-    /// Its certificate pin (hex).
-    pub fingerprint: String,
 }
 
-impl NodeProcess {
-    /// Starts this binary again with [`SERVE_FLAG`] and waits until the node listens.
-    pub fn start(storage: Storage, postgres_admin: &str) -> anyhow::Result<NodeProcess> {
+impl ChildProcess {
+    /// Starts this binary again with `args` and waits for the first line it prints (said
+    /// once it serves); `what` names it in errors.
+    pub fn start(args: &[String], what: &str) -> anyhow::Result<(ChildProcess, String)> {
         let exe = std::env::current_exe().context("this program's path")?;
         let mut cmd = Command::new(exe);
-        cmd.arg(SERVE_FLAG).arg("--storage").arg(match storage {
-            Storage::Sqlite => "sqlite",
-            Storage::Postgres => "postgres",
-            Storage::PostgresNats => "postgres-nats",
-        });
-        cmd.arg("--postgres-admin").arg(postgres_admin);
+        cmd.args(args);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().context("starting the node's process")?;
+        let mut child = cmd.spawn().with_context(|| format!("starting the {what}'s process"))?;
         let pid = child.id();
-        let stdout = child.stdout.take().context("the node's output")?;
-        // Its first line, said once it listens.
-        let line = BufReader::new(stdout).lines().next().context("the node said nothing")??;
-        let (addr, fingerprint) = line.split_once(' ').context("the node's first line is `ADDR PIN`")?;
-        Ok(NodeProcess { child, pid, addr: addr.parse()?, fingerprint: fingerprint.to_string() })
-    }
-
-    /// The node as a remote target, for what takes one ([`crate::device`]).
-    pub async fn target(&self) -> anyhow::Result<NodeUnderTest> {
-        NodeUnderTest::start(&Target::Remote { addr: self.addr, fingerprint: self.fingerprint.clone() }, "error").await
+        let stdout = child.stdout.take().with_context(|| format!("the {what}'s output"))?;
+        let line = BufReader::new(stdout).lines().next().with_context(|| format!("the {what} said nothing"))??;
+        Ok((ChildProcess { child, pid }, line))
     }
 
     /// Resident memory, KiB.
@@ -115,5 +103,61 @@ impl NodeProcess {
     pub fn stop(mut self) {
         drop(self.child.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit (a benchmark holding
+/// thousands of TCP connections needs one file each); returns the limit now in force.
+pub fn raise_open_files_limit() -> anyhow::Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).context("raising the open-file limit")?;
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}
+
+/// The node's process: where it listens and its pin.
+pub struct NodeProcess {
+    process: ChildProcess,
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+    /// Its certificate pin (hex).
+    pub fingerprint: String,
+}
+
+impl NodeProcess {
+    /// Starts this binary again with [`SERVE_FLAG`] and waits until the node listens.
+    pub fn start(storage: Storage, postgres_admin: &str) -> anyhow::Result<NodeProcess> {
+        let storage = match storage {
+            Storage::Sqlite => "sqlite",
+            Storage::Postgres => "postgres",
+            Storage::PostgresNats => "postgres-nats",
+        };
+        let args = [SERVE_FLAG, "--storage", storage, "--postgres-admin", postgres_admin].map(String::from);
+        let (process, line) = ChildProcess::start(&args, "node")?;
+        let (addr, fingerprint) = line.split_once(' ').context("the node's first line is `ADDR PIN`")?;
+        Ok(NodeProcess { process, addr: addr.parse()?, fingerprint: fingerprint.to_string() })
+    }
+
+    /// The node as a remote target, for what takes one ([`crate::device`]).
+    pub async fn target(&self) -> anyhow::Result<NodeUnderTest> {
+        NodeUnderTest::start(&Target::Remote { addr: self.addr, fingerprint: self.fingerprint.clone() }, "error").await
+    }
+
+    /// Resident memory, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.process.rss_kib()
+    }
+
+    /// CPU time (user + system) so far, ms (in 10 ms ticks).
+    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
+        self.process.cpu_ms()
+    }
+
+    /// Closes its input, which stops it, and waits for it.
+    pub fn stop(self) {
+        self.process.stop();
     }
 }

@@ -1,7 +1,8 @@
-//! One device in the message phase: its own QUIC connection and RPC stream, a login with the
-//! identity its engine holds, and a subscription whose listener counts what arrives and
-//! acknowledges it as the client does — by sequence number, after taking the batch, in a task
-//! of its own so the next delivery is not held up by the acknowledgement's round trip.
+//! One device in the message phase: its own QUIC connection and RPC stream (or, through a
+//! gateway, a WebSocket or WebTransport session's byte stream), a login with the identity its
+//! engine holds, and a subscription whose listener counts what arrives and acknowledges it as
+//! the client does — by sequence number, after taking the batch, in a task of its own so the
+//! next delivery is not held up by the acknowledgement's round trip.
 //!
 //! Nothing is decrypted here: the figure is the node's work, not this program's MLS.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use capnp::capability::Rc as CapRc;
 use futures::future::FutureExt;
-use qpq_client::{Connection, Session};
+use qpq_client::{BoundStream, Connection, Session};
 use qpq_core::Engine;
 use qpq_proto::node_capnp::{listener, subscription};
 use qpq_proto::{wire, DeviceAddress, EnvelopeKind, LOGIN_BINDING_LEN, LOGIN_EXPORTER_LABEL};
@@ -57,8 +58,11 @@ pub struct DeviceSession {
     /// What it received.
     pub tally: Rc<Tally>,
     conn: Connection,
-    quic: quinn::Connection,
+    /// The session's own QUIC connection, when it goes straight to the node (one through a
+    /// gateway ends with its stream).
+    quic: Option<quinn::Connection>,
     subscription: RefCell<Option<subscription::Client>>,
+    heartbeat: RefCell<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A client endpoint trusting the node's certificate, shared by all devices of a run (one UDP
@@ -74,27 +78,48 @@ pub fn endpoint(node: &NodeUnderTest) -> anyhow::Result<quinn::Endpoint> {
 }
 
 impl DeviceSession {
-    /// Connects and logs in as the device `engine` holds.
+    /// Connects straight to the node and logs in as the device `engine` holds.
     pub async fn open(ep: &quinn::Endpoint, node: &NodeUnderTest, engine: &Engine) -> anyhow::Result<DeviceSession> {
         let quic = ep.connect(node.addr, "localhost")?.await.context("connecting to the node")?;
         let (send, recv) = quic.open_bi().await.context("opening a stream")?;
-        let (conn, driver) = Connection::new(recv.compat(), send.compat_write());
-        tokio::task::spawn_local(driver);
-        conn.hello(concat!("qpq-load/", env!("CARGO_PKG_VERSION"))).await?;
-        let (user, device) = (engine.user().clone(), engine.device_id());
-        let nonce = conn.challenge(&user, &device).await?;
         // Bound to this connection, as the native client's login is.
         let mut binding = [0u8; LOGIN_BINDING_LEN];
         quic.export_keying_material(&mut binding, LOGIN_EXPORTER_LABEL, b"")
             .map_err(|_| anyhow::anyhow!("the connection has no TLS exporter"))?;
-        let session = conn.login(&user, &device, &nonce, &engine.sign_login(&nonce, &binding)).await?;
+        let mut s = DeviceSession::log_in(recv.compat(), send.compat_write(), &binding, engine).await?;
+        s.quic = Some(quic);
+        Ok(s)
+    }
+
+    /// Logs in as the device `engine` holds over a stream a `qpq_client::Connector` opened
+    /// (`connect_bound`): bound to the connection when the transport gives its exporter value,
+    /// else — through a gateway, as for the app in a browser — with an empty binding, as
+    /// `qpq-client` logs in.
+    pub async fn over(stream: BoundStream, engine: &Engine) -> anyhow::Result<DeviceSession> {
+        let ((r, w), binding) = stream;
+        DeviceSession::log_in(r, w, binding.as_ref().map_or(&[][..], |b| &b[..]), engine).await
+    }
+
+    /// Hello, challenge and login over the stream `r`, `w`, the signature over `binding`.
+    async fn log_in<R, W>(r: R, w: W, binding: &[u8], engine: &Engine) -> anyhow::Result<DeviceSession>
+    where
+        R: futures::io::AsyncRead + Unpin + 'static,
+        W: futures::io::AsyncWrite + Unpin + 'static,
+    {
+        let (conn, driver) = Connection::new(r, w);
+        tokio::task::spawn_local(driver);
+        conn.hello(concat!("qpq-load/", env!("CARGO_PKG_VERSION"))).await?;
+        let (user, device) = (engine.user().clone(), engine.device_id());
+        let nonce = conn.challenge(&user, &device).await?;
+        let session = conn.login(&user, &device, &nonce, &engine.sign_login(&nonce, binding)).await?;
         Ok(DeviceSession {
             address: DeviceAddress { user, device },
             session,
             tally: Rc::default(),
             conn,
-            quic,
+            quic: None,
             subscription: RefCell::new(None),
+            heartbeat: RefCell::new(None),
         })
     }
 
@@ -113,11 +138,34 @@ impl DeviceSession {
         Ok(self.session.fetch(0, limit).await?.len())
     }
 
-    /// Ends the subscription and closes the stream and connection.
+    /// Calls `whoami` every `every`, as the app's heartbeat does (`qpq-client` checks an idle
+    /// connection that way, which also keeps a gateway's idle timer from closing it), until
+    /// the session closes or a call fails. The first call comes at a random point of the
+    /// first period: sessions of different people are not in step.
+    pub fn heartbeat(&self, every: Duration) {
+        let session = self.session.clone();
+        let first = every.mul_f64(rand::random::<f64>());
+        let beat = tokio::task::spawn_local(async move {
+            tokio::time::sleep(first).await;
+            while session.whoami().await.is_ok() {
+                tokio::time::sleep(every).await;
+            }
+        });
+        if let Some(old) = self.heartbeat.replace(Some(beat)) {
+            old.abort();
+        }
+    }
+
+    /// Ends the heartbeat and the subscription and closes the stream and connection.
     pub async fn close(self) {
+        if let Some(beat) = self.heartbeat.take() {
+            beat.abort();
+        }
         self.subscription.borrow_mut().take();
         self.conn.close().await;
-        self.quic.close(0u32.into(), b"done");
+        if let Some(quic) = &self.quic {
+            quic.close(0u32.into(), b"done");
+        }
     }
 }
 

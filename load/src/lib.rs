@@ -16,7 +16,13 @@
 //! It deliberately does no MLS in the message phase (no encryption per send, no decryption per
 //! delivery): the figure is the node's work. The end-to-end cost with the engine on both ends
 //! is `cargo bench -p qpq-native --bench throughput`.
+//!
+//! The crate's other benchmarks (`src/bin/`) share its node, devices and setup; theirs alone
+//! are the node and gateway in child processes of their own ([`child_node`],
+//! [`child_gateway`]) and the browser transports' clients of a gateway, [`ws_client`]
+//! (WebSocket) and [`wt_client`] (WebTransport), which the end-to-end tests use too.
 
+pub mod child_gateway;
 pub mod child_node;
 pub mod cpu;
 pub mod device;
@@ -26,6 +32,8 @@ pub mod setup;
 pub mod target;
 pub mod traffic;
 pub mod window;
+pub mod ws_client;
+pub mod wt_client;
 
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,10 @@
 //! The end-to-end harness shared by every test of this crate: real server nodes (QUIC,
 //! SQLite or PostgreSQL) and a real gateway on their own threads, a throwaway PostgreSQL
 //! database per test, native clients on the test's LocalSet (directly over QUIC, or through
-//! the gateway), and a WebSocket `Connector` that speaks to the gateway's `/ws` the way the
-//! browser does. (`h3client` adds HTTP/3 and WebTransport; `push_service` is a local RFC 8030
-//! push service, the browser vendor's part of Web Push.)
+//! the gateway), and WebSockets to the gateway's `/ws` — the `Connector` that speaks to it the
+//! way the browser does is `qpq_load::ws_client`'s, re-exported here. (`h3client` adds HTTP/3
+//! and WebTransport; `push_service` is a local RFC 8030 push service, the browser vendor's
+//! part of Web Push.)
 
 #![allow(dead_code)]
 
@@ -12,18 +13,11 @@ pub mod mls;
 pub mod push_service;
 pub mod raw;
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::future::{FutureExt, LocalBoxFuture};
-use futures::io::{AsyncRead, AsyncWrite};
-use futures::stream::{SplitSink, SplitStream};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use qpq_client::{Client, ConnState, Connection, Connector, Platform, StateStore};
 use qpq_quic::{Trust, ALPN_NODE};
@@ -36,7 +30,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// Runs an async test body on a current-thread runtime inside a LocalSet.
 pub fn run<F: std::future::Future<Output = ()>>(f: F) {
@@ -136,100 +129,11 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     (status, raw[split + 4..].to_vec())
 }
 
-// --- the WebSocket connector ------------------------------------------------------------------
+// --- WebSockets ---------------------------------------------------------------------------------
 
-pub type Ws = WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Opens WebSockets to a gateway's `/ws`, as the browser does, and adapts binary messages
-/// to the byte stream `qpq-client` speaks Cap'n Proto over.
-#[derive(Clone)]
-pub struct WsConnector {
-    pub url: String,
-    pub origin: Option<String>,
-}
-
-impl WsConnector {
-    /// A connector to the gateway at `addr`, sending its own origin like a page it served.
-    pub fn new(addr: SocketAddr) -> Self {
-        WsConnector { url: format!("ws://{addr}/ws"), origin: Some(format!("http://{addr}")) }
-    }
-}
-
-impl Connector for WsConnector {
-    fn connect(&self) -> LocalBoxFuture<'static, Result<qpq_client::Stream, String>> {
-        let me = self.clone();
-        async move {
-            let mut req = me.url.as_str().into_client_request().map_err(|e| e.to_string())?;
-            if let Some(o) = &me.origin {
-                req.headers_mut().insert("origin", o.parse().map_err(|_| "bad origin".to_string())?);
-            }
-            let (ws, _) =
-                tokio_tungstenite::connect_async(req).await.map_err(|e| format!("cannot open {}: {e}", me.url))?;
-            let (sink, stream) = ws.split();
-            let r: Box<dyn AsyncRead + Unpin> = Box::new(WsReader { stream, buf: Bytes::new() });
-            let w: Box<dyn AsyncWrite + Unpin> = Box::new(WsWriter { sink, buf: Vec::new() });
-            Ok((r, w))
-        }
-        .boxed_local()
-    }
-
-    fn transport_name(&self) -> String {
-        "WebSocket".into()
-    }
-}
-
-/// Reads the payloads of binary messages as one byte stream.
-struct WsReader {
-    stream: SplitStream<Ws>,
-    buf: Bytes,
-}
-
-impl AsyncRead for WsReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
-            if !self.buf.is_empty() {
-                let n = out.len().min(self.buf.len());
-                out[..n].copy_from_slice(&self.buf.split_to(n));
-                return Poll::Ready(Ok(n));
-            }
-            match futures::ready!(self.stream.poll_next_unpin(cx)) {
-                Some(Ok(Message::Binary(b))) => self.buf = b,
-                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(0)),
-                Some(Ok(Message::Text(_))) => return Poll::Ready(Err(io::Error::other("unexpected text message"))),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
-            }
-        }
-    }
-}
-
-/// Collects written bytes and sends them as one binary message per flush (Cap'n Proto
-/// flushes after each batch of messages).
-struct WsWriter {
-    sink: SplitSink<Ws, Message>,
-    buf: Vec<u8>,
-}
-
-impl AsyncWrite for WsWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.buf.is_empty() {
-            futures::ready!(self.sink.poll_ready_unpin(cx)).map_err(io::Error::other)?;
-            let msg = Message::Binary(Bytes::from(std::mem::take(&mut self.buf)));
-            self.sink.start_send_unpin(msg).map_err(io::Error::other)?;
-        }
-        self.sink.poll_flush_unpin(cx).map_err(io::Error::other)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::ready!(self.as_mut().poll_flush(cx))?;
-        self.sink.poll_close_unpin(cx).map_err(io::Error::other)
-    }
-}
+/// The WebSocket connector (`Connector` over the gateway's `/ws`) is `qpq_load::ws_client`'s,
+/// shared with `qpq-idle-sessions`; raw sockets for the refusal and close cases are here.
+pub use qpq_load::ws_client::{Ws, WsConnector};
 
 /// A raw WebSocket to the gateway from the local address `from` (any 127.x.y.z), with an
 /// optional `Origin`. Errors are the handshake's (an HTTP refusal shows its status).

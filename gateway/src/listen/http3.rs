@@ -8,6 +8,7 @@
 //! connection is the session's from then on.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,15 @@ use crate::listen::tls::Certificates;
 use crate::session::webtransport::{self, Endpoints};
 use crate::session::Sessions;
 
+/// Request streams a connection may have open at first. quinn keeps the state of every stream
+/// a peer may open, made up front (about 70 bytes each): with the 100 a page load may use
+/// allowed from the start, every connection cost about 7 KiB more — a WebTransport session's
+/// too, which needs two. So a connection starts with these and is allowed twice as many
+/// whenever three quarters of them are being served, up to [`MAX_REQUEST_STREAMS`]
+/// ([`RequestStreams`]; a node allows a gateway its streams the same way).
+const FIRST_REQUEST_STREAMS: u32 = 16;
+/// Most request streams a connection may have open at once.
+const MAX_REQUEST_STREAMS: u32 = 100;
 /// Largest request body taken over HTTP/3 (the gateway's routes take none).
 const MAX_REQUEST_BODY: usize = 64 << 10;
 /// Longest wait for a request's headers once its stream is open.
@@ -44,7 +54,7 @@ pub(crate) fn endpoint(addr: SocketAddr, certs: &Certificates, sessions: &Sessio
     let window = (sessions.max_message_bytes() as u64).clamp(64 << 10, 16 << 20);
     t.stream_receive_window(quinn::VarInt::from_u64(window).expect("fits"));
     t.receive_window(quinn::VarInt::from_u64(window * 2).expect("fits"));
-    t.max_concurrent_bidi_streams(100u32.into());
+    t.max_concurrent_bidi_streams(FIRST_REQUEST_STREAMS.into());
     t.max_concurrent_uni_streams(16u32.into());
     server.transport_config(Arc::new(t));
     quinn::Endpoint::server(server, addr).map_err(|source| GatewayError::ListenUdp { addr, source })
@@ -68,13 +78,32 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, router: Router, endpoints: 
     endpoint.close(0u32.into(), b"gateway shutting down");
 }
 
+/// One QUIC connection: its requests until a WebTransport session takes it over, then that
+/// session.
 async fn connection(incoming: quinn::Incoming, router: Router, endpoints: Endpoints) {
+    // The requests' part is boxed, so that a session's task keeps only what the session needs:
+    // inline, the requests' state (the HTTP/3 connection, a request and its stream, the
+    // answered `CONNECT`) stayed in the task's memory beside the session's as long as the
+    // session lived, about 6 KiB of every idle WebTransport session.
+    let Some((accepted, quic, h3)) = Box::pin(requests(incoming, router, &endpoints)).await else {
+        return;
+    };
+    webtransport::run(accepted, quic, h3, endpoints.sessions().clone()).await;
+}
+
+/// Serves a connection's requests until it ends (none) or a WebTransport `CONNECT` is
+/// accepted: that session, for [`webtransport::run`], with the connection.
+async fn requests(
+    incoming: quinn::Incoming,
+    router: Router,
+    endpoints: &Endpoints,
+) -> Option<(webtransport::Accepted, quinn::Connection, H3Connection)> {
     let remote = incoming.remote_address();
     let quic = match incoming.await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "QUIC handshake failed");
-            return;
+            return None;
         }
     };
     let built = h3::server::builder()
@@ -89,24 +118,25 @@ async fn connection(incoming: quinn::Incoming, router: Router, endpoints: Endpoi
         Ok(h) => h,
         Err(e) => {
             tracing::debug!(error = %e, "HTTP/3 connection setup failed");
-            return;
+            return None;
         }
     };
     let stop = endpoints.sessions().control().shutdown.clone();
+    let mut streams = RequestStreams::new(quic.clone());
     loop {
         let next = tokio::select! {
             n = h3.accept() => n,
             () = stop.cancelled() => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), h3.shutdown(0)).await;
-                return;
+                return None;
             }
         };
         let resolver = match next {
             Ok(Some(r)) => r,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::debug!(error = %e, "HTTP/3 connection ended");
-                return;
+                return None;
             }
         };
         let (req, stream) = match tokio::time::timeout(REQUEST_HEAD_TIMEOUT, resolver.resolve_request()).await {
@@ -121,17 +151,56 @@ async fn connection(incoming: quinn::Incoming, router: Router, endpoints: Endpoi
             }
         };
         if webtransport::is_connect(&req) {
-            if let Some(accepted) = webtransport::accept(req, stream, remote, &endpoints).await {
-                webtransport::run(accepted, quic, h3, endpoints.sessions().clone()).await;
-                return;
+            if let Some(accepted) = webtransport::accept(req, stream, remote, endpoints).await {
+                return Some((accepted, quic, h3));
             }
             continue;
         }
-        tokio::spawn(request(router.clone(), req, stream, remote));
+        let (open, router) = (streams.opened(), router.clone());
+        tokio::spawn(async move {
+            request(router, req, stream, remote).await;
+            drop(open);
+        });
+    }
+}
+
+/// How many request streams one connection may have open, raised as it uses them (see
+/// [`FIRST_REQUEST_STREAMS`]). Counted are the requests being served; a `CONNECT` is answered
+/// in the connection's loop, and once accepted the connection is its session's.
+struct RequestStreams {
+    conn: quinn::Connection,
+    open: Arc<AtomicU32>,
+    allowed: u32,
+}
+
+/// A request being served, counted until dropped.
+struct OpenRequest(Arc<AtomicU32>);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl RequestStreams {
+    fn new(conn: quinn::Connection) -> Self {
+        RequestStreams { conn, open: Arc::default(), allowed: FIRST_REQUEST_STREAMS }
+    }
+
+    /// A request was accepted; the returned guard says when it is served.
+    fn opened(&mut self) -> OpenRequest {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.allowed < MAX_REQUEST_STREAMS && open * 4 >= self.allowed * 3 {
+            self.allowed = (self.allowed * 2).min(MAX_REQUEST_STREAMS);
+            self.conn.set_max_concurrent_bi_streams(self.allowed.into());
+        }
+        OpenRequest(self.open.clone())
     }
 }
 
 type Stream = RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
+/// The server side of an HTTP/3 connection.
+type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
 
 /// Serves one request through the router.
 async fn request(router: Router, req: Request<()>, mut stream: Stream, remote: SocketAddr) {

@@ -35,6 +35,13 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// frame, so the browser reads the close before the connection is dropped.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
+/// Bytes read from a browser's socket at once, and the read buffer a socket starts with.
+/// tungstenite's default, 128 KiB, is zeroed by the first read and kept: it was 128 of the
+/// 139 KiB an idle WebSocket session cost the gateway (`qpq-idle-sessions --via websocket`,
+/// BENCHMARKS.md). A bigger message still arrives whole: its frame's full length is reserved
+/// as its header is read, and it is read this many bytes at a time.
+const READ_BUFFER: usize = 4 << 10;
+
 /// The path of WebSocket sessions with a node.
 pub const PATH: &str = "/ws";
 
@@ -87,7 +94,10 @@ async fn upgrade(
         Err(refusal) => return refusal.into_response(),
     };
     let max = sessions.max_message_bytes();
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| run(socket, peer, permit, sessions, ip))
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| run(socket, peer, permit, sessions, ip))
 }
 
 async fn run(socket: WebSocket, mut peer: Box<dyn Peer>, _permit: SessionPermit, sessions: Sessions, ip: IpAddr) {

@@ -17,6 +17,7 @@
 //! Once a `CONNECT` is accepted, the HTTP/3 connection belongs to that session: any other
 //! stream on it is refused. The wire details are in `wt_protocol.rs`.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -194,7 +195,8 @@ struct WtClient {
     connect: ConnectRecv,
     /// The message-size limit, when the peer takes Cap'n Proto messages.
     guard: Option<MessageSizeGuard>,
-    buf: BytesMut,
+    /// A failure a read met after the data it returned, for the next read.
+    failed: Option<quinn::ReadError>,
     pending: Bytes,
     done: bool,
 }
@@ -211,7 +213,7 @@ impl WtClient {
             send,
             connect,
             guard: max.map(MessageSizeGuard::new),
-            buf: BytesMut::new(),
+            failed: None,
             pending: Bytes::new(),
             done: false,
         }
@@ -237,14 +239,12 @@ impl Stream for WtClient {
                 Poll::Pending => break,
             }
         }
-        this.buf.resize(READ_CHUNK, 0);
-        let item = match futures::ready!(this.recv.poll_read(cx, &mut this.buf)) {
-            Ok(0) => {
+        let item = match futures::ready!(this.poll_read_gathered(cx)) {
+            Ok(None) => {
                 this.done = true;
                 return Poll::Ready(None);
             }
-            Ok(n) => {
-                let data = this.buf.split_to(n).freeze();
+            Ok(Some(data)) => {
                 match this.guard.as_mut().map(|g| g.feed(&data)) {
                     None | Some(Ok(())) => Ok(Inbound::Data(data)),
                     Some(Err(_)) => Err(SessionEnd::TooBig),
@@ -260,6 +260,39 @@ impl Stream for WtClient {
 }
 
 impl WtClient {
+    /// Reads what the browser sent: the first chunk quinn holds, as it is, and behind it what
+    /// else has already arrived, up to [`READ_CHUNK`] (copied into one buffer then). Nothing
+    /// is buffered while the browser sends nothing: an idle session holds no read buffer.
+    fn poll_read_gathered(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, quinn::ReadError>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        let Some(first) = futures::ready!(poll_chunk(&mut self.recv, cx, READ_CHUNK))? else {
+            return Poll::Ready(Ok(None));
+        };
+        let (mut gathered, mut len) = (None::<BytesMut>, first.len());
+        while len < READ_CHUNK {
+            match poll_chunk(&mut self.recv, cx, READ_CHUNK - len) {
+                Poll::Ready(Ok(Some(next))) => {
+                    let buf = gathered.get_or_insert_with(|| {
+                        let mut b = BytesMut::with_capacity(READ_CHUNK);
+                        b.extend_from_slice(&first);
+                        b
+                    });
+                    buf.extend_from_slice(&next);
+                    len += next.len();
+                }
+                // The end of the stream: quinn says so again on the next read.
+                Poll::Ready(Ok(None)) | Poll::Pending => break,
+                Poll::Ready(Err(e)) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        Poll::Ready(Ok(Some(gathered.map_or(first, BytesMut::freeze))))
+    }
+
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), quinn::WriteError>> {
         while !self.pending.is_empty() {
             let n = futures::ready!(Pin::new(&mut self.send).poll_write(cx, &self.pending))?;
@@ -267,6 +300,15 @@ impl WtClient {
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Polls for the next chunk of at most `max` bytes of `recv` (quinn's read, made for this one
+/// poll: reading a chunk is cancel-safe, and a pending read leaves the waker with the
+/// connection).
+fn poll_chunk(recv: &mut quinn::RecvStream, cx: &mut Context<'_>, max: usize) -> Poll<Result<Option<Bytes>, quinn::ReadError>> {
+    let read = recv.read_chunk(max, true);
+    futures::pin_mut!(read);
+    read.poll(cx).map(|r| r.map(|chunk| chunk.map(|c| c.bytes)))
 }
 
 impl Sink<Bytes> for WtClient {
