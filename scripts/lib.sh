@@ -67,8 +67,9 @@ ensure_nats() {
       apt-get install -y -q nats-server >/dev/null
     fi
     say "starting NATS on 127.0.0.1:4222"
-    mkdir -p /tmp/qpq-nats
-    (setsid nats-server -a 127.0.0.1 -p 4222 -l /tmp/qpq-nats/nats.log >/dev/null 2>&1 </dev/null &)
+    local log
+    log=$(mktemp -d -t qpq-nats.XXXXXX)/nats.log
+    (setsid nats-server -a 127.0.0.1 -p 4222 -l "$log" >/dev/null 2>&1 </dev/null &)
     for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.5; done
   fi
 }

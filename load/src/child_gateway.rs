@@ -147,18 +147,17 @@ impl GatewayProcess {
         Ok(GatewayProcess { process, http, https, cert_hashes, settings })
     }
 
-    /// Resident memory, KiB.
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        self.process.rss_kib()
-    }
-
-    /// CPU time (user + system) so far, ms (in 10 ms ticks).
-    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
-        self.process.cpu_ms()
-    }
-
     /// Closes its input, which shuts it down, and waits for it.
     pub fn stop(self) {
         self.process.stop();
+    }
+}
+
+/// Its memory and CPU time are its process's.
+impl std::ops::Deref for GatewayProcess {
+    type Target = ChildProcess;
+
+    fn deref(&self) -> &ChildProcess {
+        &self.process
     }
 }

@@ -146,18 +146,17 @@ impl NodeProcess {
         NodeUnderTest::start(&Target::Remote { addr: self.addr, fingerprint: self.fingerprint.clone() }, "error").await
     }
 
-    /// Resident memory, KiB.
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        self.process.rss_kib()
-    }
-
-    /// CPU time (user + system) so far, ms (in 10 ms ticks).
-    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
-        self.process.cpu_ms()
-    }
-
     /// Closes its input, which stops it, and waits for it.
     pub fn stop(self) {
         self.process.stop();
+    }
+}
+
+/// Its memory and CPU time are its process's.
+impl std::ops::Deref for NodeProcess {
+    type Target = ChildProcess;
+
+    fn deref(&self) -> &ChildProcess {
+        &self.process
     }
 }

@@ -134,11 +134,11 @@ struct Reading {
 /// Reads resident memory, then CPU time over `secs` of idling (ms a second).
 async fn read(node: &NodeProcess, gateway: Option<&GatewayProcess>, secs: f64) -> anyhow::Result<Reading> {
     let node_kib = node.rss_kib()?;
-    let gateway_kib = gateway.map(GatewayProcess::rss_kib).transpose()?;
-    let (node0, gateway0) = (node.cpu_ms()?, gateway.map(GatewayProcess::cpu_ms).transpose()?);
+    let gateway_kib = gateway.map(|g| g.rss_kib()).transpose()?;
+    let (node0, gateway0) = (node.cpu_ms()?, gateway.map(|g| g.cpu_ms()).transpose()?);
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    let (node1, gateway1) = (node.cpu_ms()?, gateway.map(GatewayProcess::cpu_ms).transpose()?);
+    let (node1, gateway1) = (node.cpu_ms()?, gateway.map(|g| g.cpu_ms()).transpose()?);
     let s = t.elapsed().as_secs_f64();
     let gateway = match (gateway_kib, gateway0, gateway1) {
         (Some(kib), Some(c0), Some(c1)) => Some((kib, (c1 - c0) / s)),
