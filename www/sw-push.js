@@ -29,8 +29,10 @@ const SETTLE_MS = 700;
 const FETCH_LIMIT_MS = 20_000;
 /** How long a push waits for an engine whose pages have all closed to let go of the lock. */
 const HANDOVER_MS = 10_000;
+/** The app's own pages (a notification opens the chat in one). */
+const APP_PAGES = ["/", "/index.html"];
 /** The pages that run the engine (through the tabs' worker, or as the leading tab). */
-const ENGINE_PAGES = ["/", "/index.html", "/embed.html"];
+const ENGINE_PAGES = [...APP_PAGES, "/embed.html"];
 
 let engine = null;
 
@@ -160,7 +162,7 @@ export async function onNotificationClick(notification) {
   // The app's own windows only: another page of this origin (the widget's, a file) cannot
   // show the chat. Chromium lists the most recently focused first.
   const windows = (await self.clients.matchAll({ type: "window", includeUncontrolled: true })).filter((w) =>
-    ["/", "/index.html"].includes(new URL(w.url).pathname),
+    APP_PAGES.includes(new URL(w.url).pathname),
   );
   const open = windows.find((w) => w.focused) ?? windows.find((w) => new URL(w.url).hash === `#conversation=${id}`) ?? windows[0];
   if (open) {
