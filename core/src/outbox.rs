@@ -5,7 +5,9 @@
 //! Application messages are encrypted when first sent and the ciphertext kept for retries (a
 //! retry must repeat the same bytes: the sender ratchet has moved on). Membership changes are
 //! kept as intents and turned into a commit when they reach the head of their conversation; a
-//! commit refused for a stale epoch is rebuilt after the winning commit has been processed.
+//! commit refused for a stale epoch is rebuilt after the winning commit has been processed, and
+//! a message refused so (made before a commit the server has, so a device that commit added
+//! could not read it) is encrypted again in the new epoch, under the same id.
 
 use qpq_types::{ChannelId, ClientMsgId, DeviceAddress, DeviceId, ErrorCode, UserId};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,11 @@ pub(crate) enum PendingOp {
         ciphertext: Option<Vec<u8>>,
         /// Whether the message has an entry in history (receipts do not).
         in_history: bool,
+        /// The epoch of a ciphertext the server refused as stale (a commit came first): the
+        /// message is encrypted again once this device's group has passed that epoch. Absent
+        /// in items stored by older builds.
+        #[serde(default)]
+        stale_epoch: Option<u64>,
     },
     Membership {
         add: Vec<ClaimedPackage>,
@@ -89,6 +96,12 @@ pub(crate) enum PendingOp {
 }
 
 impl PendingOp {
+    /// A message to encrypt when it reaches the head of its conversation; `in_history` when
+    /// it has an entry in history.
+    pub(crate) fn message(msg_id: MessageId, plaintext: Vec<u8>, in_history: bool) -> PendingOp {
+        PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history, stale_epoch: None }
+    }
+
     /// A group change not built yet: adds, removes, a key update and/or a new timer.
     pub(crate) fn group_change(
         add: Vec<ClaimedPackage>,
@@ -214,7 +227,8 @@ pub enum OutboundResult {
         server_time: u64,
     },
     /// Refused with a code and a sentence. `StaleEpoch` makes a commit wait for the winning
-    /// commit and be rebuilt; other codes drop the item and mark its message failed.
+    /// commit and be rebuilt, and a message wait for it and be encrypted again; other codes
+    /// drop the item and mark its message failed.
     Refused {
         /// The code, when the server gave one.
         code: Option<ErrorCode>,

@@ -221,23 +221,90 @@ fn state_survives_reload_at_every_step() {
 }
 
 #[test]
-fn message_from_previous_epoch_still_decrypts() {
+fn message_made_before_a_commit_is_encrypted_again_and_the_added_member_reads_it() {
     let mut s = SimServer::default();
     let mut alice = SimClient::new(&mut s, "alice", 1);
     let mut bob = SimClient::new(&mut s, "bob", 2);
-    let carol = SimClient::new(&mut s, "carol", 3);
+    let mut carol = SimClient::new(&mut s, "carol", 3);
     let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob]);
     bob.sync(&mut s);
-    // Bob encrypts in epoch 1 but is slow to send; Alice commits epoch 2 meanwhile.
-    bob.engine.send_text(&conv, "late but fine", None, s.time).unwrap();
+    // Bob encrypts in epoch 1 but is slow to send; Alice adds Carol (epoch 2) meanwhile.
+    let id = bob.engine.send_text(&conv, "sent as carol joined", None, s.time).unwrap();
+    let status = |c: &SimClient| c.engine.history(&conv).iter().find(|m| m.id == id).unwrap().status.clone();
     let out = bob.engine.next_outbound(s.time).unwrap();
     bob.persist();
     alice.add(&mut s, &conv, &[&carol]);
     alice.pump(&mut s);
+    // Carol could not read epoch 1: the server refuses it, and nothing of it is queued.
     let r = s.handle(&bob.addr(), &out).unwrap();
+    let stale = Some(qpq_types::ErrorCode::StaleEpoch);
+    assert!(matches!(r, qpq_core::OutboundResult::Refused { ref code, .. } if *code == stale), "{r:?}");
     bob.engine.outbound_result(out.id, r, s.time);
+    bob.persist();
+    bob.reload();
+    assert!(bob.engine.next_outbound(s.time).is_none(), "it waits for the commit");
+    assert_eq!(status(&bob), qpq_core::Status::Sending);
+    bob.sync(&mut s);
+    let again = bob.engine.next_outbound(s.time).unwrap();
+    assert_eq!(again.id, out.id, "the same id: the server kept nothing of the refused attempt");
+    let r = s.handle(&bob.addr(), &again).unwrap();
+    assert!(matches!(r, qpq_core::OutboundResult::Accepted { .. }), "{r:?}");
+    bob.engine.outbound_result(again.id, r, s.time);
+    bob.pump(&mut s);
+    assert_eq!(status(&bob), qpq_core::Status::Sent);
     alice.sync(&mut s);
-    assert_eq!(alice.texts(&conv), vec!["late but fine"]);
+    carol.sync(&mut s);
+    assert_eq!(alice.texts(&conv), vec!["sent as carol joined"]);
+    assert_eq!(carol.texts(&conv), vec!["sent as carol joined"], "the added member reads it");
+}
+
+#[test]
+fn a_leave_behind_its_own_hand_over_reaches_everyone() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob]);
+    bob.sync(&mut s);
+    // Alice is the only admin: leaving hands the role to Bob first (a commit), then the leave
+    // message, made before that commit, goes out after it (the commit adds nobody, so the
+    // message is not stale).
+    alice.engine.leave_conversation(&conv, qpq_core::LeaveReason::Left, s.time).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    assert!(alice.engine.next_outbound(s.time).is_none(), "nothing left to send");
+    let before = bob.engine.conversation(&conv).unwrap().members.len();
+    bob.sync(&mut s);
+    bob.pump(&mut s);
+    let c = bob.engine.conversation(&conv).unwrap();
+    assert_eq!(c.admins.as_deref(), Some(&[bob.user()][..]), "the role went to Bob");
+    assert_eq!((before, c.members.len()), (2, 1), "Bob heard the leave and removed Alice");
+}
+
+#[test]
+fn a_leave_that_loses_to_another_commit_waits_for_it_and_is_encrypted_again() {
+    let mut s = SimServer::default();
+    let mut alice = SimClient::new(&mut s, "alice", 1);
+    let mut bob = SimClient::new(&mut s, "bob", 2);
+    let mut carol = SimClient::new(&mut s, "carol", 3);
+    let conv = alice.start(&mut s, ConversationKind::Group, "g", &[&bob]);
+    alice.make_admin(&mut s, &conv, &bob.user());
+    bob.sync(&mut s);
+    // Bob adds Carol; Alice, who has not seen that commit, leaves (no hand-over: Bob is an
+    // admin too). Her leave is stale, and she no longer takes part in the conversation.
+    bob.add(&mut s, &conv, &[&carol]);
+    bob.pump(&mut s);
+    alice.engine.leave_conversation(&conv, qpq_core::LeaveReason::Left, s.time).unwrap();
+    alice.persist();
+    alice.pump(&mut s);
+    assert!(alice.engine.next_outbound(s.time).is_none(), "the leave waits for Bob's commit");
+    alice.sync(&mut s);
+    assert_eq!(alice.pump(&mut s), 1, "the leave, encrypted again");
+    bob.sync(&mut s);
+    bob.pump(&mut s);
+    carol.sync(&mut s);
+    for c in [&bob, &carol] {
+        assert!(!c.engine.conversation(&conv).unwrap().members.contains(&alice.user()), "Alice's leave was read");
+    }
 }
 
 #[test]

@@ -200,7 +200,7 @@ async fn call(method: &str, s: &session::Client, t: &Target) -> Result<String, c
         "enqueue" => {
             let mut req = s.enqueue_request();
             req.get().set_channel_id(t.channel.as_bytes());
-            req.get().set_payload(&mls::application(&t.channel, b"a message"));
+            req.get().set_payload(&mls::application(&t.channel, 0, b"a message"));
             req.get().set_client_msg_id(&[0xe0; 16]);
             req.send().promise.await?;
             Ok("enqueue".into())

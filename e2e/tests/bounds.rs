@@ -2,8 +2,9 @@
 //! flight per session, connections per address, streams per connection, rate limits per
 //! account (logins, claims, sends) answered `rate_limited` with a retry time, quotas
 //! (key packages, queue depth) answered `quota_exceeded`, fetch bounded by bytes, every
-//! envelope given an expiry, and the gateway's limit on new sessions per address. After
-//! each refusal the node goes on serving.
+//! envelope given an expiry, application messages only of epochs every member can read, and
+//! the gateway's limit on new sessions per address. After each refusal the node goes on
+//! serving.
 
 mod support;
 #[path = "support/raw_group.rs"]
@@ -52,10 +53,23 @@ async fn channel_of_two(a: &Login, ad: &RawDevice, bd: &RawDevice, n: u8) -> Cha
     channel
 }
 
+/// Enqueues `payload` framed as a message of epoch 1, where [`channel_of_two`] leaves a channel.
 async fn enqueue(s: &session::Client, channel: &ChannelId, payload: &[u8], id: u32, ttl: u32) -> Result<(), capnp::Error> {
+    enqueue_at(s, channel, 1, payload, id, ttl).await
+}
+
+/// Enqueues `payload` framed as a message of `epoch`.
+async fn enqueue_at(
+    s: &session::Client,
+    channel: &ChannelId,
+    epoch: u64,
+    payload: &[u8],
+    id: u32,
+    ttl: u32,
+) -> Result<(), capnp::Error> {
     let mut req = s.enqueue_request();
     req.get().set_channel_id(channel.as_bytes());
-    req.get().set_payload(&mls::application(channel, payload));
+    req.get().set_payload(&mls::application(channel, epoch, payload));
     let mut msg_id = [0u8; 16];
     msg_id[..4].copy_from_slice(&id.to_be_bytes());
     req.get().set_client_msg_id(&msg_id);
@@ -261,7 +275,7 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
         };
         // Framed, each message is 1066 bytes; the Welcome is a real one.
         let welcome = b.session.fetch(0, 1).await.unwrap()[0].payload.len();
-        let message = mls::application(&channel, &[0; 1000]).len();
+        let message = mls::application(&channel, 1, &[0; 1000]).len();
         let bound = welcome + 2 * message + message / 2;
         let r = fetch(bound as u32).await.unwrap();
         let got: Vec<qpq_proto::Envelope> = r
@@ -280,12 +294,38 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
         // after the node's lifetime; a message's shorter timer wins.
         let day = 86_400_000;
         for e in &all {
-            let ttl = if e.payload == mls::application(&channel, &[0; 1000]) { 3_600_000 } else { 2 * day };
+            let ttl = if e.payload == mls::application(&channel, 1, &[0; 1000]) { 3_600_000 } else { 2 * day };
             assert_eq!(e.expires_at, e.server_time + ttl, "{:?} expires after {ttl} ms", e.kind);
         }
         // Once bob acknowledges, there is room again.
         b.session.ack(all.last().unwrap().seq).await.unwrap();
         enqueue(&cap, &channel, b"one more", 51, 0).await.expect("room again");
+        node.stop();
+    });
+}
+
+#[test]
+fn messages_the_newest_members_cannot_read_and_messages_of_future_epochs_are_refused() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with(dir.path(), |_| {});
+        let (_, alice) = raw_account(&node, "alice", 43, 1).await;
+        let (_, bob) = raw_account(&node, "bob", 45, 1).await;
+        let a = login(&node, &alice[0]).await;
+        // Bob joins in epoch 1 (a real MLS commit of epoch 0 adds him).
+        let channel = channel_of_two(&a, &alice[0], &bob[0], 9).await;
+        let cap = a.session.capability();
+        let stale = code_of(&enqueue_at(&cap, &channel, 0, b"before bob", 1, 0).await.expect_err("epoch 0"));
+        assert_eq!(stale.code, Some(ErrorCode::StaleEpoch), "{stale}");
+        let future = code_of(&enqueue_at(&cap, &channel, 2, b"ahead", 2, 0).await.expect_err("epoch 2"));
+        assert_eq!(future.code, Some(ErrorCode::BadRequest), "{future}");
+        assert!(future.message.contains("epoch 2") && future.message.contains("at epoch 1"), "{future}");
+        // The refused id goes through in the right epoch, and Bob gets that message only.
+        enqueue_at(&cap, &channel, 1, b"for bob", 1, 0).await.expect("epoch 1");
+        let b = login(&node, &bob[0]).await;
+        let got: Vec<Vec<u8>> = b.session.fetch(0, 100).await.unwrap().into_iter().map(|e| e.payload).collect();
+        assert_eq!(got.len(), 2, "the Welcome and the message");
+        assert_eq!(got[1], mls::application(&channel, 1, b"for bob"));
         node.stop();
     });
 }

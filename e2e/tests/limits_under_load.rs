@@ -142,7 +142,7 @@ fn floods_are_rate_limited_while_others_chat_and_pipelined_calls_stay_bounded() 
                             } else {
                                 let mut req = cap.enqueue_request();
                                 req.get().set_channel_id(channel.as_bytes());
-                                req.get().set_payload(&mls::application(&channel, &[0x55; 256]));
+                                req.get().set_payload(&mls::application(&channel, 1, &[0x55; 256]));
                                 let mut mid = [0u8; 16];
                                 mid[..4].copy_from_slice(&id.to_be_bytes());
                                 req.get().set_client_msg_id(&mid);

@@ -91,14 +91,8 @@ fn a_linked_device_joins_every_conversation_and_speaks_as_its_account() {
         wait_conversation(&laptop, &direct).await;
         wait_conversation(&laptop, &group).await;
         wait_texts(&laptop, &direct, &["hi bob", "hello alice"]).await;
-        // Bob sends once his device has the commit that added the laptop. One sent before, in
-        // the epoch before, is accepted by the node and fanned out, but the laptop (which
-        // joined in the next epoch) cannot read it: a known gap, not what this test is about.
-        for conv in [&direct, &group] {
-            let epoch = laptop.with_engine(|e| e.conversation(conv).map(|c| c.epoch));
-            let caught_up = bob.wait_for(20_000, |e| e.conversation(conv).map(|c| c.epoch) >= epoch).await;
-            assert!(caught_up, "bob's device has the commit that added alice's laptop");
-        }
+        // Bob may not have the commit that added the laptop yet: a message he made before it
+        // is refused by the node as stale and encrypted again, so the laptop reads it either way.
         bob.send_text(&direct, "to both of alice's devices").await.unwrap();
         bob.send_text(&group, "trip news").await.unwrap();
         wait_texts(&laptop, &direct, &["hi bob", "hello alice", "to both of alice's devices"]).await;

@@ -100,7 +100,7 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
             id: qpq_proto::ClientMsgId([9; 16]),
             op: qpq_core::OutboundOp::Enqueue { channel, payload, ttl_secs: 0 },
         };
-        match ms.send_outbound(&enqueue(conv.clone(), mls::application(&conv, b"x"))).await.unwrap() {
+        match ms.send_outbound(&enqueue(conv.clone(), mls::application(&conv, 1, b"x"))).await.unwrap() {
             qpq_core::OutboundResult::Refused { code, .. } => assert_eq!(code, Some(ErrorCode::NotMember)),
             r => panic!("mallory posted into alice's chat: {r:?}"),
         }
@@ -117,7 +117,7 @@ fn malformed_frames_and_refused_calls_leave_the_server_serving() {
             r => panic!("the reserved channel was created: {r:?}"),
         }
         let unknown = ChannelId::from_slice(&[0x42; 16]).unwrap();
-        match ms.send_outbound(&enqueue(unknown.clone(), mls::application(&unknown, b"x"))).await.unwrap() {
+        match ms.send_outbound(&enqueue(unknown.clone(), mls::application(&unknown, 0, b"x"))).await.unwrap() {
             qpq_core::OutboundResult::Refused { code, .. } => assert_eq!(code, Some(ErrorCode::NoSuchChannel)),
             r => panic!("unknown channel accepted: {r:?}"),
         }
@@ -308,9 +308,14 @@ fn enqueue_retried_with_the_same_id_is_delivered_once() {
         let before = bob_raw.fetch(0, 500).await.unwrap().len();
 
         let s = alice.session().unwrap();
+        let epoch = alice.with_engine(|e| e.conversation(&conv).unwrap().epoch);
         let out = qpq_core::Outbound {
             id: qpq_proto::ClientMsgId([5; 16]),
-            op: qpq_core::OutboundOp::Enqueue { channel: conv.clone(), payload: mls::application(&conv, &[1, 2, 3]), ttl_secs: 0 },
+            op: qpq_core::OutboundOp::Enqueue {
+                channel: conv.clone(),
+                payload: mls::application(&conv, epoch, &[1, 2, 3]),
+                ttl_secs: 0,
+            },
         };
         for _ in 0..3 {
             let r = s.send_outbound(&out).await.unwrap();

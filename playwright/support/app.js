@@ -64,6 +64,9 @@ export async function chatOfTwo(alice, bob, first, reply) {
   await startChat(alice, "bob");
   await send(alice, first);
   await openConversation(bob, `alice@${DOMAIN}`);
+  // Bob answers what he has read: the conversation can open (its Welcome) a moment before
+  // the first message shows, and a reply written in that moment would come first on his side.
+  await expectChat(bob, [first]);
   await send(bob, reply);
   await expectChat(alice, [first, reply]);
 }

@@ -184,7 +184,7 @@ pub fn read_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
 /// The channel's epoch counts every commit the node accepted; the MLS epoch counts those the
 /// members could process, so it may lag behind (a commit the members refused still took a
 /// channel epoch, see the engine's `refused_commits`), never run ahead.
-pub fn check_commit(bytes: &[u8], channel: &ChannelId, epoch: u64) -> Result<(), FrameError> {
+pub fn check_commit(bytes: &[u8], channel: &ChannelId, epoch: u64) -> Result<CommitFrame, FrameError> {
     let f = read_frame(bytes)?;
     if f.content_type != ContentType::Commit {
         return Err(err(format!("it is {:?}, not a commit", f.content_type).to_lowercase()));
@@ -199,16 +199,27 @@ pub fn check_commit(bytes: &[u8], channel: &ChannelId, epoch: u64) -> Result<(),
     if f.epoch > epoch {
         return Err(err(format!("it was made in epoch {}, after the conversation's epoch {epoch}", f.epoch)));
     }
-    Ok(())
+    Ok(CommitFrame { epoch: f.epoch, external: f.external_commit })
 }
 
-/// Checks that `bytes` is an encrypted application message of `channel`.
-pub fn check_application(bytes: &[u8], channel: &ChannelId) -> Result<(), FrameError> {
+/// What the framing of a checked commit says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitFrame {
+    /// The epoch it was made in (at most the request's).
+    pub epoch: u64,
+    /// A member rejoining by an external commit.
+    pub external: bool,
+}
+
+/// Checks that `bytes` is an encrypted application message of `channel`; returns the epoch
+/// it was made in.
+pub fn check_application(bytes: &[u8], channel: &ChannelId) -> Result<u64, FrameError> {
     let f = read_frame(bytes)?;
     if f.content_type != ContentType::Application || !f.private {
         return Err(err("it is not an encrypted application message"));
     }
-    check_group(&f, channel)
+    check_group(&f, channel)?;
+    Ok(f.epoch)
 }
 
 fn check_group(f: &Frame<'_>, channel: &ChannelId) -> Result<(), FrameError> {
@@ -278,13 +289,14 @@ mod tests {
     #[test]
     fn a_commit_of_the_channel_at_its_epoch_passes() {
         let c = channel();
-        check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 300]), &c, 4).unwrap();
+        let member = CommitFrame { epoch: 4, external: false };
+        assert_eq!(check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 300]), &c, 4).unwrap(), member);
         check_commit(&public(c.as_bytes(), 4, 1, 3, &[1; 20_000]), &c, 4).unwrap();
         // Behind the channel's epoch after commits the members refused.
-        check_commit(&public(c.as_bytes(), 2, 1, 3, &[1; 300]), &c, 4).unwrap();
+        assert_eq!(check_commit(&public(c.as_bytes(), 2, 1, 3, &[1; 300]), &c, 4).unwrap().epoch, 2);
         // An external commit passes the framing; the group's state decides.
         assert!(read_frame(&public(c.as_bytes(), 4, 4, 3, &[1; 30])).unwrap().external_commit);
-        check_commit(&public(c.as_bytes(), 4, 4, 3, &[1; 30]), &c, 4).unwrap();
+        assert!(check_commit(&public(c.as_bytes(), 4, 4, 3, &[1; 30]), &c, 4).unwrap().external);
     }
 
     #[test]
@@ -312,7 +324,7 @@ mod tests {
     #[test]
     fn application_messages_and_welcomes_are_checked_for_what_they_are() {
         let c = channel();
-        check_application(&private(c.as_bytes(), 2, 1, b"hello"), &c).unwrap();
+        assert_eq!(check_application(&private(c.as_bytes(), 2, 1, b"hello"), &c).unwrap(), 2, "its epoch");
         assert!(check_application(&private(c.as_bytes(), 2, 3, b"x"), &c).is_err());
         assert!(check_application(&private(&[1; 16], 2, 1, b"x"), &c).is_err());
         // Application messages are never sent in clear.

@@ -91,11 +91,7 @@ impl Engine {
         if theirs.is_none_or(|e| e < ours) {
             return;
         }
-        let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
-        let Ok(hash) = openmls_traits::crypto::OpenMlsCrypto::hash(crypto, HashType::Sha2_256, &env.payload) else {
-            return;
-        };
-        let hash = hex::encode(&hash[..16]);
+        let Some(hash) = self.commit_hash(&env.payload) else { return };
         let Some(c) = self.conversations.get_mut(&env.channel) else { return };
         if !c.active || c.refused_recent.contains(&hash) {
             return;
@@ -108,6 +104,19 @@ impl Engine {
         // Out of step with the others: rejoin (where the server keeps the group's state).
         c.rejoin = true;
         self.dirty.insert(StateKey::Conversation(env.channel.clone()));
+    }
+
+    /// What a refused commit is remembered by (`Conversation::refused_recent`).
+    fn commit_hash(&self, payload: &[u8]) -> Option<String> {
+        let crypto = openmls_traits::OpenMlsProvider::crypto(&self.provider);
+        let hash = openmls_traits::crypto::OpenMlsCrypto::hash(crypto, HashType::Sha2_256, payload).ok()?;
+        Some(hex::encode(&hash[..16]))
+    }
+
+    /// True for a copy of a commit this device refused before.
+    fn refused_before(&self, conv: &ChannelId, payload: &[u8]) -> bool {
+        let Some(c) = self.conversations.get(conv) else { return false };
+        self.commit_hash(payload).is_some_and(|h| c.refused_recent.contains(&h))
     }
 
     fn receive_welcome(&mut self, env: &Envelope, now: u64, asked: &BTreeSet<UserId>) -> Result<Intake, EngineError> {
@@ -238,16 +247,24 @@ impl Engine {
         if !self.groups.contains_key(&conv) {
             return Err(EngineError::NoSuchConversation);
         }
-        self.require_active(&conv)?;
         let msg = MlsMessageIn::tls_deserialize_exact(env.payload.as_slice())
             .map_err(|_| EngineError::Invalid("not an MLS message".into()))?;
         let pm: ProtocolMessage = msg
             .try_into_protocol_message()
             .map_err(|_| EngineError::Invalid("not a group message".into()))?;
+        // A conversation this device no longer takes part in still takes commits while one of
+        // its queued messages (a leave) waits for the commit that made it stale.
+        if !(pm.is_handshake_message() && self.awaits_commit(&conv)) {
+            self.require_active(&conv)?;
+        }
         if pm.group_id().as_slice() != conv.as_bytes() {
             return Err(EngineError::Invalid("the message is for another conversation".into()));
         }
-        self.reconcile_own_commit(&conv, &pm, now);
+        // A copy of a commit refused before took its server epoch already: it does not
+        // compete with this device's own commit, which names the epoch after it.
+        if !self.refused_before(&conv, &env.payload) {
+            self.reconcile_own_commit(&conv, &pm, now);
+        }
         // Processing a commit consumes secrets; one held or refused below must leave none.
         let snapshot = pm.is_handshake_message().then(|| self.mls_snapshot());
 

@@ -17,6 +17,17 @@ use crate::state::StateKey;
 /// Receipts are sent in batches of at most this many ids.
 const MAX_RECEIPT_IDS: usize = 512;
 
+/// How many times one message is encrypted again after a stale-epoch refusal before it is
+/// marked failed (each needs another member's commit to have come first).
+const MAX_STALE_RESENDS: u32 = 16;
+
+/// The epoch an MLS message was made in (`None` when the bytes are not one).
+fn epoch_of(payload: &[u8]) -> Option<u64> {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    let msg = openmls::prelude::MlsMessageIn::tls_deserialize_exact(payload).ok()?;
+    Some(msg.try_into_protocol_message().ok()?.epoch().as_u64())
+}
+
 impl Engine {
     /// Writes a text message: it appears in history as "sending" and waits in the outbox.
     pub fn send_text(
@@ -77,7 +88,7 @@ impl Engine {
         self.append(conv, entry, false);
         self.push_outbox(
             conv.clone(),
-            PendingOp::Message { msg_id: id, plaintext: msg.encode(), ciphertext: None, in_history: true },
+            PendingOp::message(id, msg.encode(), true),
         );
         id
     }
@@ -147,8 +158,30 @@ impl Engine {
                 let ttl_secs = self.ttl_secs(&conv);
                 Some(Outbound { id: item.id, op: OutboundOp::Enqueue { channel: conv, payload: ct, ttl_secs } })
             }
-            PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history } => {
-                match self.encrypt(&conv, &plaintext) {
+            PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history, stale_epoch } => {
+                let encrypted = match stale_epoch {
+                    None => self.encrypt(&conv, &plaintext),
+                    Some(refused) => {
+                        let Some(group) = self.groups.get(&conv).filter(|g| g.is_active()) else {
+                            // Removed meanwhile: nobody there would read it now.
+                            self.drop_item(order);
+                            if in_history {
+                                let gone = Status::Failed("you are no longer in this conversation".into());
+                                self.set_status(&msg_id, gone, 0);
+                            }
+                            return None;
+                        };
+                        // A commit this device refused took a server epoch too (see `Membership`
+                        // above): past it, the message goes again (and, until this device has
+                        // rejoined, is refused again, at most `MAX_STALE_RESENDS` times).
+                        let skew = self.conversations.get(&conv).map_or(0, |c| c.refused_commits);
+                        if group.epoch().as_u64() + skew <= refused {
+                            return None; // wait for the commit that made it stale
+                        }
+                        self.encrypt_again(&conv, &plaintext)
+                    }
+                };
+                match encrypted {
                     Ok(ct) => {
                         if let Some(it) = self.outbox.get_mut(&order) {
                             it.op = PendingOp::Message {
@@ -156,6 +189,7 @@ impl Engine {
                                 plaintext,
                                 ciphertext: Some(ct.clone()),
                                 in_history,
+                                stale_epoch: None,
                             };
                         }
                         self.dirty.insert(StateKey::Outbox(order));
@@ -277,11 +311,26 @@ impl Engine {
 
     pub(super) fn encrypt(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
         self.require_active(conv)?;
+        self.encrypt_again(conv, plaintext)
+    }
+
+    /// Encrypts without asking whether this device still takes part: for a message queued
+    /// earlier whose first ciphertext the server refused as stale. The conversation may have
+    /// become inactive here meanwhile (a leave is queued before its sender stops taking part);
+    /// the group still has this device's leaf unless it was removed, and then openmls refuses.
+    fn encrypt_again(&mut self, conv: &ChannelId, plaintext: &[u8]) -> Result<Vec<u8>, EngineError> {
         let group = self.groups.get_mut(conv).ok_or(EngineError::NoSuchConversation)?;
         let msg = group
             .create_message(&self.provider, self.identity.signer(), plaintext)
             .map_err(EngineError::mls)?;
         msg.tls_serialize_detached().map_err(EngineError::mls)
+    }
+
+    /// True while a message of `conv` waits for a commit it was made stale by: this device
+    /// takes that conversation's commits even when it no longer takes part (a leave waits so).
+    pub(super) fn awaits_commit(&self, conv: &ChannelId) -> bool {
+        let waits = |op: &PendingOp| matches!(op, PendingOp::Message { ciphertext: None, stale_epoch: Some(_), .. });
+        self.outbox.values().any(|i| i.conv == *conv && waits(&i.op))
     }
 
     /// The GroupInfo, with its ratchet tree, of a group this device created and has not
@@ -317,6 +366,19 @@ impl Engine {
                 if in_history {
                     self.set_status(&msg_id, Status::Sent, server_time);
                 }
+            }
+            (
+                PendingOp::Message { msg_id, plaintext, ciphertext: Some(ct), in_history, .. },
+                OutboundResult::Refused { code: Some(ErrorCode::StaleEpoch), .. },
+            ) if item.attempts < MAX_STALE_RESENDS => {
+                // Made before a commit the server already has: encrypted again, under the same
+                // id (the server kept nothing of this attempt), once this device has it.
+                let made_in = epoch_of(&ct);
+                if let Some(it) = self.outbox.get_mut(&order) {
+                    it.attempts += 1;
+                    it.op = PendingOp::Message { msg_id, plaintext, ciphertext: None, in_history, stale_epoch: made_in };
+                }
+                self.dirty.insert(StateKey::Outbox(order));
             }
             (PendingOp::Message { msg_id, in_history, .. }, OutboundResult::Refused { message, .. }) => {
                 self.drop_item(order);
@@ -413,7 +475,7 @@ impl Engine {
                 };
                 self.push_outbox(
                     conv.clone(),
-                    PendingOp::Message { msg_id: msg.id, plaintext: msg.encode(), ciphertext: None, in_history: false },
+                    PendingOp::message(msg.id, msg.encode(), false),
                 );
             }
         }

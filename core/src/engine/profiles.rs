@@ -140,7 +140,7 @@ impl Engine {
         let msg = AppMessage { id: self.new_message_id(), sent_at: version, body: Body::Profile { card } };
         self.push_outbox(
             conv.clone(),
-            PendingOp::Message { msg_id: msg.id, plaintext: msg.encode(), ciphertext: None, in_history: false },
+            PendingOp::message(msg.id, msg.encode(), false),
         );
     }
 

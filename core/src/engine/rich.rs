@@ -129,7 +129,7 @@ impl Engine {
         self.hand_over_admin(conv)?;
         self.push_outbox(
             conv.clone(),
-            PendingOp::Message { msg_id: msg.id, plaintext, ciphertext: Some(ct), in_history: false },
+            PendingOp::Message { msg_id: msg.id, plaintext, ciphertext: Some(ct), in_history: false, stale_epoch: None },
         );
         self.pending_receipts.remove(conv);
         self.pending_reads.remove(conv);
@@ -332,7 +332,7 @@ impl Engine {
         let msg = AppMessage { id: self.new_message_id(), sent_at: now, body };
         self.push_outbox(
             conv.clone(),
-            PendingOp::Message { msg_id: msg.id, plaintext: msg.encode(), ciphertext: None, in_history: false },
+            PendingOp::message(msg.id, msg.encode(), false),
         );
     }
 

@@ -1,6 +1,7 @@
 //! A simulated delivery service and clients for engine tests: the same routing rules as the
-//! real server (one commit per channel epoch, fan-out to member devices, idempotent enqueue),
-//! in memory, with a virtual clock.
+//! real server (one commit per channel epoch, application messages no older than the latest
+//! devices added, fan-out to member devices, idempotent enqueue), in memory, with a virtual
+//! clock.
 
 #![allow(dead_code)]
 
@@ -14,6 +15,9 @@ use qpq_types::{
 #[derive(Default)]
 pub struct Channel {
     pub epoch: u64,
+    /// The epoch the latest added devices joined in (one past their commit's own epoch, as
+    /// the node counts it): they cannot read messages of any before.
+    pub joined_at: u64,
     pub members: BTreeSet<DeviceAddress>,
 }
 
@@ -122,6 +126,14 @@ impl SimServer {
                 if !c.members.contains(from) {
                     return refuse(ErrorCode::NotMember, "not a member");
                 }
+                // As the node: no message of an epoch before the latest devices joined, or
+                // after the current one.
+                match epoch_of(payload) {
+                    Some(e) if e < c.joined_at => return refuse(ErrorCode::StaleEpoch, "stale"),
+                    Some(e) if e > c.epoch => return refuse(ErrorCode::BadRequest, "a future epoch"),
+                    Some(_) => {}
+                    None => return refuse(ErrorCode::BadRequest, "not an MLS message"),
+                }
                 let to: Vec<DeviceAddress> = c.members.iter().filter(|d| *d != from).cloned().collect();
                 let mut seqs = Vec::with_capacity(to.len());
                 for d in to {
@@ -141,6 +153,10 @@ impl SimServer {
                     return refuse(ErrorCode::StaleEpoch, "stale");
                 }
                 c.epoch += 1;
+                if !add.is_empty() {
+                    let made_in = epoch_of(commit).expect("an MLS commit");
+                    c.joined_at = c.joined_at.max(made_in + 1);
+                }
                 let to: Vec<DeviceAddress> = c.members.iter().filter(|d| *d != from).cloned().collect();
                 for d in remove {
                     c.members.remove(d);
@@ -181,6 +197,13 @@ impl SimServer {
             })
             .collect()
     }
+}
+
+/// The epoch an MLS message was made in, read as the node reads it.
+fn epoch_of(payload: &[u8]) -> Option<u64> {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    let msg = openmls::prelude::MlsMessageIn::tls_deserialize_exact(payload).ok()?;
+    Some(msg.try_into_protocol_message().ok()?.epoch().as_u64())
 }
 
 impl SimServer {

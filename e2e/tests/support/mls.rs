@@ -42,9 +42,10 @@ pub fn commit(channel: &ChannelId, epoch: u64, body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// An application message of `channel`.
-pub fn application(channel: &ChannelId, body: &[u8]) -> Vec<u8> {
-    private(channel, 0, 1, body)
+/// An application message of `channel` made in `epoch` (the node queues only the channel's
+/// current epoch's).
+pub fn application(channel: &ChannelId, epoch: u64, body: &[u8]) -> Vec<u8> {
+    private(channel, epoch, 1, body)
 }
 
 /// A Welcome whose encrypted group info is `body`.

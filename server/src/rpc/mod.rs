@@ -59,6 +59,7 @@ pub(crate) fn store_err(op: &'static str, e: StoreError) -> capnp::Error {
         StoreError::ChannelExists => ErrorCode::ChannelExists,
         StoreError::NotMember => ErrorCode::NotMember,
         StoreError::StaleEpoch { .. } => ErrorCode::StaleEpoch,
+        StoreError::FutureEpoch { .. } => ErrorCode::BadRequest,
         StoreError::NoSuchBlob => ErrorCode::NoSuchBlob,
         StoreError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
         StoreError::BadChunk(_) => ErrorCode::BadChunk,

@@ -579,7 +579,9 @@ impl session::Server for SessionImpl {
             if !add.is_empty() && welcome.is_empty() {
                 return Err(wire::bad("welcome", "devices are added but there is no Welcome"));
             }
-            mls_frame::check_commit(commit, &channel, r.get_epoch()).map_err(|e| bad_mls("the commit", e))?;
+            let frame = mls_frame::check_commit(commit, &channel, r.get_epoch()).map_err(|e| bad_mls("the commit", e))?;
+            // New leaves (added devices, a rejoining member) cannot read what was sent before.
+            let joined_at = (!add.is_empty() || frame.external).then(|| frame.epoch + 1);
             if !welcome.is_empty() {
                 mls_frame::check_welcome(welcome).map_err(|e| bad_mls("the Welcome", e))?;
             }
@@ -595,6 +597,7 @@ impl session::Server for SessionImpl {
                 welcome: welcome.to_vec(),
                 add,
                 remove,
+                joined_at,
                 client_msg_id: client_msg_id(r.get_client_msg_id()?)?,
                 expires_at: self.expiry(now, 0),
                 max_queue: self.ctx.config.max_queue_per_device,
@@ -627,7 +630,7 @@ impl session::Server for SessionImpl {
             if payload.is_empty() {
                 return Err(wire::bad("payload", "is empty"));
             }
-            mls_frame::check_application(payload, &channel).map_err(|e| bad_mls("the message", e))?;
+            let epoch = mls_frame::check_application(payload, &channel).map_err(|e| bad_mls("the message", e))?;
             let ttl = p.get_ttl_seconds();
             if ttl > MAX_TTL_SECS {
                 return Err(wire::bad("ttlSeconds", format!("at most {MAX_TTL_SECS}")));
@@ -638,6 +641,7 @@ impl session::Server for SessionImpl {
                 channel,
                 sender: self.device.clone(),
                 payload: payload.to_vec(),
+                epoch,
                 client_msg_id: client_msg_id(p.get_client_msg_id()?)?,
                 expires_at: self.expiry(now, ttl),
                 max_queue: self.ctx.config.max_queue_per_device,

@@ -234,12 +234,15 @@ pub trait ChannelSql: Send {
     async fn channel_rows(&mut self, channel: &ChannelId) -> Result<Vec<ChannelMemberCols>, TxError>;
     /// True when the channel exists.
     async fn channel_exists(&mut self, channel: &ChannelId) -> Result<bool, TxError>;
-    /// True when the channel exists, holding it so its membership cannot change (fan-out).
-    async fn share_channel(&mut self, channel: &ChannelId) -> Result<bool, TxError>;
+    /// The channel's epoch and the epoch its latest added devices joined in (`None`: no such
+    /// channel), holding the channel so that neither its membership nor its epochs can change
+    /// before the transaction ends (fan-out).
+    async fn share_channel(&mut self, channel: &ChannelId) -> Result<Option<(i64, i64)>, TxError>;
     /// The channel's epoch, holding it for a commit (one commit per epoch).
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError>;
-    /// Sets the channel's epoch.
-    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError>;
+    /// Sets the channel's epoch and, when devices joined in `joined_at`, raises its joining
+    /// epoch to that (it never goes down).
+    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64, joined_at: Option<u64>) -> Result<(), TxError>;
     /// Keeps `state` as the public state of the channel's MLS group, replacing any (and
     /// forgetting the GroupInfo kept for the previous state).
     async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError>;

@@ -47,6 +47,7 @@ macro_rules! storage_conformance {
             concurrent_commits_for_one_epoch_exactly_one_wins,
             enqueue_fans_out_to_every_member_but_the_sender,
             enqueue_retry_is_a_duplicate_and_refusals_are_typed,
+            messages_older_than_the_latest_joiners_are_refused_and_a_retry_is_still_a_duplicate,
             calls_cancelled_at_any_point_lose_nothing_and_leave_the_store_usable,
             fetch_respects_order_limit_and_cursor,
             fetch_leaves_out_expired_envelopes,
@@ -267,6 +268,7 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
         welcome: Vec::new(),
         add: Vec::new(),
         remove: Vec::new(),
+        joined_at: None,
         client_msg_id: msg_id(msg),
         expires_at: 0,
         max_queue: u64::MAX,
@@ -276,6 +278,7 @@ fn commit_input(channel: &ChannelId, sender: &DeviceAddress, epoch: u64, msg: u3
     }
 }
 
+/// An application message of epoch 1, the epoch [`group`] leaves a channel at (see [`at`]).
 fn enqueue_input(
     channel: &ChannelId,
     sender: &DeviceAddress,
@@ -287,12 +290,18 @@ fn enqueue_input(
         channel: channel.clone(),
         sender: sender.clone(),
         payload: format!("message {msg}").into_bytes(),
+        epoch: 1,
         client_msg_id: msg_id(msg),
         expires_at,
         max_queue: u64::MAX,
         now,
         push_at: now + PUSH_DELAY,
     }
+}
+
+/// `input` as made in `epoch`.
+fn at(epoch: u64, input: EnqueueInput) -> EnqueueInput {
+    EnqueueInput { epoch, ..input }
 }
 
 /// Creates channel `n` with `members[0]` as creator and adds the others in one commit
@@ -302,6 +311,7 @@ async fn group(store: &dyn Storage, n: u8, members: &[DeviceAddress]) -> Channel
     store.create_channel(&channel, &members[0], Some(b"group 0"), T0).await.expect("create channel");
     let mut input = commit_input(&channel, &members[0], 0, 1_000_000 + u32::from(n), T0);
     input.add = members[1..].to_vec();
+    input.joined_at = Some(1);
     input.welcome = b"welcome".to_vec();
     store.commit(&input).await.expect("initial commit");
     channel
@@ -1085,6 +1095,62 @@ mod cases {
             "a sender that does not exist is refused before anything else"
         );
         assert_eq!(queue(&*store, &carol, T0).await, vec![]);
+    }
+
+    pub(super) async fn messages_older_than_the_latest_joiners_are_refused_and_a_retry_is_still_a_duplicate(
+        store: Arc<dyn Storage>,
+    ) {
+        let alice = register(&*store, "alice", 1).await.remove(0);
+        let bob = register(&*store, "bob", 1).await.remove(0);
+        let carol = register(&*store, "carol", 1).await.remove(0);
+        let channel = group(&*store, 1, &[alice.clone(), bob.clone()]).await;
+        // Alice's message of epoch 1 is accepted. Bob's key update (epoch 2) adds nobody: a
+        // message of epoch 1 after it is still one every member reads.
+        store.enqueue(&enqueue_input(&channel, &alice, 1, 0, T0 + 1)).await.unwrap();
+        store.commit(&commit_input(&channel, &bob, 1, 2, T0 + 2)).await.unwrap();
+        assert!(!store.enqueue(&enqueue_input(&channel, &alice, 3, 0, T0 + 2)).await.unwrap().duplicate);
+        // Bob adds Carol (epoch 3; she joins in it).
+        let mut add = commit_input(&channel, &bob, 2, 4, T0 + 3);
+        add.add = vec![carol.clone()];
+        add.welcome = b"W".to_vec();
+        add.joined_at = Some(3);
+        store.commit(&add).await.unwrap();
+        let before = (received(&*store, &bob).await, received(&*store, &carol).await);
+
+        // A message Alice made before she had that commit would be unreadable for Carol.
+        let mut rx = store.wakeups();
+        for epoch in [1, 2] {
+            assert_eq!(
+                store.enqueue(&at(epoch, enqueue_input(&channel, &alice, 5, 0, T0 + 4))).await,
+                Err(StoreError::StaleEpoch { current: 3 })
+            );
+        }
+        assert_eq!(
+            store.enqueue(&at(7, enqueue_input(&channel, &alice, 6, 0, T0 + 4))).await,
+            Err(StoreError::FutureEpoch { sent: 7, current: 3 })
+        );
+        assert_eq!((received(&*store, &bob).await, received(&*store, &carol).await), before, "nothing queued");
+        assert!(rx.try_recv().is_err(), "a refusal wakes nobody");
+        // Retries of messages accepted before are still duplicates, not stale.
+        assert_eq!(
+            store.enqueue(&enqueue_input(&channel, &alice, 1, 0, T0 + 5)).await.unwrap(),
+            EnqueueOutcome { server_time: T0 + 1, duplicate: true }
+        );
+        assert!(store.enqueue(&enqueue_input(&channel, &alice, 3, 0, T0 + 5)).await.unwrap().duplicate);
+        // The refused id is not spent: encrypted again in epoch 3, it goes to Bob and Carol.
+        assert!(!store.enqueue(&at(3, enqueue_input(&channel, &alice, 5, 0, T0 + 6))).await.unwrap().duplicate);
+        let message = (EnvelopeKind::Application, b"message 5".to_vec());
+        assert_eq!(received(&*store, &bob).await.last(), Some(&message));
+        assert_eq!(received(&*store, &carol).await.last(), Some(&message));
+        // The joining epoch never goes down: a commit that names an earlier one (members who
+        // refused a commit count behind) leaves it where it is.
+        let mut behind = commit_input(&channel, &bob, 3, 8, T0 + 7);
+        behind.joined_at = Some(2);
+        store.commit(&behind).await.unwrap();
+        assert_eq!(
+            store.enqueue(&at(2, enqueue_input(&channel, &alice, 9, 0, T0 + 8))).await,
+            Err(StoreError::StaleEpoch { current: 4 })
+        );
     }
 
     /// A caller dropped mid-call (a client that disconnects) may cancel a write at any point:

@@ -36,6 +36,14 @@ pub enum StoreError {
         /// The channel's current epoch.
         current: u64,
     },
+    /// An application message made in an epoch the channel has not reached.
+    #[error("the message was made in epoch {sent}, which the conversation has not reached (it is at epoch {current})")]
+    FutureEpoch {
+        /// The message's epoch.
+        sent: u64,
+        /// The channel's current epoch.
+        current: u64,
+    },
     /// The calling device was revoked or its account deleted.
     #[error("this device was revoked or its account deleted; sign in on a device that is still registered")]
     Revoked,

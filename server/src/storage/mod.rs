@@ -108,6 +108,12 @@ pub struct CommitInput {
     pub add: Vec<DeviceAddress>,
     /// Devices to remove (they still get the commit, then stop being members).
     pub remove: Vec<DeviceAddress>,
+    /// When the commit brings in new leaves (it adds devices, or a member rejoins), the epoch
+    /// they join in: one past the epoch the commit's framing names. That is the channel's
+    /// next epoch unless its members refused a commit the node accepted (they then count
+    /// epochs behind the node until they rejoin). Application messages of earlier epochs are
+    /// refused from then on.
+    pub joined_at: Option<u64>,
     /// Idempotency key, unique per sender device.
     pub client_msg_id: ClientMsgId,
     /// When undelivered copies of the commit and the Welcome expire (0 = never).
@@ -143,6 +149,9 @@ pub struct EnqueueInput {
     pub sender: DeviceAddress,
     /// The MLS application message.
     pub payload: Vec<u8>,
+    /// The epoch the message was made in (from its `PrivateMessage` header): not before the
+    /// channel's latest devices joined, not after its current epoch.
+    pub epoch: u64,
     /// Idempotency key, unique per sender device.
     pub client_msg_id: ClientMsgId,
     /// When undelivered copies expire (0 = never).
@@ -356,6 +365,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Queues an application message for every member of the channel but the sender, with
     /// the same rules for `NoSuchChannel`, `NotMember` and retries as [`Storage::commit`].
+    /// A message of an epoch before the one the channel's latest added devices joined in is
+    /// `StaleEpoch` (they could not read it: the sender encrypts it again after the commit
+    /// that added them), of an epoch after the channel's `FutureEpoch`; a retry of one
+    /// already accepted is answered as a duplicate whatever the epochs are now.
     /// Recipients are woken. A recipient with a push subscription and no push outstanding
     /// gets one waiting push due at `push_at` (one per device: later messages join it). When
     /// the members' devices belong to exactly two accounts and the one that is not the

@@ -59,13 +59,12 @@ impl ChannelSql for PgTx {
         Ok(found.is_some())
     }
 
-    async fn share_channel(&mut self, channel: &ChannelId) -> Result<bool, TxError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM channels WHERE id = $1 FOR SHARE")
+    async fn share_channel(&mut self, channel: &ChannelId) -> Result<Option<(i64, i64)>, TxError> {
+        sqlx::query_as("SELECT epoch, joined_at FROM channels WHERE id = $1 FOR SHARE")
             .bind(channel.as_bytes())
             .fetch_optional(&mut *self.conn)
             .await
-            .map_err(db(self.conn.op))?;
-        Ok(found.is_some())
+            .map_err(db(self.conn.op))
     }
 
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError> {
@@ -76,9 +75,10 @@ impl ChannelSql for PgTx {
             .map_err(db(self.conn.op))
     }
 
-    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError> {
-        sqlx::query("UPDATE channels SET epoch = $1 WHERE id = $2")
+    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64, joined_at: Option<u64>) -> Result<(), TxError> {
+        sqlx::query("UPDATE channels SET epoch = $1, joined_at = GREATEST(joined_at, $2) WHERE id = $3")
             .bind(int(epoch))
+            .bind(int(joined_at.unwrap_or(0)))
             .bind(channel.as_bytes())
             .execute(&mut *self.conn)
             .await

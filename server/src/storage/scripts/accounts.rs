@@ -204,7 +204,7 @@ async fn restore_attempt<B: Backend>(
     let mut channels: BTreeMap<Vec<u8>, Vec<i64>> = BTreeMap::new();
     for id in tx.channels_of(user).await? {
         let channel = ChannelId::from_slice(&id).map_err(|_| rows::corrupt(OP))?;
-        if tx.share_channel(&channel).await? {
+        if tx.share_channel(&channel).await?.is_some() {
             channels.insert(id, Vec::new());
         }
     }

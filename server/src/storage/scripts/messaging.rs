@@ -150,7 +150,7 @@ pub(super) async fn commit<B: Backend>(
     if !added.is_empty() {
         tx.add_members(&input.channel, &added).await?;
     }
-    tx.set_epoch(&input.channel, next).await?;
+    tx.set_epoch(&input.channel, next, input.joined_at).await?;
     if let Some(state) = &input.group {
         tx.put_group_state(&input.channel, state).await?;
     }
@@ -171,9 +171,8 @@ pub(super) async fn enqueue<B: Backend>(
     const OP: &str = "enqueue";
     let mut tx = b.write(OP).await?;
     check_caller(&mut tx, Some(&input.sender)).await?;
-    if !tx.share_channel(&input.channel).await? {
-        return Err(StoreError::NoSuchChannel.into());
-    }
+    let (epoch, joined_at) = tx.share_channel(&input.channel).await?.ok_or(StoreError::NoSuchChannel)?;
+    let (current, joined_at) = (rows::uint(epoch, OP)?, rows::uint(joined_at, OP)?);
     let sender = tx.member_key(&input.channel, &input.sender).await?.ok_or(StoreError::NotMember)?;
     let message = Outgoing {
         channel: &input.channel,
@@ -185,6 +184,18 @@ pub(super) async fn enqueue<B: Backend>(
     };
     if let Some((_, server_time)) = claim_sent(&mut tx, &message, &input.client_msg_id.0, SENT_APPLICATION, 0).await? {
         return Ok((EnqueueOutcome { server_time, duplicate: true }, Vec::new()));
+    }
+    // A message made before the latest devices joined is one they cannot read (the sender
+    // encrypts it again once it has the commit that added them); one made in an epoch that
+    // does not exist yet, nobody can. Other earlier epochs are fine: members keep a few past
+    // epochs' secrets, and members that refused a commit (see `CommitInput::joined_at`) count
+    // epochs behind the node. A retry of an accepted message was answered above, whatever
+    // the epochs are now.
+    if input.epoch < joined_at {
+        return Err(StoreError::StaleEpoch { current }.into());
+    }
+    if input.epoch > current {
+        return Err(StoreError::FutureEpoch { sent: input.epoch, current }.into());
     }
     // In a conversation of two accounts, one that blocks the sender gets nothing (the sender
     // is answered as usual).

@@ -59,8 +59,13 @@ impl ChannelSql for Conn<Sqlite> {
         Ok(found.is_some())
     }
 
-    async fn share_channel(&mut self, channel: &ChannelId) -> Result<bool, TxError> {
-        self.channel_exists(channel).await
+    /// Writes are serialised by the batch's write lock, so a plain read holds the channel.
+    async fn share_channel(&mut self, channel: &ChannelId) -> Result<Option<(i64, i64)>, TxError> {
+        sqlx::query_as("SELECT epoch, joined_at FROM channels WHERE id = ?")
+            .bind(channel.as_bytes())
+            .fetch_optional(&mut **self)
+            .await
+            .map_err(db(self.op))
     }
 
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError> {
@@ -71,9 +76,10 @@ impl ChannelSql for Conn<Sqlite> {
             .map_err(db(self.op))
     }
 
-    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64) -> Result<(), TxError> {
-        sqlx::query("UPDATE channels SET epoch = ? WHERE id = ?")
+    async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64, joined_at: Option<u64>) -> Result<(), TxError> {
+        sqlx::query("UPDATE channels SET epoch = ?, joined_at = MAX(joined_at, ?) WHERE id = ?")
             .bind(int(epoch))
+            .bind(int(joined_at.unwrap_or(0)))
             .bind(channel.as_bytes())
             .execute(&mut **self)
             .await
