@@ -35,6 +35,9 @@ impl Connection {
     {
         let mut opts = capnp::message::ReaderOptions::new();
         opts.traversal_limit_in_words(Some(MAX_INCOMING_BYTES / 8)).nesting_limit(64);
+        // One write per message (a WebSocket message, a WebTransport write), not one for the
+        // segment table and more for the segments.
+        let writer = crate::coalesce::Coalesce::new(writer);
         let network = twoparty::VatNetwork::new(reader, writer, Side::Client, opts);
         let mut rpc = RpcSystem::new(Box::new(network), None);
         let node: node_service::Client = rpc.bootstrap(Side::Server);

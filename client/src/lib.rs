@@ -16,6 +16,7 @@
 mod api;
 pub mod backup;
 mod client;
+mod coalesce;
 pub mod device_label;
 mod error;
 pub mod files;

@@ -10,10 +10,22 @@ const HTTPS_PORT = 18443;
 const NODE_PORT = 17443;
 const BASE = `http://127.0.0.1:${PORT}`;
 
-/** Starts one node and the gateway (with `/echo`), logging into `dir`. */
+/**
+ * Starts one node and the gateway (with `/echo`), logging into `dir`. The gateway serves the
+ * repository's www/ and pkg/, or the copies QPQ_BENCH_WWW and QPQ_BENCH_PKG name (with
+ * QPQ_BIN_DIR, so that runs of an older and a newer build can alternate on one machine).
+ */
 export async function benchStack(dir) {
   const node = await startServer({ name: "node", port: NODE_PORT, dataDir: path.join(dir, "node"), logDir: dir });
-  const gateway = await startGateway({ port: PORT, httpsPort: HTTPS_PORT, nodes: [node], logDir: dir, args: ["--bench-echo"] });
+  const gateway = await startGateway({
+    port: PORT,
+    httpsPort: HTTPS_PORT,
+    nodes: [node],
+    logDir: dir,
+    args: ["--bench-echo"],
+    www: process.env.QPQ_BENCH_WWW || undefined,
+    pkg: process.env.QPQ_BENCH_PKG || undefined,
+  });
   return {
     async stop() {
       await gateway.stop();

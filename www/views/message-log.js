@@ -41,7 +41,14 @@ export class MessageLog {
       this.conversationId = conversationId;
       this.active = active;
     }
-    const atBottom = switched || this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < STICK_TO_BOTTOM_PX;
+    // Where the reader is matters only when rows come, go or are drawn again: most renders
+    // change only a status line, and reading the scroll position (or setting it) after the
+    // page changed makes the browser lay the whole page out there and then.
+    const reshaping =
+      switched ||
+      history.length !== this.rows.size ||
+      history.some((m) => this.rows.get(m.index)?.content !== contentKey(m));
+    const atBottom = reshaping && (switched || this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < STICK_TO_BOTTOM_PX);
     let appendedOwn = false;
     const present = new Set();
     for (const m of history) {

@@ -108,7 +108,10 @@ impl<S: StateStore, P: Platform> Client<S, P> {
     /// Marks a conversation read (sending read receipts for what others wrote).
     pub async fn mark_read(&self, conv: &ChannelId) -> Result<(), ClientError> {
         self.inner.engine.borrow_mut().mark_read(conv);
-        self.step_done().await
+        // Read receipts only: they wait a moment, so that a reply goes first.
+        self.persist().await?;
+        self.kick_for_receipts();
+        Ok(())
     }
 
     /// Adds or takes back a reaction to a message.

@@ -87,7 +87,13 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 .boxed_local(),
             );
         }
-        self.kick();
+        // What the delivery queued (a commit, say) goes now; the receipts for it wait a moment
+        // for a reply to go first.
+        if self.with_engine(Engine::outbox_len) > 0 {
+            self.kick();
+        } else {
+            self.kick_for_receipts();
+        }
         Ok(())
     }
 

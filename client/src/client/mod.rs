@@ -98,6 +98,8 @@ struct Inner<S: StateStore, P: Platform> {
     stop_signal: RefCell<Option<oneshot::Sender<()>>>,
     /// Rejoin rounds in a row that left a conversation still to rejoin (see `answer_rejoins`).
     rejoin_rounds: Cell<u32>,
+    /// A kick for held receipts is scheduled (see `kick_for_receipts`).
+    receipts_kick: Cell<bool>,
 }
 
 /// One device's client. Cheap to clone (a handle).
@@ -138,6 +140,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
                 stopped: Cell::new(false),
                 stop_signal: RefCell::new(None),
                 rejoin_rounds: Cell::new(0),
+                receipts_kick: Cell::new(false),
             }),
         }
     }

@@ -54,7 +54,7 @@ impl TlsListener {
                     a = tcp.accept() => a,
                     () = stop.cancelled() => return,
                 };
-                let (socket, remote) = match accepted {
+                let (mut socket, remote) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: wait a moment, as axum does.
@@ -63,6 +63,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                super::no_delay(&mut socket);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {

@@ -14,3 +14,13 @@ pub(crate) mod http3;
 pub(crate) mod https;
 pub(crate) mod plain;
 pub mod tls;
+
+/// Turns off Nagle's algorithm on a browser's TCP connection. A session's bytes are small
+/// Cap'n Proto messages, each written as soon as the node sends it; with Nagle, a message
+/// written while the previous one is still unacknowledged waits for that acknowledgement,
+/// which the browser may delay by tens of milliseconds.
+fn no_delay(socket: &mut tokio::net::TcpStream) {
+    if let Err(e) = socket.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
