@@ -178,8 +178,11 @@ pub struct Family<M: Metric> {
     labels: &'static [&'static str],
     buckets: &'static [f64],
     /// Keyed by the label values joined with U+001F, which no label value holds.
-    series: Mutex<BTreeMap<String, (Vec<String>, Arc<M>)>>,
+    series: Mutex<BTreeMap<String, Series<M>>>,
 }
+
+/// One series of a family: its label values and the metric.
+type Series<M> = (Vec<String>, Arc<M>);
 
 impl<M: Metric> Family<M> {
     /// The series for these label values (as many as the family has label names), created at

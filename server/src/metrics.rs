@@ -95,20 +95,14 @@ impl NodeMetrics {
 }
 
 /// Runs an RPC method's body and records it under `method`.
-pub(crate) fn track<F>(
-    metrics: Arc<NodeMetrics>,
-    method: &'static str,
-    call: F,
-) -> impl Future<Output = Result<(), capnp::Error>> + 'static
+pub(crate) async fn track<F>(metrics: Arc<NodeMetrics>, method: &'static str, call: F) -> Result<(), capnp::Error>
 where
     F: Future<Output = Result<(), capnp::Error>> + 'static,
 {
-    async move {
-        let start = Instant::now();
-        let result = call.await;
-        metrics.finish(method, start.elapsed(), &result);
-        result
-    }
+    let start = Instant::now();
+    let result = call.await;
+    metrics.finish(method, start.elapsed(), &result);
+    result
 }
 
 /// What the operator's listener asks of a node.

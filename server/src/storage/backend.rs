@@ -14,9 +14,7 @@ use async_trait::async_trait;
 use qpq_proto::{ChannelId, DeviceAddress, DeviceRecord, EnvelopeKind, UserId};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Transaction};
-use tokio::sync::{broadcast, OwnedMutexGuard};
-
-use super::group::Writer;
+use tokio::sync::broadcast;
 
 use super::rows::{
     db, AddressCols, BlobCols, ChannelMemberCols, DeviceAboutCols, DeviceCols, EnvelopeCols, PushJobCols, PushSubCols,
@@ -71,8 +69,6 @@ pub struct Conn<DB: Database> {
 enum Inner<DB: Database> {
     Tx(Transaction<'static, DB>),
     Read(PoolConnection<DB>),
-    /// A savepoint in the write batch (`true`), or a read on the write connection.
-    Grouped(OwnedMutexGuard<Writer<DB>>, bool),
 }
 
 impl<DB: Database> Conn<DB> {
@@ -86,19 +82,12 @@ impl<DB: Database> Conn<DB> {
         Conn { inner: Inner::Read(conn), op }
     }
 
-    /// A savepoint in the write batch, or (`savepoint` false) a read on the write connection.
-    pub(super) fn grouped(writer: OwnedMutexGuard<Writer<DB>>, savepoint: bool, op: &'static str) -> Self {
-        Conn { inner: Inner::Grouped(writer, savepoint), op }
-    }
-
-    /// Commits the transaction (nothing to do for a read connection); in a write batch,
-    /// releases the savepoint, and the batch is committed before the caller is answered.
-    /// Dropping a `Conn` without committing rolls the transaction (or savepoint) back.
+    /// Commits the transaction (nothing to do for a read connection). Dropping a `Conn`
+    /// without committing rolls the transaction back.
     pub(super) async fn finish(self) -> Result<(), TxError> {
         match self.inner {
             Inner::Tx(tx) => tx.commit().await.map_err(db(self.op)),
-            Inner::Read(_) | Inner::Grouped(_, false) => Ok(()),
-            Inner::Grouped(mut writer, true) => writer.release().await.map_err(db(self.op)),
+            Inner::Read(_) => Ok(()),
         }
     }
 }
@@ -110,7 +99,6 @@ impl<DB: Database> Deref for Conn<DB> {
         match &self.inner {
             Inner::Tx(tx) => tx,
             Inner::Read(conn) => conn,
-            Inner::Grouped(writer, _) => writer.conn(),
         }
     }
 }
@@ -120,7 +108,6 @@ impl<DB: Database> DerefMut for Conn<DB> {
         match &mut self.inner {
             Inner::Tx(tx) => tx,
             Inner::Read(conn) => conn,
-            Inner::Grouped(writer, _) => writer.conn_mut(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Group commit for a backend with one write connection (SQLite).
+//! Group commit for the SQLite write connection.
 //!
 //! Each write script runs inside a savepoint of one shared transaction (a "batch"), in turn,
 //! holding the connection. When a script's savepoint is released, its caller does not answer
@@ -8,22 +8,27 @@
 //! them all durable, and nobody is answered before the COMMIT of the batch it wrote in. A
 //! script that fails rolls back to its own savepoint only.
 //!
-//! Any caller may be dropped at any await (a client that disconnects). The state below says
-//! what the last holder of the connection left undone, and the next holder repairs it before
-//! anything else: it waits for the connection's queued statements to finish, rolls back a
-//! savepoint left open, and settles an interrupted COMMIT. When the connection's state
-//! cannot be repaired it is replaced (which rolls the open batch back) and the batch is
-//! recorded as failed, so its callers still waiting are told. A batch whose every caller was
-//! dropped stays open until the next write joins and commits it: none of them was answered.
+//! Statements run synchronously on the calling thread (rusqlite), so none is ever left half
+//! run, and a script runs from its savepoint to its release without waiting. A caller can
+//! be dropped while it waits for the connection (nothing of it is in the batch), after its
+//! release while it waits to commit (its writes stay in the batch, committed by the next
+//! writer), or, should a script ever wait between statements, with its savepoint open: that
+//! savepoint is rolled back as the script's handle is dropped ([`Writer::abandon_script`]).
+//! When SQLite itself has rolled the whole batch back (it does so on some I/O and memory
+//! errors), or a rollback fails, the batch is recorded as failed so its callers still
+//! waiting are told, and a connection in an unknown state is replaced before it is used
+//! again. A batch whose every caller was dropped stays open until the next write joins and
+//! commits it: none of them was answered.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
-use sqlx::{Connection, Database, TransactionManager};
+use rusqlite::Connection;
 use tokio::sync::Mutex;
 
+use super::rows::sqlite_failure;
 use super::StoreError;
 
 /// How many failed batches are remembered for callers that have not asked yet (they are all
@@ -41,150 +46,121 @@ pub(super) async fn tracked<F: Future>(call: F) -> (F::Output, Option<u64>) {
     JOINED.scope(Cell::new(None), async move { (call.await, JOINED.with(Cell::get)) }).await
 }
 
-/// The write connection and what its last holder left undone.
-pub(super) struct Writer<DB: Database> {
-    conn: DB::Connection,
-    /// To open a new connection when this one's state is unknown.
-    options: <DB::Connection as Connection>::Options,
+/// Opens a new write connection (to replace one whose state is unknown).
+pub(super) type Reopen = Box<dyn Fn() -> rusqlite::Result<Connection> + Send>;
+
+/// The write connection and the batch it is in.
+pub(super) struct Writer {
+    conn: Connection,
+    reopen: Reopen,
     /// The batch open now, or the next to be opened.
     batch: u64,
-    /// False while a holder may have left a statement in flight or a savepoint open.
-    clean: bool,
-    /// A holder began committing `batch` and may not have seen the answer.
-    committing: bool,
-    /// The open transaction, if any, belongs to a batch recorded as failed: roll it back.
-    abandoned: bool,
+    /// The connection's state is unknown (a rollback failed): replace it before any use.
+    broken: bool,
     /// Failed batches with the reason, oldest first.
     failed: VecDeque<(u64, String)>,
 }
 
-type Manager<DB> = <DB as Database>::TransactionManager;
+/// The savepoint of the write script running now (one at a time).
+const SAVEPOINT: &str = "SAVEPOINT script";
+const RELEASE: &str = "RELEASE script";
+const ROLLBACK_SCRIPT: &str = "ROLLBACK TO script; RELEASE script";
 
-impl<DB: Database> Writer<DB> {
-    pub(super) fn new(conn: DB::Connection, options: <DB::Connection as Connection>::Options) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Writer {
-            conn,
-            options,
-            batch: 0,
-            clean: true,
-            committing: false,
-            abandoned: false,
-            failed: VecDeque::new(),
-        }))
+impl Writer {
+    pub(super) fn new(conn: Connection, reopen: Reopen) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Writer { conn, reopen, batch: 0, broken: false, failed: VecDeque::new() }))
     }
 
-    /// The connection.
-    pub(super) fn conn(&self) -> &DB::Connection {
+    /// The connection (for statements).
+    pub(super) fn conn(&self) -> &Connection {
         &self.conn
     }
 
-    /// The connection, mutably.
-    pub(super) fn conn_mut(&mut self) -> &mut DB::Connection {
-        &mut self.conn
+    /// Replaces the connection if its state is unknown (closing it rolls back whatever it
+    /// had open; that batch was recorded as failed already).
+    pub(super) fn recover(&mut self) -> rusqlite::Result<()> {
+        if self.broken {
+            self.conn = (self.reopen)()?;
+            self.broken = false;
+        }
+        Ok(())
     }
 
-    fn depth(&self) -> usize {
-        Manager::<DB>::get_transaction_depth(&self.conn)
-    }
-
-    /// Records the batch as failed; its transaction is rolled back by the next repair.
-    fn abandon(&mut self, why: String) {
+    /// Records the current batch as failed and rolls its transaction back (or marks the
+    /// connection for replacement when even that fails).
+    fn fail_batch(&mut self, why: String) {
+        tracing::warn!(batch = self.batch, reason = %why, "a write batch failed");
         self.failed.push_back((self.batch, why));
         while self.failed.len() > FAILURES_KEPT {
             self.failed.pop_front();
         }
         self.batch += 1;
-        self.abandoned = true;
-        self.clean = false;
+        if !self.conn.is_autocommit() && self.conn.execute_batch("ROLLBACK").is_err() {
+            self.broken = true;
+        }
     }
 
-    /// Leaves the connection as a new holder expects it: nothing in flight, no savepoint
-    /// open, and a transaction open only for the current batch.
-    pub(super) async fn recover(&mut self) -> Result<(), sqlx::Error> {
-        if self.clean {
-            return Ok(());
-        }
-        if let Err(e) = self.repair().await {
-            tracing::warn!(error = %e, "the write connection could not be repaired; replacing it");
-            self.abandon(format!("the write connection failed: {e}"));
-            self.conn = <DB::Connection as Connection>::connect_with(&self.options).await?;
-            self.abandoned = false;
-            self.clean = true;
-        }
-        Ok(())
-    }
-
-    async fn repair(&mut self) -> Result<(), sqlx::Error> {
-        // Statements are run in order, so once this is answered, whatever a dropped holder
-        // sent has finished and the transaction depth is exact.
-        self.conn.ping().await?;
-        if self.committing {
-            self.committing = false;
-            if self.depth() == 0 {
-                self.batch += 1;
-            } else {
-                self.abandon("the batch's COMMIT failed".into());
-            }
-        }
-        let keep = if self.abandoned { 0 } else { 1 };
-        while self.depth() > keep {
-            Manager::<DB>::rollback(&mut self.conn).await?;
-        }
-        self.abandoned = false;
-        self.clean = true;
-        Ok(())
-    }
-
-    /// Opens a savepoint for one write script in the current batch (beginning the batch with
-    /// `begin` when none is open) and notes the batch for [`tracked`].
-    pub(super) async fn savepoint(&mut self, begin: &'static str) -> Result<(), sqlx::Error> {
-        self.recover().await?;
-        // Noted first: a caller dropped from here on may have begun the batch, and the
-        // waiting caller of the same storage call (none, then) or the next writer commits it.
+    /// Opens a savepoint for one write script in the current batch (beginning the batch
+    /// with `BEGIN IMMEDIATE` when none is open) and notes the batch for [`tracked`].
+    pub(super) fn savepoint(&mut self) -> rusqlite::Result<()> {
+        self.recover()?;
+        // Noted first: if the BEGIN fails, `settle` finds no transaction and answers at once.
         let _ = JOINED.try_with(|j| j.set(Some(self.batch)));
-        self.clean = false;
-        if self.depth() == 0 {
-            Manager::<DB>::begin(&mut self.conn, Some(begin.into())).await?;
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        Manager::<DB>::begin(&mut self.conn, None).await
+        self.conn.execute_batch(SAVEPOINT)
     }
 
-    /// Keeps the script's writes in the batch (they are committed with it).
-    pub(super) async fn release(&mut self) -> Result<(), sqlx::Error> {
-        Manager::<DB>::commit(&mut self.conn).await?;
-        self.clean = true;
-        Ok(())
+    /// Keeps the script's writes in the batch (they are committed with it). On an error
+    /// the savepoint is still open, and the script's handle rolls it back as it is dropped.
+    pub(super) fn release(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(RELEASE)
+    }
+
+    /// Undoes the writes of a script that failed or was dropped, keeping the batch.
+    pub(super) fn abandon_script(&mut self) {
+        if self.broken {
+            return;
+        }
+        if self.conn.is_autocommit() {
+            // SQLite rolled the whole transaction back on an error: scripts whose savepoints
+            // were released in it are lost, and their callers must hear so.
+            self.fail_batch("the database rolled the batch back".into());
+            return;
+        }
+        if let Err(e) = self.conn.execute_batch(ROLLBACK_SCRIPT) {
+            self.fail_batch(sqlite_failure("roll back a write", &e));
+        }
     }
 
     /// Returns once batch `batch` is committed, committing it (with whatever joined it) if
     /// nobody has yet; an error when it failed.
     pub(super) async fn settle(writer: &Mutex<Self>, batch: u64) -> Result<(), StoreError> {
+        // A script runs without ever waiting, so without this its caller would commit alone
+        // whenever the connection was free. Letting the tasks that are ready run first lets
+        // their writes join the batch, to be made durable by the same COMMIT.
+        tokio::task::yield_now().await;
         let mut w = writer.lock().await;
-        w.recover().await.map_err(|e| StoreError::Backend(format!("write connection: {e}")))?;
         if w.batch > batch {
             return match w.failed.iter().find(|(b, _)| *b == batch) {
                 Some((_, why)) => Err(StoreError::Backend(why.clone())),
                 None => Ok(()),
             };
         }
-        if w.depth() == 0 {
-            // The batch never began (its BEGIN failed): nothing to make durable.
+        if w.broken || w.conn.is_autocommit() {
+            // The batch never began (its BEGIN failed): nothing to make durable. (A broken
+            // connection has had its batch recorded as failed, so `batch` is older.)
             return Ok(());
         }
-        w.clean = false;
-        w.committing = true;
-        let done = Manager::<DB>::commit(&mut w.conn).await;
-        w.committing = false;
-        match done {
+        match w.conn.execute_batch("COMMIT") {
             Ok(()) => {
                 w.batch += 1;
-                w.clean = true;
                 Ok(())
             }
             Err(e) => {
-                let why = format!("commit: {e}");
-                w.abandon(why.clone());
-                let _ = w.recover().await;
+                let why = sqlite_failure("commit", &e);
+                w.fail_batch(why.clone());
                 Err(StoreError::Backend(why))
             }
         }

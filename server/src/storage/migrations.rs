@@ -29,6 +29,17 @@ pub(super) fn sqlite() -> Migrator {
     migrator(SQLITE)
 }
 
+/// Creates the SQLite schema on a new in-memory database: every migration's text in order,
+/// in one transaction. Nothing records them (sqlx's `_sqlx_migrations`): such a database is
+/// never opened again. Files are migrated by [`sqlite`]'s migrator.
+pub(super) fn create_sqlite_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    for (_, sql) in SQLITE {
+        tx.execute_batch(sql)?;
+    }
+    tx.commit()
+}
+
 /// The PostgreSQL migrations.
 pub(super) fn postgres() -> Migrator {
     migrator(POSTGRES)

@@ -48,6 +48,9 @@ pub enum TxError {
     Refused(StoreError),
     /// A driver error, retried when the backend's rules say so.
     Db(&'static str, sqlx::Error),
+    /// An error of the embedded SQLite backend, which never retries (its one writer never
+    /// conflicts).
+    Sqlite(&'static str, rusqlite::Error),
 }
 
 impl From<StoreError> for TxError {
@@ -59,6 +62,31 @@ impl From<StoreError> for TxError {
 /// Tags a driver error with the operation that failed.
 pub(super) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> TxError {
     move |e| TxError::Db(op, e)
+}
+
+/// Tags an error of the embedded SQLite backend with the operation that failed.
+pub(super) fn sqlite(op: &'static str) -> impl FnOnce(rusqlite::Error) -> TxError {
+    move |e| TxError::Sqlite(op, e)
+}
+
+/// `Backend` for an error of the embedded SQLite backend, as [`describe`] does for sqlx's
+/// (SQLite's messages can name values, so only the error code is kept).
+pub(super) fn describe_sqlite(op: &'static str, e: &rusqlite::Error) -> StoreError {
+    StoreError::Backend(sqlite_failure(op, e))
+}
+
+/// The text of [`describe_sqlite`]: the operation and the kind of failure.
+pub(super) fn sqlite_failure(op: &'static str, e: &rusqlite::Error) -> String {
+    let what = match e {
+        rusqlite::Error::SqliteFailure(failure, _) => {
+            format!("the database refused the statement (code {})", failure.extended_code)
+        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => "a stored value has an unexpected type".to_owned(),
+        _ => "unexpected database failure".to_owned(),
+    };
+    format!("{op}: {what}")
 }
 
 /// `Backend`, naming the operation and the kind of failure but never the data involved

@@ -18,7 +18,7 @@ use qpq_proto::{ChannelId, DeviceAddress, DeviceId, DeviceRecord, Envelope, User
 use tokio::sync::broadcast;
 
 use super::backend::{AccountSql, Backend};
-use super::rows::{describe, TxError};
+use super::rows::{describe, describe_sqlite, TxError};
 use super::{
     BlobRow, ChannelRow, Claimed, CommitInput, CommitOutcome, DeviceAbout, EnqueueInput, EnqueueOutcome, ExpiryStats,
     KeyPackageRow, Leadership, Millis, PushJob, PushOutcome, PushSubscription, Storage, StoreError, VapidKeyRow, Wake,
@@ -67,6 +67,7 @@ where
                 }
                 return Err(describe(op, &e));
             }
+            Err(TxError::Sqlite(op, e)) => return Err(describe_sqlite(op, &e)),
         }
     }
 }

@@ -4,18 +4,17 @@
 
 use async_trait::async_trait;
 use qpq_proto::{ChannelId, DeviceAddress, UserId};
-use sqlx::Sqlite;
 
-use super::key_list;
+use super::{key_list, SqliteTx};
 use crate::storage::binds;
-use crate::storage::backend::{ChannelSql, Conn, Outgoing};
-use crate::storage::rows::{db, int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
+use crate::storage::backend::{ChannelSql, Outgoing};
+use crate::storage::rows::{int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::{Millis, Wake};
 
 #[async_trait]
-impl ChannelSql for Conn<Sqlite> {
+impl ChannelSql for SqliteTx {
     async fn insert_channel(&mut self, channel: &ChannelId, creator: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
-        let inserted = sqlx::query(
+        let inserted = self.sql(
             "INSERT INTO channels (id, epoch, created_at, creator_user, creator_device) VALUES (?, 0, ?, ?, ?)
              ON CONFLICT (id) DO NOTHING",
         )
@@ -23,93 +22,75 @@ impl ChannelSql for Conn<Sqlite> {
         .bind(int(now))
         .bind(creator.user.as_str())
         .bind(&creator.device.0[..])
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
-        Ok(inserted.rows_affected() == 1)
+        .execute()?;
+        Ok(inserted == 1)
     }
 
     async fn channel_creator(&mut self, channel: &ChannelId) -> Result<Option<AddressCols>, TxError> {
-        sqlx::query_as("SELECT creator_user, creator_device FROM channels WHERE id = ?")
+        self.sql("SELECT creator_user, creator_device FROM channels WHERE id = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .fetch_optional()
     }
 
     async fn channel_rows(&mut self, channel: &ChannelId) -> Result<Vec<ChannelMemberCols>, TxError> {
-        sqlx::query_as(
+        self.sql(
             "SELECT c.epoch, c.created_at, d.user_name, d.device_id FROM channels c
              LEFT JOIN channel_members m ON m.channel = c.id
              LEFT JOIN devices d ON d.id = m.device
              WHERE c.id = ?",
         )
         .bind(channel.as_bytes())
-        .fetch_all(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .fetch_all()
     }
 
     async fn channel_exists(&mut self, channel: &ChannelId) -> Result<bool, TxError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM channels WHERE id = ?")
+        let found: Option<i64> = self.sql("SELECT 1 FROM channels WHERE id = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))?;
+            .scalar_optional()?;
         Ok(found.is_some())
     }
 
     /// Writes are serialised by the batch's write lock, so a plain read holds the channel.
     async fn share_channel(&mut self, channel: &ChannelId) -> Result<Option<(i64, i64)>, TxError> {
-        sqlx::query_as("SELECT epoch, joined_at FROM channels WHERE id = ?")
+        self.sql("SELECT epoch, joined_at FROM channels WHERE id = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .fetch_optional()
     }
 
     async fn lock_channel(&mut self, channel: &ChannelId) -> Result<Option<i64>, TxError> {
-        sqlx::query_scalar("SELECT epoch FROM channels WHERE id = ?")
+        self.sql("SELECT epoch FROM channels WHERE id = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .scalar_optional()
     }
 
     async fn set_epoch(&mut self, channel: &ChannelId, epoch: u64, joined_at: Option<u64>) -> Result<(), TxError> {
-        sqlx::query("UPDATE channels SET epoch = ?, joined_at = MAX(joined_at, ?) WHERE id = ?")
+        self.sql("UPDATE channels SET epoch = ?, joined_at = MAX(joined_at, ?) WHERE id = ?")
             .bind(int(epoch))
             .bind(int(joined_at.unwrap_or(0)))
             .bind(channel.as_bytes())
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
+            .execute()?;
         Ok(())
     }
 
     async fn put_group_state(&mut self, channel: &ChannelId, state: &[u8]) -> Result<(), TxError> {
-        sqlx::query(
+        self.sql(
             "INSERT INTO channel_groups (channel, state) VALUES (?, ?)
              ON CONFLICT (channel) DO UPDATE SET state = excluded.state, group_info = NULL",
         )
         .bind(channel.as_bytes())
         .bind(state)
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        .execute()?;
         Ok(())
     }
 
     async fn group_state(&mut self, channel: &ChannelId) -> Result<Option<Vec<u8>>, TxError> {
-        sqlx::query_scalar("SELECT state FROM channel_groups WHERE channel = ?")
+        self.sql("SELECT state FROM channel_groups WHERE channel = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .scalar_optional()
     }
 
     async fn put_group_info(&mut self, channel: &ChannelId, epoch: u64, info: &[u8]) -> Result<bool, TxError> {
-        let done = sqlx::query(
+        let done = self.sql(
             "UPDATE channel_groups SET group_info = ?
              WHERE channel = ? AND (SELECT epoch FROM channels WHERE id = ?) = ?",
         )
@@ -117,40 +98,32 @@ impl ChannelSql for Conn<Sqlite> {
         .bind(channel.as_bytes())
         .bind(channel.as_bytes())
         .bind(int(epoch))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
-        Ok(done.rows_affected() == 1)
+        .execute()?;
+        Ok(done == 1)
     }
 
     async fn group_info(&mut self, channel: &ChannelId) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, TxError> {
-        sqlx::query_as("SELECT state, group_info FROM channel_groups WHERE channel = ?")
+        self.sql("SELECT state, group_info FROM channel_groups WHERE channel = ?")
             .bind(channel.as_bytes())
-            .fetch_optional(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .fetch_optional()
     }
 
     async fn member_key(&mut self, channel: &ChannelId, device: &DeviceAddress) -> Result<Option<i64>, TxError> {
-        sqlx::query_scalar(
+        self.sql(
             "SELECT d.id FROM devices d JOIN channel_members m ON m.device = d.id
              WHERE m.channel = ? AND d.user_name = ? AND d.device_id = ?",
         )
         .bind(channel.as_bytes())
         .bind(device.user.as_str())
         .bind(&device.device.0[..])
-        .fetch_optional(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .scalar_optional()
     }
 
     async fn other_members(&mut self, channel: &ChannelId, except: i64) -> Result<Vec<i64>, TxError> {
-        sqlx::query_scalar("SELECT device FROM channel_members WHERE channel = ? AND device <> ?")
+        self.sql("SELECT device FROM channel_members WHERE channel = ? AND device <> ?")
             .bind(channel.as_bytes())
             .bind(except)
-            .fetch_all(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .scalar_all()
     }
 
     async fn other_members_with_users(
@@ -158,128 +131,108 @@ impl ChannelSql for Conn<Sqlite> {
         channel: &ChannelId,
         except: i64,
     ) -> Result<Vec<(i64, String)>, TxError> {
-        sqlx::query_as(
+        self.sql(
             "SELECT m.device, d.user_name FROM channel_members m JOIN devices d ON d.id = m.device
              WHERE m.channel = ? AND m.device <> ?",
         )
         .bind(channel.as_bytes())
         .bind(except)
-        .fetch_all(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .fetch_all()
     }
 
     async fn channels_of(&mut self, user: &UserId) -> Result<Vec<Vec<u8>>, TxError> {
-        sqlx::query_scalar(
+        self.sql(
             "SELECT DISTINCT m.channel FROM channel_members m JOIN devices d ON d.id = m.device
              WHERE d.user_name = ? ORDER BY m.channel",
         )
         .bind(user.as_str())
-        .fetch_all(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .scalar_all()
     }
 
     async fn peers_of(&mut self, user: &UserId) -> Result<Vec<(Vec<u8>, i64)>, TxError> {
-        sqlx::query_as(
+        self.sql(
             "SELECT m.channel, m.device FROM channel_members m JOIN devices d ON d.id = m.device
              WHERE d.user_name <> ?1 AND m.channel IN (
                  SELECT o.channel FROM channel_members o JOIN devices od ON od.id = o.device WHERE od.user_name = ?1)",
         )
         .bind(user.as_str())
-        .fetch_all(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .fetch_all()
     }
 
     async fn add_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError> {
         // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT.
-        sqlx::query(
+        self.sql(
             "INSERT INTO channel_members (channel, device) SELECT ?, value FROM json_each(?) WHERE true
              ON CONFLICT DO NOTHING",
         )
         .bind(channel.as_bytes())
         .bind(key_list(keys))
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        .execute()?;
         Ok(())
     }
 
     async fn remove_members(&mut self, channel: &ChannelId, keys: &[i64]) -> Result<(), TxError> {
-        sqlx::query("DELETE FROM channel_members WHERE channel = ? AND device IN (SELECT value FROM json_each(?))")
+        self.sql("DELETE FROM channel_members WHERE channel = ? AND device IN (SELECT value FROM json_each(?))")
             .bind(channel.as_bytes())
             .bind(key_list(keys))
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
+            .execute()?;
         Ok(())
     }
 
     async fn claim_sent(&mut self, message: &Outgoing<'_>, client_msg_id: &[u8; 16], kind: i16, epoch: u64) -> Result<bool, TxError> {
-        let statement = sqlx::query(
+        let statement = self.sql(
             "INSERT INTO sent_messages (sender_user, sender_device, client_msg_id, kind, channel, epoch, server_time)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         );
         let inserted = binds::sent_message(statement, message, client_msg_id, kind, epoch)
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
-        Ok(inserted.rows_affected() == 1)
+            .execute()?;
+        Ok(inserted == 1)
     }
 
     async fn sent(&mut self, sender: &DeviceAddress, client_msg_id: &[u8; 16], kind: i16) -> Result<Option<(i64, i64)>, TxError> {
-        let statement = sqlx::query_as(
+        let statement = self.sql(
             "SELECT epoch, server_time FROM sent_messages
              WHERE sender_user = ? AND sender_device = ? AND client_msg_id = ? AND kind = ?",
         );
-        binds::sent_key(statement, sender, client_msg_id, kind).fetch_optional(&mut **self).await.map_err(db(self.op))
+        binds::sent_key(statement, sender, client_msg_id, kind).fetch_optional()
     }
 
     async fn lock_devices(&mut self, keys: &[i64]) -> Result<Vec<i64>, TxError> {
-        sqlx::query_scalar("SELECT id FROM devices WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id")
+        self.sql("SELECT id FROM devices WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id")
             .bind(key_list(keys))
-            .fetch_all(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .scalar_all()
     }
 
     async fn full_queues(&mut self, keys: &[i64], max: u64) -> Result<i64, TxError> {
-        sqlx::query_scalar(
+        self.sql(
             "SELECT COUNT(*) FROM devices d WHERE d.id IN (SELECT value FROM json_each(?1))
              AND d.last_seq + 1 - COALESCE((SELECT MIN(e.seq) FROM envelopes e WHERE e.device = d.id), d.last_seq + 1) >= ?2",
         )
         .bind(key_list(keys))
         .bind(int(max))
-        .fetch_one(&mut **self)
-        .await
-        .map_err(db(self.op))
+        .scalar_one()
     }
 
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError> {
         let keys = key_list(keys);
-        sqlx::query("UPDATE devices SET last_seq = last_seq + 1 WHERE id IN (SELECT value FROM json_each(?))")
+        self.sql("UPDATE devices SET last_seq = last_seq + 1 WHERE id IN (SELECT value FROM json_each(?))")
             .bind(&keys)
-            .execute(&mut **self)
-            .await
-            .map_err(db(self.op))?;
-        let statement = sqlx::query(
+            .execute()?;
+        let statement = self.sql(
             "INSERT INTO envelopes
                  (device, seq, channel, kind, payload, server_time, expires_at)
              SELECT id, last_seq, ?2, ?3, ?4, ?5, ?6
              FROM devices WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(&keys);
-        binds::envelope(statement, message).execute(&mut **self).await.map_err(db(self.op))?;
+        binds::envelope(statement, message).execute()?;
         Ok(())
     }
 
     async fn addresses(&mut self, keys: &[i64]) -> Result<Vec<AddressCols>, TxError> {
-        sqlx::query_as("SELECT user_name, device_id FROM devices WHERE id IN (SELECT value FROM json_each(?))")
+        self.sql("SELECT user_name, device_id FROM devices WHERE id IN (SELECT value FROM json_each(?))")
             .bind(key_list(keys))
-            .fetch_all(&mut **self)
-            .await
-            .map_err(db(self.op))
+            .fetch_all()
     }
 
     /// Subscribers are all in this process: the broadcast after the commit wakes them.
@@ -289,7 +242,7 @@ impl ChannelSql for Conn<Sqlite> {
 
     async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
         // The cut is computed over payload lengths only; payloads past it are never read.
-        let statement = sqlx::query_as(
+        let statement = self.sql(
             "WITH cut AS (
                  SELECT e.device, e.seq, SUM(length(e.payload)) OVER (ORDER BY e.seq) AS running,
                         ROW_NUMBER() OVER (ORDER BY e.seq) AS n
@@ -302,20 +255,18 @@ impl ChannelSql for Conn<Sqlite> {
              WHERE cut.n = 1 OR cut.running <= ?
              ORDER BY e.seq",
         );
-        binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all(&mut **self).await.map_err(db(self.op))
+        binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all()
     }
 
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
-        sqlx::query(
+        self.sql(
             "DELETE FROM envelopes WHERE seq <= ?
              AND device = (SELECT id FROM devices WHERE user_name = ? AND device_id = ?)",
         )
         .bind(int(up_to))
         .bind(device.user.as_str())
         .bind(&device.device.0[..])
-        .execute(&mut **self)
-        .await
-        .map_err(db(self.op))?;
+        .execute()?;
         Ok(())
     }
 }
