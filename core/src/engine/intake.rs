@@ -84,10 +84,7 @@ impl Engine {
     fn count_refused_commit(&mut self, env: &Envelope) {
         let Some(group) = self.groups.get(&env.channel) else { return };
         let ours = group.epoch().as_u64();
-        let theirs = MlsMessageIn::tls_deserialize_exact(env.payload.as_slice())
-            .ok()
-            .and_then(|m| m.try_into_protocol_message().ok())
-            .map(|pm| pm.epoch().as_u64());
+        let theirs = super::outbound::epoch_of(&env.payload);
         if theirs.is_none_or(|e| e < ours) {
             return;
         }

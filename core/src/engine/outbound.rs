@@ -22,7 +22,7 @@ const MAX_RECEIPT_IDS: usize = 512;
 const MAX_STALE_RESENDS: u32 = 16;
 
 /// The epoch an MLS message was made in (`None` when the bytes are not one).
-fn epoch_of(payload: &[u8]) -> Option<u64> {
+pub(super) fn epoch_of(payload: &[u8]) -> Option<u64> {
     use openmls::prelude::tls_codec::Deserialize as _;
     let msg = openmls::prelude::MlsMessageIn::tls_deserialize_exact(payload).ok()?;
     Some(msg.try_into_protocol_message().ok()?.epoch().as_u64())
