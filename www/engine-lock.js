@@ -5,7 +5,7 @@
 // (engine-session.js). When the holder ends (the worker, once its last tab closed; or the
 // leading tab), the browser gives the lock to the next in line at once. The service worker
 // takes the lock for a push when nobody holds it, or when no page that could hold it is open
-// any more (the holder is on its way out: a worker whose tabs just closed lives on a moment);
+// any more (the holder is on its way out: a worker whose tabs just closed is closing);
 // it gives it back once its engine has stopped (sw-push.js).
 
 export const ENGINE_LOCK = "qpq-engine";

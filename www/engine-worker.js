@@ -17,7 +17,8 @@
 //   `ended` when the account was signed out, deleted or locked: every tab starts again, with
 //   a new worker.
 // A tab holds a Web Lock named after its id while it lives; the worker asks for it and, once
-// granted (the tab is gone), ends that tab's hub port.
+// granted (the tab is gone), ends that tab's hub port. Once the last tab is gone the worker
+// disconnects and closes at once (see `retire`).
 
 import { describeError } from "./errors.js";
 import { EngineHub } from "./engine-hub.js";
@@ -82,6 +83,26 @@ function receive(control, m, ports) {
 function gone(control) {
   for (const port of tabs.get(control) ?? []) port.dispatchEvent(new MessageEvent("message", { data: { type: "bye" } }));
   tabs.delete(control);
+  if (tabs.size === 0) retire();
+}
+
+/**
+ * The last tab is gone. The browser ends a worker without pages when it sees fit (Chromium a
+ * few hundred milliseconds later, longer under load; a browser may keep it longer still), and
+ * until then its engine would take the messages that arrive and acknowledge them with no page
+ * to show them, so no push would come for them either. So the worker disconnects at once:
+ * what arrives from now on stays queued at the node, which pushes it, and the service worker
+ * shows it. Then it closes, giving the engine lock to whoever waits (a push being handled).
+ * A tab that joins meanwhile (a reload) is told `ended` and starts again with a new worker.
+ */
+async function retire() {
+  if (ended) return;
+  ended = true;
+  try {
+    await hub.client?.stop();
+  } finally {
+    self.close();
+  }
 }
 
 function tell(message) {

@@ -14,8 +14,8 @@
 // The engine is owned by one context at a time: the worker takes the Web Lock "qpq-engine"
 // only if no tab holds it (a tab that does is connected and receives the messages itself),
 // and releases it once the engine has stopped. With no page of the app open, whoever holds
-// the lock is on its way out (the tabs' SharedWorker outlives its last tab by a moment), so
-// the worker waits for it, up to HANDOVER_MS, rather than drop the push.
+// the lock is on its way out (the tabs' SharedWorker disconnects and closes once its last tab
+// is gone), so the worker waits for it, up to HANDOVER_MS, rather than drop the push.
 
 import initEngine, { QpqClient } from "/pkg/qpq_web.js";
 import { takeEngineLockWithin, tryTakeEngineLock } from "./engine-lock.js";

@@ -222,3 +222,49 @@ test("when a passphrase locks Bob's app, a push shows only that messages came", 
     await rm(profile, { recursive: true, force: true });
   }
 });
+
+test("once Bob's last tab is closed, his browser takes no message itself, even while it keeps the engine's worker: the node pushes it", async ({
+  stack,
+  newPerson,
+  appUrl,
+}) => {
+  const push = await startPushService();
+  const { profile, context: bobContext, sub, problems, bob } = await bobsBrowser(stack, push, "qpq-pw-push-retire-", appUrl);
+  try {
+    const alice = await newPerson();
+    await chatOfTwo(alice, bob, "hello bob", "hi alice");
+    await bob.getByRole("button", { name: "Enable notifications" }).click();
+    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+    await expect
+      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
+      .toBe("activated");
+
+    // A page of the origin that is not a tab of the app holds on to the engine's worker, so
+    // the browser does not end it when Bob's tab goes (Chromium ends it a moment later; a
+    // browser may keep it for longer).
+    const holder = await bobContext.newPage();
+    await holder.goto(`${stack.url}/manifest.webmanifest`);
+    await holder.evaluate(() => {
+      window.keep = new SharedWorker("/engine-worker.js", { type: "module", name: "qpq-engine" });
+    });
+    const { helper, deliver } = await closeTheApp(stack, bobContext, bob);
+
+    // The worker lets go of the engine (it disconnected and closed) although a page holds it.
+    await expect
+      .poll(() => helper.evaluate(async () => (await navigator.locks.query()).held.some((l) => l.name === "qpq-engine")))
+      .toBe(false);
+
+    await send(alice, "are you still there?");
+    const [received] = await push.waitFor(sub.id, 1);
+    expect(received.plaintext).toBe("wake");
+    await deliver(received.plaintext);
+    await expect
+      .poll(() => shownNotifications(helper), { timeout: 30_000 })
+      .toEqual([expect.objectContaining({ title: "alice@localhost", body: "are you still there?" })]);
+    expect(problems).toEqual([]);
+  } finally {
+    await bobContext.close();
+    await push.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+});
