@@ -37,6 +37,14 @@ pub trait Backend: Send + Sync + 'static {
     /// A connection for reads of `op` that need no transaction (one statement each).
     async fn read(&self, op: &'static str) -> Result<Self::Tx, TxError>;
 
+    /// Begins a write of `op` that runs exactly one statement. A backend whose statements
+    /// commit by themselves outside a transaction runs it so (PostgreSQL: no `BEGIN` and
+    /// `COMMIT` round trips; the statement is atomic on its own and committed when it
+    /// returns); the others begin a write transaction as [`Self::write`] does.
+    async fn write_one(&self, op: &'static str) -> Result<Self::Tx, TxError> {
+        self.write(op).await
+    }
+
     /// True when a transaction that failed with `e` may simply be run again.
     fn retryable(&self, e: &sqlx::Error) -> bool;
 
@@ -77,7 +85,7 @@ impl<DB: Database> Conn<DB> {
         Conn { inner: Inner::Tx(tx), op }
     }
 
-    /// A connection for reads.
+    /// A connection without a transaction: for reads, and for writes of one statement.
     pub(super) fn read(conn: PoolConnection<DB>, op: &'static str) -> Self {
         Conn { inner: Inner::Read(conn), op }
     }
@@ -277,14 +285,72 @@ pub trait ChannelSql: Send {
     async fn push(&mut self, keys: &[i64], message: &Outgoing<'_>) -> Result<(), TxError>;
     /// The addresses of the devices `keys`.
     async fn addresses(&mut self, keys: &[i64]) -> Result<Vec<AddressCols>, TxError>;
+    /// Queues `message` for the held devices `keys` (sorted, without repeats, not empty) and
+    /// schedules their pushes due at `push_at`, unless some of their queues already hold `max`
+    /// envelopes: then nothing is written and the answer is `Err` with how many. `Ok` holds the
+    /// devices' addresses. What [`Self::full_queues`], [`Self::push`],
+    /// [`PushSql::schedule_pushes`] and [`Self::addresses`] do in turn, which is how it runs
+    /// unless the backend does it in one statement (PostgreSQL: one round trip).
+    async fn fan_out(
+        &mut self,
+        keys: &[i64],
+        message: &Outgoing<'_>,
+        max: u64,
+        push_at: Millis,
+    ) -> Result<Result<Vec<AddressCols>, i64>, TxError>
+    where
+        Self: PushSql,
+    {
+        let full = self.full_queues(keys, max).await?;
+        if full > 0 {
+            return Ok(Err(full));
+        }
+        self.push(keys, message).await?;
+        self.schedule_pushes(keys, push_at).await?;
+        Ok(Ok(self.addresses(keys).await?))
+    }
+
     /// Tells other nodes, when this transaction commits, what happened to these devices.
     async fn announce(&mut self, wakes: &[Wake]) -> Result<(), TxError>;
 
     /// Up to `limit` unexpired envelopes of `device` after `after`, in order, stopping before
     /// the one that would take the payloads past `max_bytes` (the first is always included).
     async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError>;
+    /// [`Self::envelopes`] for the caller `device`; `None` when the device does not exist.
+    /// The caller check and the read in turn, unless the backend reads both in one statement.
+    async fn caller_envelopes(
+        &mut self,
+        device: &DeviceAddress,
+        after: u64,
+        limit: u32,
+        max_bytes: u64,
+        now: Millis,
+    ) -> Result<Option<Vec<EnvelopeCols>>, TxError>
+    where
+        Self: AccountSql,
+    {
+        if self.device_key(device).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.envelopes(device, after, limit, max_bytes, now).await?))
+    }
     /// Deletes the envelopes of `device` up to `up_to`.
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError>;
+    /// An acknowledgement by the caller `device`: deletes its envelopes up to `up_to` and
+    /// drops its waiting push ([`PushSql::reset_push`]); false, writing nothing, when the
+    /// device does not exist. The caller check and the two writes in turn, unless the backend
+    /// does it in one statement (PostgreSQL, run by [`Backend::write_one`]).
+    async fn acknowledge(&mut self, device: &DeviceAddress, up_to: u64) -> Result<bool, TxError>
+    where
+        Self: AccountSql + PushSql,
+    {
+        if self.device_key(device).await?.is_none() {
+            return Ok(false);
+        }
+        self.delete_envelopes(device, up_to).await?;
+        self.reset_push(device).await?;
+        Ok(true)
+    }
 }
 
 /// Blobs and their chunks.

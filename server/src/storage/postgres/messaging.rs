@@ -9,7 +9,7 @@ use qpq_proto::{ChannelId, DeviceAddress, UserId};
 use super::{wakeups, PgTx};
 use crate::storage::binds;
 use crate::storage::backend::{ChannelSql, Outgoing};
-use crate::storage::rows::{db, int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
+use crate::storage::rows::{self, db, int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::{Millis, Wake};
 
 #[async_trait]
@@ -264,6 +264,48 @@ impl ChannelSql for PgTx {
         Ok(())
     }
 
+    /// After `lock_devices`, so the statement's snapshot holds everything committed to those
+    /// devices' rows and queues: what the four statements it stands for would read. When a
+    /// queue is full, `bumped` updates nothing and so nothing is queued or scheduled.
+    async fn fan_out(
+        &mut self,
+        keys: &[i64],
+        message: &Outgoing<'_>,
+        max: u64,
+        push_at: Millis,
+    ) -> Result<Result<Vec<AddressCols>, i64>, TxError> {
+        let statement = sqlx::query_as(
+            "WITH full_queues AS (
+                 SELECT COUNT(*) AS n FROM devices d WHERE d.id = ANY($1)
+                 AND d.last_seq + 1 - COALESCE((SELECT MIN(e.seq) FROM envelopes e WHERE e.device = d.id),
+                                               d.last_seq + 1) >= $7),
+             bumped AS (
+                 UPDATE devices SET last_seq = last_seq + 1
+                 WHERE id = ANY($1) AND (SELECT n FROM full_queues) = 0
+                 RETURNING id, last_seq, user_name, device_id),
+             queued AS (
+                 INSERT INTO envelopes (device, seq, channel, kind, payload, server_time, expires_at)
+                 SELECT id, last_seq, $2, $3, $4, $5, $6 FROM bumped),
+             scheduled AS (
+                 INSERT INTO push_pending (device, due_at, attempts)
+                 SELECT s.device, $8, 0 FROM push_subscriptions s JOIN bumped b ON b.id = s.device
+                 WHERE NOT s.notified
+                 ON CONFLICT (device) DO NOTHING)
+             SELECT f.n, b.user_name, b.device_id FROM full_queues f LEFT JOIN bumped b ON TRUE",
+        )
+        .bind(keys);
+        let found: Vec<(i64, Option<String>, Option<Vec<u8>>)> = binds::envelope(statement, message)
+            .bind(int(max))
+            .bind(int(push_at))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        match found.first() {
+            Some(&(full, _, _)) if full > 0 => Ok(Err(full)),
+            _ => Ok(Ok(found.into_iter().filter_map(|(_, user, device)| user.zip(device)).collect())),
+        }
+    }
+
     async fn addresses(&mut self, keys: &[i64]) -> Result<Vec<AddressCols>, TxError> {
         sqlx::query_as("SELECT user_name, device_id FROM devices WHERE id = ANY($1)")
             .bind(keys)
@@ -297,6 +339,54 @@ impl ChannelSql for PgTx {
         binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all(&mut *self.conn).await.map_err(db(self.conn.op))
     }
 
+    /// The caller's row and its window in one statement (one snapshot): no row when the
+    /// device does not exist, one row of NULLs when its window is empty.
+    async fn caller_envelopes(
+        &mut self,
+        device: &DeviceAddress,
+        after: u64,
+        limit: u32,
+        max_bytes: u64,
+        now: Millis,
+    ) -> Result<Option<Vec<EnvelopeCols>>, TxError> {
+        type Cols = (Option<i64>, Option<Vec<u8>>, Option<i16>, Option<Vec<u8>>, Option<i64>, Option<i64>);
+        let statement = sqlx::query_as(
+            "WITH caller AS (SELECT id FROM devices WHERE user_name = $1 AND device_id = $2),
+             cut AS (
+                 SELECT e.device, e.seq, SUM(octet_length(e.payload)) OVER (ORDER BY e.seq) AS running,
+                        ROW_NUMBER() OVER (ORDER BY e.seq) AS n
+                 FROM envelopes e
+                 WHERE e.device = (SELECT id FROM caller)
+                   AND e.seq > $3 AND (e.expires_at = 0 OR e.expires_at > $4)
+                 ORDER BY e.seq LIMIT $5)
+             SELECT w.seq, w.channel, w.kind, w.payload, w.server_time, w.expires_at
+             FROM caller LEFT JOIN LATERAL (
+                 SELECT e.seq, e.channel, e.kind, e.payload, e.server_time, e.expires_at
+                 FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
+                 WHERE cut.n = 1 OR cut.running <= $6) w ON TRUE
+             ORDER BY w.seq",
+        );
+        let found: Vec<Cols> = binds::envelope_window(statement, device, after, now, limit, max_bytes)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(db(self.conn.op))?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let mut window = Vec::with_capacity(found.len());
+        for cols in found {
+            match cols {
+                (Some(seq), Some(channel), Some(kind), Some(payload), Some(server_time), Some(expires_at)) => {
+                    window.push((seq, channel, kind, payload, server_time, expires_at));
+                }
+                // The caller's row without envelopes.
+                (None, ..) => {}
+                _ => return Err(rows::corrupt(self.conn.op).into()),
+            }
+        }
+        Ok(Some(window))
+    }
+
     async fn delete_envelopes(&mut self, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
         sqlx::query(
             "DELETE FROM envelopes WHERE seq <= $1
@@ -309,5 +399,25 @@ impl ChannelSql for PgTx {
         .await
         .map_err(db(self.conn.op))?;
         Ok(())
+    }
+
+    /// One statement, run outside a transaction ([`crate::storage::backend::Backend::write_one`]):
+    /// the caller's row, then its queue and push rows, which take no lock an enqueue holds.
+    async fn acknowledge(&mut self, device: &DeviceAddress, up_to: u64) -> Result<bool, TxError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "WITH caller AS (SELECT id FROM devices WHERE user_name = $1 AND device_id = $2),
+             acked AS (DELETE FROM envelopes WHERE device = (SELECT id FROM caller) AND seq <= $3),
+             unscheduled AS (DELETE FROM push_pending WHERE device = (SELECT id FROM caller)),
+             reset AS (
+                 UPDATE push_subscriptions SET notified = FALSE WHERE notified AND device = (SELECT id FROM caller))
+             SELECT id FROM caller",
+        )
+        .bind(device.user.as_str())
+        .bind(&device.device.0[..])
+        .bind(int(up_to))
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(db(self.conn.op))?;
+        Ok(found.is_some())
     }
 }

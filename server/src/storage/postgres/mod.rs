@@ -71,9 +71,13 @@ impl PgStorage {
         // The URL may carry a password: never echo it.
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Config("the PostgreSQL URL is malformed".into()))?;
+        // No round trip to test a connection as it leaves the pool (sqlx tests each one as it
+        // comes back already): a connection that died idle, as all do when PostgreSQL
+        // restarts, fails its first statement, and `write` begins again on another one.
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| describe("connect to PostgreSQL", &e))?;
@@ -115,14 +119,29 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 impl Backend for PgStorage {
     type Tx = PgTx;
 
+    /// A `BEGIN` that fails for want of a connection (not refused by the database) ran
+    /// nothing; it is tried again on another connection (the failed one is closed as it goes
+    /// back to the pool), at most once per pooled connection.
     async fn write(&self, op: &'static str) -> Result<PgTx, TxError> {
-        let tx = self.pool.begin().await.map_err(db(op))?;
+        let mut left = POOL_SIZE;
+        let tx = loop {
+            match self.pool.begin().await {
+                Ok(tx) => break tx,
+                Err(e) if left > 0 && connection_lost(&e) => left -= 1,
+                Err(e) => return Err(db(op)(e)),
+            }
+        };
         Ok(PgTx { conn: Conn::tx(tx, op), node: self.node, notify: self.notifies() })
     }
 
     async fn read(&self, op: &'static str) -> Result<PgTx, TxError> {
         let conn = self.pool.acquire().await.map_err(db(op))?;
         Ok(PgTx { conn: Conn::read(conn, op), node: self.node, notify: self.notifies() })
+    }
+
+    /// Outside a transaction: the one statement commits by itself before it answers.
+    async fn write_one(&self, op: &'static str) -> Result<PgTx, TxError> {
+        self.read(op).await
     }
 
     /// Deadlock detected or serialisation failure: the transaction may simply be run again.
@@ -152,6 +171,16 @@ impl Backend for PgStorage {
             .await
             .map_err(db(OP))?;
         Ok(held.then(|| Leadership::new(Box::new(conn))))
+    }
+}
+
+/// True when `e` says the connection is gone: I/O or protocol failures, or the server ending
+/// the session (SQLSTATE class 08, or 57P01–57P03 when it shuts down or restarts).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 

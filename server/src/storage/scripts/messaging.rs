@@ -201,10 +201,7 @@ pub(super) async fn enqueue<B: Backend>(
     // is answered as usual).
     let members = super::blocks::recipients(&mut tx, &input.channel, sender, &input.sender.user).await?;
     let recipients = lock_devices(&mut tx, members).await?;
-    check_room(&mut tx, &recipients, input.max_queue).await?;
-    push(&mut tx, &recipients, &message).await?;
-    super::push::schedule(&mut tx, &recipients, input.push_at).await?;
-    let woken = queue_wakes(addresses(&mut tx, recipients, OP).await?);
+    let woken = queue_wakes(fan_out(&mut tx, &recipients, &message, input.max_queue, input.push_at).await?);
     tx.announce(&woken).await?;
     tx.commit().await?;
     Ok((EnqueueOutcome { server_time: input.now, duplicate: false }, woken))
@@ -220,16 +217,18 @@ pub(super) async fn fetch<B: Backend>(
 ) -> Result<Vec<Envelope>, TxError> {
     const OP: &str = "fetch";
     let mut conn = b.read(OP).await?;
-    check_caller(&mut conn, Some(device)).await?;
-    let found = conn.envelopes(device, after, limit, max_bytes, now).await?;
+    // The caller check and the read, in one statement where the backend can.
+    let found = conn.caller_envelopes(device, after, limit, max_bytes, now).await?.ok_or(StoreError::Revoked)?;
     Ok(found.into_iter().map(|cols| rows::envelope(cols, OP)).collect::<Result<_, _>>()?)
 }
 
+/// An acknowledgement: the caller check and both writes are one statement where the backend
+/// can, so it runs as a write of one statement ([`Backend::write_one`]).
 pub(super) async fn ack<B: Backend>(b: &B, device: &DeviceAddress, up_to: u64) -> Result<(), TxError> {
-    let mut tx = b.write("acknowledge").await?;
-    check_caller(&mut tx, Some(device)).await?;
-    tx.delete_envelopes(device, up_to).await?;
-    tx.reset_push(device).await?;
+    let mut tx = b.write_one("acknowledge").await?;
+    if !tx.acknowledge(device, up_to).await? {
+        return Err(StoreError::Revoked.into());
+    }
     tx.commit().await
 }
 
@@ -240,12 +239,36 @@ async fn check_room<T: ChannelSql>(tx: &mut T, keys: &[i64], max: u64) -> Result
     }
     let full = tx.full_queues(keys, max).await?;
     if full > 0 {
-        return Err(StoreError::QuotaExceeded(format!(
-            "{full} recipient device(s) already have {max} undelivered messages waiting; try again once they catch up"
-        ))
-        .into());
+        return Err(queues_full(full, max));
     }
     Ok(())
+}
+
+/// The refusal when `full` of the recipients' queues hold `max` envelopes already.
+fn queues_full(full: i64, max: u64) -> TxError {
+    StoreError::QuotaExceeded(format!(
+        "{full} recipient device(s) already have {max} undelivered messages waiting; try again once they catch up"
+    ))
+    .into()
+}
+
+/// Queues `message` for the held devices `keys` and schedules their pushes due at `push_at`
+/// (`QuotaExceeded`, writing nothing, when a queue is full); returns their addresses, sorted.
+async fn fan_out<T: ChannelSql + PushSql>(
+    tx: &mut T,
+    keys: &[i64],
+    message: &Outgoing<'_>,
+    max: u64,
+    push_at: Millis,
+) -> Result<Vec<DeviceAddress>, TxError> {
+    const OP: &str = "enqueue";
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = tx.fan_out(keys, message, max, push_at).await?.map_err(|full| queues_full(full, max))?;
+    let mut woken = found.into_iter().map(|cols| rows::address(cols, OP)).collect::<Result<Vec<_>, _>>()?;
+    woken.sort();
+    Ok(woken)
 }
 
 /// "New envelopes" for each device.
