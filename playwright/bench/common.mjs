@@ -5,9 +5,11 @@ import path from "node:path";
 import { withoutSharedWorker } from "../support/engine-worker.js";
 import { startGateway, startServer } from "../support/processes.js";
 
-const PORT = 18080;
-const HTTPS_PORT = 18443;
-const NODE_PORT = 17443;
+// The test ports of Playwright's first worker, unless moved the way the tests' are (beside
+// another run on the same machine).
+const PORT = Number(process.env.QPQ_TEST_GATEWAY_PORT ?? 18080);
+const HTTPS_PORT = Number(process.env.QPQ_TEST_GATEWAY_HTTPS_PORT ?? 18443);
+const NODE_PORT = Number((process.env.QPQ_TEST_NODE_PORTS ?? "17443").split(",")[0]);
 const BASE = `http://127.0.0.1:${PORT}`;
 
 /**

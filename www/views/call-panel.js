@@ -106,11 +106,11 @@ export class CallPanel {
     const tooMany = !!c && c.members.length > MAX_PARTICIPANTS;
     const off = !c || !c.active || tooMany || !!this.calls.call || c.members.length < 2;
     for (const b of [this.voiceButton, this.videoButton]) {
-      b.disabled = off;
+      if (b.disabled !== off) b.disabled = off;
       if (tooMany) b.setAttribute("aria-describedby", "call-limit");
       else b.removeAttribute("aria-describedby");
     }
-    this.limitHint.hidden = !tooMany;
+    if (this.limitHint.hidden !== !tooMany) this.limitHint.hidden = !tooMany;
   }
 
   render() {

@@ -1,6 +1,9 @@
 // The app once signed in: the message requests and the conversation list beside (or, on a
 // phone, instead of) the open conversation, the connection indicator, and the dialogs. It
-// reads everything from the engine and redraws what an engine event says changed.
+// reads everything from the engine and, once per burst of engine events, draws only what the
+// events named: the list entries of the conversations named, the open conversation's header
+// and panels when it changed, and the rows of its log whose messages came, changed or went.
+// Contacts or a profile changing redraws everything (names and states show anywhere).
 
 import { byId, h, setText } from "../dom.js";
 import { asSentence, describeError } from "../errors.js";
@@ -50,7 +53,10 @@ export class ChatApp {
     const signal = this.aborter.signal;
     /** @type {string | null} */
     this.selectedId = null;
-    this.pending = new Set();
+    /** What the current burst of events asks to draw (see `burst`); null between bursts. */
+    this.dirty = null;
+    /** The members of the open conversation when its log was drawn (a message's "Read" depends on them). */
+    this.logMembers = "";
     this.noticeTimer = null;
     /** Conversations with messages to notify of (this tab in the background): first index. */
     this.toNotify = new Map();
@@ -108,7 +114,7 @@ export class ChatApp {
     );
 
     byId("chat-back").addEventListener("click", () => this.open(null), { signal });
-    document.addEventListener("visibilitychange", () => this.schedule("chat"), { signal });
+    document.addEventListener("visibilitychange", () => (this.burst().chat = true), { signal });
 
     client.onEvent((event) => this.onEvent(event));
   }
@@ -141,8 +147,9 @@ export class ChatApp {
    * the message itself.
    */
   noteForNotification(conversationId, index) {
-    if (typeof Notification !== "function" || Notification.permission !== "granted") return;
+    // Whether this tab notifies first: asking for the permission is a round trip to the browser.
     if (!this.client.notifiesHere()) return;
+    if (typeof Notification !== "function" || Notification.permission !== "granted") return;
     this.toNotify.set(conversationId, Math.min(this.toNotify.get(conversationId) ?? index, index));
     clearTimeout(this.notifyTimer);
     this.notifyTimer = setTimeout(() => this.notifyInBackground().catch(() => {}), NOTIFY_GATHER_MS);
@@ -172,16 +179,16 @@ export class ChatApp {
         break;
       case "contacts":
         this.contacts.refresh();
-        this.schedule("list");
-        this.schedule("chat");
+        this.burst().all = true;
         break;
       case "conversation":
-        this.schedule("list");
-        if (event.id === this.selectedId) this.schedule("chat");
+        this.burst().entries.add(event.id);
+        if (event.id === this.selectedId) this.burst().chat = true;
         break;
       case "message":
-        this.schedule("list");
-        if (event.conversation === this.selectedId) this.schedule("chat");
+        // The entry's preview shows the last message, which may be this one.
+        this.burst().entries.add(event.conversation);
+        if (event.conversation === this.selectedId) this.noteRow(event.index, event.change);
         if (event.change !== "added") this.files.prune();
         else this.noteForNotification(event.conversation, event.index);
         break;
@@ -200,24 +207,45 @@ export class ChatApp {
       case "profile":
         // Names, pictures and statuses are drawn in the list, the heading and the member lists.
         this.profiles.changed(event.user);
-        this.schedule("list");
-        this.schedule("chat");
+        this.burst().all = true;
         break;
     }
   }
 
-  /** Redraws `what` ("list" or "chat") once the current burst of events is over. */
-  schedule(what) {
-    if (this.pending.size === 0) {
-      queueMicrotask(() => {
-        const pending = [...this.pending];
-        this.pending.clear();
-        if (this.stopped) return;
-        if (pending.includes("list")) this.renderList();
-        if (pending.includes("chat")) this.renderChat();
-      });
+  /**
+   * What the current burst of events asks to draw, drawn once the burst is over: `all`
+   * (everything), `entries` (ids of conversations whose list entry to draw), `chat` (the open
+   * conversation's header, panels and composer) and `rows` (entries of its log: history index
+   * → "added", "changed" or "removed").
+   * @returns {{ all: boolean, entries: Set<string>, chat: boolean, rows: Map<number, string> }}
+   */
+  burst() {
+    if (!this.dirty) {
+      this.dirty = { all: false, entries: new Set(), chat: false, rows: new Map() };
+      queueMicrotask(() => this.drawBurst());
     }
-    this.pending.add(what);
+    return this.dirty;
+  }
+
+  /** A message event of the open conversation: its row is drawn with the burst. */
+  noteRow(index, change) {
+    const rows = this.burst().rows;
+    // Added and then changed in the same burst: still a new row.
+    if (change === "changed" && rows.get(index) === "added") return;
+    rows.set(index, change);
+  }
+
+  drawBurst() {
+    const d = this.dirty;
+    this.dirty = null;
+    if (this.stopped || !d) return;
+    if (d.all) {
+      this.renderList();
+      this.renderChat({ force: true });
+      return;
+    }
+    if (d.entries.size) this.renderList(d.entries);
+    if (d.chat || d.rows.size) this.renderChat({ frame: d.chat, rows: d.rows });
   }
 
   /** Opens a conversation (null: back to the list). */
@@ -246,16 +274,30 @@ export class ChatApp {
     this.renderList();
   }
 
-  renderList() {
+  /**
+   * Draws the message requests and the conversation list (in the engine's order) and the
+   * unread count in the title: every entry, or with `only` (conversation ids) only those
+   * entries, the others just kept in place.
+   * @param {Set<string> | null} [only]
+   */
+  renderList(only = null) {
     const all = this.client.conversations();
     const conversations = all.filter((c) => !c.request);
-    this.requests.render(all.filter((c) => c.request), this.selectedId);
-    this.list.render(conversations, this.selectedId);
+    this.requests.render(all.filter((c) => c.request), this.selectedId, only);
+    this.list.render(conversations, this.selectedId, only);
     const unread = conversations.reduce((n, c) => n + c.unread, 0);
-    document.title = unread > 0 ? `(${unread}) quicproquo` : "quicproquo";
+    const title = unread > 0 ? `(${unread}) quicproquo` : "quicproquo";
+    if (document.title !== title) document.title = title;
   }
 
-  renderChat() {
+  /**
+   * Draws the open conversation: with `frame`, its header, panels, banner and composer (and
+   * marks it read); its log's `rows` that events named (history index → change), or with none
+   * the whole log; `force` draws the member lists even though the members are the same
+   * (names or pictures changed).
+   * @param {{ frame?: boolean, rows?: Map<number, string> | null, force?: boolean }} [o]
+   */
+  renderChat({ frame = true, rows = null, force = false } = {}) {
     const id = this.selectedId;
     if (!id) return;
     const c = this.client.conversation(id);
@@ -264,22 +306,45 @@ export class ChatApp {
       this.open(null);
       return;
     }
-    this.heading.show(c);
+    if (frame) this.renderFrame(c, force);
+    this.renderLog(c, rows);
+    if (!frame) return;
+    this.renderTyping();
+    // Opening a request does not read it: its sender learns nothing until it is accepted.
+    if (c.unread > 0 && !c.request && document.visibilityState === "visible") this.markRead(id);
+  }
+
+  /** The open conversation's header, panels, banner and composer. */
+  renderFrame(c, force) {
+    this.heading.show(c, force);
     // A request is read-only until accepted; a direct chat with a blocked person takes nothing.
     const other = c.kind === "direct" ? otherPerson(c, this.client.user()) : null;
     const blocked = other && this.client.blockedUsers().includes(other) ? other : null;
     const writable = c.active && !c.request && !blocked;
-    this.members.show(c);
-    this.info.show(c);
+    this.members.show(c, force);
+    this.info.show(c, force);
     this.callPanel.show(writable ? c : { ...c, active: false });
     this.banner.show(c, blocked);
-    this.removedNotice.hidden = c.active;
+    if (this.removedNotice.hidden !== c.active) this.removedNotice.hidden = c.active;
     this.composer.setEnabled(writable);
-    this.files.show(id, writable);
-    this.log.render(id, this.client.history(id), c.kind, c.active && !c.request);
-    this.renderTyping();
-    // Opening a request does not read it: its sender learns nothing until it is accepted.
-    if (c.unread > 0 && !c.request && document.visibilityState === "visible") this.markRead(id);
+    this.files.show(c.id, writable);
+  }
+
+  /**
+   * The open conversation's log: only the rows in `rows` when that is enough, else all of it —
+   * opened, written to or not any more, its members changed (whether a message was read by
+   * everyone depends on them), or the log not ending with the conversation's last message
+   * (its history brought over from another device and numbered anew).
+   * @param {import("/pkg/qpq_web.js").ConversationView} c
+   * @param {Map<number, string> | null} rows
+   */
+  renderLog(c, rows) {
+    const active = c.active && !c.request;
+    const members = c.members.join(" ");
+    const same = this.log.conversationId === c.id && this.log.active === active && this.logMembers === members;
+    this.logMembers = members;
+    if (same && rows && this.log.apply(rows, (index) => this.client.message(c.id, index)) && this.log.endsWith(c.lastMessage)) return;
+    this.log.render(c.id, this.client.history(c.id), c.kind, active);
   }
 
   async markRead(id) {

@@ -38,7 +38,9 @@ export class ChatBanner {
     } else if (c && blocked) {
       setText(this.text, `You blocked ${blocked}. Their messages do not reach you; unblock them in Chat info or Contacts.`);
     }
-    this.requestButtons.hidden = !c?.request;
-    this.el.hidden = !c || !(c.request || blocked);
+    // Only on change: setting an element's state, even to what it is, makes the page restyle it.
+    if (this.requestButtons.hidden !== !c?.request) this.requestButtons.hidden = !c?.request;
+    const hidden = !c || !(c.request || blocked);
+    if (this.el.hidden !== hidden) this.el.hidden = hidden;
   }
 }

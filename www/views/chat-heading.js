@@ -19,10 +19,15 @@ export class ChatHeading {
     this.status = byId("chat-status");
     this.avatar = byId("chat-avatar");
     this.avatar.replaceChildren();
+    /** Whom the avatar was drawn for. */
+    this.avatarOf = "";
   }
 
-  /** @param {import("/pkg/qpq_web.js").ConversationView} c */
-  show(c) {
+  /**
+   * @param {import("/pkg/qpq_web.js").ConversationView} c
+   * @param {boolean} [force] draw the avatar even if it is the same person's (their picture changed)
+   */
+  show(c, force = false) {
     const title = c.title || "Untitled";
     setText(this.title, title);
     const other = c.kind === "direct" ? otherPerson(c, this.me) : null;
@@ -35,7 +40,10 @@ export class ChatHeading {
     setText(this.subtitle, parts.join(" · "));
     const status = profile?.status ?? "";
     setText(this.status, status);
-    this.status.hidden = !status;
-    this.profiles.fill(this.avatar, other, title);
+    if (this.status.hidden !== !status) this.status.hidden = !status;
+    if (force || this.avatarOf !== `${other} ${title}`) {
+      this.avatarOf = `${other} ${title}`;
+      this.profiles.fill(this.avatar, other, title);
+    }
   }
 }

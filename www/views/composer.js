@@ -62,8 +62,9 @@ export class Composer {
 
   /** Whether a text can be written (an inactive conversation takes none). */
   setEnabled(yes) {
-    this.input.disabled = !yes;
-    this.button.disabled = !yes;
+    // Only on change: setting an element's state, even to what it is, makes the page restyle it.
+    if (this.input.disabled === yes) this.input.disabled = !yes;
+    if (this.button.disabled === yes) this.button.disabled = !yes;
   }
 
   /** Empties the composer (another conversation was opened). */

@@ -48,6 +48,12 @@ export class EmbedChat {
     this.noticeTimer = null;
     this.reported = 0;
     this.pending = false;
+    /** What the next draw redraws of the log: the rows that message events named (history
+     * index → "added", "changed" or "removed"), or all of it. */
+    this.logRows = new Map();
+    this.wholeLog = true;
+    /** The chat's members when its log was drawn (a message's "Read" depends on them). */
+    this.logMembers = "";
 
     this.state = byId("embed-state");
     this.title = byId("embed-title");
@@ -122,13 +128,21 @@ export class EmbedChat {
         this.connection.show(event);
         if (event.state === "online") this.startChat();
         break;
+      case "profile":
+        // Senders' names are in the rows.
+        this.wholeLog = true;
+        this.schedule();
+        break;
       case "conversation":
       case "contacts":
-      case "profile":
         this.schedule();
         break;
       case "message":
-        if (event.conversation === this.conversationId) this.schedule();
+        if (event.conversation === this.conversationId) {
+          // Added and then changed in the same burst: still a new row.
+          if (!(event.change === "changed" && this.logRows.get(event.index) === "added")) this.logRows.set(event.index, event.change);
+          this.schedule();
+        }
         if (event.change !== "added") this.files.prune();
         break;
       case "notice":
@@ -137,7 +151,7 @@ export class EmbedChat {
     }
   }
 
-  /** Redraws once the current burst of events is over. */
+  /** Redraws once the current burst of events is over (of the log, only what events named). */
   schedule() {
     if (this.pending) return;
     this.pending = true;
@@ -165,10 +179,26 @@ export class EmbedChat {
       this.report(0);
       return;
     }
-    this.log.render(id, this.client.history(id), c.kind, c.active);
+    this.renderLog(c);
     const seen = this.host.visible && document.visibilityState === "visible";
     if (c.unread > 0 && seen) this.markRead(id);
     this.report(seen ? 0 : c.unread);
+  }
+
+  /**
+   * The chat's log: only the rows that message events named when that is enough, else all
+   * of it (see ChatApp.renderLog).
+   * @param {import("/pkg/qpq_web.js").ConversationView} c
+   */
+  renderLog(c) {
+    const rows = this.wholeLog ? null : this.logRows;
+    this.logRows = new Map();
+    this.wholeLog = false;
+    const members = c.members.join(" ");
+    const same = this.log.conversationId === c.id && this.log.active === c.active && this.logMembers === members;
+    this.logMembers = members;
+    if (same && rows && this.log.apply(rows, (index) => this.client.message(c.id, index)) && this.log.endsWith(c.lastMessage)) return;
+    this.log.render(c.id, this.client.history(c.id), c.kind, c.active);
   }
 
   /** The heading: the peer's verified display name, else their address; the address beside a name. */

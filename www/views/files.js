@@ -66,8 +66,12 @@ export class FileTransfers {
   /** The conversation files are sent to; shows only its uploads. */
   show(conversationId, active) {
     this.conversationId = conversationId;
-    this.input.disabled = !active;
-    for (const row of this.uploads.children) row.hidden = row.dataset.conversation !== conversationId;
+    // Only on change: setting an element's state, even to what it is, makes the page restyle it.
+    if (this.input.disabled === active) this.input.disabled = !active;
+    for (const row of this.uploads.children) {
+      const hidden = row.dataset.conversation !== conversationId;
+      if (row.hidden !== hidden) row.hidden = hidden;
+    }
   }
 
   picked() {

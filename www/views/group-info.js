@@ -36,6 +36,9 @@ export class GroupInfo {
     this.conversation = null;
     /** The conversation whose notification level the select shows. */
     this.notifyFor = null;
+    /** What the member list and the "Created by" line were drawn from (drawn again only when that changes). */
+    this.drawnMembers = "";
+    this.drawnCreated = "";
     this.button = h("button", { type: "button", id: "group-info-open", class: "secondary", "aria-haspopup": "dialog", text: "Group info" });
     header.append(this.button);
 
@@ -98,24 +101,39 @@ export class GroupInfo {
     signal.addEventListener("abort", () => this.dialog.remove());
   }
 
-  /** @param {import("/pkg/qpq_web.js").ConversationView | null} c */
-  show(c) {
+  /**
+   * @param {import("/pkg/qpq_web.js").ConversationView | null} c
+   * @param {boolean} [force] draw the member list even if the members are the same (names or pictures changed)
+   */
+  show(c, force = false) {
     if (c?.id !== this.conversation?.id && this.dialog.open) this.dialog.close();
     this.conversation = c;
-    if (!c) return;
+    if (!c) {
+      this.drawnMembers = "";
+      return;
+    }
     const group = c.kind === "group";
     setText(this.button, group ? "Group info" : "Chat info");
     setText(this.title, group ? c.title || "Untitled group" : `Chat with ${c.title}`);
-    const when = c.createdAt ? new Date(c.createdAt).toLocaleString() : "an unknown time";
-    setText(this.created, `Created by ${c.createdBy === this.me ? "you" : c.createdBy} on ${when}`);
-    this.members.replaceChildren(...c.members.map((u) => this.member(c, u)));
+    if (this.drawnCreated !== `${c.createdBy} ${c.createdAt}`) {
+      this.drawnCreated = `${c.createdBy} ${c.createdAt}`;
+      const when = c.createdAt ? new Date(c.createdAt).toLocaleString() : "an unknown time";
+      setText(this.created, `Created by ${c.createdBy === this.me ? "you" : c.createdBy} on ${when}`);
+    }
+    const drawnMembers = JSON.stringify([c.id, c.members, c.verifiedMembers, c.changedMembers]);
+    if (drawnMembers !== this.drawnMembers || force) {
+      this.drawnMembers = drawnMembers;
+      this.members.replaceChildren(...c.members.map((u) => this.member(c, u)));
+    }
     const value = String(c.disappearSecs);
     if (!TIMERS.includes(c.disappearSecs) && !this.timer.querySelector(`option[value="${value}"]`)) {
       this.timer.append(h("option", { value, text: durationText(c.disappearSecs) }));
     }
     if (document.activeElement !== this.timer) this.timer.value = value;
     // Only admins change a group's timer (in a direct chat, both people).
-    this.timer.disabled = !c.active || !c.isAdmin;
+    // Only on change: setting an element's state, even to what it is, makes the page restyle it.
+    const fixed = !c.active || !c.isAdmin;
+    if (this.timer.disabled !== fixed) this.timer.disabled = fixed;
     setText(this.timerHint, c.isAdmin ? TIMER_HINT : "Only the group's admins change this.");
     if (c.id !== this.notifyFor) {
       this.notifyFor = c.id;
@@ -124,15 +142,15 @@ export class GroupInfo {
         (e) => setText(this.error, describeError(e)),
       );
     }
-    this.leave.hidden = !group || !c.active;
+    if (this.leave.hidden !== (!group || !c.active)) this.leave.hidden = !group || !c.active;
     const other = group ? null : otherPerson(c, this.me);
     const blocked = !!other && this.client.blockedUsers().includes(other);
     setText(
       this.blockHint,
       !other ? "" : blocked ? `${other} is blocked: their messages do not reach you.` : `Blocking ${other} stops their messages reaching you. They are not told.`,
     );
-    this.block.hidden = !other || blocked;
-    this.unblock.hidden = !other || !blocked;
+    if (this.block.hidden !== (!other || blocked)) this.block.hidden = !other || blocked;
+    if (this.unblock.hidden !== (!other || !blocked)) this.unblock.hidden = !other || !blocked;
   }
 
   /**
@@ -159,7 +177,7 @@ export class GroupInfo {
 
   open() {
     setText(this.error, "");
-    if (this.conversation) this.show(this.conversation);
+    if (this.conversation) this.show(this.conversation, true);
     this.dialog.showModal();
   }
 

@@ -26,6 +26,8 @@ export class MembersPanel {
     /** @type {import("/pkg/qpq_web.js").ConversationView | null} */
     this.conversation = null;
     this.me = client.user();
+    /** What the member list was drawn from (it is drawn again only when that changes). */
+    this.drawn = "";
 
     this.toggle.addEventListener("click", () => this.setOpen(this.panel.hidden), { signal });
     this.form.addEventListener("submit", (e) => this.add(e), { signal });
@@ -37,8 +39,11 @@ export class MembersPanel {
     if (open) this.input.focus();
   }
 
-  /** @param {import("/pkg/qpq_web.js").ConversationView | null} c */
-  show(c) {
+  /**
+   * @param {import("/pkg/qpq_web.js").ConversationView | null} c
+   * @param {boolean} [force] draw the list even if the members are the same (names or pictures changed)
+   */
+  show(c, force = false) {
     const switched = c?.id !== this.conversation?.id;
     this.conversation = c;
     if (switched) {
@@ -46,9 +51,15 @@ export class MembersPanel {
       setText(this.error, "");
       this.input.value = "";
     }
-    if (!c) return;
+    if (!c) {
+      this.drawn = "";
+      return;
+    }
     const manageable = c.kind === "group" && c.active && c.isAdmin;
-    this.form.hidden = !manageable;
+    if (this.form.hidden !== !manageable) this.form.hidden = !manageable;
+    const drawn = JSON.stringify([c.id, c.members, c.roles, c.admins, manageable]);
+    if (drawn === this.drawn && !force) return;
+    this.drawn = drawn;
     const items = c.members.map((user) => {
       const isMe = user === this.me;
       const admin = c.roles && c.admins.includes(user);

@@ -160,20 +160,24 @@ export class MessageRequests {
     this.actions = actions;
     this.onSelect = onSelect;
     this.me = client.user();
-    /** @type {Map<string, {li: HTMLLIElement, parts: Record<string, HTMLElement>, c: import("/pkg/qpq_web.js").ConversationView}>} */
+    /** @type {Map<string, {li: HTMLLIElement, parts: Record<string, HTMLElement>, c: import("/pkg/qpq_web.js").ConversationView, drawn: boolean}>} */
     this.items = new Map();
   }
 
   /**
    * @param {import("/pkg/qpq_web.js").ConversationView[]} requests
    * @param {string | null} selectedId
+   * @param {Set<string> | null} [only] draw only these entries again (the selection is the same)
    */
-  render(requests, selectedId) {
+  render(requests, selectedId, only = null) {
     renderById(this.list, this.items, requests, (id) => this.create(id), (item, c) => {
       item.c = c;
+      if (only && item.drawn && !only.has(c.id)) return;
+      item.drawn = true;
       this.update(item, c, c.id === selectedId);
     });
-    this.section.hidden = requests.length === 0;
+    // Only on change: setting an element's state, even to what it is, makes the page restyle it.
+    if (this.section.hidden !== (requests.length === 0)) this.section.hidden = requests.length === 0;
   }
 
   create(id) {
@@ -191,7 +195,7 @@ export class MessageRequests {
       parts.first,
     );
     const li = h("li", { class: "request-item", dataset: { id } }, parts.button);
-    const item = { li, parts, c: null };
+    const item = { li, parts, c: null, drawn: false };
     li.append(this.actions.buttons(() => item.c, nameId));
     return item;
   }
@@ -202,7 +206,7 @@ export class MessageRequests {
     parts.group.hidden = c.kind !== "group";
     setText(parts.first, firstMessageText(this.client, c));
     li.classList.toggle("selected", selected);
-    if (selected) parts.button.setAttribute("aria-current", "true");
-    else parts.button.removeAttribute("aria-current");
+    if (selected && !parts.button.hasAttribute("aria-current")) parts.button.setAttribute("aria-current", "true");
+    else if (!selected) parts.button.removeAttribute("aria-current");
   }
 }
