@@ -26,6 +26,15 @@ async function bobsBrowser(stack, push, prefix, appUrl, launch = CHROMIUM_LAUNCH
   return { ...rest, bob };
 }
 
+/** Bob presses Enable notifications; returns once they are on and his service worker is active. */
+async function enableNotifications(bob) {
+  await bob.getByRole("button", { name: "Enable notifications" }).click();
+  await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+  await expect
+    .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
+    .toBe("activated");
+}
+
 test("a push wakes Bob's closed app: his service worker shows Alice's message, nothing for a muted chat, only mentions where asked; a click opens or focuses the chat", async ({
   stack,
   newPerson,
@@ -51,11 +60,7 @@ test("a push wakes Bob's closed app: his service worker shows Alice's message, n
       await level.selectOption({ label: choice });
       await bob.getByRole("button", { name: "Close" }).click();
     }
-    await bob.getByRole("button", { name: "Enable notifications" }).click();
-    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
-    await expect
-      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
-      .toBe("activated");
+    await enableNotifications(bob);
 
     // Bob closes his tabs (the profile stays).
     const { helper, deliver } = await closeTheApp(stack, bobContext, bob);
@@ -182,16 +187,12 @@ test("when a passphrase locks Bob's app, a push shows only that messages came", 
   try {
     const alice = await newPerson();
     await chatOfTwo(alice, bob, "hello bob", "hi alice");
-    await bob.getByRole("button", { name: "Enable notifications" }).click();
-    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
+    await enableNotifications(bob);
     await bob.getByRole("button", { name: "Devices" }).click();
     const devices = bob.getByRole("dialog", { name: "Your devices" });
     await devices.getByLabel("New passphrase").fill("correct horse battery staple");
     await devices.getByRole("button", { name: "Set passphrase" }).click();
     await expect(devices.getByRole("status").filter({ hasText: "Passphrase set" })).toBeVisible();
-    await expect
-      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
-      .toBe("activated");
     const { helper, deliver } = await closeTheApp(stack, bobContext, bob);
 
     await send(alice, "the locked secret");
@@ -233,11 +234,7 @@ test("once Bob's last tab is closed, his browser takes no message itself, even w
   try {
     const alice = await newPerson();
     await chatOfTwo(alice, bob, "hello bob", "hi alice");
-    await bob.getByRole("button", { name: "Enable notifications" }).click();
-    await expect(bob.getByRole("status", { name: "Notification status" })).toHaveText("Notifications are on.");
-    await expect
-      .poll(() => bob.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state ?? "none"))
-      .toBe("activated");
+    await enableNotifications(bob);
 
     // A page of the origin that is not a tab of the app holds on to the engine's worker, so
     // the browser does not end it when Bob's tab goes (Chromium ends it a moment later; a
