@@ -56,6 +56,9 @@ test("a group of three grows to four; the newcomer sees only later messages; a r
   await expect(systemEntries(bob).last()).toContainText("alice@localhost removed carol@localhost");
 
   await send(alice, "After Carol left");
+  // Bob answers what he sees: a message crossing Alice's would come first in his own history
+  // (each device lists messages as they reach it).
+  await expectChat(bob, ["Hello group", "Hi from Bob", "Welcome Dave", "Thanks!", "After Carol left"]);
   await send(bob, "Bye Carol");
   const after = ["Hello group", "Hi from Bob", "Welcome Dave", "Thanks!", "After Carol left", "Bye Carol"];
   await expectChat(alice, after);
