@@ -14,8 +14,8 @@
 // - worker → tab: `progress` while the engine downloads and `loaded` once it is here (to a tab
 //   that joins later, at once), `state` (starting, open, signup, locked) whenever it changes,
 //   `failed` with a sentence, `note` for the tab's localStorage (see TabsStorage), and
-//   `ended` when the account was signed out, deleted or locked: every tab starts again, with
-//   a new worker.
+//   `ended` when the account was signed out, deleted or locked, or to a tab that joins as the
+//   worker retires (see `retire`): every tab starts again, with a new worker.
 // A tab holds a Web Lock named after its id while it lives; the worker asks for it and, once
 // granted (the tab is gone), ends that tab's hub port. Once the last tab is gone the worker
 // disconnects and closes at once (see `retire`).
