@@ -13,7 +13,7 @@ use qpq_proto::{ChannelId, DeviceAddress, Envelope, EnvelopeKind};
 
 use super::check_caller;
 use crate::storage::backend::{AccountSql, Backend, ChannelSql, Outgoing, PushSql, Tx};
-use crate::storage::rows::{self, TxError, SENT_APPLICATION, SENT_COMMIT};
+use crate::storage::rows::{self, AddressCols, TxError, SENT_APPLICATION, SENT_COMMIT};
 use crate::storage::{ChannelRow, CommitInput, CommitOutcome, EnqueueInput, EnqueueOutcome, Millis, StoreError, Wake};
 
 pub(super) async fn create_channel<B: Backend>(
@@ -266,9 +266,7 @@ async fn fan_out<T: ChannelSql + PushSql>(
         return Ok(Vec::new());
     }
     let found = tx.fan_out(keys, message, max, push_at).await?.map_err(|full| queues_full(full, max))?;
-    let mut woken = found.into_iter().map(|cols| rows::address(cols, OP)).collect::<Result<Vec<_>, _>>()?;
-    woken.sort();
-    Ok(woken)
+    sorted_addresses(found, OP)
 }
 
 /// "New envelopes" for each device.
@@ -344,7 +342,11 @@ pub(super) async fn addresses<T: ChannelSql>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let found = tx.addresses(&keys).await?;
+    sorted_addresses(tx.addresses(&keys).await?, op)
+}
+
+/// Device addresses read back from storage, sorted.
+fn sorted_addresses(found: Vec<AddressCols>, op: &'static str) -> Result<Vec<DeviceAddress>, TxError> {
     let mut woken = found.into_iter().map(|cols| rows::address(cols, op)).collect::<Result<Vec<_>, _>>()?;
     woken.sort();
     Ok(woken)
