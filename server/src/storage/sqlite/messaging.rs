@@ -11,6 +11,21 @@ use crate::storage::backend::{ChannelSql, Outgoing};
 use crate::storage::rows::{int, AddressCols, ChannelMemberCols, EnvelopeCols, TxError};
 use crate::storage::{Millis, Wake};
 
+/// A device's queue after a sequence number, unexpired, up to a count and a byte budget (at
+/// least one envelope). The cut is computed over payload lengths only; payloads past it are
+/// never read.
+pub(super) const ENVELOPES: &str = "WITH cut AS (
+         SELECT e.device, e.seq, SUM(length(e.payload)) OVER (ORDER BY e.seq) AS running,
+                ROW_NUMBER() OVER (ORDER BY e.seq) AS n
+         FROM envelopes e
+         WHERE e.device = (SELECT id FROM devices WHERE user_name = ? AND device_id = ?)
+           AND e.seq > ? AND (e.expires_at = 0 OR e.expires_at > ?)
+         ORDER BY e.seq LIMIT ?)
+     SELECT e.seq, e.channel, e.kind, e.payload, e.server_time, e.expires_at
+     FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
+     WHERE cut.n = 1 OR cut.running <= ?
+     ORDER BY e.seq";
+
 #[async_trait]
 impl ChannelSql for SqliteTx {
     async fn insert_channel(&mut self, channel: &ChannelId, creator: &DeviceAddress, now: Millis) -> Result<bool, TxError> {
@@ -241,20 +256,7 @@ impl ChannelSql for SqliteTx {
     }
 
     async fn envelopes(&mut self, device: &DeviceAddress, after: u64, limit: u32, max_bytes: u64, now: Millis) -> Result<Vec<EnvelopeCols>, TxError> {
-        // The cut is computed over payload lengths only; payloads past it are never read.
-        let statement = self.sql(
-            "WITH cut AS (
-                 SELECT e.device, e.seq, SUM(length(e.payload)) OVER (ORDER BY e.seq) AS running,
-                        ROW_NUMBER() OVER (ORDER BY e.seq) AS n
-                 FROM envelopes e
-                 WHERE e.device = (SELECT id FROM devices WHERE user_name = ? AND device_id = ?)
-                   AND e.seq > ? AND (e.expires_at = 0 OR e.expires_at > ?)
-                 ORDER BY e.seq LIMIT ?)
-             SELECT e.seq, e.channel, e.kind, e.payload, e.server_time, e.expires_at
-             FROM cut JOIN envelopes e ON e.device = cut.device AND e.seq = cut.seq
-             WHERE cut.n = 1 OR cut.running <= ?
-             ORDER BY e.seq",
-        );
+        let statement = self.sql(ENVELOPES);
         binds::envelope_window(statement, device, after, now, limit, max_bytes).fetch_all()
     }
 
