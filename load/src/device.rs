@@ -72,7 +72,7 @@ pub fn endpoint(node: &NodeUnderTest) -> anyhow::Result<quinn::Endpoint> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .context("a certificate fingerprint is 64 hex digits")?;
-    let mut ep = qpq_quic::client_endpoint(node.addr)?;
+    let mut ep = qpq_quic::shared_client_endpoint(node.addr)?;
     ep.set_default_client_config(qpq_quic::client_config(&Trust::Pinned(vec![pin]), ALPN_NODE, Duration::from_secs(30))?);
     Ok(ep)
 }

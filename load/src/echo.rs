@@ -2,7 +2,8 @@
 //! same number of senders as the qpq phase, each on a QUIC connection of its own with one
 //! bidirectional stream, sending length-prefixed frames of the ciphertext's size with the same
 //! number in flight, each counted when its echo is back. No storage, no RPC, no fan-out: what
-//! QUIC on this machine carries at this concurrency.
+//! QUIC on this machine carries at this concurrency. Its socket is made as the node's is
+//! (`qpq_quic::server_endpoint`, the same kernel buffers).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -61,7 +62,7 @@ impl EchoServer {
                 }
             };
             rt.block_on(async move {
-                let ep = match quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().expect("address")) {
+                let ep = match qpq_quic::server_endpoint(cfg, "127.0.0.1:0".parse().expect("address")) {
                     Ok(ep) => ep,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.into()));
@@ -125,7 +126,7 @@ pub async fn run(
     span: Duration,
     mut at_edges: impl FnMut(),
 ) -> anyhow::Result<Echo> {
-    let mut ep = qpq_quic::client_endpoint(server.addr)?;
+    let mut ep = qpq_quic::shared_client_endpoint(server.addr)?;
     ep.set_default_client_config(qpq_quic::client_config(&Trust::Pinned(vec![server.pin]), ALPN_ECHO, Duration::from_secs(30))?);
     let mut frame = (frame_bytes as u32).to_be_bytes().to_vec();
     frame.resize(4 + frame_bytes, 7);

@@ -120,7 +120,7 @@ async fn raw_path(size: usize) -> f64 {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let cfg = qpq_quic::server_config(&bundle, &[b"echo"], Duration::from_secs(30)).unwrap();
-            let ep = quinn::Endpoint::server(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+            let ep = qpq_quic::server_endpoint(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
             tx.send(ep.local_addr().unwrap()).unwrap();
             while let Some(inc) = ep.accept().await {
                 tokio::spawn(async move {

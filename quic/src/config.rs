@@ -97,3 +97,60 @@ pub fn client_endpoint(server: SocketAddr) -> std::io::Result<quinn::Endpoint> {
     let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
     quinn::Endpoint::client(bind)
 }
+
+/// What a server asks for each of its UDP socket's kernel buffers. A receive buffer of the
+/// kernel's default (about 200 KiB here) holds some 170 full-size datagrams: when hundreds of
+/// clients connect at once, their handshakes overflow it, the kernel drops the rest, and each
+/// dropped client waits out QUIC's growing retransmission timers (measured: 512 devices
+/// connecting together, several hundred datagrams dropped a second and some connections timing
+/// out). The kernel caps the request at `net.core.rmem_max`/`wmem_max`.
+pub const SERVER_SOCKET_BUFFER_BYTES: usize = 8 << 20;
+
+/// A server's UDP socket bound to `addr`, with [`SERVER_SOCKET_BUFFER_BYTES`] asked for its
+/// receive and send buffers.
+pub fn server_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_recv_buffer_size(SERVER_SOCKET_BUFFER_BYTES)?;
+    socket.set_send_buffer_size(SERVER_SOCKET_BUFFER_BYTES)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A client endpoint for many connections at once (a load generator's devices): one socket
+/// of the right address family with a server's buffers ([`server_socket`]), since every
+/// connection's datagrams arrive on it.
+pub fn shared_client_endpoint(server: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("a QUIC endpoint needs a tokio runtime to run on"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, server_socket(bind)?, runtime)
+}
+
+/// A server endpoint on [`server_socket`], run on the current tokio runtime.
+pub fn server_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("a QUIC endpoint needs a tokio runtime to run on"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), server_socket(addr)?, runtime)
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+
+    #[test]
+    fn a_server_socket_has_larger_buffers_than_the_default() {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let plain = std::net::UdpSocket::bind(any).expect("bind");
+        let ours = server_socket(any).expect("bind");
+        let size = |s: &std::net::UdpSocket| socket2::SockRef::from(s).recv_buffer_size().expect("read the size");
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max").ok().and_then(|v| v.trim().parse::<usize>().ok());
+        // Linux doubles what it grants (for its bookkeeping); it grants at most rmem_max.
+        match cap {
+            Some(max) if max * 2 > size(&plain) => assert_eq!(size(&ours), (max.min(SERVER_SOCKET_BUFFER_BYTES)) * 2),
+            _ => assert!(size(&ours) >= size(&plain)),
+        }
+        assert_ne!(ours.local_addr().expect("bound").port(), 0);
+    }
+}
+

@@ -13,7 +13,10 @@ mod pin;
 mod validity;
 
 pub use cert::{write_private, CertificateBundle};
-pub use config::{client_config, client_endpoint, server_config, transport_with_streams, Trust, ALPN_NODE};
+pub use config::{
+    client_config, client_endpoint, server_config, server_endpoint, server_socket, shared_client_endpoint,
+    transport_with_streams, Trust, ALPN_NODE, SERVER_SOCKET_BUFFER_BYTES,
+};
 pub use error::CertError;
 pub use pin::PinnedVerifier;
 pub use validity::validity;

@@ -80,7 +80,7 @@ impl Node {
             config.idle_timeout(),
             config.max_streams_per_connection.clamp(1, FIRST_STREAMS),
         )));
-        let endpoint = quinn::Endpoint::server(server_config, config.listen)
+        let endpoint = qpq_quic::server_endpoint(server_config, config.listen)
             .with_context(|| format!("listening on {}", config.listen))?;
         let hub = WakeHub::start(&storage);
         let log_key = LogKey::load_or_create(&config.data_dir)?;

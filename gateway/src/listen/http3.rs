@@ -57,7 +57,7 @@ pub(crate) fn endpoint(addr: SocketAddr, certs: &Certificates, sessions: &Sessio
     t.max_concurrent_bidi_streams(FIRST_REQUEST_STREAMS.into());
     t.max_concurrent_uni_streams(16u32.into());
     server.transport_config(Arc::new(t));
-    quinn::Endpoint::server(server, addr).map_err(|source| GatewayError::ListenUdp { addr, source })
+    qpq_quic::server_endpoint(server, addr).map_err(|source| GatewayError::ListenUdp { addr, source })
 }
 
 /// Accepts connections until the gateway shuts down, then waits for them (the caller
