@@ -94,8 +94,12 @@ pub fn client_config(trust: &Trust, alpn: &[u8], idle: Duration) -> Result<quinn
 
 /// A client endpoint bound to an ephemeral port of the right address family.
 pub fn client_endpoint(server: SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
-    quinn::Endpoint::client(bind)
+    quinn::Endpoint::client(any_port_toward(server))
+}
+
+/// An ephemeral port on every address of `server`'s family.
+fn any_port_toward(server: SocketAddr) -> SocketAddr {
+    if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") }
 }
 
 /// What a server asks for each of its UDP socket's kernel buffers. A receive buffer of the
@@ -121,17 +125,19 @@ pub fn server_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 /// of the right address family with a server's buffers ([`server_socket`]), since every
 /// connection's datagrams arrive on it.
 pub fn shared_client_endpoint(server: SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let bind: SocketAddr = if server.is_ipv6() { "[::]:0".parse().expect("addr") } else { "0.0.0.0:0".parse().expect("addr") };
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("a QUIC endpoint needs a tokio runtime to run on"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, server_socket(bind)?, runtime)
+    endpoint_on(server_socket(any_port_toward(server))?, None)
 }
 
 /// A server endpoint on [`server_socket`], run on the current tokio runtime.
 pub fn server_endpoint(config: quinn::ServerConfig, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    endpoint_on(server_socket(addr)?, Some(config))
+}
+
+/// An endpoint on `socket`, run on the current tokio runtime.
+fn endpoint_on(socket: std::net::UdpSocket, config: Option<quinn::ServerConfig>) -> std::io::Result<quinn::Endpoint> {
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("a QUIC endpoint needs a tokio runtime to run on"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), server_socket(addr)?, runtime)
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), config, socket, runtime)
 }
 
 #[cfg(test)]
