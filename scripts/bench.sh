@@ -5,13 +5,13 @@
 # in the same run.
 #
 #   scripts/bench.sh            all of them
-#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, pg-notify, large-group, idle-sessions, browser-mls, transports, files, push, calls, widget)
+#   scripts/bench.sh mls        only the named ones (mls, throughput, link, backup, load, load-matrix, pg-notify, large-group, idle-sessions, browser-mls, transports, files, push, calls, widget)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 ensure_capnp
 
-all=(mls throughput link backup load pg-notify large-group idle-sessions browser-mls transports files push calls widget)
+all=(mls throughput link backup load load-matrix pg-notify large-group idle-sessions browser-mls transports files push calls widget)
 if [ "$#" -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 
 browser_setup_done=
@@ -47,6 +47,22 @@ for b in "${wanted[@]}"; do
           say "qpq-load on $storage, $config: node accepts vs a raw quinn echo of the same concurrency"
           # shellcheck disable=SC2086  # the configuration is a list of flags
           cargo run --release -q -p qpq-load -- --storage "$storage" $config
+        done
+      done
+      ;;
+    load-matrix)
+      ensure_postgres
+      cargo build --release -p qpq-load
+      for storage in sqlite postgres; do
+        for text in 32 1000; do
+          # (groups, senders, pool): every sender in a group of 4; a smaller pool at 512 keeps
+          # the setup's encryption short.
+          for shape in "4 4 256" "16 64 256" "128 512 64"; do
+            read -r groups senders pool <<<"$shape"
+            say "qpq-load on $storage, $senders senders, $text-byte texts: node accepts vs a raw quinn echo"
+            cargo run --release -q -p qpq-load -- --storage "$storage" --groups "$groups" --group-size 4 \
+              --senders "$senders" --in-flight 1 --text-bytes "$text" --pool "$pool" --duration 10
+          done
         done
       done
       ;;
