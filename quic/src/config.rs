@@ -108,11 +108,11 @@ fn any_port_toward(server: SocketAddr) -> SocketAddr {
 /// dropped client waits out QUIC's growing retransmission timers (measured: 512 devices
 /// connecting together, several hundred datagrams dropped a second and some connections timing
 /// out). The kernel caps the request at `net.core.rmem_max`/`wmem_max`.
-pub const SERVER_SOCKET_BUFFER_BYTES: usize = 8 << 20;
+const SERVER_SOCKET_BUFFER_BYTES: usize = 8 << 20;
 
 /// A server's UDP socket bound to `addr`, with [`SERVER_SOCKET_BUFFER_BYTES`] asked for its
 /// receive and send buffers.
-pub fn server_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+fn server_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_recv_buffer_size(SERVER_SOCKET_BUFFER_BYTES)?;

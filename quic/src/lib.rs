@@ -14,8 +14,8 @@ mod validity;
 
 pub use cert::{write_private, CertificateBundle};
 pub use config::{
-    client_config, client_endpoint, server_config, server_endpoint, server_socket, shared_client_endpoint,
-    transport_with_streams, Trust, ALPN_NODE, SERVER_SOCKET_BUFFER_BYTES,
+    client_config, client_endpoint, server_config, server_endpoint, shared_client_endpoint, transport_with_streams, Trust,
+    ALPN_NODE,
 };
 pub use error::CertError;
 pub use pin::PinnedVerifier;
