@@ -1663,6 +1663,78 @@ mod postgres_cluster {
         assert!(heard.is_err(), "another cluster's node was woken: {heard:?}");
     }
 
+    /// A TCP relay to the NATS server whose connections can be cut, as a network fault
+    /// would; it keeps accepting, so the client reconnects through it.
+    struct Relay {
+        url: String,
+        connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+        accept: tokio::task::JoinHandle<()>,
+    }
+
+    impl Relay {
+        async fn start() -> Relay {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("nats://{}", listener.local_addr().unwrap());
+            let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let held = connections.clone();
+            let accept = tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    let relay = tokio::spawn(async move {
+                        let mut server = tokio::net::TcpStream::connect("127.0.0.1:4222").await.unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    });
+                    held.lock().unwrap().push(relay);
+                }
+            });
+            Relay { url, connections, accept }
+        }
+
+        /// Closes every relayed connection; returns how many there were.
+        fn cut(&self) -> usize {
+            let cut: Vec<_> = self.connections.lock().unwrap().drain(..).collect();
+            cut.iter().for_each(|c| c.abort());
+            cut.len()
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            self.accept.abort();
+            self.cut();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_that_lost_nats_resyncs_once_it_is_subscribed_again_and_not_before() {
+        let relay = Relay::start().await;
+        let db = TestDatabase::create().await;
+        let a: Arc<dyn Storage> = Arc::new(PgStorage::connect_with_bus(&db.url, Some(NATS)).await.expect("node a"));
+        let b = PgStorage::connect_with_bus(&db.url, Some(&relay.url)).await.expect("node b");
+        let mut rx = b.wakeups();
+        let alice = register(&*a, "alice", 1).await.remove(0);
+        let bob = register(&*a, "bob", 1).await.remove(0);
+        let channel = group(&*a, 1, &[alice.clone(), bob.clone()]).await;
+        // The first connection missed nothing: no resync for it (the wake-ups of the group's
+        // making may still come in meanwhile).
+        let resyncs = |rx: &mut tokio::sync::broadcast::Receiver<Wake>| {
+            std::iter::from_fn(|| rx.try_recv().ok()).filter(|w| matches!(w, Wake::Resync)).count()
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(resyncs(&mut rx), 0, "a resync without a loss");
+
+        assert_eq!(relay.cut(), 1, "node b's one connection to NATS was cut");
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !matches!(rx.recv().await, Ok(Wake::Resync)) {}
+        })
+        .await
+        .expect("a resync after the bus came back");
+        // Subscribed again by the time it said so: the very next wake-up arrives.
+        store_enqueue(&a, &channel, &alice, 1).await;
+        expect_wakeups(&mut rx, std::slice::from_ref(&bob)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(resyncs(&mut rx), 0, "one resync per loss");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nats_bus_is_refused_for_sqlite_and_an_unreachable_one_is_said() {
         let dir = tempfile::tempdir().unwrap();

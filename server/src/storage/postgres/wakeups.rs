@@ -66,26 +66,21 @@ pub(super) struct NatsBus {
     /// Payloads to publish, in commit order (a task of its own publishes them).
     out: mpsc::UnboundedSender<String>,
     node: u64,
-    tasks: [JoinHandle<()>; 2],
+    tasks: [JoinHandle<()>; 3],
 }
 
 impl NatsBus {
     /// Connects to the NATS server at `url` and subscribes to the wake-ups of the database
     /// `database`; forwards other nodes' to `wake`.
     pub(super) async fn start(url: &str, database: &str, node: u64, wake: broadcast::Sender<Wake>) -> Result<Self, StoreError> {
-        let resync = wake.clone();
+        // The client reports connections and losses to a callback; a task of ours acts on them.
+        let (events_tx, events) = mpsc::unbounded_channel::<async_nats::Event>();
         let client = async_nats::ConnectOptions::new()
             .name("qpq-server")
-            // Wake-ups published while disconnected are lost anyway: everyone fetches again.
             .event_callback(move |event| {
-                let resync = resync.clone();
+                let events_tx = events_tx.clone();
                 async move {
-                    if matches!(event, async_nats::Event::Connected) {
-                        tracing::info!("wake-up bus (NATS) reconnected");
-                        let _ = resync.send(Wake::Resync);
-                    } else if matches!(event, async_nats::Event::Disconnected) {
-                        tracing::warn!("wake-up bus (NATS) disconnected; reconnecting");
-                    }
+                    let _ = events_tx.send(event);
                 }
             })
             .connect(url)
@@ -103,6 +98,7 @@ impl NatsBus {
             .map_err(|e| StoreError::Backend(format!("subscribe to wake-ups on NATS: {e}")))?;
         // The subscription is in effect once the server has seen it.
         client.flush().await.map_err(|e| StoreError::Backend(format!("subscribe to wake-ups on NATS: {e}")))?;
+        let (client_for_resync, resync_wake) = (client.clone(), wake.clone());
         let forward = tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
                 let Ok(payload) = std::str::from_utf8(&message.payload) else { continue };
@@ -120,13 +116,47 @@ impl NatsBus {
                 }
             }
         });
-        Ok(NatsBus { out, node, tasks: [forward, publish] })
+        let resync = tokio::spawn(resync_after_losses(client_for_resync, events, resync_wake));
+        Ok(NatsBus { out, node, tasks: [forward, publish, resync] })
     }
 
     /// Publishes `wakes` (after their commit).
     pub(super) fn publish(&self, wakes: &[Wake]) {
         for payload in payloads(self.node, wakes) {
             let _ = self.out.send(payload);
+        }
+    }
+}
+
+/// Tells every subscriber to fetch (`Wake::Resync`) once the client is connected again
+/// after a loss: wake-ups published meanwhile are lost.
+///
+/// The client also reports its first connection, possibly after `connect` returned; that
+/// one missed nothing. On a reconnection it reports the connection before it subscribes
+/// again, so the resync waits for a flush: the server has then handled the subscription,
+/// and a wake-up published after a subscriber's fetch cannot fall in between.
+async fn resync_after_losses(
+    client: async_nats::Client,
+    mut events: mpsc::UnboundedReceiver<async_nats::Event>,
+    wake: broadcast::Sender<Wake>,
+) {
+    let mut lost = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            async_nats::Event::Disconnected => {
+                lost = true;
+                tracing::warn!("wake-up bus (NATS) disconnected; reconnecting");
+            }
+            async_nats::Event::Connected if lost => match client.flush().await {
+                Ok(()) => {
+                    lost = false;
+                    tracing::info!("wake-up bus (NATS) reconnected");
+                    let _ = wake.send(Wake::Resync);
+                }
+                // Lost again: the next connection resyncs.
+                Err(e) => tracing::warn!(error = %e, "wake-up bus (NATS) lost again while reconnecting"),
+            },
+            _ => {}
         }
     }
 }
