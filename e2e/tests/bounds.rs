@@ -10,6 +10,8 @@ mod support;
 #[path = "support/raw_group.rs"]
 mod raw_group;
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -300,6 +302,113 @@ fn quotas_fetch_bytes_and_envelope_lifetimes() {
         // Once bob acknowledges, there is room again.
         b.session.ack(all.last().unwrap().seq).await.unwrap();
         enqueue(&cap, &channel, b"one more", 51, 0).await.expect("room again");
+        node.stop();
+    });
+}
+
+/// A listener that counts the envelopes it is given and answers each delivery, once
+/// `answers` gives it a permit, with `stored(the batch's last sequence number)`.
+struct Keeper {
+    stored: fn(u64) -> u64,
+    seen: Rc<Cell<usize>>,
+    answers: Rc<tokio::sync::Semaphore>,
+}
+
+impl qpq_proto::node_capnp::listener::Server for Keeper {
+    fn deliver(
+        self: capnp::capability::Rc<Self>,
+        params: qpq_proto::node_capnp::listener::DeliverParams,
+        mut results: qpq_proto::node_capnp::listener::DeliverResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let last = params.get().and_then(|p| p.get_envelopes()).map(|list| {
+            self.seen.set(self.seen.get() + list.len() as usize);
+            list.iter().map(|e| e.get_seq()).max().unwrap_or(0)
+        });
+        async move {
+            self.answers.acquire().await.expect("open").forget();
+            results.get().set_stored((self.stored)(last?));
+            Ok(())
+        }
+    }
+}
+
+/// Waits up to 10 s for `done`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+/// How many envelopes the node holds for `b`'s device.
+async fn queued(b: &Login) -> usize {
+    b.session.fetch(0, 100).await.unwrap().len()
+}
+
+/// Waits up to 10 s for the node to hold `n` envelopes for `b`'s device.
+async fn until_queued(b: &Login, n: usize) {
+    for _ in 0..1000 {
+        if queued(b).await == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the node holds {} envelopes after 10 s, not {n}", queued(b).await);
+}
+
+#[test]
+fn a_deliverys_answer_acknowledges_what_the_listener_stored_and_no_more() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node_with(dir.path(), |c| c.max_queue_per_device = 6);
+        let (_, alice) = raw_account(&node, "alice", 37, 1).await;
+        let (_, bob) = raw_account(&node, "bob", 39, 1).await;
+        let a = login(&node, &alice[0]).await;
+        let cap = a.session.capability();
+        let channel = channel_of_two(&a, &alice[0], &bob[0], 9).await;
+        for i in 0..4 {
+            enqueue(&cap, &channel, &[i as u8; 100], i, 0).await.unwrap();
+        }
+
+        // A listener that says it stored nothing (as one from before answers carried it
+        // does) leaves the queue as it was: the Welcome and four messages.
+        let b = login(&node, &bob[0]).await;
+        let seen = Rc::new(Cell::new(0));
+        let answers = Rc::new(tokio::sync::Semaphore::new(1000));
+        let listener = capnp_rpc::new_client(Keeper { stored: |_| 0, seen: seen.clone(), answers });
+        let handle = b.session.subscribe(listener, 0).await.unwrap();
+        eventually("the first listener being given five envelopes", || seen.get() == 5).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(queued(&b).await, 5, "nothing was acknowledged");
+        drop(handle);
+        b.quic.close(0u32.into(), b"done");
+
+        // One that stores what it is given: its answers empty the queue, with no `ack` call.
+        // It claims more than it was given, which settles only what it was: a message
+        // queued while it held its first answer stays until that message's own answer.
+        let b = login(&node, &bob[0]).await;
+        let seen = Rc::new(Cell::new(0));
+        let answers = Rc::new(tokio::sync::Semaphore::new(0));
+        let listener = capnp_rpc::new_client(Keeper { stored: |_| u64::MAX, seen: seen.clone(), answers: answers.clone() });
+        let _handle = b.session.subscribe(listener, 0).await.unwrap();
+        eventually("the second listener being given five envelopes", || seen.get() == 5).await;
+        enqueue(&cap, &channel, b"while held", 4, 0).await.unwrap();
+        let err = enqueue(&cap, &channel, b"one too many", 5, 0).await.expect_err("bob's queue is full");
+        assert_eq!(code_of(&err).code, Some(ErrorCode::QuotaExceeded));
+        answers.add_permits(1);
+        until_queued(&b, 1).await;
+        eventually("the held message being delivered", || seen.get() == 6).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = b.session.fetch(0, 100).await.unwrap();
+        assert_eq!(left.len(), 1, "the held message is not settled by an answer given before it");
+        assert_eq!(left[0].payload, mls::application(&channel, 1, b"while held"));
+        enqueue(&cap, &channel, b"room again", 5, 0).await.expect("room again");
+        answers.add_permits(2);
+        eventually("the last message being delivered", || seen.get() == 7).await;
+        until_queued(&b, 0).await;
         node.stop();
     });
 }

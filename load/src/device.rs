@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capnp::capability::Rc as CapRc;
-use futures::future::FutureExt;
 use qpq_client::{BoundStream, Connection, Session};
 use qpq_core::Engine;
 use qpq_proto::node_capnp::{listener, subscription};
@@ -39,14 +38,8 @@ pub struct Tally {
     pub out_of_order: Cell<u64>,
     /// The highest sequence number seen.
     pub last_seq: Cell<u64>,
-    /// `deliver` calls the node made (each a batch of envelopes, acknowledged once).
+    /// `deliver` calls the node made (each a batch of envelopes, acknowledged in its answer).
     pub batches: Cell<u64>,
-    /// Acknowledgements sent but not answered yet.
-    pub acks_in_flight: Cell<u64>,
-    /// The highest sequence number the node confirmed acknowledged.
-    pub acked_up_to: Cell<u64>,
-    /// Acknowledgements the node refused or that failed, with why.
-    pub ack_errors: RefCell<Vec<String>>,
 }
 
 /// A logged-in device.
@@ -127,7 +120,7 @@ impl DeviceSession {
     /// payload's (sender, index in its pool).
     pub async fn subscribe(&self, after: u64, pools: Rc<PoolIndex>) -> anyhow::Result<()> {
         let listener: listener::Client =
-            capnp_rpc::new_client(Counter { tally: self.tally.clone(), session: self.session.clone(), pools });
+            capnp_rpc::new_client(Counter { tally: self.tally.clone(), pools });
         let handle = self.session.subscribe(listener, after).await?;
         *self.subscription.borrow_mut() = Some(handle);
         Ok(())
@@ -169,10 +162,9 @@ impl DeviceSession {
     }
 }
 
-/// The listener: counts, then acknowledges in the background.
+/// The listener: counts, and acknowledges what it counted in its answer, as the client does.
 struct Counter {
     tally: Rc<Tally>,
-    session: Session,
     pools: Rc<PoolIndex>,
 }
 
@@ -183,15 +175,16 @@ impl listener::Server for Counter {
     fn deliver(
         self: CapRc<Self>,
         params: listener::DeliverParams,
-        _: listener::DeliverResults,
+        mut results: listener::DeliverResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
-        let taken = self.take(params);
+        let taken = self.take(params).map(|last| results.get().set_stored(last));
         async move { taken }
     }
 }
 
 impl Counter {
-    fn take(&self, params: listener::DeliverParams) -> Result<(), capnp::Error> {
+    /// Counts a batch; returns the last sequence number in it (0 for none).
+    fn take(&self, params: listener::DeliverParams) -> Result<u64, capnp::Error> {
         let t = &self.tally;
         let mut last = None;
         for r in params.get()?.get_envelopes()? {
@@ -211,21 +204,9 @@ impl Counter {
             }
             last = Some(env.seq);
         }
-        if let Some(seq) = last {
+        if last.is_some() {
             t.batches.set(t.batches.get() + 1);
-            let (tally, session) = (self.tally.clone(), self.session.clone());
-            tally.acks_in_flight.set(tally.acks_in_flight.get() + 1);
-            tokio::task::spawn_local(
-                async move {
-                    match session.ack(seq).await {
-                        Ok(()) => tally.acked_up_to.set(tally.acked_up_to.get().max(seq)),
-                        Err(e) => tally.ack_errors.borrow_mut().push(format!("{} ({e})", e.code())),
-                    }
-                    tally.acks_in_flight.set(tally.acks_in_flight.get() - 1);
-                }
-                .boxed_local(),
-            );
         }
-        Ok(())
+        Ok(last.unwrap_or(0))
     }
 }

@@ -194,7 +194,7 @@ impl fmt::Display for Report {
         if q.batches_total > 0 && q.accepted_total > 0 {
             writeln!(
                 f,
-                "deliveries: {:.2} envelopes per deliver call, {:.2} ack calls per accepted message",
+                "deliveries: {:.2} envelopes per deliver call, {:.2} deliver calls (each acknowledged in its answer) per accepted message",
                 q.delivered_total as f64 / q.batches_total as f64,
                 q.batches_total as f64 / q.accepted_total as f64
             )?;

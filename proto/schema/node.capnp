@@ -193,8 +193,9 @@ interface Session {
   fetch @11 (after :UInt64, limit :UInt32, maxBytes :UInt32) -> (envelopes :List(Envelope));
   ack @12 (upTo :UInt64) -> ();
   # The server calls `listener.deliver` with every envelope after `after`, in order, then with
-  # each new one as it arrives, waiting for each call to return before the next. Dropping the
-  # returned handle (or the connection) ends the subscription.
+  # each new one as it arrives, waiting for each call to return before the next; what the
+  # answer says is stored is acknowledged. Dropping the returned handle (or the connection)
+  # ends the subscription.
   subscribe @13 (listener :Listener, after :UInt64) -> (handle :Subscription);
 
   # --- blobs: encrypted client-side, stored in chunks, readable by members of `channelId` ---
@@ -291,7 +292,9 @@ struct IceServer {
 }
 
 interface Listener {
-  deliver @0 (envelopes :List(Envelope)) -> ();
+  # `stored`: the highest sequence number the listener has kept for good (0: none); the node
+  # acknowledges up to it as `ack` would, so a listener need not call `ack` for deliveries.
+  deliver @0 (envelopes :List(Envelope)) -> (stored :UInt64);
 }
 
 interface Subscription {}

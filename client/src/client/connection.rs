@@ -165,13 +165,6 @@ impl<S: StateStore, P: Platform> Client<S, P> {
 
         *self.inner.session.borrow_mut() = Some(session.clone());
         self.persist().await?;
-        // The backlog `subscribe` handed over meanwhile was processed and stored with no
-        // session to acknowledge it through (a service worker woken by a push sees nothing
-        // else): acknowledge it now, or the node keeps it queued and pushes nothing more.
-        let reached = self.with_engine(Engine::cursor);
-        if reached > cursor {
-            let _ = session.ack(reached).await;
-        }
         Ok(())
     }
 

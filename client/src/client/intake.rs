@@ -47,8 +47,9 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         capnp_rpc::new_client(ListenerImpl { client: Rc::downgrade(&self.inner) })
     }
 
-    /// Processes a batch of deliveries: engine, store, then acknowledge.
-    async fn take_delivery(&self, envelopes: Vec<qpq_proto::Envelope>) -> Result<(), ClientError> {
+    /// Processes a batch of deliveries: engine, then store. Returns the last sequence number
+    /// taken, which the answer to `deliver` carries: the node acknowledges up to it.
+    async fn take_delivery(&self, envelopes: Vec<qpq_proto::Envelope>) -> Result<u64, ClientError> {
         let now = self.inner.platform.now_ms();
         let restoring = self.with_engine(Engine::restoring);
         let mut last = None;
@@ -73,15 +74,13 @@ impl<S: StateStore, P: Platform> Client<S, P> {
             1 => self.emit(ClientEvent::Notice("a conversation from your backup is back, with its history".into())),
             n => self.emit(ClientEvent::Notice(format!("{n} conversations from your backup are back, with their history"))),
         }
-        if let (Some(seq), Ok(session)) = (last, self.session()) {
+        // A Welcome used up one of this device's key packages.
+        if let (true, Ok(session)) = (welcomed, self.session()) {
             let me = self.clone();
             self.inner.platform.spawn(
                 async move {
-                    let _ = session.ack(seq).await;
-                    if welcomed {
-                        if let Err(e) = me.top_up_key_packages(&session).await {
-                            me.emit(ClientEvent::Notice(format!("could not publish new keys: {e}")));
-                        }
+                    if let Err(e) = me.top_up_key_packages(&session).await {
+                        me.emit(ClientEvent::Notice(format!("could not publish new keys: {e}")));
                     }
                 }
                 .boxed_local(),
@@ -94,7 +93,7 @@ impl<S: StateStore, P: Platform> Client<S, P> {
         } else {
             self.kick_for_receipts();
         }
-        Ok(())
+        Ok(last.unwrap_or(0))
     }
 
     /// Reads the account's blocks again when the node said another device of the account
@@ -215,7 +214,7 @@ impl<S: StateStore, P: Platform> listener::Server for ListenerImpl<S, P> {
     fn deliver(
         self: CapRc<Self>,
         params: listener::DeliverParams,
-        _: listener::DeliverResults,
+        mut results: listener::DeliverResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let client = self.client.upgrade().map(|inner| Client { inner });
         async move {
@@ -223,10 +222,13 @@ impl<S: StateStore, P: Platform> listener::Server for ListenerImpl<S, P> {
                 return Err(capnp::Error::disconnected("the client has stopped".into()));
             };
             let envs = params.get()?.get_envelopes()?.iter().map(wire::read_envelope).collect::<Result<Vec<_>, _>>()?;
-            client
+            let stored = client
                 .take_delivery(envs)
                 .await
-                .map_err(|e| capnp::Error::failed(format!("the client could not store the delivery: {e}")))
+                .map_err(|e| capnp::Error::failed(format!("the client could not store the delivery: {e}")))?;
+            // The acknowledgement rides on the answer: no `ack` call of its own.
+            results.get().set_stored(stored);
+            Ok(())
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Pushing a device's queue to its subscribed listener.
 //!
 //! One task per subscription: fetch after the cursor, call `listener.deliver`, wait for the
-//! reply, repeat; when the queue is empty, sleep until the [`WakeHub`] says the device has
+//! reply, acknowledge what it says the listener stored (in the background, through the
+//! session's acknowledgements, so that it costs no call of the listener's own), repeat; when
+//! the queue is empty, sleep until the [`WakeHub`] says the device has
 //! something new (woken by storage: in-process for SQLite, LISTEN/NOTIFY across nodes for
 //! PostgreSQL). There is no polling.
 //!
@@ -18,7 +20,7 @@ use qpq_proto::node_capnp::{listener, subscription};
 use qpq_proto::{wire, DeviceAddress, DeviceId, Envelope};
 use tokio::sync::{broadcast, oneshot, Notify};
 
-use super::session::MAX_FETCH;
+use super::session::{Acks, MAX_FETCH};
 use super::{now_ms, store_err, Ctx};
 use crate::storage::{Storage, StoreError, Wake};
 
@@ -190,11 +192,12 @@ pub(crate) fn start(
     listener: listener::Client,
     after: u64,
     active: Rc<Cell<bool>>,
+    acks: Rc<Acks>,
 ) -> subscription::Client {
     let (tx, rx) = oneshot::channel();
     active.set(true);
     let running = Subscribed { active, _running: ctx.metrics.subscriptions.track() };
-    tokio::task::spawn_local(run(ctx, device, listener, after, rx, running));
+    tokio::task::spawn_local(run(ctx, device, listener, after, acks, rx, running));
     capnp_rpc::new_client(SubscriptionImpl { _cancel: tx })
 }
 
@@ -203,6 +206,7 @@ async fn run(
     device: DeviceAddress,
     listener: listener::Client,
     mut cursor: u64,
+    acks: Rc<Acks>,
     mut cancel: oneshot::Receiver<()>,
     _active: Subscribed,
 ) {
@@ -240,7 +244,14 @@ async fn run(
         }
         tokio::select! {
             r = req.send().promise => match r {
-                Ok(_) => cursor = last,
+                Ok(reply) => {
+                    cursor = last;
+                    // An answer settles at most what it answers.
+                    let stored = reply.get().map(|r| r.get_stored()).unwrap_or(0).min(last);
+                    if stored > 0 {
+                        tokio::task::spawn_local(acknowledge(ctx.clone(), device.clone(), acks.clone(), stored));
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(error = %e.extra, "listener gone; subscription ends");
                     return;
@@ -248,5 +259,17 @@ async fn run(
             },
             _ = &mut cancel => return,
         }
+    }
+}
+
+/// Acknowledges `device`'s queue up to `up_to`, as the session's `ack` would (and coalesced
+/// with its calls); a failure is left to the next acknowledgement, which covers this one.
+async fn acknowledge(ctx: Rc<Ctx>, device: DeviceAddress, acks: Rc<Acks>, up_to: u64) {
+    let write = |target| {
+        let (storage, device) = (&ctx.storage, &device);
+        async move { storage.ack(device, target).await.map_err(|e| store_err("ack", e)) }
+    };
+    if let Err(e) = acks.ack(up_to, write).await {
+        tracing::debug!(error = %e.extra, "a delivery's acknowledgement was not written");
     }
 }

@@ -69,7 +69,7 @@ impl Drop for Call {
 /// the one before was being written: a listener that acknowledges each small batch in the
 /// background then costs one write per round, not one per batch.
 #[derive(Default)]
-struct Acks {
+pub(crate) struct Acks {
     /// The highest sequence number asked for so far.
     wanted: Cell<u64>,
     /// How many acknowledgements were begun in storage.
@@ -84,7 +84,7 @@ impl Acks {
     /// Acknowledges up to `up_to` with `write`, or waits for a write begun after this call
     /// that covers it. A caller dropped while waiting or writing leaves the rest to the
     /// others (each of them writes or finds its own covered).
-    async fn ack<F, Fut>(&self, up_to: u64, write: F) -> Result<(), capnp::Error>
+    pub(crate) async fn ack<F, Fut>(&self, up_to: u64, write: F) -> Result<(), capnp::Error>
     where
         F: FnOnce(u64) -> Fut,
         Fut: Future<Output = Result<(), capnp::Error>>,
@@ -116,6 +116,17 @@ impl SessionImpl {
     /// Where every method starts: a slot among the calls in flight, then the check that the
     /// calling device still exists.
     async fn begin(&self) -> Result<Call, capnp::Error> {
+        let call = self.slot()?;
+        self.ctx.storage.caller_alive(&self.device).await.map_err(|e| store_err("check caller", e))?;
+        Ok(call)
+    }
+
+    /// Where the methods of the message path start (enqueue, fetch, ack): a slot among the
+    /// calls in flight only. Their storage scripts check the caller in the same transaction
+    /// or statement as their work (a device that is gone gets `device_revoked` from there), so
+    /// a check of its own would cost each message one more storage round trip and tell
+    /// nothing more.
+    fn slot(&self) -> Result<Call, capnp::Error> {
         let n = self.in_flight.get();
         let max = self.ctx.config.max_calls_in_flight;
         if n >= max {
@@ -125,9 +136,7 @@ impl SessionImpl {
             ));
         }
         self.in_flight.set(n + 1);
-        let call = Call(self.in_flight.clone());
-        self.ctx.storage.caller_alive(&self.device).await.map_err(|e| store_err("check caller", e))?;
-        Ok(call)
+        Ok(Call(self.in_flight.clone()))
     }
 
     /// When an envelope sent now expires: the node's envelope lifetime, or the message's own
@@ -622,7 +631,7 @@ impl session::Server for SessionImpl {
         mut results: session::EnqueueResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         track(self.ctx.metrics.clone(), "enqueue", async move {
-            let _call = self.begin().await?;
+            let _call = self.slot()?;
             let p = params.get()?;
             let channel = wire::read_channel(p.get_channel_id()?, "channelId")?;
             let payload = p.get_payload()?;
@@ -665,7 +674,7 @@ impl session::Server for SessionImpl {
         mut results: session::FetchResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         track(self.ctx.metrics.clone(), "fetch", async move {
-            let _call = self.begin().await?;
+            let _call = self.slot()?;
             let p = params.get()?;
             let limit = p.get_limit().clamp(1, MAX_FETCH);
             // 0 (a client that names no bound): the server's.
@@ -688,7 +697,7 @@ impl session::Server for SessionImpl {
         _: session::AckResults,
     ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
         track(self.ctx.metrics.clone(), "ack", async move {
-            let _call = self.begin().await?;
+            let _call = self.slot()?;
             let up_to = params.get()?.get_up_to();
             let (storage, device) = (&self.ctx.storage, &self.device);
             let write = |target| async move { storage.ack(device, target).await.map_err(|e| store_err("ack", e)) };
@@ -711,8 +720,14 @@ impl session::Server for SessionImpl {
                     "this session already has a subscription; drop its handle before subscribing again",
                 ));
             }
-            let handle =
-                delivery::start(self.ctx.clone(), self.device.clone(), listener, p.get_after(), self.subscribed.clone());
+            let handle = delivery::start(
+                self.ctx.clone(),
+                self.device.clone(),
+                listener,
+                p.get_after(),
+                self.subscribed.clone(),
+                self.acks.clone(),
+            );
             results.get().set_handle(handle);
             Ok(())
         })
