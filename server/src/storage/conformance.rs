@@ -584,6 +584,10 @@ mod cases {
         );
         assert_eq!(store.enqueue(&enqueue_input(&channel, &alice[1], 2, 0, T0)).await, Err(StoreError::Revoked));
         assert_eq!(store.commit(&commit_input(&channel, &alice[1], 1, 9, T0)).await, Err(StoreError::Revoked));
+        // Gone is said first, also where the channel is missing too.
+        let nowhere = ChannelId::from_slice(&[0xee; 32]).unwrap();
+        assert_eq!(store.enqueue(&enqueue_input(&nowhere, &alice[1], 2, 0, T0)).await, Err(StoreError::Revoked));
+        assert_eq!(store.commit(&commit_input(&nowhere, &alice[1], 1, 9, T0)).await, Err(StoreError::Revoked));
         assert_eq!(
             store.add_device(&record(&alice[0].user, 3), MAX_DEVICES_PER_USER, Some(&alice[1]), T0).await,
             Err(StoreError::Revoked)
