@@ -265,11 +265,7 @@ async fn run(
 /// Acknowledges `device`'s queue up to `up_to`, as the session's `ack` would (and coalesced
 /// with its calls); a failure is left to the next acknowledgement, which covers this one.
 async fn acknowledge(ctx: Rc<Ctx>, device: DeviceAddress, acks: Rc<Acks>, up_to: u64) {
-    let write = |target| {
-        let (storage, device) = (&ctx.storage, &device);
-        async move { storage.ack(device, target).await.map_err(|e| store_err("ack", e)) }
-    };
-    if let Err(e) = acks.ack(up_to, write).await {
+    if let Err(e) = acks.ack(&*ctx.storage, &device, up_to).await {
         tracing::debug!(error = %e.extra, "a delivery's acknowledgement was not written");
     }
 }

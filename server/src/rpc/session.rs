@@ -24,7 +24,7 @@ use crate::metrics::track;
 use crate::group_state::{self, GroupError, Leaf};
 use crate::mls_frame;
 use crate::push;
-use crate::storage::{BlobRow, ChannelRow, CommitInput, DeviceAbout, EnqueueInput, KeyPackageRow, PushSubscription};
+use crate::storage::{BlobRow, ChannelRow, CommitInput, DeviceAbout, EnqueueInput, KeyPackageRow, PushSubscription, Storage};
 
 /// Most key packages accepted in one upload.
 const MAX_KEY_PACKAGES_PER_UPLOAD: u32 = 100;
@@ -81,14 +81,10 @@ pub(crate) struct Acks {
 }
 
 impl Acks {
-    /// Acknowledges up to `up_to` with `write`, or waits for a write begun after this call
-    /// that covers it. A caller dropped while waiting or writing leaves the rest to the
-    /// others (each of them writes or finds its own covered).
-    pub(crate) async fn ack<F, Fut>(&self, up_to: u64, write: F) -> Result<(), capnp::Error>
-    where
-        F: FnOnce(u64) -> Fut,
-        Fut: Future<Output = Result<(), capnp::Error>>,
-    {
+    /// Acknowledges `device`'s queue up to `up_to` in `storage`, or waits for a write begun
+    /// after this call that covers it. A caller dropped while waiting or writing leaves the
+    /// rest to the others (each of them writes or finds its own covered).
+    pub(crate) async fn ack(&self, storage: &dyn Storage, device: &DeviceAddress, up_to: u64) -> Result<(), capnp::Error> {
         self.wanted.set(self.wanted.get().max(up_to));
         let arrived = self.begun.get();
         let _turn = self.turn.lock().await;
@@ -99,7 +95,7 @@ impl Acks {
         let run = self.begun.get() + 1;
         self.begun.set(run);
         let target = self.wanted.get();
-        write(target).await?;
+        storage.ack(device, target).await.map_err(|e| store_err("ack", e))?;
         if run > self.done.get().0 {
             self.done.set((run, target));
         }
@@ -699,9 +695,7 @@ impl session::Server for SessionImpl {
         track(self.ctx.metrics.clone(), "ack", async move {
             let _call = self.slot()?;
             let up_to = params.get()?.get_up_to();
-            let (storage, device) = (&self.ctx.storage, &self.device);
-            let write = |target| async move { storage.ack(device, target).await.map_err(|e| store_err("ack", e)) };
-            self.acks.ack(up_to, write).await
+            self.acks.ack(&*self.ctx.storage, &self.device, up_to).await
         })
     }
 
